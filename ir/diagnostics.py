@@ -1,0 +1,57 @@
+"""Source locations and the user-facing error type, formatted as `file:line:col: message`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Loc:
+    """A place in a source: a graph file, or a user's Python file under @jit (1-based)."""
+
+    file: str
+    line: int
+    col: int = 1
+    source_line: str | None = None  # the text of that line, for the caret display
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class TesselError(Exception):
+    """An error caused by the user's input. The CLI prints it and exits 1, with no traceback."""
+
+    def __init__(self, message: str, loc: Loc | None = None, notes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.notes = notes
+
+    def __str__(self) -> str:
+        return self.format()
+
+    def format(self) -> str:
+        head = f"{self.loc}: error: {self.message}" if self.loc else f"error: {self.message}"
+        lines = [head]
+        if self.loc and self.loc.source_line is not None:
+            text = self.loc.source_line.rstrip("\n").expandtabs(1)
+            lines.append(f"  {text}")
+            lines.append("  " + " " * max(self.loc.col - 1, 0) + "^")
+        lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+class GraphSyntaxError(TesselError):
+    """The graph file does not follow the grammar."""
+
+
+class GraphTypeError(TesselError):
+    """An op's operands, attributes or declared type are inconsistent."""
+
+
+class VerifyError(TesselError):
+    """The IR breaks an invariant (raised by ir.verify, usually after a buggy pass)."""
+
+
+class InputError(TesselError):
+    """Arguments given to a compiled or interpreted function do not match its signature."""

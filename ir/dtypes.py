@@ -1,0 +1,86 @@
+"""Element types of tessel tensors and their NumPy counterparts."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import ml_dtypes
+import numpy as np
+
+
+class DType(Enum):
+    """An element type. The value is the spelling used in graph files (`f32`, `i8`, ...)."""
+
+    F64 = "f64"
+    F32 = "f32"
+    F16 = "f16"
+    BF16 = "bf16"
+    I64 = "i64"
+    I32 = "i32"
+    I16 = "i16"
+    I8 = "i8"
+    U8 = "u8"
+    BOOL = "bool"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"DType.{self.name}"
+
+    @property
+    def np(self) -> np.dtype[np.generic]:
+        return _TO_NUMPY[self]
+
+    @property
+    def itemsize(self) -> int:
+        return int(self.np.itemsize)
+
+    @property
+    def is_float(self) -> bool:
+        return self in FLOATS
+
+    @property
+    def is_int(self) -> bool:
+        return self in INTEGERS
+
+    @property
+    def is_signed(self) -> bool:
+        return self in FLOATS or self in SIGNED_INTEGERS
+
+    @staticmethod
+    def parse(name: str) -> DType:
+        try:
+            return DType(name)
+        except ValueError:
+            raise ValueError(f"unknown dtype '{name}' (expected one of {', '.join(ALL_NAMES)})")
+
+    @staticmethod
+    def from_numpy(dtype: np.dtype[np.generic] | type) -> DType:
+        dt = np.dtype(dtype)
+        for t, n in _TO_NUMPY.items():
+            if n == dt:
+                return t
+        raise ValueError(f"numpy dtype {dt} has no tessel equivalent")
+
+
+_TO_NUMPY: dict[DType, np.dtype[np.generic]] = {
+    DType.F64: np.dtype(np.float64),
+    DType.F32: np.dtype(np.float32),
+    DType.F16: np.dtype(np.float16),
+    DType.BF16: np.dtype(ml_dtypes.bfloat16),
+    DType.I64: np.dtype(np.int64),
+    DType.I32: np.dtype(np.int32),
+    DType.I16: np.dtype(np.int16),
+    DType.I8: np.dtype(np.int8),
+    DType.U8: np.dtype(np.uint8),
+    DType.BOOL: np.dtype(np.bool_),
+}
+
+FLOATS = frozenset({DType.F64, DType.F32, DType.F16, DType.BF16})
+SIGNED_INTEGERS = frozenset({DType.I64, DType.I32, DType.I16, DType.I8})
+UNSIGNED_INTEGERS = frozenset({DType.U8})
+INTEGERS = SIGNED_INTEGERS | UNSIGNED_INTEGERS
+NUMERIC = FLOATS | INTEGERS
+ALL = frozenset(DType)
+ALL_NAMES = tuple(t.value for t in DType)

@@ -1,0 +1,218 @@
+"""The op table: every op tessel knows, its category sets, arity, operand dtypes and attributes.
+
+Adding an op means adding a member here and one row in each per-concern table:
+`ir/typerules.py::TYPE_RULES` (shape and dtype), `runtime/reference.py::REFERENCE` (numpy
+semantics), and later the backend lowering tables. The graph-file mnemonic is the enum value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from ir import dtypes
+from ir.attrs import AttrKind, AttrSpec
+from ir.dtypes import DType
+
+
+class Op(Enum):
+    # sources
+    PARAMETER = "parameter"
+    CONSTANT = "constant"
+    IOTA = "iota"
+    # unary elementwise
+    NEG = "neg"
+    ABS = "abs"
+    EXP = "exp"
+    LOG = "log"
+    SQRT = "sqrt"
+    RSQRT = "rsqrt"
+    TANH = "tanh"
+    SIGMOID = "sigmoid"
+    RELU = "relu"
+    ERF = "erf"
+    FLOOR = "floor"
+    CEIL = "ceil"
+    SIGN = "sign"
+    NOT = "not"
+    # binary elementwise
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+    DIV = "div"
+    POW = "pow"
+    MAX = "max"
+    MIN = "min"
+    AND = "and"
+    OR = "or"
+    # comparisons (result is bool)
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+    # other elementwise
+    SELECT = "select"
+    CONVERT = "convert"
+    # data movement
+    BROADCAST_IN_DIM = "broadcast_in_dim"
+    RESHAPE = "reshape"
+    TRANSPOSE = "transpose"
+    SLICE = "slice"
+    CONCATENATE = "concatenate"
+    PAD = "pad"
+    # reductions and contractions
+    REDUCE = "reduce"
+    DOT_GENERAL = "dot_general"
+    CONV2D = "conv2d"
+    MAX_POOL = "max_pool"
+    AVG_POOL = "avg_pool"
+    # composites: a decompose pass rewrites them into the primitives above
+    SOFTMAX = "softmax"
+    MEAN = "mean"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Op.{self.name}"
+
+
+SOURCES = frozenset({Op.PARAMETER, Op.CONSTANT, Op.IOTA})
+UNARY = frozenset(
+    {
+        Op.NEG, Op.ABS, Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.RELU,
+        Op.ERF, Op.FLOOR, Op.CEIL, Op.SIGN, Op.NOT,
+    }
+)  # fmt: skip
+BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN, Op.AND, Op.OR})
+COMPARE = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
+COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.MIN, Op.AND, Op.OR, Op.EQ, Op.NE})
+ELEMENTWISE = UNARY | BINARY | COMPARE | {Op.SELECT, Op.CONVERT}
+MOVEMENT = frozenset(
+    {Op.BROADCAST_IN_DIM, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCATENATE, Op.PAD}
+)
+CONTRACTION = frozenset({Op.DOT_GENERAL, Op.CONV2D})
+WINDOWED = frozenset({Op.MAX_POOL, Op.AVG_POOL})
+COMPOSITE = frozenset({Op.SOFTMAX, Op.MEAN})
+REDUCE_KINDS = ("sum", "max", "min", "prod")
+
+# Number of operands; None means variadic (at least one).
+ARITY: dict[Op, int | None] = {
+    **{op: 0 for op in SOURCES},
+    **{op: 1 for op in UNARY},
+    **{op: 2 for op in BINARY | COMPARE},
+    Op.SELECT: 3,
+    Op.CONVERT: 1,
+    Op.BROADCAST_IN_DIM: 1,
+    Op.RESHAPE: 1,
+    Op.TRANSPOSE: 1,
+    Op.SLICE: 1,
+    Op.CONCATENATE: None,
+    Op.PAD: 2,
+    Op.REDUCE: 1,
+    Op.DOT_GENERAL: 2,
+    Op.CONV2D: 2,
+    Op.MAX_POOL: 1,
+    Op.AVG_POOL: 1,
+    Op.SOFTMAX: 1,
+    Op.MEAN: 1,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DTypeRule:
+    """Which element types an op's (data) operands accept, spelled for error messages."""
+
+    allowed: frozenset[DType]
+    description: str
+
+
+ANY = DTypeRule(dtypes.ALL, "any type")
+NUMERIC = DTypeRule(dtypes.NUMERIC, "a numeric type")
+FLOAT = DTypeRule(dtypes.FLOATS, "a floating-point type")
+INT_OR_BOOL = DTypeRule(dtypes.INTEGERS | {DType.BOOL}, "an integer or bool type")
+NUMERIC_OR_BOOL = DTypeRule(dtypes.ALL, "a numeric or bool type")
+
+OPERAND_DTYPES: dict[Op, DTypeRule] = {
+    **{op: ANY for op in SOURCES | MOVEMENT | COMPARE | {Op.SELECT, Op.CONVERT}},
+    **{op: FLOAT for op in (Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
+    **{op: FLOAT for op in (Op.FLOOR, Op.CEIL, Op.SOFTMAX, Op.MEAN, Op.AVG_POOL)},
+    **{op: NUMERIC for op in (Op.NEG, Op.ABS, Op.RELU, Op.SIGN)},
+    **{op: NUMERIC for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN)},
+    **{op: INT_OR_BOOL for op in (Op.NOT, Op.AND, Op.OR)},
+    Op.REDUCE: NUMERIC_OR_BOOL,  # sum/prod additionally reject bool: see typerules
+    Op.DOT_GENERAL: NUMERIC,
+    Op.CONV2D: NUMERIC,
+    Op.MAX_POOL: NUMERIC,
+}
+
+_INTS = AttrKind.INTS
+_OPT = None  # default filled in by the op's normalizer in typerules
+
+ATTRS: dict[Op, dict[str, AttrSpec]] = {
+    Op.CONSTANT: {"value": AttrSpec(AttrKind.ARRAY)},
+    Op.IOTA: {
+        "shape": AttrSpec(_INTS),
+        "dtype": AttrSpec(AttrKind.DTYPE),
+        "dim": AttrSpec(AttrKind.INT, 0),
+    },
+    Op.CONVERT: {"dtype": AttrSpec(AttrKind.DTYPE)},
+    Op.BROADCAST_IN_DIM: {"shape": AttrSpec(_INTS), "dims": AttrSpec(_INTS, _OPT)},
+    Op.RESHAPE: {"shape": AttrSpec(_INTS)},
+    Op.TRANSPOSE: {"perm": AttrSpec(_INTS)},
+    Op.SLICE: {
+        "start": AttrSpec(_INTS),
+        "limit": AttrSpec(_INTS),
+        "stride": AttrSpec(_INTS, _OPT),
+    },
+    Op.CONCATENATE: {"axis": AttrSpec(AttrKind.INT)},
+    Op.PAD: {
+        "low": AttrSpec(_INTS),
+        "high": AttrSpec(_INTS),
+        "interior": AttrSpec(_INTS, _OPT),
+    },
+    Op.REDUCE: {
+        "kind": AttrSpec(AttrKind.ENUM, choices=REDUCE_KINDS),
+        "axes": AttrSpec(_INTS),
+    },
+    Op.DOT_GENERAL: {
+        "lhs_batch": AttrSpec(_INTS, ()),
+        "rhs_batch": AttrSpec(_INTS, ()),
+        "lhs_contract": AttrSpec(_INTS),
+        "rhs_contract": AttrSpec(_INTS),
+        "out_dtype": AttrSpec(AttrKind.DTYPE, _OPT),
+    },
+    Op.CONV2D: {
+        "strides": AttrSpec(_INTS, (1, 1)),
+        "padding": AttrSpec(AttrKind.PADDING, "valid"),
+        "dilation": AttrSpec(_INTS, (1, 1)),
+        "groups": AttrSpec(AttrKind.INT, 1),
+        "out_dtype": AttrSpec(AttrKind.DTYPE, _OPT),
+    },
+    Op.MAX_POOL: {
+        "window": AttrSpec(_INTS),
+        "strides": AttrSpec(_INTS, _OPT),
+        "padding": AttrSpec(AttrKind.PADDING, "valid"),
+    },
+    Op.AVG_POOL: {
+        "window": AttrSpec(_INTS),
+        "strides": AttrSpec(_INTS, _OPT),
+        "padding": AttrSpec(AttrKind.PADDING, "valid"),
+        "count_include_pad": AttrSpec(AttrKind.BOOL, False),
+    },
+    Op.SOFTMAX: {"axis": AttrSpec(AttrKind.INT, -1)},
+    Op.MEAN: {"axes": AttrSpec(_INTS)},
+}
+
+
+def attr_specs(op: Op) -> dict[str, AttrSpec]:
+    return ATTRS.get(op, {})
+
+
+def by_mnemonic(name: str) -> Op | None:
+    try:
+        return Op(name)
+    except ValueError:
+        return None

@@ -1,0 +1,434 @@
+"""Shape and dtype rules: one row per op, plus attribute normalization.
+
+`infer(op, in_types, attrs)` is the single source of truth for what an op produces. Attributes
+are normalized first (negative axes made positive, `same` padding resolved to explicit pairs,
+derived defaults filled in), so every later stage sees one canonical form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ir.attrs import REQUIRED, Attrs
+from ir.dtypes import DType
+from ir.ops import ARITY, BINARY, COMPARE, OPERAND_DTYPES, UNARY, Op, attr_specs
+from ir.types import TensorType
+
+Types = Sequence[TensorType]
+
+
+class ShapeError(ValueError):
+    """A type rule failed. The message is about the op's operands and attributes."""
+
+
+def _fail(msg: str) -> None:
+    raise ShapeError(msg)
+
+
+def _axis(axis: int, rank: int, what: str = "axis") -> int:
+    if not -rank <= axis < rank:
+        _fail(f"{what} {axis} is out of range for rank {rank}")
+    return axis % rank if rank else axis
+
+
+def _axes(axes: Sequence[int], rank: int, what: str = "axes") -> tuple[int, ...]:
+    out = tuple(_axis(a, rank, f"{what} entry") for a in axes)
+    if len(set(out)) != len(out):
+        _fail(f"{what} {list(axes)} repeat an axis")
+    return out
+
+
+def _length(name: str, value: Sequence[Any], n: int) -> None:
+    if len(value) != n:
+        _fail(f"'{name}' has {len(value)} entries but the operand has rank {n}")
+
+
+# --- attribute normalization ------------------------------------------------------------------
+
+
+def _same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
+    out = -(-size // stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def _norm_window_padding(a: dict[str, Any], spatial: Sequence[int], window: Sequence[int]) -> None:
+    pad = a["padding"]
+    strides = a["strides"]
+    if pad == "valid":
+        a["padding"] = ((0, 0),) * len(spatial)
+    elif pad == "same":
+        a["padding"] = tuple(
+            _same_padding(s, w, st) for s, w, st in zip(spatial, window, strides, strict=True)
+        )
+
+
+def _n_reduce(t: Types, a: dict[str, Any]) -> None:
+    a["axes"] = tuple(sorted(_axes(a["axes"], t[0].rank)))
+
+
+def _n_softmax(t: Types, a: dict[str, Any]) -> None:
+    a["axis"] = _axis(a["axis"], t[0].rank)
+
+
+def _n_concat(t: Types, a: dict[str, Any]) -> None:
+    a["axis"] = _axis(a["axis"], t[0].rank)
+
+
+def _n_broadcast(t: Types, a: dict[str, Any]) -> None:
+    if a["dims"] is None:
+        out_rank, in_rank = len(a["shape"]), t[0].rank
+        if in_rank > out_rank:
+            _fail(f"cannot broadcast rank {in_rank} to rank {out_rank}")
+        a["dims"] = tuple(range(out_rank - in_rank, out_rank))
+
+
+def _n_reshape(t: Types, a: dict[str, Any]) -> None:
+    shape = list(a["shape"])
+    if shape.count(-1) > 1:
+        _fail("reshape 'shape' may contain at most one -1")
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        if known == 0 or t[0].size % known:
+            _fail(f"cannot infer the -1 in shape {shape} from {t[0].size} elements")
+        shape[shape.index(-1)] = t[0].size // known
+    a["shape"] = tuple(shape)
+
+
+def _n_slice(t: Types, a: dict[str, Any]) -> None:
+    if a["stride"] is None:
+        a["stride"] = (1,) * t[0].rank
+
+
+def _n_pad(t: Types, a: dict[str, Any]) -> None:
+    if a["interior"] is None:
+        a["interior"] = (0,) * t[0].rank
+
+
+def _n_transpose(t: Types, a: dict[str, Any]) -> None:
+    a["perm"] = tuple(a["perm"])
+
+
+def _n_dot(t: Types, a: dict[str, Any]) -> None:
+    lhs, rhs = t
+    a["lhs_batch"] = _axes(a["lhs_batch"], lhs.rank, "lhs_batch")
+    a["rhs_batch"] = _axes(a["rhs_batch"], rhs.rank, "rhs_batch")
+    a["lhs_contract"] = _axes(a["lhs_contract"], lhs.rank, "lhs_contract")
+    a["rhs_contract"] = _axes(a["rhs_contract"], rhs.rank, "rhs_contract")
+    if a["out_dtype"] is None:
+        a["out_dtype"] = lhs.dtype
+
+
+def _n_conv(t: Types, a: dict[str, Any]) -> None:
+    x, w = t
+    if x.rank == 4 and w.rank == 4 and len(a["dilation"]) == 2:
+        eff = [(k - 1) * d + 1 for k, d in zip(w.shape[:2], a["dilation"], strict=True)]
+        if len(a["strides"]) == 2:
+            _norm_window_padding(a, x.shape[1:3], eff)
+    if a["out_dtype"] is None:
+        a["out_dtype"] = x.dtype
+
+
+def _n_pool(t: Types, a: dict[str, Any]) -> None:
+    if a["strides"] is None:
+        a["strides"] = a["window"]
+    x = t[0]
+    if x.rank == 4 and len(a["window"]) == 2 and len(a["strides"]) == 2:
+        _norm_window_padding(a, x.shape[1:3], a["window"])
+
+
+NORMALIZE: dict[Op, Callable[[Types, dict[str, Any]], None]] = {
+    Op.REDUCE: _n_reduce,
+    Op.MEAN: _n_reduce,
+    Op.SOFTMAX: _n_softmax,
+    Op.CONCATENATE: _n_concat,
+    Op.BROADCAST_IN_DIM: _n_broadcast,
+    Op.RESHAPE: _n_reshape,
+    Op.SLICE: _n_slice,
+    Op.PAD: _n_pad,
+    Op.TRANSPOSE: _n_transpose,
+    Op.DOT_GENERAL: _n_dot,
+    Op.CONV2D: _n_conv,
+    Op.MAX_POOL: _n_pool,
+    Op.AVG_POOL: _n_pool,
+}
+
+
+def normalize_attrs(op: Op, in_types: Types, raw: Mapping[str, Any]) -> Attrs:
+    """Check attribute names and kinds, fill defaults, and bring values to canonical form."""
+    specs = attr_specs(op)
+    for name in raw:
+        if name not in specs:
+            known = ", ".join(specs) or "none"
+            _fail(f"unknown attribute '{name}' (attributes of {op.value}: {known})")
+    out: dict[str, Any] = {}
+    for name, spec in specs.items():
+        if name in raw:
+            try:
+                out[name] = spec.check(raw[name])
+            except ValueError as e:
+                raise ShapeError(f"attribute '{name}': {e}") from None
+        elif spec.default is REQUIRED:
+            _fail(f"missing required attribute '{name}' ({spec.describe()})")
+        else:
+            out[name] = spec.default
+    if op in NORMALIZE:
+        NORMALIZE[op](in_types, out)
+    return Attrs(out)
+
+
+# --- type rules -------------------------------------------------------------------------------
+
+
+def _same_operands(t: Types) -> TensorType:
+    first = t[0]
+    for other in t[1:]:
+        if other.dtype != first.dtype:
+            _fail(f"operand dtypes differ: {first} vs {other}")
+        if other.shape != first.shape:
+            _fail(f"operand shapes differ: {first} vs {other}")
+    return first
+
+
+def _t_elementwise(t: Types, a: Attrs) -> TensorType:
+    return _same_operands(t)
+
+
+def _t_compare(t: Types, a: Attrs) -> TensorType:
+    return _same_operands(t).with_dtype(DType.BOOL)
+
+
+def _t_select(t: Types, a: Attrs) -> TensorType:
+    pred, x, y = t
+    if pred.dtype != DType.BOOL:
+        _fail(f"predicate must be bool, got {pred}")
+    out = _same_operands([x, y])
+    if pred.shape != out.shape:
+        _fail(f"predicate shape {list(pred.shape)} differs from operand shape {list(out.shape)}")
+    return out
+
+
+def _t_convert(t: Types, a: Attrs) -> TensorType:
+    return t[0].with_dtype(a["dtype"])
+
+
+def _t_constant(t: Types, a: Attrs) -> TensorType:
+    arr = a["value"].array
+    return TensorType(tuple(arr.shape), DType.from_numpy(arr.dtype))
+
+
+def _t_iota(t: Types, a: Attrs) -> TensorType:
+    shape, dtype = a["shape"], a["dtype"]
+    if dtype == DType.BOOL:
+        _fail("iota needs a numeric dtype")
+    _axis(a["dim"], len(shape), "dim")
+    if any(d < 0 for d in shape):
+        _fail(f"negative dimension in shape {list(shape)}")
+    return TensorType(shape, dtype)
+
+
+def _t_broadcast(t: Types, a: Attrs) -> TensorType:
+    x, shape, dims = t[0], a["shape"], a["dims"]
+    if any(d < 0 for d in shape):
+        _fail(f"negative dimension in shape {list(shape)}")
+    _length("dims", dims, x.rank)
+    if list(dims) != sorted(set(dims)) or any(not 0 <= d < len(shape) for d in dims):
+        _fail(f"dims {list(dims)} must be strictly increasing and below rank {len(shape)}")
+    for i, d in enumerate(dims):
+        if x.shape[i] not in (1, shape[d]):
+            _fail(
+                f"operand dimension {i} (size {x.shape[i]}) cannot broadcast to "
+                f"output dimension {d} (size {shape[d]})"
+            )
+    return x.with_shape(shape)
+
+
+def _t_reshape(t: Types, a: Attrs) -> TensorType:
+    x, shape = t[0], a["shape"]
+    if any(d < 0 for d in shape):
+        _fail(f"negative dimension in shape {list(shape)}")
+    if math.prod(shape) != x.size:
+        _fail(f"cannot reshape {x} ({x.size} elements) to {list(shape)}")
+    return x.with_shape(shape)
+
+
+def _t_transpose(t: Types, a: Attrs) -> TensorType:
+    x, perm = t[0], a["perm"]
+    if sorted(perm) != list(range(x.rank)):
+        _fail(f"perm {list(perm)} is not a permutation of the {x.rank} axes of {x}")
+    return x.with_shape(tuple(x.shape[p] for p in perm))
+
+
+def _t_slice(t: Types, a: Attrs) -> TensorType:
+    x = t[0]
+    for name in ("start", "limit", "stride"):
+        _length(name, a[name], x.rank)
+    out = []
+    for i, (lo, hi, st, d) in enumerate(zip(a["start"], a["limit"], a["stride"], x.shape)):
+        if st < 1:
+            _fail(f"stride {st} on axis {i} must be at least 1")
+        if not 0 <= lo <= hi <= d:
+            _fail(f"slice [{lo}:{hi}] on axis {i} is outside 0..{d}")
+        out.append(-(-(hi - lo) // st))
+    return x.with_shape(tuple(out))
+
+
+def _t_concatenate(t: Types, a: Attrs) -> TensorType:
+    first, axis = t[0], a["axis"]
+    for other in t[1:]:
+        if other.dtype != first.dtype or other.rank != first.rank:
+            _fail(f"operands {first} and {other} differ in dtype or rank")
+        for i, (p, q) in enumerate(zip(first.shape, other.shape)):
+            if i != axis and p != q:
+                _fail(f"operands {first} and {other} differ on axis {i}, which is not the axis")
+    shape = list(first.shape)
+    shape[axis] = sum(x.shape[axis] for x in t)
+    return first.with_shape(tuple(shape))
+
+
+def _t_pad(t: Types, a: Attrs) -> TensorType:
+    x, value = t
+    if value.rank != 0 or value.dtype != x.dtype:
+        _fail(f"padding value must be a {x.dtype.value} scalar, got {value}")
+    for name in ("low", "high", "interior"):
+        _length(name, a[name], x.rank)
+        if any(p < 0 for p in a[name]):
+            _fail(f"'{name}' must be non-negative, got {list(a[name])}")
+    shape = tuple(
+        lo + hi + d + max(d - 1, 0) * it
+        for lo, hi, it, d in zip(a["low"], a["high"], a["interior"], x.shape)
+    )
+    return x.with_shape(shape)
+
+
+def _t_reduce(t: Types, a: Attrs) -> TensorType:
+    x = t[0]
+    if x.dtype == DType.BOOL and a.get("kind") in ("sum", "prod"):
+        _fail(f"reduce {a['kind']} needs a numeric operand, got {x}")
+    return x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in a["axes"]))
+
+
+def _t_dot(t: Types, a: Attrs) -> TensorType:
+    lhs, rhs = t
+    if lhs.dtype != rhs.dtype:
+        _fail(f"operand dtypes differ: {lhs} vs {rhs}")
+    lb, rb, lc, rc = a["lhs_batch"], a["rhs_batch"], a["lhs_contract"], a["rhs_contract"]
+    if len(lb) != len(rb):
+        _fail(f"lhs_batch {list(lb)} and rhs_batch {list(rb)} differ in length")
+    if len(lc) != len(rc):
+        _fail(f"lhs_contract {list(lc)} and rhs_contract {list(rc)} differ in length")
+    if set(lb) & set(lc) or set(rb) & set(rc):
+        _fail("a dimension cannot be both a batch and a contracting dimension")
+    for kind, ld, rd in (("batch", lb, rb), ("contracting", lc, rc)):
+        for i, j in zip(ld, rd):
+            if lhs.shape[i] != rhs.shape[j]:
+                _fail(
+                    f"{kind} dimension sizes differ: lhs dim {i} has {lhs.shape[i]}, "
+                    f"rhs dim {j} has {rhs.shape[j]} ({lhs} x {rhs})"
+                )
+    out = a["out_dtype"]
+    if out.is_float != lhs.dtype.is_float:
+        _fail(f"out_dtype {out.value} must be a {'float' if lhs.dtype.is_float else 'int'} type")
+    lfree = [d for i, d in enumerate(lhs.shape) if i not in lb and i not in lc]
+    rfree = [d for i, d in enumerate(rhs.shape) if i not in rb and i not in rc]
+    return TensorType(tuple([lhs.shape[i] for i in lb] + lfree + rfree), out)
+
+
+def _window_out(
+    spatial: Sequence[int], window: Sequence[int], strides: Sequence[int], a: Attrs
+) -> list[int]:
+    pads, out = a["padding"], []
+    if len(pads) != 2 or any(lo < 0 or hi < 0 for lo, hi in pads):
+        _fail(f"padding must be two non-negative [low, high] pairs, got {pads}")
+    if len(strides) != 2 or any(s < 1 for s in strides):
+        _fail(f"strides must be two positive ints, got {list(strides)}")
+    for size, w, s, (lo, hi) in zip(spatial, window, strides, pads):
+        if w < 1:
+            _fail(f"window sizes must be positive, got {list(window)}")
+        span = size + lo + hi - w
+        if span < 0:
+            _fail(f"window {w} is larger than the padded input ({size + lo + hi})")
+        out.append(span // s + 1)
+    return out
+
+
+def _t_conv(t: Types, a: Attrs) -> TensorType:
+    x, w = t
+    if x.rank != 4 or w.rank != 4:
+        _fail(f"conv2d needs an NHWC input and an HWIO filter, got {x} and {w}")
+    if x.dtype != w.dtype:
+        _fail(f"operand dtypes differ: {x} vs {w}")
+    g = a["groups"]
+    if g < 1 or x.shape[3] != w.shape[2] * g or w.shape[3] % g:
+        _fail(
+            f"input channels ({x.shape[3]}) must equal filter input channels ({w.shape[2]}) "
+            f"x groups ({g}), and output channels ({w.shape[3]}) must divide by groups"
+        )
+    if len(a["dilation"]) != 2 or any(d < 1 for d in a["dilation"]):
+        _fail(f"dilation must be two positive ints, got {list(a['dilation'])}")
+    eff = [(k - 1) * d + 1 for k, d in zip(w.shape[:2], a["dilation"])]
+    h, wo = _window_out(x.shape[1:3], eff, a["strides"], a)
+    return TensorType((x.shape[0], h, wo, w.shape[3]), a["out_dtype"])
+
+
+def _t_pool(t: Types, a: Attrs) -> TensorType:
+    x = t[0]
+    if x.rank != 4:
+        _fail(f"pooling needs an NHWC input, got {x}")
+    if len(a["window"]) != 2:
+        _fail(f"window must have two entries, got {list(a['window'])}")
+    h, w = _window_out(x.shape[1:3], a["window"], a["strides"], a)
+    return x.with_shape((x.shape[0], h, w, x.shape[3]))
+
+
+def _t_same(t: Types, a: Attrs) -> TensorType:
+    return t[0]
+
+
+TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
+    **{op: _t_elementwise for op in UNARY | BINARY},
+    **{op: _t_compare for op in COMPARE},
+    Op.SELECT: _t_select,
+    Op.CONVERT: _t_convert,
+    Op.CONSTANT: _t_constant,
+    Op.IOTA: _t_iota,
+    Op.BROADCAST_IN_DIM: _t_broadcast,
+    Op.RESHAPE: _t_reshape,
+    Op.TRANSPOSE: _t_transpose,
+    Op.SLICE: _t_slice,
+    Op.CONCATENATE: _t_concatenate,
+    Op.PAD: _t_pad,
+    Op.REDUCE: _t_reduce,
+    Op.MEAN: _t_reduce,
+    Op.SOFTMAX: _t_same,
+    Op.DOT_GENERAL: _t_dot,
+    Op.CONV2D: _t_conv,
+    Op.MAX_POOL: _t_pool,
+    Op.AVG_POOL: _t_pool,
+}
+
+
+def check_operands(op: Op, in_types: Types) -> None:
+    arity = ARITY[op]
+    if arity is None:
+        if not in_types:
+            _fail("needs at least one operand")
+    elif len(in_types) != arity:
+        _fail(f"takes {arity} operand{'s' if arity != 1 else ''}, got {len(in_types)}")
+    rule = OPERAND_DTYPES[op]
+    data = in_types[1:] if op is Op.SELECT else in_types
+    for t in data:
+        if t.dtype not in rule.allowed:
+            _fail(f"needs {rule.description}, got {t}")
+
+
+def infer(op: Op, in_types: Types, raw_attrs: Mapping[str, Any]) -> tuple[TensorType, Attrs]:
+    """Validate operands and attributes of `op` and return (result type, normalized attrs)."""
+    if op is Op.PARAMETER:
+        raise ShapeError("parameters carry a declared type; they are not inferred")
+    check_operands(op, in_types)
+    attrs = normalize_attrs(op, in_types, raw_attrs)
+    return TYPE_RULES[op](in_types, attrs), attrs
+
