@@ -1,0 +1,82 @@
+"""Checking arguments against a function's signature before anything runs.
+
+Every executor (the interpreter now, native code later) goes through `bind_inputs`, so a wrong
+array is rejected with a message naming the parameter, never passed on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ir.diagnostics import InputError
+from ir.dtypes import DType
+from ir.graph import Function
+from ir.types import TensorType
+
+
+def _dtype_name(dt: np.dtype[Any]) -> str:
+    try:
+        return DType.from_numpy(dt).value
+    except ValueError:
+        return str(dt)
+
+
+def check_array(name: str, value: Any, want: TensorType) -> np.ndarray[Any, Any]:
+    """Return `value` as a C-contiguous array of exactly type `want`, or raise InputError."""
+    if not isinstance(value, np.ndarray | np.generic):
+        if isinstance(value, int | float | bool) and want.rank == 0:
+            value = np.asarray(value, dtype=want.dtype.np)
+        else:
+            raise InputError(
+                f"argument '{name}' must be a numpy array of type {want}, got {type(value).__name__}"
+            )
+    arr = np.asarray(value)
+    if arr.dtype != want.dtype.np:
+        raise InputError(
+            f"argument '{name}' has dtype {_dtype_name(arr.dtype)}, expected {want.dtype.value} "
+            f"(convert it with .astype(...))"
+        )
+    if arr.shape != want.shape:
+        raise InputError(f"argument '{name}' has shape {list(arr.shape)}, expected {list(want.shape)}")
+    return np.ascontiguousarray(arr)
+
+
+def bind_inputs(
+    fn: Function, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+) -> list[np.ndarray[Any, Any]]:
+    """Match positional and keyword arguments to `fn`'s parameters and check each one."""
+    kwargs = dict(kwargs or {})
+    names = fn.param_names
+    if len(args) > len(names):
+        raise InputError(f"@{fn.name} takes {len(names)} arguments, got {len(args)}")
+    given: dict[str, Any] = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise InputError(f"@{fn.name} has no parameter '{key}' (parameters: {', '.join(names)})")
+        if key in given:
+            raise InputError(f"argument '{key}' is given twice")
+        given[key] = value
+    missing = [n for n in names if n not in given]
+    if missing:
+        raise InputError(f"@{fn.name} is missing argument(s): {', '.join(missing)}")
+    return [check_array(n, given[n], p.type) for n, p in zip(names, fn.params)]
+
+
+def random_inputs(fn: Function, seed: int = 0) -> list[np.ndarray[Any, Any]]:
+    """Deterministic inputs of the right types: normal floats, small ints, fair bools."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for p in fn.params:
+        t = p.type
+        if t.dtype.is_float:
+            arr = rng.standard_normal(t.shape).astype(t.dtype.np)
+        elif t.dtype == DType.BOOL:
+            arr = rng.integers(0, 2, t.shape).astype(bool)
+        else:
+            lo = 0 if not t.dtype.is_signed else -8
+            arr = rng.integers(lo, 8, t.shape).astype(t.dtype.np)
+        out.append(arr)
+    return out
