@@ -1,0 +1,215 @@
+"""The numpy reference semantics of every op: the one definition of what each op computes.
+
+`REFERENCE[op](attrs, operands, out_type)` returns a new, C-contiguous array of exactly
+`out_type`'s shape and numpy dtype, never a view of an operand or of constant data. Attributes
+arrive normalized (`ir.typerules.NORMALIZE`). The interpreter, constant folding and every backend
+test call these rows; nothing else defines what an op does.
+
+This module holds sources, elementwise ops and data movement; `runtime.reference_nn` holds
+reductions, contractions, windows and composites; `runtime.numerics` the shared number rules
+(conversion, narrow-float widening, integer division and power). Parameters have no row: their
+value is an input. A fusion runs its nested body through the interpreter.
+
+Choices the op docs leave open:
+- sign(x) for x = +-0.0 is x itself, so -0.0 keeps its sign (as in XLA); sign(NaN) is NaN.
+- relu(-0.0) is +0.0.
+- erf is `math.erf` per element in f64, rounded once to the result type.
+- iota counts in int64 and converts like `convert`: narrow ints wrap, bf16 rounds past 256.
+- pad places elements `interior` apart first, then adds or, when negative, crops `low`/`high`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from ir.attrs import Attrs
+from ir.ops import Op
+from ir.types import TensorType
+from runtime.numerics import Reference, cast, divide, power, widen
+from runtime.reference_nn import NN_REFERENCE
+
+# --- elementwise --------------------------------------------------------------------------
+
+
+def _elementwise(fn: Callable[..., np.ndarray]) -> Reference:
+    """Widen the operands (f16/bf16 compute in f32), apply `fn`, round once to the result type."""
+
+    def run(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+        return cast(fn(*(widen(a) for a in args)), out.dtype)
+
+    return run
+
+
+def _sign(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.where(x == 0, x, np.sign(x)))  # np.sign(-0.0) is +0.0
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.maximum(x, np.zeros((), x.dtype)))  # maximum keeps NaN
+
+
+def _rsqrt(x: np.ndarray) -> np.ndarray:
+    return np.asarray(np.reciprocal(np.sqrt(x)))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # exp(-|x|) lies in (0, 1], so neither branch can overflow for large |x|.
+    e = np.exp(-np.abs(x))
+    return np.asarray(np.where(x >= 0, 1 / (1 + e), e / (1 + e)))
+
+
+_math_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.asarray(_math_erf(x.astype(np.float64)), dtype=np.float64)
+
+
+_ELEMENTWISE_FNS: dict[Op, Callable[..., np.ndarray]] = {
+    Op.NEG: np.negative,  # integers wrap: -INT_MIN == INT_MIN
+    Op.ABS: np.abs,  # abs(INT_MIN) == INT_MIN
+    Op.EXP: np.exp,
+    Op.LOG: np.log,
+    Op.SQRT: np.sqrt,
+    Op.RSQRT: _rsqrt,
+    Op.TANH: np.tanh,
+    Op.SIGMOID: _sigmoid,
+    Op.RELU: _relu,
+    Op.ERF: _erf,
+    Op.FLOOR: np.floor,
+    Op.CEIL: np.ceil,
+    Op.SIGN: _sign,
+    Op.NOT: np.invert,  # logical on bool, bitwise on integers; likewise and/or below
+    Op.ADD: np.add,
+    Op.SUB: np.subtract,
+    Op.MUL: np.multiply,
+    Op.DIV: divide,
+    Op.POW: power,
+    Op.MAX: np.maximum,  # maximum/minimum propagate NaN
+    Op.MIN: np.minimum,
+    Op.AND: np.bitwise_and,
+    Op.OR: np.bitwise_or,
+    Op.EQ: np.equal,
+    Op.NE: np.not_equal,
+    Op.LT: np.less,
+    Op.LE: np.less_equal,
+    Op.GT: np.greater,
+    Op.GE: np.greater_equal,
+    Op.SELECT: np.where,
+}
+
+
+def _convert(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    return cast(args[0], attrs["dtype"])
+
+
+# --- sources ------------------------------------------------------------------------------
+
+
+def _constant(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    return np.array(attrs["value"].array, copy=True)
+
+
+def _iota(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    dim, shape = attrs["dim"], out.shape
+    along = np.arange(shape[dim]).reshape([n if i == dim else 1 for i, n in enumerate(shape)])
+    return cast(np.broadcast_to(along, shape), out.dtype)
+
+
+# --- data movement ------------------------------------------------------------------------
+
+
+def _broadcast_in_dim(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x = args[0]
+    placed = [1] * out.rank  # operand dim i lands on output dim dims[i]; the rest are new
+    for i, d in enumerate(attrs["dims"]):
+        placed[d] = x.shape[i]
+    return np.broadcast_to(x.reshape(placed), out.shape).copy()
+
+
+def _reshape(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    return args[0].reshape(out.shape).copy()
+
+
+def _transpose(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    return np.transpose(args[0], attrs["perm"]).copy()
+
+
+def _slice(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    index = tuple(map(slice, attrs["start"], attrs["limit"], attrs["stride"]))
+    return args[0][index].copy()
+
+
+def _concatenate(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    return np.concatenate(args, axis=attrs["axis"])
+
+
+def _pad(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x, value = args
+    spread_shape = [
+        n + max(n - 1, 0) * it for n, it in zip(x.shape, attrs["interior"], strict=True)
+    ]
+    spread = np.full(spread_shape, value, x.dtype)
+    spread[tuple(slice(None, None, it + 1) for it in attrs["interior"])] = x
+    result = np.full(out.shape, value, x.dtype)
+    src, dst = [], []
+    for n, lo, hi in zip(spread_shape, attrs["low"], attrs["high"], strict=True):
+        begin = max(-lo, 0)  # a negative low or high crops the spread operand
+        length = max(n - max(-hi, 0) - begin, 0)
+        src.append(slice(begin, begin + length))
+        dst.append(slice(max(lo, 0), max(lo, 0) + length))
+    result[tuple(dst)] = spread[tuple(src)]
+    return result
+
+
+# --- fusion -------------------------------------------------------------------------------
+
+
+def _fusion(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    # A fused group means exactly what its body means. Imported here because the interpreter
+    # itself is built on this table.
+    from runtime.interp import run_function
+
+    body = attrs["body"]
+    if len(body.results) != 1:
+        raise ValueError(
+            f"a fusion body returns one value, @{body.name} returns {len(body.results)}"
+        )
+    return run_function(body, args)[0]
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def _row(fn: Reference) -> Reference:
+    """Run a rule with float exceptions off (overflow, NaN and x/0 are defined results here)
+    and hand back a C-contiguous array even where numpy returns a scalar or keeps strides."""
+
+    @functools.wraps(fn)
+    def run(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            result = np.asarray(fn(attrs, args, out))
+        return result if result.flags.c_contiguous else result.copy(order="C")
+
+    return run
+
+
+_CORE: dict[Op, Reference] = {
+    **{op: _elementwise(fn) for op, fn in _ELEMENTWISE_FNS.items()},
+    Op.CONVERT: _convert,
+    Op.CONSTANT: _constant,
+    Op.IOTA: _iota,
+    Op.BROADCAST_IN_DIM: _broadcast_in_dim,
+    Op.RESHAPE: _reshape,
+    Op.TRANSPOSE: _transpose,
+    Op.SLICE: _slice,
+    Op.CONCATENATE: _concatenate,
+    Op.PAD: _pad,
+    Op.FUSION: _fusion,
+}
+
+REFERENCE: dict[Op, Reference] = {op: _row(fn) for op, fn in (_CORE | NN_REFERENCE).items()}

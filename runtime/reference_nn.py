@@ -1,0 +1,173 @@
+"""Reference semantics of reductions, contractions, windowed ops and composites.
+
+Accumulation rules: f16/bf16 accumulate in f32, f32 in f32, f64 in f64. Contractions
+(dot_general, conv2d) accumulate integers exactly in int64 and wrap once into `out_dtype`; integer
+reductions wrap in their own type, which gives the same bits. Results round once to the result
+type. Rows are assembled with the rest in `runtime.reference.REFERENCE`.
+
+Choices the op docs leave open:
+- An empty max/min reduction gives the identity (-inf/+inf, INT_MIN/INT_MAX, False/True);
+  max_pool over a window that lies wholly in the padding gives the same -inf/INT_MIN.
+- avg_pool over a window with no valid element (possible when padding >= window) is 0/0 = NaN.
+- softmax of a slice holding +inf or only -inf is NaN (x - max is NaN there).
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from ir.attrs import Attrs
+from ir.ops import Op
+from ir.types import TensorType
+from runtime.numerics import Reference, accumulator, cast, widen
+
+# --- reductions ---------------------------------------------------------------------------
+
+
+def _lowest(dtype: np.dtype) -> float:
+    if dtype == np.bool_:
+        return False
+    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+
+
+def _highest(dtype: np.dtype) -> float:
+    if dtype == np.bool_:
+        return True
+    return np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).max
+
+
+# kind -> (ufunc, identity for an empty reduction, or None where the ufunc has its own)
+_REDUCERS = {
+    "sum": (np.add, None),
+    "prod": (np.multiply, None),
+    "max": (np.maximum, _lowest),  # maximum/minimum propagate NaN; on bool they are any/all
+    "min": (np.minimum, _highest),
+}
+
+
+def _reduce(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x = widen(args[0])
+    ufunc, identity = _REDUCERS[attrs["kind"]]
+    extra: dict[str, Any] = {} if identity is None else {"initial": identity(x.dtype)}
+    # dtype= stops numpy from summing small ints in int64; wrapping in the type is intended.
+    return cast(ufunc.reduce(x, axis=attrs["axes"], dtype=x.dtype, **extra), out.dtype)
+
+
+def _mean(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x = widen(args[0])
+    count = math.prod(x.shape[a] for a in attrs["axes"])
+    total = np.add.reduce(x, axis=attrs["axes"], dtype=x.dtype)
+    if count == 0:  # 0/0 without relying on numpy's warning path
+        return np.full(out.shape, np.nan, out.dtype.np)
+    return cast(total / count, out.dtype)
+
+
+def _softmax(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x, axis = widen(args[0]), attrs["axis"]
+    top = np.maximum.reduce(x, axis=axis, keepdims=True, initial=-np.inf)
+    e = np.exp(x - top)  # every exponent <= 0: no overflow
+    return cast(e / np.add.reduce(e, axis=axis, keepdims=True), out.dtype)
+
+
+# --- contractions -------------------------------------------------------------------------
+
+
+def _dot_general(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    lhs, rhs = (a.astype(accumulator(a)) for a in args)
+    lb, lc, rb, rc = (attrs[k] for k in ("lhs_batch", "lhs_contract", "rhs_batch", "rhs_contract"))
+    letters = iter(string.ascii_letters)
+    lhs_sub = [next(letters) for _ in range(lhs.ndim)]
+    rhs_sub = [next(letters) for _ in range(rhs.ndim)]
+    for i, j in zip(lb + lc, rb + rc, strict=True):
+        rhs_sub[j] = lhs_sub[i]  # paired dimensions share one einsum index
+    result = [lhs_sub[i] for i in lb]
+    result += [s for i, s in enumerate(lhs_sub) if i not in lb + lc]
+    result += [s for j, s in enumerate(rhs_sub) if j not in rb + rc]
+    spec = f"{''.join(lhs_sub)},{''.join(rhs_sub)}->{''.join(result)}"
+    return cast(np.einsum(spec, lhs, rhs), out.dtype)
+
+
+def _pad_hw(x: np.ndarray, attrs: Attrs, fill: float) -> np.ndarray:
+    (top, bottom), (left, right) = attrs["padding"]
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=fill)
+
+
+def _taps(
+    padded: np.ndarray,
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilation: tuple[int, int],
+    out_hw: tuple[int, ...],
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """For each kernel offset (i, j), what every output position sees there at once: a strided
+    [N, out_h, out_w, C] slice of the padded NHWC input. Summing over taps replaces the loops
+    over output positions, which keeps the rule short and still obviously a convolution."""
+    (sh, sw), (dh, dw), (oh, ow) = strides, dilation, out_hw
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
+            cols = slice(j * dw, j * dw + (ow - 1) * sw + 1, sw)
+            yield i, j, padded[:, rows, cols, :]
+
+
+def _conv2d(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x, w = (a.astype(accumulator(a)) for a in args)
+    kh, kw, per_group, channels = w.shape
+    n, oh, ow, _ = out.shape
+    g = attrs["groups"]
+    # Group k reads input channels [k*I, (k+1)*I) and writes output channels [k*O/g, (k+1)*O/g).
+    grouped_w = w.reshape(kh, kw, per_group, g, channels // g)
+    acc = np.zeros((n, oh, ow, g, channels // g), x.dtype)
+    taps = _taps(_pad_hw(x, attrs, 0), (kh, kw), attrs["strides"], attrs["dilation"], (oh, ow))
+    for i, j, window in taps:
+        patch = window.reshape(n, oh, ow, g, per_group)
+        acc += np.einsum("nhwgi,igo->nhwgo", patch, grouped_w[i, j])
+    return cast(acc.reshape(out.shape), out.dtype)
+
+
+# --- windows ------------------------------------------------------------------------------
+
+
+def _window_sum(x: np.ndarray, attrs: Attrs, out_shape: tuple[int, ...]) -> np.ndarray:
+    total = np.zeros(out_shape, x.dtype)
+    padded = _pad_hw(x, attrs, 0)
+    for _, _, window in _taps(padded, attrs["window"], attrs["strides"], (1, 1), out_shape[1:3]):
+        total += window
+    return total
+
+
+def _max_pool(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x = widen(args[0])
+    lowest = _lowest(x.dtype)
+    padded = _pad_hw(x, attrs, lowest)
+    best = np.full(out.shape, lowest, x.dtype)
+    for _, _, window in _taps(padded, attrs["window"], attrs["strides"], (1, 1), out.shape[1:3]):
+        best = np.maximum(best, window)  # NaN in a window stays NaN
+    return cast(best, out.dtype)
+
+
+def _avg_pool(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x = widen(args[0])
+    total = _window_sum(x, attrs, out.shape)
+    if attrs["count_include_pad"]:
+        return cast(total / math.prod(attrs["window"]), out.dtype)
+    # The same windows over a map of ones count the taps that fall on real input.
+    ones = np.ones((1, *x.shape[1:3], 1), x.dtype)
+    count = _window_sum(ones, attrs, (1, *out.shape[1:3], 1))
+    return cast(total / count, out.dtype)
+
+
+NN_REFERENCE: dict[Op, Reference] = {
+    Op.REDUCE: _reduce,
+    Op.MEAN: _mean,
+    Op.SOFTMAX: _softmax,
+    Op.DOT_GENERAL: _dot_general,
+    Op.CONV2D: _conv2d,
+    Op.MAX_POOL: _max_pool,
+    Op.AVG_POOL: _avg_pool,
+}

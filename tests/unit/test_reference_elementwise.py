@@ -1,0 +1,546 @@
+"""Elementwise reference semantics, op by op and dtype by dtype, against hand-written oracles.
+
+The expectations never go through the reference table: exact arithmetic on fractions rounded to
+the result type by a nearest-even search, Python integers wrapped modulo 2**bits, f64 math with
+a per-dtype tolerance, and Python's own comparisons and truth rules.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import operator
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from ir.dtypes import DType
+from ir.ops import Op
+from runtime.interp import run_op
+
+pytestmark = pytest.mark.filterwarnings("error")  # no numpy warning may escape a reference rule
+
+FLOATS = [DType.F64, DType.F32, DType.F16, DType.BF16]
+INTS = [DType.I64, DType.I32, DType.I16, DType.I8, DType.U8]
+NUMERIC = FLOATS + INTS
+ALL = [*NUMERIC, DType.BOOL]
+SHAPES = [(), (0,), (1,), (5,), (2, 3), (3, 0, 2), (1, 7, 1)]
+# Relative tolerance for transcendental results: a few ulps of the type.
+RTOL = {DType.F64: 1e-13, DType.F32: 2e-6, DType.F16: 1e-3, DType.BF16: 8e-3}
+
+
+# --- oracles ------------------------------------------------------------------------------
+
+
+def finfo(t: DType) -> Any:
+    return ml_dtypes.finfo(t.np)  # type: ignore[no-untyped-call]  # numpy's finfo lacks bf16
+
+
+def wrap(v: int, t: DType) -> int:
+    """Two's-complement wrap of an exact integer into type t."""
+    bits = 8 * t.itemsize
+    v %= 1 << bits
+    return v - (1 << bits) if t.is_signed and v >= 1 << (bits - 1) else v
+
+
+def round_exact(v: Fraction, t: DType) -> float:
+    """The value of float type t nearest to the exact rational v, ties to an even mantissa."""
+    largest = np.array(finfo(t).max, t.np)
+    below_largest = np.nextafter(largest, np.array(0, t.np))
+    if abs(v) >= Fraction(float(largest)) + (Fraction(float(largest - below_largest)) / 2):
+        return math.inf if v > 0 else -math.inf
+    with np.errstate(over="ignore"):
+        guess = np.array(float(v), t.np)  # within an ulp; the search below fixes the last bit
+        up, down = (np.nextafter(guess, np.array(s * np.inf, t.np)) for s in (1, -1))
+    candidates = [c for c in (down, guess, up) if np.isfinite(c)]
+    bits = {2: np.uint16, 4: np.uint32, 8: np.uint64}[t.itemsize]
+    best = min(candidates, key=lambda c: (abs(Fraction(float(c)) - v), int(c.view(bits)) & 1))
+    return float(best)
+
+
+def as_float(v: float, t: DType) -> float:
+    """Round a Python float (exact) to type t; inf, NaN and signed zeros pass through."""
+    return round_exact(Fraction(v), t) if math.isfinite(v) and v != 0 else v
+
+
+def values(x: np.ndarray) -> list[Any]:
+    """The elements of x as exact Python numbers (float, int or bool)."""
+    kind = float if DType.from_numpy(x.dtype).is_float else int
+    if x.dtype == np.bool_:
+        kind = bool
+    return [kind(v) for v in x.reshape(-1)]
+
+
+def f64_op(fn: Callable[..., Any], *args: float) -> float:
+    """An IEEE f64 result (inf, NaN, signed zero) where exact rationals cannot go."""
+    with np.errstate(all="ignore"):
+        return float(fn(*(np.float64(a) for a in args)))
+
+
+def check(got: np.ndarray, want: Sequence[Any], t: DType, shape: tuple[int, ...]) -> None:
+    """Exact comparison (NaN matches NaN); want is a flat list of Python values."""
+    assert got.dtype == t.np
+    assert got.shape == shape
+    if t.is_float:
+        np.testing.assert_array_equal(got.astype(np.float64).reshape(-1), np.array(want, float))
+    else:
+        assert values(got) == list(want)
+
+
+def check_close(got: np.ndarray, want: Sequence[float], t: DType) -> None:
+    assert got.dtype == t.np
+    np.testing.assert_allclose(
+        got.astype(np.float64).reshape(-1),
+        np.array(want, float),
+        rtol=RTOL[t],
+        atol=float(finfo(t).tiny),
+        equal_nan=True,
+    )
+
+
+# --- operands -----------------------------------------------------------------------------
+
+
+def float_specials(t: DType) -> np.ndarray:
+    fi = finfo(t)
+    raw = [0.0, -0.0, 1.0, -1.0, 0.1, -3.75, 1 / 3, 2.5, -2.5, 1000.5, 7e-3, -2.5e4]
+    raw += [float(fi.max), -float(fi.max), float(fi.smallest_subnormal), float(fi.tiny)]
+    raw += [math.inf, -math.inf, math.nan]
+    return np.array(raw, np.float64).astype(t.np)
+
+
+def int_specials(t: DType) -> np.ndarray:
+    info = np.iinfo(t.np.name)
+    raw = [info.min, info.min + 1, -128, -7, -2, -1, 0, 1, 2, 3, 7, 62, 63, 64, 127, 255]
+    raw += [info.max - 1, info.max]
+    return np.array(sorted({v for v in raw if info.min <= v <= info.max}), t.np)
+
+
+def random_array(t: DType, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if t.is_float:
+        return (rng.standard_normal(shape) * 3).astype(t.np)
+    if t is DType.BOOL:
+        return rng.integers(0, 2, shape).astype(bool)
+    info = np.iinfo(t.np.name)
+    return rng.integers(info.min, info.max, shape, endpoint=True, dtype=t.np)
+
+
+def pairs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every ordered pair of x's elements, as two flat operands."""
+    a, b = zip(*itertools.product(x, repeat=2), strict=True)
+    return np.array(a, x.dtype), np.array(b, x.dtype)
+
+
+# --- unary float math ---------------------------------------------------------------------
+
+
+def _sigmoid(v: float) -> float:
+    return f64_op(lambda y: 1 / (1 + np.exp(-y)), v)
+
+
+FLOAT_MATH: dict[Op, Callable[[float], float]] = {
+    Op.EXP: lambda v: f64_op(np.exp, v),
+    Op.LOG: lambda v: f64_op(np.log, v),
+    Op.SQRT: lambda v: f64_op(np.sqrt, v),
+    Op.RSQRT: lambda v: f64_op(lambda y: 1 / np.sqrt(y), v),
+    Op.TANH: lambda v: f64_op(np.tanh, v),
+    Op.SIGMOID: _sigmoid,
+    Op.ERF: math.erf,
+    Op.FLOOR: lambda v: f64_op(np.floor, v),
+    Op.CEIL: lambda v: f64_op(np.ceil, v),
+}
+
+
+@pytest.mark.parametrize("t", FLOATS)
+@pytest.mark.parametrize("op", list(FLOAT_MATH))
+def test_float_math_matches_f64_within_ulps(op: Op, t: DType) -> None:
+    x = float_specials(t)
+    got = run_op(op, x)
+    check_close(got, [FLOAT_MATH[op](v) for v in values(x)], t)
+
+
+# The decided rule for f16/bf16: compute in f32, round once. Spelled here with numpy f32 math.
+F32_SPELLING = {
+    Op.EXP: np.exp,
+    Op.LOG: np.log,
+    Op.SQRT: np.sqrt,
+    Op.TANH: np.tanh,
+    Op.FLOOR: np.floor,
+    Op.CEIL: np.ceil,
+}
+
+
+@pytest.mark.parametrize("t", [DType.F16, DType.BF16])
+@pytest.mark.parametrize("op", list(F32_SPELLING))
+def test_narrow_float_math_is_f32_math_rounded_once(op: Op, t: DType) -> None:
+    x = np.concatenate([float_specials(t), random_array(t, (50,))])
+    with np.errstate(all="ignore"):
+        want = F32_SPELLING[op](x.astype(np.float32)).astype(t.np)
+    got = run_op(op, x)
+    assert got.dtype == t.np
+    np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("op", list(FLOAT_MATH))
+def test_float_math_keeps_awkward_shapes(op: Op, shape: tuple[int, ...]) -> None:
+    x = random_array(DType.F32, shape, seed=3)
+    got = run_op(op, x)
+    assert got.shape == shape
+    check_close(got, [FLOAT_MATH[op](v) for v in values(x)], DType.F32)
+
+
+def test_erf_is_exact_f64_rounded_once() -> None:
+    x = np.array([0.5, -1.25, 3.0, 1e-8], np.float64)
+    assert values(run_op(Op.ERF, x)) == [math.erf(v) for v in values(x)]
+
+
+def test_sigmoid_is_stable_at_extremes() -> None:
+    x = np.array([-1e4, -100.0, 0.0, 100.0, 1e4, -np.inf, np.inf], np.float32)
+    got = run_op(Op.SIGMOID, x)
+    want = [0.0, 3.7200760e-44, 0.5, 1.0, 1.0, 0.0, 1.0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-44)  # e**-100 is subnormal in f32
+
+
+def test_rsqrt_and_sqrt_of_signed_zero() -> None:
+    x = np.array([0.0, -0.0], np.float32)
+    assert values(run_op(Op.RSQRT, x)) == [math.inf, -math.inf]
+    assert list(np.signbit(run_op(Op.SQRT, x))) == [False, True]
+
+
+# --- unary numeric ops: neg, abs, sign, relu ----------------------------------------------
+
+
+def _py_sign(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or v == 0):
+        return v  # NaN stays NaN, and a zero keeps its sign
+    return type(v)((v > 0) - (v < 0))
+
+
+NUMERIC_UNARY: dict[Op, Callable[[Any], Any]] = {
+    Op.NEG: operator.neg,
+    Op.ABS: abs,
+    Op.SIGN: _py_sign,
+    Op.RELU: lambda v: v if (isinstance(v, float) and math.isnan(v)) else max(v, type(v)(0)),
+}
+
+
+@pytest.mark.parametrize("t", NUMERIC)
+@pytest.mark.parametrize("op", list(NUMERIC_UNARY))
+def test_numeric_unary(op: Op, t: DType) -> None:
+    x = float_specials(t) if t.is_float else int_specials(t)
+    want = [NUMERIC_UNARY[op](v) for v in values(x)]
+    want = [wrap(v, t) for v in want] if t.is_int else want  # neg and abs of INT_MIN wrap
+    check(run_op(op, x), want, t, x.shape)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("t", [DType.F16, DType.I8, DType.U8])
+@pytest.mark.parametrize("op", list(NUMERIC_UNARY))
+def test_numeric_unary_keeps_awkward_shapes(op: Op, t: DType, shape: tuple[int, ...]) -> None:
+    x = random_array(t, shape, seed=1)
+    want = [NUMERIC_UNARY[op](v) for v in values(x)]
+    check(run_op(op, x), [wrap(v, t) for v in want] if t.is_int else want, t, shape)
+
+
+def test_int_min_edge_cases() -> None:
+    x = np.array([-128, 127], np.int8)
+    assert values(run_op(Op.NEG, x)) == [-128, -127]
+    assert values(run_op(Op.ABS, x)) == [-128, 127]
+
+
+def test_sign_and_relu_of_signed_zero() -> None:
+    x = np.array([-0.0, 0.0], np.float32)
+    assert list(np.signbit(run_op(Op.SIGN, x))) == [True, False]  # sign keeps the zero
+    assert list(np.signbit(run_op(Op.RELU, x))) == [False, False]  # relu(-0.0) is +0.0
+
+
+# --- binary arithmetic --------------------------------------------------------------------
+
+EXACT: dict[Op, Callable[[Any, Any], Any]] = {
+    Op.ADD: operator.add,
+    Op.SUB: operator.sub,
+    Op.MUL: operator.mul,
+    Op.DIV: operator.truediv,
+}
+IEEE = {Op.ADD: np.add, Op.SUB: np.subtract, Op.MUL: np.multiply, Op.DIV: np.divide}
+
+
+def _float_arith(op: Op, a: float, b: float, t: DType) -> float:
+    if not (math.isfinite(a) and math.isfinite(b)) or (op is Op.DIV and b == 0):
+        return as_float(f64_op(IEEE[op], a, b), t)
+    exact = EXACT[op](Fraction(a), Fraction(b))
+    if exact == 0:
+        return f64_op(IEEE[op], a, b)  # exact zero: only its sign is left to decide
+    return round_exact(exact, t)
+
+
+@pytest.mark.parametrize("t", FLOATS)
+@pytest.mark.parametrize("op", list(EXACT))
+def test_float_arithmetic_is_correctly_rounded(op: Op, t: DType) -> None:
+    a, b = pairs(float_specials(t))
+    want = [_float_arith(op, p, q, t) for p, q in zip(values(a), values(b), strict=True)]
+    got = run_op(op, a, b)
+    check(got, want, t, a.shape)
+    zeros = [math.copysign(1, w) for w in want if w == 0]
+    assert [math.copysign(1, g) for g in values(got) if g == 0] == zeros
+
+
+INT_ARITH: dict[Op, Callable[[int, int], int]] = {
+    Op.ADD: operator.add,
+    Op.SUB: operator.sub,
+    Op.MUL: operator.mul,
+    Op.MAX: max,
+    Op.MIN: min,
+}
+
+
+@pytest.mark.parametrize("t", INTS)
+@pytest.mark.parametrize("op", list(INT_ARITH))
+def test_int_arithmetic_wraps(op: Op, t: DType) -> None:
+    a, b = pairs(int_specials(t))
+    a = np.concatenate([a, random_array(t, (200,), seed=1)])
+    b = np.concatenate([b, random_array(t, (200,), seed=2)])
+    want = [wrap(INT_ARITH[op](p, q), t) for p, q in zip(values(a), values(b), strict=True)]
+    check(run_op(op, a, b), want, t, a.shape)
+
+
+def _nan_max(pick: Callable[[float, float], float]) -> Callable[[float, float], float]:
+    return lambda a, b: math.nan if math.isnan(a) or math.isnan(b) else pick(a, b)
+
+
+@pytest.mark.parametrize("t", FLOATS)
+@pytest.mark.parametrize(("op", "pick"), [(Op.MAX, max), (Op.MIN, min)])
+def test_float_max_min_propagate_nan(
+    op: Op, pick: Callable[[float, float], float], t: DType
+) -> None:
+    a, b = pairs(float_specials(t))
+    want = [_nan_max(pick)(p, q) for p, q in zip(values(a), values(b), strict=True)]
+    check(run_op(op, a, b), want, t, a.shape)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("t", NUMERIC)
+def test_binary_ops_keep_awkward_shapes(t: DType, shape: tuple[int, ...]) -> None:
+    a, b = random_array(t, shape, seed=4), random_array(t, shape, seed=5)
+    if t.is_float:
+        want = [_float_arith(Op.MUL, p, q, t) for p, q in zip(values(a), values(b), strict=True)]
+    else:
+        want = [wrap(p * q, t) for p, q in zip(values(a), values(b), strict=True)]
+    check(run_op(Op.MUL, a, b), want, t, shape)
+
+
+# --- integer division and power -----------------------------------------------------------
+
+
+def c_div(a: int, b: int, t: DType) -> int:
+    if b == 0:
+        return wrap(-1, t)  # all ones: -1 signed, the maximum unsigned
+    q = abs(a) // abs(b)
+    return wrap(q if (a < 0) == (b < 0) else -q, t)  # INT_MIN / -1 wraps to INT_MIN
+
+
+def c_pow(a: int, e: int, t: DType) -> int:
+    if e < 0:
+        if a == -1:
+            return 1 if e % 2 == 0 else -1
+        return 1 if a == 1 else 0
+    return wrap(pow(a, e, 1 << (8 * t.itemsize)), t)
+
+
+def every_pair(t: DType) -> tuple[np.ndarray, np.ndarray]:
+    every = np.arange(np.iinfo(t.np.name).min, np.iinfo(t.np.name).max + 1).astype(t.np)
+    return np.repeat(every, every.size), np.tile(every, every.size)
+
+
+@pytest.mark.parametrize("t", [DType.I8, DType.U8])
+@pytest.mark.parametrize(("op", "oracle"), [(Op.DIV, c_div), (Op.POW, c_pow)])
+def test_8_bit_div_and_pow_exhaustively(
+    op: Op, oracle: Callable[[int, int, DType], int], t: DType
+) -> None:
+    a, b = every_pair(t)
+    want = [oracle(p, q, t) for p, q in zip(values(a), values(b), strict=True)]
+    check(run_op(op, a, b), want, t, a.shape)
+
+
+@pytest.mark.parametrize("t", INTS)
+@pytest.mark.parametrize(("op", "oracle"), [(Op.DIV, c_div), (Op.POW, c_pow)])
+def test_div_and_pow_edge_table(op: Op, oracle: Callable[[int, int, DType], int], t: DType) -> None:
+    a, b = pairs(int_specials(t))
+    want = [oracle(p, q, t) for p, q in zip(values(a), values(b), strict=True)]
+    check(run_op(op, a, b), want, t, a.shape)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "q"),
+    [
+        *[(7, 2, 3), (-7, 2, -3), (7, -2, -3), (-7, -2, 3), (5, 0, -1), (-5, 0, -1), (0, 0, -1)],
+        *[(-(2**31), -1, -(2**31)), (-(2**31), 1, -(2**31)), (2**31 - 1, -1, -(2**31) + 1)],
+    ],
+)
+def test_int_div_by_hand(a: int, b: int, q: int) -> None:
+    got = run_op(Op.DIV, np.array(a, np.int32), np.array(b, np.int32))
+    assert got.shape == ()
+    assert int(got) == q
+
+
+@pytest.mark.parametrize(
+    ("a", "e", "p"),
+    [
+        *[(0, 0, 1), (2, -1, 0), (1, -5, 1), (-1, -5, -1), (-1, -4, 1), (0, -1, 0), (3, 4, 81)],
+        *[(2, 31, -(2**31)), (2, 32, 0), (-2, 31, -(2**31)), (3, 21, wrap(3**21, DType.I32))],
+    ],
+)
+def test_int_pow_by_hand(a: int, e: int, p: int) -> None:
+    assert int(run_op(Op.POW, np.array(a, np.int32), np.array(e, np.int32))) == p
+
+
+def test_u8_div_by_zero_is_all_ones() -> None:
+    got = run_op(Op.DIV, np.array([0, 1, 255], np.uint8), np.zeros(3, np.uint8))
+    assert values(got) == [255, 255, 255]
+
+
+@pytest.mark.parametrize("t", FLOATS)
+def test_float_pow_is_numpy_pow(t: DType) -> None:
+    a, b = pairs(float_specials(t)[[0, 2, 3, 4, 6, 7, 8, 16, 17, 18]])
+    want = [f64_op(np.power, p, q) for p, q in zip(values(a), values(b), strict=True)]
+    check_close(run_op(Op.POW, a, b), want, t)
+
+
+def test_float_pow_special_cases() -> None:
+    a = np.array([0.0, -8.0, np.nan, 1.0, -1.0, 2.0], np.float32)
+    b = np.array([-1.0, 1 / 3, 0.0, np.nan, np.inf, -np.inf], np.float32)
+    check(run_op(Op.POW, a, b), [math.inf, math.nan, 1.0, 1.0, 1.0, 0.0], DType.F32, (6,))
+
+
+# --- logic, comparisons, select -----------------------------------------------------------
+
+LOGIC: dict[Op, Callable[..., Any]] = {
+    Op.AND: operator.and_,
+    Op.OR: operator.or_,
+}
+
+
+@pytest.mark.parametrize("t", [*INTS, DType.BOOL])
+@pytest.mark.parametrize("op", list(LOGIC))
+def test_and_or_are_bitwise_or_logical(op: Op, t: DType) -> None:
+    x = np.array([False, True]) if t is DType.BOOL else int_specials(t)
+    a, b = pairs(x)
+    want = [LOGIC[op](p, q) for p, q in zip(values(a), values(b), strict=True)]
+    check(run_op(op, a, b), want, t, a.shape)
+
+
+@pytest.mark.parametrize("t", [*INTS, DType.BOOL])
+def test_not(t: DType) -> None:
+    x = np.array([False, True]) if t is DType.BOOL else int_specials(t)
+    want = [not v for v in values(x)] if t is DType.BOOL else [wrap(~v, t) for v in values(x)]
+    check(run_op(Op.NOT, x), want, t, x.shape)
+
+
+COMPARE: dict[Op, Callable[[Any, Any], bool]] = {
+    Op.EQ: operator.eq,
+    Op.NE: operator.ne,
+    Op.LT: operator.lt,
+    Op.LE: operator.le,
+    Op.GT: operator.gt,
+    Op.GE: operator.ge,
+}
+
+
+def specials(t: DType) -> np.ndarray:
+    if t is DType.BOOL:
+        return np.array([False, True])
+    return float_specials(t) if t.is_float else int_specials(t)
+
+
+@pytest.mark.parametrize("t", ALL)
+@pytest.mark.parametrize("op", list(COMPARE))
+def test_comparisons_follow_ieee(op: Op, t: DType) -> None:
+    a, b = pairs(specials(t))  # Python compares NaN the IEEE way: only != holds
+    want = [COMPARE[op](p, q) for p, q in zip(values(a), values(b), strict=True)]
+    check(run_op(op, a, b), want, DType.BOOL, a.shape)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("t", ALL)
+def test_select(t: DType, shape: tuple[int, ...]) -> None:
+    pred = random_array(DType.BOOL, shape, seed=7)
+    a, b = random_array(t, shape, seed=8), random_array(t, shape, seed=9)
+    triples = zip(values(pred), values(a), values(b), strict=True)
+    check(run_op(Op.SELECT, pred, a, b), [p if c else q for c, p, q in triples], t, shape)
+
+
+# --- convert ------------------------------------------------------------------------------
+
+
+def convert_sources(t: DType) -> np.ndarray:
+    if t is DType.BOOL:
+        return np.array([False, True])
+    if t.is_int:
+        info = np.iinfo(t.np.name)
+        raw = [-(2**24) - 2**16 - 1, -129, -1, 0, 1, 127, 128, 255, 256, 300, 2**24 + 1]
+        raw += [65519, 65520, 2**24 + 2**16 + 1, 2**31 - 1, 2**53 + 1, 2**53 + 2**29 + 1]
+        raw += [2**62 + 2**54 + 1, 2**63 - 1]
+        raw += [info.min, info.max]
+        return np.array(sorted({v for v in raw if info.min <= v <= info.max}), t.np)
+    floats = [0.0, -0.0, 0.5, -0.5, 2.5, -2.7, 127.9, 128.0, -129.0, 255.9, 256.0, 300.0]
+    floats += [65519.9, 65520.0, 2.0**31, -(2.0**31), 2.0**63 - 1024, 2.0**63, -(2.0**63)]
+    floats += [1 + 2**-8 + 2**-30, 1e10, -1e10, 1e30, -1e30, 1e300, 1e-40, 1e-320]
+    floats += [math.inf, -math.inf, math.nan]
+    with np.errstate(over="ignore"):  # values past the type's range become inf
+        return np.array(floats, np.float64).astype(t.np)
+
+
+def py_convert(v: Any, t: DType) -> Any:
+    if t is DType.BOOL:
+        return v != 0
+    if t.is_float:
+        return as_float(float(v), t) if not isinstance(v, int) else round_exact(Fraction(v), t)
+    if isinstance(v, float):
+        info = np.iinfo(t.np.name)
+        if math.isnan(v):
+            return 0
+        if math.isinf(v):
+            return info.max if v > 0 else info.min
+        return min(max(math.trunc(v), info.min), info.max)
+    return wrap(int(v), t)
+
+
+@pytest.mark.parametrize("to", ALL)
+@pytest.mark.parametrize("src", ALL)
+def test_convert(src: DType, to: DType) -> None:
+    x = convert_sources(src)
+    check(run_op(Op.CONVERT, x, dtype=to), [py_convert(v, to) for v in values(x)], to, x.shape)
+
+
+@pytest.mark.parametrize(
+    ("value", "src", "want"),
+    [
+        (1 + 2**-8 + 2**-30, np.float64, 1 + 2**-7),  # ml_dtypes alone gives 1.0 here
+        (2**24 + 2**16 + 1, np.int32, 2**24 + 2**17),
+        (2**62 + 2**54 + 1, np.int64, 2**62 + 2**55),
+        (-(2**24) - 2**16 - 1, np.int64, -(2**24) - 2**17),
+    ],
+)
+def test_convert_to_bf16_rounds_once(value: float, src: type[np.generic], want: float) -> None:
+    assert float(run_op(Op.CONVERT, np.array(value, src), dtype="bf16")) == want
+
+
+@pytest.mark.parametrize("t", INTS)
+def test_float_to_int_saturates(t: DType) -> None:
+    info = np.iinfo(t.np.name)
+    x = np.array([np.nan, np.inf, -np.inf, 1e300, -1e300, -0.9, 0.9, -2.5], np.float64)
+    got = run_op(Op.CONVERT, x, dtype=t)
+    assert values(got) == [0, info.max, info.min, info.max, info.min, 0, 0, max(-2, info.min)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_convert_keeps_awkward_shapes(shape: tuple[int, ...]) -> None:
+    x = random_array(DType.F32, shape, seed=11) * 100
+    want = [py_convert(v, DType.I8) for v in values(x)]
+    check(run_op(Op.CONVERT, x, dtype="i8"), want, DType.I8, shape)
