@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ir.dtypes import DType
+from ir.dtypes import ALL_NAMES, DType
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +84,18 @@ class Attrs(Mapping[str, Any]):
 
 
 class AttrKind(Enum):
-    """How an attribute's value is spelled and checked."""
+    """How an attribute's value is spelled and checked. The value reads after "expected"."""
 
-    INT = "int"
-    BOOL = "bool"
-    FLOAT = "float"
-    DTYPE = "dtype"
-    ENUM = "enum"  # one identifier from a fixed list
-    INTS = "list of ints"
-    INT_PAIRS = "list of [low, high] pairs"
-    PADDING = "padding (same, valid, or [[low, high], ...])"
-    ARRAY = "array"
+    INT = "an int"
+    BOOL = "true or false"
+    FLOAT = "a number"
+    DTYPE = "a dtype (" + ", ".join(ALL_NAMES) + ")"
+    ENUM = "one of"  # one identifier from a fixed list (AttrSpec.choices)
+    INTS = "a list of ints"
+    INT_PAIRS = "a list of [low, high] pairs"
+    PADDING = "same, valid, or a list of [low, high] pairs"
+    ARRAY = "an array"
+    FUNCTION = "a nested function body"
 
 
 REQUIRED: Any = object()
@@ -111,23 +112,26 @@ class AttrSpec:
         checker = _CHECKERS[self.kind]
         out = checker(value, self)
         if out is _BAD:
-            raise ValueError(f"expected {self.describe()}, got {_show(value)}")
+            raise ValueError(f"expected {self.describe()}, got {show_value(value)}")
         return out
 
     def describe(self) -> str:
         if self.kind is AttrKind.ENUM:
             return "one of " + ", ".join(self.choices)
-        return self.kind.value
+        return str(self.kind.value)
 
 
 _BAD: Any = object()
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
+def show_value(value: Any) -> str:
+    """An attribute value as a graph file spells it (strings quoted, to tell "1" from 1)."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return f"'{value}'"
     return str(value)
 
 
@@ -150,7 +154,7 @@ def _pairs(v: Any, spec: AttrSpec) -> Any:
 
 
 def _padding(v: Any, spec: AttrSpec) -> Any:
-    if v in ("same", "valid"):
+    if isinstance(v, str) and v in ("same", "valid"):
         return v
     return _pairs(v, spec)
 
@@ -163,11 +167,15 @@ def _dtype(v: Any, spec: AttrSpec) -> Any:
     return _BAD
 
 
-_CHECKERS = {
+_CHECKERS: dict[AttrKind, Callable[[Any, AttrSpec], Any]] = {
     AttrKind.INT: lambda v, s: int(v) if _is_int(v) else _BAD,
     AttrKind.BOOL: lambda v, s: v if isinstance(v, bool) else _BAD,
-    AttrKind.FLOAT: lambda v, s: float(v) if isinstance(v, int | float) else _BAD,
+    AttrKind.FLOAT: lambda v, s: (
+        float(v) if isinstance(v, int | float) and not isinstance(v, bool) else _BAD
+    ),
     AttrKind.DTYPE: _dtype,
+    # ir.graph imports this module, so a body is recognized by shape rather than by class
+    AttrKind.FUNCTION: lambda v, s: v if hasattr(v, "params") and hasattr(v, "body") else _BAD,
     AttrKind.ENUM: lambda v, s: v if isinstance(v, str) and v in s.choices else _BAD,
     AttrKind.INTS: _ints,
     AttrKind.INT_PAIRS: _pairs,

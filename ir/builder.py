@@ -27,12 +27,23 @@ def make_node(
     *,
     name: str | None = None,
     loc: Loc | None = None,
+    attr_locs: Mapping[str, Loc] | None = None,
+    src_locs: Sequence[Loc] | None = None,
 ) -> Node:
-    """Create a node, inferring its type. Raises GraphTypeError naming the op on bad input."""
+    """Create a node, inferring its type. Raises GraphTypeError naming the op on bad input.
+
+    The error is located at `loc`, or at the offending attribute or operand when the caller
+    knows where those are (`attr_locs` by attribute name, `src_locs` by operand index).
+    """
     try:
         out_type, norm = infer(op, [s.type for s in srcs], attrs or {})
     except ShapeError as e:
-        raise GraphTypeError(f"{op.value}: {e}", loc) from None
+        at = loc
+        if e.attr is not None and attr_locs and e.attr in attr_locs:
+            at = attr_locs[e.attr]
+        elif e.operand is not None and src_locs and e.operand < len(src_locs):
+            at = src_locs[e.operand]
+        raise GraphTypeError(f"{op.value}: {e}", at) from None
     return Node(op, out_type, tuple(srcs), norm, name=name, loc=loc)
 
 
@@ -98,7 +109,7 @@ class FunctionBuilder:
         implicit_broadcast: bool = False,
         **attrs: Any,
     ) -> Node:
-        """Append `op(srcs)`; with implicit_broadcast, elementwise operands broadcast NumPy-style."""
+        """Append `op(srcs)`; with implicit_broadcast, elementwise operands broadcast like NumPy."""
         if implicit_broadcast and op in ELEMENTWISE and len(srcs) > 1:
             srcs = self.broadcast_operands(op, srcs, loc)
         return self.add(make_node(op, srcs, attrs, name=name, loc=loc))
@@ -124,11 +135,17 @@ class FunctionBuilder:
 def matmul_attrs(lhs: TensorType, rhs: TensorType) -> dict[str, tuple[int, ...]]:
     """dot_general dimension numbers for NumPy's matmul (leading dims are batch dims)."""
     if lhs.rank == 0 or rhs.rank == 0:
-        raise ValueError("matmul needs operands of rank at least 1")
+        raise ValueError(f"operands must have rank at least 1, got {lhs} and {rhs}")
+    inner = 0 if rhs.rank == 1 else rhs.rank - 2  # the rhs dimension that meets lhs's last
+    if lhs.shape[-1] != rhs.shape[inner]:
+        raise ValueError(
+            f"cannot multiply {lhs} by {rhs}: lhs has {lhs.shape[-1]} columns "
+            f"but rhs has {rhs.shape[inner]} rows"
+        )
     if lhs.rank > 2 or rhs.rank > 2:
-        if lhs.rank != rhs.rank:
+        if lhs.rank != rhs.rank or lhs.shape[:-2] != rhs.shape[:-2]:
             raise ValueError(
-                f"batched matmul needs operands of equal rank, got {lhs} and {rhs} "
+                f"batched operands must have equal batch dimensions, got {lhs} and {rhs} "
                 "(broadcast the batch dimensions first)"
             )
         batch = tuple(range(lhs.rank - 2))

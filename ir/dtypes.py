@@ -6,6 +6,7 @@ from enum import Enum
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import DTypeLike
 
 
 class DType(Enum):
@@ -53,10 +54,12 @@ class DType(Enum):
         try:
             return DType(name)
         except ValueError:
-            raise ValueError(f"unknown dtype '{name}' (expected one of {', '.join(ALL_NAMES)})")
+            raise ValueError(
+                f"unknown dtype '{name}' (expected one of {', '.join(ALL_NAMES)})"
+            ) from None
 
     @staticmethod
-    def from_numpy(dtype: np.dtype[np.generic] | type) -> DType:
+    def from_numpy(dtype: DTypeLike) -> DType:
         dt = np.dtype(dtype)
         for t, n in _TO_NUMPY.items():
             if n == dt:

@@ -7,6 +7,7 @@ semantics), and later the backend lowering tables. The graph-file mnemonic is th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -71,6 +72,8 @@ class Op(Enum):
     # composites: a decompose pass rewrites them into the primitives above
     SOFTMAX = "softmax"
     MEAN = "mean"
+    # a group of ops made by the fuse pass; its nested body is a Function (attrs["body"])
+    FUSION = "fusion"
 
     def __str__(self) -> str:
         return self.value
@@ -118,6 +121,7 @@ ARITY: dict[Op, int | None] = {
     Op.AVG_POOL: 1,
     Op.SOFTMAX: 1,
     Op.MEAN: 1,
+    Op.FUSION: None,
 }
 
 
@@ -136,7 +140,7 @@ INT_OR_BOOL = DTypeRule(dtypes.INTEGERS | {DType.BOOL}, "an integer or bool type
 NUMERIC_OR_BOOL = DTypeRule(dtypes.ALL, "a numeric or bool type")
 
 OPERAND_DTYPES: dict[Op, DTypeRule] = {
-    **{op: ANY for op in SOURCES | MOVEMENT | COMPARE | {Op.SELECT, Op.CONVERT}},
+    **{op: ANY for op in SOURCES | MOVEMENT | COMPARE | {Op.SELECT, Op.CONVERT, Op.FUSION}},
     **{op: FLOAT for op in (Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
     **{op: FLOAT for op in (Op.FLOOR, Op.CEIL, Op.SOFTMAX, Op.MEAN, Op.AVG_POOL)},
     **{op: NUMERIC for op in (Op.NEG, Op.ABS, Op.RELU, Op.SIGN)},
@@ -204,6 +208,7 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
     },
     Op.SOFTMAX: {"axis": AttrSpec(AttrKind.INT, -1)},
     Op.MEAN: {"axes": AttrSpec(_INTS)},
+    Op.FUSION: {"body": AttrSpec(AttrKind.FUNCTION)},
 }
 
 
@@ -216,3 +221,12 @@ def by_mnemonic(name: str) -> Op | None:
         return Op(name)
     except ValueError:
         return None
+
+
+def fusion_kind(ops: Iterable[Op]) -> str:
+    """XLA's names for what a fused group is built around: a contraction's epilogue ("output"),
+    a reduction's producers ("input"), or nothing but elementwise work ("loop")."""
+    kinds = set(ops)
+    if kinds & CONTRACTION:
+        return "output"
+    return "input" if Op.REDUCE in kinds else "loop"

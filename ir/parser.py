@@ -5,27 +5,30 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import networkx as nx
 import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ir.attrs import WeightRef
-from ir.builder import FunctionBuilder, constant, matmul_attrs
+from ir.builder import FunctionBuilder, constant, make_node, matmul_attrs
 from ir.diagnostics import GraphSyntaxError, GraphTypeError, Loc, TesselError
 from ir.dtypes import ALL_NAMES, DType
 from ir.graph import Function, Module, Node
-from ir.ops import Op, by_mnemonic
+from ir.ops import ELEMENTWISE, Op, attr_specs, by_mnemonic
 from ir.types import TensorType
 
 SUGAR = {"matmul": Op.DOT_GENERAL}  # spellings that build another op
 _NUMBER_WORDS = {"inf": math.inf, "nan": math.nan, "true": True, "false": False}
+_PARAM_NAME = re.compile(r"%[A-Za-z_][A-Za-z0-9_.]*")  # parameters are passed by name
 
 
 @cache
@@ -60,17 +63,34 @@ def _terminal(name: str) -> str:
 def _syntax_message(err: UnexpectedInput) -> str:
     if isinstance(err, UnexpectedCharacters):
         return f"unexpected character {err.char!r}"
-    expected = sorted({_terminal(t) for t in getattr(err, "expected", ()) or ()})
-    got = "end of file"
-    if isinstance(err, UnexpectedToken) and err.token.type != "$END":
-        got = repr(str(err.token))
+    raw_expected = set(getattr(err, "expected", ()) or ())
+    expected = sorted({_terminal(t) for t in raw_expected})
+    token = err.token if isinstance(err, UnexpectedToken) else None
+    if token is None or token.type == "$END":
+        if "RBRACE" in raw_expected:
+            return "unexpected end of file: unterminated block (missing '}')"
+        got = "end of file"
+    else:
+        got = repr(str(token))
+        if token.type == "RBRACE" and "RETURN" in raw_expected:
+            return "missing 'return': a function body ends with 'return %value'"
+        if token.type in ("FUNC", "ENTRY") and "RBRACE" in raw_expected:
+            return f"unexpected {got}: the previous function is missing its closing '}}'"
     msg = f"unexpected {got}"
-    if got == "end of file" and "'}'" in expected:
-        return msg + ": unterminated block (missing '}')"
     if expected:
         shown = expected if len(expected) <= 6 else [*expected[:6], "..."]
         msg += "; expected " + " or ".join(shown)
     return msg
+
+
+def _tok(item: Any) -> Token:
+    assert isinstance(item, Token), item
+    return item
+
+
+def _tree(item: Any) -> Tree[Any]:
+    assert isinstance(item, Tree), item
+    return item
 
 
 class _FileParser:
@@ -93,7 +113,9 @@ class _FileParser:
             return self.loc(item.line or 1, item.column or 1)
         return self.loc(item.meta.line, item.meta.column)
 
-    def error(self, item: Token | Tree[Any], msg: str, cls: type[TesselError] = GraphTypeError) -> TesselError:
+    def error(
+        self, item: Token | Tree[Any], msg: str, cls: type[TesselError] = GraphTypeError
+    ) -> TesselError:
         return cls(msg, self.at(item))
 
     # -- module and functions --
@@ -103,7 +125,9 @@ class _FileParser:
             tree = _lark().parse(self.text)
         except UnexpectedInput as e:
             line, col = e.line, e.column
-            if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
+            if isinstance(e, UnexpectedEOF) or (
+                isinstance(e, UnexpectedToken) and e.token.type == "$END"
+            ):
                 line = max(len(self.lines), 1)
                 col = len(self.lines[-1]) + 1 if self.lines else 1
             raise GraphSyntaxError(_syntax_message(e), self.loc(line, col)) from None
@@ -115,18 +139,25 @@ class _FileParser:
         seen: dict[str, int] = {}
         entries: list[tuple[str, Token]] = []
         for f in tree.children:
-            entry_tok, name_tok = f.children[0], f.children[1]
+            entry_tok, name_tok = f.children[0], _tok(f.children[1])
             name = str(name_tok)[1:]
             if name in seen:
-                raise self.error(name_tok, f"function @{name} is already defined at line {seen[name]}")
+                raise self.error(
+                    name_tok, f"function @{name} is already defined at line {seen[name]}"
+                )
             seen[name] = name_tok.line or 0
             if entry_tok is not None:
-                entries.append((name, entry_tok))
+                if entries:
+                    first, first_tok = entries[0]
+                    raise self.error(
+                        entry_tok,
+                        f"@{name} is marked entry, but so is @{first} (line {first_tok.line}); "
+                        "a module has one entry function",
+                    )
+                entries.append((name, _tok(entry_tok)))
             funcs.append(self.function(f, name))
         if not funcs:
             raise GraphSyntaxError("the file defines no function", self.loc(1, 1))
-        if len(entries) > 1:
-            raise self.error(entries[1][1], f"several entry functions (@{entries[0][0]} is one)")
         if entries:
             entry = entries[0][0]
         elif "main" in seen:
@@ -134,8 +165,10 @@ class _FileParser:
         elif len(funcs) == 1:
             entry = funcs[0].name
         else:
+            names = ", ".join(f"@{n}" for n in seen)
             raise GraphSyntaxError(
-                "no entry function: mark one with 'entry func @name' or name it @main",
+                f"no entry function among {names}: mark one with 'entry func @name' "
+                "or name it @main",
                 self.at(tree.children[0]),
             )
         return Module(tuple(funcs), entry)
@@ -146,18 +179,27 @@ class _FileParser:
         stmts = [c for c in rest if isinstance(c, Tree) and c.data in ("op_stmt", "literal_stmt")]
         params = [c for c in rest if isinstance(c, Tree) and c.data == "param"]
         declared = next((c for c in rest if isinstance(c, Tree) and c.data == "result_types"), None)
-        self._check_order(stmts, params)
-        fb = FunctionBuilder(name, self.at(name_tok))
-        env: dict[str, Node] = {}
         where: dict[str, int] = {}
         for p in params:
-            tok, type_tree = p.children
+            tok = _tok(p.children[0])
+            if not _PARAM_NAME.fullmatch(str(tok)):
+                raise self.error(
+                    tok,
+                    f"parameter name {tok} must start with a letter or '_' "
+                    "(arguments are passed by name)",
+                )
             self._define(tok, where)
+        for s in stmts:
+            self._define(_tok(s.children[0]), where)
+        self._check_order(stmts)
+        fb = FunctionBuilder(name, self.at(_tok(name_tok)))
+        env: dict[str, Node] = {}
+        for p in params:
+            tok, type_tree = _tok(p.children[0]), _tree(p.children[1])
             env[str(tok)] = fb.param(str(tok)[1:], self.type(type_tree), self.at(tok))
         for s in stmts:
-            self._define(s.children[0], where)
             env[str(s.children[0])] = self.statement(s, fb, env)
-        results = [self._use(tok, env) for tok in ret.children[1:]]
+        results = [self._use(_tok(tok), env) for tok in ret.children[1:]]
         fn = fb.build(results)
         if declared is not None:
             types = [self.type(t) for t in declared.children if t is not None]
@@ -170,36 +212,44 @@ class _FileParser:
                 )
         return fn
 
-    def _check_order(self, stmts: list[Tree[Any]], params: list[Tree[Any]]) -> None:
+    def _check_order(self, stmts: list[Tree[Any]]) -> None:
         """Reject uses before definition, naming a cycle when there is one."""
         defined_at = {str(s.children[0]): i for i, s in enumerate(stmts)}
-        deps = nx.DiGraph()
-        forward = False
+        deps: nx.DiGraph = nx.DiGraph()  # user -> used
+        first_forward: Token | None = None
         for i, s in enumerate(stmts):
             for tok in self._operand_tokens(s):
-                if str(tok) in defined_at:
+                j = defined_at.get(str(tok))
+                if j is not None:
                     deps.add_edge(str(s.children[0]), str(tok))
-                    forward |= defined_at[str(tok)] >= i
-        if not forward:
+                    if j >= i and first_forward is None:
+                        first_forward = tok
+        if first_forward is None:
             return
         try:
-            cycle = nx.find_cycle(deps)
+            cycle = [u for u, _ in nx.find_cycle(deps)]
         except nx.NetworkXNoCycle:
-            cycle = None
-        for i, s in enumerate(stmts):
-            for tok in self._operand_tokens(s):
-                if defined_at.get(str(tok), -1) < i:
-                    continue
-                if cycle is not None:
-                    names = [u for u, _ in cycle] + [cycle[0][0]]
-                    raise self.error(tok, "cycle: " + " uses ".join(names))
-                line = stmts[defined_at[str(tok)]].children[0].line
-                raise self.error(tok, f"{tok} is used before its definition (at line {line})")
+            line = _tok(stmts[defined_at[str(first_forward)]].children[0]).line
+            raise self.error(
+                first_forward, f"{first_forward} is used before its definition (at line {line})"
+            ) from None
+        # Start the cycle at its earliest statement, whose use of the next value is a forward one.
+        k = min(range(len(cycle)), key=lambda n: defined_at[cycle[n]])
+        cycle = cycle[k:] + cycle[:k]
+        user = stmts[defined_at[cycle[0]]]
+        nxt = cycle[1] if len(cycle) > 1 else cycle[0]
+        tok = next(t for t in self._operand_tokens(user) if str(t) == nxt)
+        raise self.error(tok, "cycle: " + " uses ".join([*cycle, cycle[0]]))
 
     @staticmethod
-    def _operand_tokens(stmt: Tree[Any]) -> Iterator[Token]:
-        if stmt.data == "op_stmt":
-            yield from (t for t in stmt.children[2:] if isinstance(t, Token) and t.type == "VALUE")
+    def _operands(stmt: Tree[Any]) -> list[Token | Tree[Any]]:
+        """An op statement's operands in order: value names and literal numbers."""
+        if stmt.data != "op_stmt":
+            return []
+        return [c for c in stmt.children[2:-2] if c is not None]  # the last two: attrs, type
+
+    def _operand_tokens(self, stmt: Tree[Any]) -> Iterator[Token]:
+        yield from (t for t in self._operands(stmt) if isinstance(t, Token))
 
     def _define(self, tok: Token, where: dict[str, int]) -> None:
         name = str(tok)
@@ -217,7 +267,7 @@ class _FileParser:
     # -- statements --
 
     def statement(self, s: Tree[Any], fb: FunctionBuilder, env: dict[str, Node]) -> Node:
-        value_tok, op_tok = s.children[0], s.children[1]
+        value_tok, op_tok = _tok(s.children[0]), _tok(s.children[1])
         name = str(value_tok)[1:]
         loc = self.at(op_tok)
         declared = s.children[-1]
@@ -228,19 +278,8 @@ class _FileParser:
                 raise self.error(s.children[2], "a constant needs its type, e.g. ': f32[2,3]'")
             node = fb.add(self.constant(s.children[2], self.type(declared), name, loc))
         else:
-            op = self._op(op_tok)
-            operands = [self._use(t, env) for t in self._operand_tokens(s)]
-            attr_tree = next((c for c in s.children[2:] if isinstance(c, Tree) and c.data == "attr_dict"), None)
-            attrs = self.attrs(attr_tree)
-            if str(op_tok) in SUGAR:
-                if len(operands) != 2:
-                    raise self.error(op_tok, f"matmul takes 2 operands, got {len(operands)}")
-                try:
-                    attrs.update(matmul_attrs(operands[0].type, operands[1].type))
-                except ValueError as e:
-                    raise self.error(op_tok, f"matmul: {e}") from None
-            node = fb.op(op, *operands, name=name, loc=loc, implicit_broadcast=True, **attrs)
-        if declared is not None and isinstance(declared, Tree) and declared.data == "type":
+            node = fb.add(self.op_statement(s, fb, env, name, loc))
+        if declared is not None:
             want = self.type(declared)
             if want != node.type:
                 raise self.error(
@@ -250,32 +289,90 @@ class _FileParser:
                 )
         return node
 
+    def op_statement(
+        self, s: Tree[Any], fb: FunctionBuilder, env: dict[str, Node], name: str, loc: Loc
+    ) -> Node:
+        op_tok = _tok(s.children[1])
+        op = self._op(op_tok)
+        items = self._operands(s)
+        values = {i: self._use(t, env) for i, t in enumerate(items) if isinstance(t, Token)}
+        for i, item in enumerate(items):
+            if isinstance(item, Tree):
+                dtype = self._literal_dtype(op_tok, op, i, values, item)
+                c = constant(np.array(self.element(item, dtype), dtype.np), loc=self.at(item))
+                values[i] = fb.add(c)
+        operands = tuple(values[i] for i in range(len(items)))
+        attr_tree = next(
+            (c for c in s.children[2:] if isinstance(c, Tree) and c.data == "attr_dict"), None
+        )
+        attrs, attr_locs = self.attrs(attr_tree, op)
+        if str(op_tok) in SUGAR:
+            if len(operands) != 2:
+                raise self.error(op_tok, f"matmul: takes 2 operands, got {len(operands)}")
+            try:
+                attrs.update(matmul_attrs(operands[0].type, operands[1].type))
+            except ValueError as e:
+                raise self.error(op_tok, f"matmul: {e}") from None
+        if op in ELEMENTWISE and len(operands) > 1:
+            operands = fb.broadcast_operands(op, operands, loc)
+        src_locs = [self.at(t) for t in items]
+        return make_node(
+            op, operands, attrs, name=name, loc=loc, attr_locs=attr_locs, src_locs=src_locs
+        )
+
+    def _literal_dtype(
+        self, op_tok: Token, op: Op, i: int, values: dict[int, Node], item: Tree[Any]
+    ) -> DType:
+        """A literal operand takes the dtype of the op's value operands (select's: bool first)."""
+        if op is Op.SELECT and i == 0:
+            return DType.BOOL
+        typing = [v for j, v in sorted(values.items()) if not (op is Op.SELECT and j == 0)]
+        if not typing:
+            raise self.error(
+                item, f"{op_tok}: cannot tell the type of this literal; make an operand a value"
+            )
+        return typing[0].dtype
+
     def _op(self, tok: Token) -> Op:
         name = str(tok)
         if name in SUGAR:
             return SUGAR[name]
         op = by_mnemonic(name)
-        if op is None or op is Op.PARAMETER:
+        if op is Op.PARAMETER:
+            raise self.error(tok, "parameters are declared in the function signature, not as ops")
+        if op is None:
             known = [o.value for o in Op if o is not Op.PARAMETER] + list(SUGAR)
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise self.error(tok, f"unknown op '{name}'{hint}")
         if op is Op.CONSTANT:
-            raise self.error(tok, "constant takes a literal value, e.g. '%c = constant 1.0 : f32[]'")
+            raise self.error(
+                tok, "constant takes a literal value, e.g. '%c = constant 1.0 : f32[]'"
+            )
         return op
 
-    def attrs(self, tree: Tree[Any] | None) -> dict[str, Any]:
+    def attrs(self, tree: Tree[Any] | None, op: Op) -> tuple[dict[str, Any], dict[str, Loc]]:
+        """Attribute values by name, and where to point when one is wrong: the value, or the
+        name if the op has no such attribute."""
         out: dict[str, Any] = {}
+        locs: dict[str, Loc] = {}
+        specs = attr_specs(op)
         for attr in tree.children if tree is not None else ():
             if attr is None:
                 continue
-            key_tok, value = attr.children
-            if str(key_tok) in out:
-                raise self.error(key_tok, f"attribute '{key_tok}' is given twice")
-            out[str(key_tok)] = self.attr_value(value)
-        return out
+            key_tok, value = _tok(attr.children[0]), attr.children[1]
+            key = str(key_tok)
+            if key in out:
+                raise self.error(key_tok, f"attribute '{key}' is given twice")
+            out[key] = self.attr_value(value)
+            locs[key] = self.at(value if key in specs else key_tok)
+        return out, locs
 
     def attr_value(self, v: Token | Tree[Any]) -> Any:
+        if isinstance(v, Tree) and v.data == "func":  # a nested body, in its own scope
+            if v.children[0] is not None:
+                raise self.error(v.children[0], "a nested function cannot be marked entry")
+            return self.function(v, str(v.children[1])[1:])
         if isinstance(v, Tree):
             return tuple(self.attr_value(c) for c in v.children if c is not None)
         if v.type == "INT":
@@ -292,73 +389,97 @@ class _FileParser:
             dtype = DType.parse(str(dtype_tok))
         except ValueError:
             close = difflib.get_close_matches(str(dtype_tok), ALL_NAMES, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f" (dtypes: {', '.join(ALL_NAMES)})"
+            hint = (
+                f"; did you mean '{close[0]}'?" if close else f" (dtypes: {', '.join(ALL_NAMES)})"
+            )
             raise self.error(dtype_tok, f"unknown dtype '{dtype_tok}'{hint}") from None
-        shape = tuple(int(d) for d in dims if d is not None)
+        shape = []
         for d in dims:
-            if d is not None and int(d) < 0:
+            if d is None:
+                continue
+            d = _tok(d)
+            if int(d) < 0:
                 raise self.error(d, f"dimension {d} is negative")
-        return TensorType(shape, dtype)
+            shape.append(int(d))
+        return TensorType(tuple(shape), dtype)
 
     # -- constants --
 
     def constant(self, lit: Tree[Any], t: TensorType, name: str, loc: Loc) -> Node:
         if lit.data == "weight_ref":
             arr, ref = self.load_weights(lit)
+            if t.dtype == DType.BF16 and arr.dtype.kind == "V" and arr.dtype.itemsize == 2:
+                arr = arr.view(DType.BF16.np)  # .npy stores bfloat16 as raw 2-byte records
             if arr.shape != t.shape or arr.dtype != t.dtype.np:
-                got = f"{DType.from_numpy(arr.dtype).value if _known(arr.dtype) else arr.dtype}{list(arr.shape)}"
-                raise self.error(lit, f"weights {_ref_text(lit)} hold {got}, but the declared type is {t}")
+                got = f"{_dtype_name(arr.dtype)}{list(arr.shape)}"
+                raise self.error(
+                    lit, f"weights {_ref_text(lit)} hold {got}, but the declared type is {t}"
+                )
             return constant(arr, source=ref, name=name, loc=loc)
         return constant(self.literal_array(lit, t), name=name, loc=loc)
 
     def literal_array(self, lit: Tree[Any], t: TensorType) -> np.ndarray[Any, Any]:
-        values = self.literal_values(lit, t.dtype)
-        if isinstance(values, list) and not values:
-            if t.size != 0:
-                raise self.error(lit, f"empty literal for {t}, which has {t.size} elements")
-            return np.zeros(t.shape, t.dtype.np)
-        arr = np.array(values, dtype=object)
-        if arr.shape == ():
-            return np.full(t.shape, self._cast(values, t.dtype, lit), dtype=t.dtype.np)
-        if arr.shape != t.shape:
-            raise self.error(lit, f"literal has shape {list(arr.shape)} but the type is {t}")
-        flat = [self._cast(v, t.dtype, lit) for v in arr.reshape(-1)]
+        if lit.data != "literal_list":  # one number, repeated to fill the type
+            return np.full(t.shape, self.element(lit, t.dtype), dtype=t.dtype.np)
+        if not any(c is not None for c in lit.children) and t.size == 0:
+            return np.zeros(t.shape, t.dtype.np)  # "[]" spells any empty tensor
+        shape = self.literal_shape(lit)
+        if shape != t.shape:
+            raise self.error(lit, f"literal has shape {list(shape)} but the declared type is {t}")
+        flat = [self.element(leaf, t.dtype) for leaf in _leaves(lit)]
         return np.array(flat, dtype=t.dtype.np).reshape(t.shape)
 
-    def literal_values(self, lit: Tree[Any], dtype: DType) -> Any:
-        if lit.data == "literal_list":
-            return [self.literal_values(c, dtype) for c in lit.children if c is not None]
-        if lit.data == "weight_ref":
-            raise self.error(lit, "a weights reference cannot appear inside a list")
-        toks = lit.children
-        tok = toks[-1]
-        if tok.type == "INT":
-            return int(tok)
-        if tok.type == "FLOAT":
-            return float(tok)
-        word = str(tok)
-        if word not in _NUMBER_WORDS or (len(toks) == 2 and word in ("true", "false")):
-            raise self.error(tok, f"'{word}' is not a number (numbers, true, false, inf, nan)")
-        v = _NUMBER_WORDS[word]
-        return -v if len(toks) == 2 else v
+    def literal_shape(self, lit: Tree[Any]) -> tuple[int, ...]:
+        if lit.data != "literal_list":
+            return ()
+        items = [c for c in lit.children if c is not None]
+        shapes = [self.literal_shape(c) for c in items]
+        for item, shape in zip(items, shapes, strict=True):
+            if shape != shapes[0]:
+                raise self.error(
+                    item,
+                    f"ragged literal: this entry is {_entry_kind(shape)} but the first entry "
+                    f"of its list is {_entry_kind(shapes[0])}",
+                )
+        return (len(items), *(shapes[0] if shapes else ()))
 
-    def _cast(self, v: Any, dtype: DType, at: Tree[Any]) -> Any:
+    def element(self, leaf: Tree[Any], dtype: DType) -> Any:
+        """One literal number, checked against the element type."""
+        if leaf.data == "weight_ref":
+            raise self.error(leaf, "a weights reference cannot appear inside a list")
+        toks = leaf.children
+        tok = _tok(toks[-1])
+        text = "".join(str(t) for t in toks)
+        v: Any
+        if tok.type == "INT":
+            v = int(tok)
+        elif tok.type == "FLOAT":
+            v = float(tok)
+        elif str(tok) in _NUMBER_WORDS and (len(toks) == 1 or str(tok) in ("inf", "nan")):
+            v = _NUMBER_WORDS[str(tok)]
+            v = -v if len(toks) == 2 else v
+        else:
+            raise self.error(
+                leaf, f"'{text}' is not a number (expected a number, inf, nan, true or false)"
+            )
         if dtype == DType.BOOL:
             if not isinstance(v, bool):
-                raise self.error(at, f"bool constants take true or false, got {v}")
-            return v
-        if isinstance(v, bool):
-            raise self.error(at, f"{dtype.value} constants take numbers, got {str(v).lower()}")
-        if dtype.is_int:
+                raise self.error(leaf, f"bool constants take true or false, got {text}")
+        elif isinstance(v, bool):
+            raise self.error(leaf, f"{dtype} constants take numbers, got {text}")
+        elif dtype.is_int:
             if not isinstance(v, int):
-                raise self.error(at, f"{dtype.value} constants take integers, got {v}")
-            info = np.iinfo(dtype.np)
+                raise self.error(leaf, f"{dtype} constants take integers, got {text}")
+            info = np.iinfo(dtype.np.type)  # type: ignore[type-var]
             if not info.min <= v <= info.max:
-                raise self.error(at, f"{v} does not fit in {dtype.value} ({info.min}..{info.max})")
+                raise self.error(leaf, f"{text} does not fit in {dtype} ({info.min}..{info.max})")
+        elif tok.type != "NAME" and not math.isfinite(_to_float(v, dtype)):
+            top = float(ml_dtypes.finfo(dtype.np).max)  # type: ignore[no-untyped-call]
+            raise self.error(leaf, f"{text} does not fit in {dtype} (largest finite value {top:g})")
         return v
 
     def load_weights(self, lit: Tree[Any]) -> tuple[np.ndarray[Any, Any], WeightRef]:
-        file_tok, key_tok = lit.children
+        file_tok, key_tok = _tok(lit.children[0]), lit.children[1]
         rel = str(file_tok)[1:-1]
         path = (self.base_dir / rel).absolute()
         if not path.is_file():
@@ -366,36 +487,66 @@ class _FileParser:
         try:
             if path.suffix == ".npy":
                 if key_tok is not None:
-                    raise self.error(key_tok, f"'{rel}' is an .npy file and holds a single array; drop the key")
+                    raise self.error(
+                        key_tok, f"'{rel}' is an .npy file and holds a single array; drop the key"
+                    )
                 return np.load(path, allow_pickle=False), WeightRef(path)
             if path.suffix != ".npz":
                 raise self.error(file_tok, f"weights file '{rel}' must be .npy or .npz")
             if key_tok is None:
-                raise self.error(file_tok, f"'{rel}' is an .npz archive: name the array, e.g. \"{rel}\"[\"w\"]")
+                raise self.error(
+                    file_tok, f'\'{rel}\' is an .npz archive: name the array, e.g. "{rel}"["w"]'
+                )
             if path not in self.npz:
                 self.npz[path] = self.stack.enter_context(np.load(path, allow_pickle=False))
             key = str(key_tok)[1:-1]
             archive = self.npz[path]
             if key not in archive.files:
-                raise self.error(key_tok, f"'{rel}' has no array '{key}' (it has: {', '.join(archive.files)})")
+                raise self.error(
+                    key_tok, f"'{rel}' has no array '{key}' (it has: {', '.join(archive.files)})"
+                )
             return archive[key], WeightRef(path, key)
         except (OSError, ValueError) as e:
             raise self.error(file_tok, f"cannot read weights file '{rel}': {e}") from None
 
 
-def _known(dt: np.dtype[Any]) -> bool:
+def _leaves(lit: Tree[Any]) -> Iterator[Tree[Any]]:
+    if lit.data != "literal_list":
+        yield lit
+        return
+    for c in lit.children:
+        if c is not None:
+            yield from _leaves(c)
+
+
+def _entry_kind(shape: tuple[int, ...]) -> str:
+    return f"a list of shape {list(shape)}" if shape else "a number"
+
+
+def _to_float(v: float, dtype: DType) -> float:
+    """`v` rounded to `dtype` (inf when it is too large for it)."""
     try:
-        DType.from_numpy(dt)
-        return True
+        with np.errstate(over="ignore"):
+            return float(np.asarray(v, dtype=np.float64).astype(dtype.np))
+    except OverflowError:  # an int beyond float64
+        return math.inf
+
+
+def _dtype_name(dt: np.dtype[Any]) -> str:
+    try:
+        return DType.from_numpy(dt).value
     except ValueError:
-        return False
+        return str(dt)
 
 
 def _ref_text(lit: Tree[Any]) -> str:
-    return "".join(str(c) if i == 0 else f"[{c}]" for i, c in enumerate(lit.children) if c is not None)
+    parts = [c for c in lit.children if c is not None]
+    return str(parts[0]) + "".join(f"[{c}]" for c in parts[1:])
 
 
-def parse_module(text: str, filename: str = "<string>", base_dir: str | os.PathLike[str] | None = None) -> Module:
+def parse_module(
+    text: str, filename: str = "<string>", base_dir: str | os.PathLike[str] | None = None
+) -> Module:
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     return _FileParser(text, filename, base).parse()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,19 @@ class WeightSink:
         return WeightRef(self.path, key)
 
     def save(self) -> None:
+        """Write the archive as np.savez does (keys may be any name, even 'file')."""
         if not self.arrays:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp.npz")
-        np.savez(tmp, **self.arrays)
-        os.replace(tmp, self.path)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for key, arr in self.arrays.items():
+                    with zf.open(key + ".npy", "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, arr, allow_pickle=False)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def format_type(t: TensorType) -> str:
@@ -63,16 +72,14 @@ def format_scalar(value: Any, dtype: DType) -> str:
         return str(int(value))
     v = float(value)
     if np.isnan(v):
-        return "nan"
+        return "-nan" if np.signbit(v) else "nan"
     if np.isinf(v):
         return "inf" if v > 0 else "-inf"
     if dtype in (DType.F32, DType.F64, DType.F16):
         text = str(dtype.np.type(value))
     else:  # bf16: shortest decimal that reads back to the same value
         target = dtype.np.type(value)
-        text = next(
-            t for p in range(1, 18) if dtype.np.type(float(t := f"{v:.{p}g}")) == target
-        )
+        text = next(t for p in range(1, 18) if dtype.np.type(float(t := f"{v:.{p}g}")) == target)
     if not any(c in text for c in ".eEn"):
         text += ".0"
     return text
@@ -82,7 +89,7 @@ def format_literal(arr: np.ndarray[Any, Any], dtype: DType) -> str:
     if arr.size == 0:
         return "[]"
     flat = arr.reshape(-1)
-    if arr.ndim == 0 or (flat == flat[0]).all() and not _has_distinct_nans_or_zeros(flat):
+    if arr.ndim == 0 or ((flat == flat[0]).all() and not _has_distinct_nans_or_zeros(flat)):
         return format_scalar(flat[0], dtype)
 
     def rec(a: np.ndarray[Any, Any]) -> str:
@@ -175,18 +182,18 @@ class Printer:
     def function(self, fn: Function, entry: bool = False) -> str:
         return "\n".join(self._function_lines(fn, entry)) + "\n"
 
-    def _function_lines(self, fn: Function, entry: bool) -> Iterator[str]:
-        namer = _Namer()
+    def _function_lines(self, fn: Function, entry: bool, indent: str = "") -> Iterator[str]:
+        namer = _Namer()  # every function, nested ones included, is its own scope
         params = ", ".join(f"%{namer.define(p)}: {format_type(p.type)}" for p in fn.params)
         results = [format_type(r.type) for r in fn.results]
         ret = results[0] if len(results) == 1 else "(" + ", ".join(results) + ")"
-        yield f"{'entry ' if entry else ''}func @{fn.name}({params}) -> {ret} {{"
+        yield f"{indent}{'entry ' if entry else ''}func @{fn.name}({params}) -> {ret} {{"
         for node in fn.body:
-            yield "  " + self.statement(node, namer)
-        yield "  return " + ", ".join(namer[r] for r in fn.results)
-        yield "}"
+            yield f"{indent}  " + self.statement(node, namer, indent + "  ")
+        yield f"{indent}  return " + ", ".join(namer[r] for r in fn.results)
+        yield f"{indent}}}"
 
-    def statement(self, node: Node, namer: _Namer) -> str:
+    def statement(self, node: Node, namer: _Namer, indent: str = "  ") -> str:
         if node.op is Op.CONSTANT:
             rhs = f"constant {self.constant_value(node)}"
         else:
@@ -194,8 +201,16 @@ class Printer:
             rhs = f"{node.op.value}({operands})"
             attrs = printed_attrs(node)
             if attrs:
-                rhs += " {" + ", ".join(f"{k} = {format_attr_value(v)}" for k, v in attrs) + "}"
+                shown = (f"{k} = {self.attr_value(v, indent)}" for k, v in attrs)
+                rhs += " {" + ", ".join(shown) + "}"
         return f"%{namer.define(node)} = {rhs} : {format_type(node.type)}"
+
+    def attr_value(self, value: Any, indent: str) -> str:
+        """A fusion's body prints as a function whose lines nest under the statement's."""
+        if isinstance(value, Function):
+            first, *rest = self._function_lines(value, entry=False, indent=indent)
+            return "\n".join([first.lstrip(), *rest])
+        return format_attr_value(value)
 
     def constant_value(self, node: Node) -> str:
         data: ConstData = node.attrs["value"]

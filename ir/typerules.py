@@ -7,11 +7,12 @@ derived defaults filled in), so every later stage sees one canonical form.
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
-from ir.attrs import REQUIRED, Attrs
+from ir.attrs import REQUIRED, Attrs, show_value
 from ir.dtypes import DType
 from ir.ops import ARITY, BINARY, COMPARE, OPERAND_DTYPES, UNARY, Op, attr_specs
 from ir.types import TensorType
@@ -20,29 +21,40 @@ Types = Sequence[TensorType]
 
 
 class ShapeError(ValueError):
-    """A type rule failed. The message is about the op's operands and attributes."""
+    """A type rule failed. The message is about the op's operands and attributes.
+
+    `attr` (an attribute name) or `operand` (an operand index) says what is at fault, so a
+    front end can point its caret at that token rather than at the op.
+    """
+
+    def __init__(self, msg: str, *, attr: str | None = None, operand: int | None = None) -> None:
+        super().__init__(msg)
+        self.attr = attr
+        self.operand = operand
 
 
-def _fail(msg: str) -> None:
-    raise ShapeError(msg)
+def _fail(msg: str, *, attr: str | None = None, operand: int | None = None) -> NoReturn:
+    raise ShapeError(msg, attr=attr, operand=operand)
 
 
-def _axis(axis: int, rank: int, what: str = "axis") -> int:
+def _axis(axis: int, rank: int, attr: str, where: str = "") -> int:
+    """`axis` in 0..rank-1 (negative counts from the end); `where` says where it came from."""
     if not -rank <= axis < rank:
-        _fail(f"{what} {axis} is out of range for rank {rank}")
-    return axis % rank if rank else axis
+        what = f"axis {axis}{where}" if where else f"{attr} {axis}"
+        _fail(f"{what} is out of range for rank {rank}", attr=attr)
+    return axis % rank
 
 
-def _axes(axes: Sequence[int], rank: int, what: str = "axes") -> tuple[int, ...]:
-    out = tuple(_axis(a, rank, f"{what} entry") for a in axes)
+def _axes(axes: Sequence[int], rank: int, attr: str) -> tuple[int, ...]:
+    out = tuple(_axis(a, rank, attr, f" in '{attr}'") for a in axes)
     if len(set(out)) != len(out):
-        _fail(f"{what} {list(axes)} repeat an axis")
+        _fail(f"{attr} {list(axes)} repeat an axis", attr=attr)
     return out
 
 
 def _length(name: str, value: Sequence[Any], n: int) -> None:
     if len(value) != n:
-        _fail(f"'{name}' has {len(value)} entries but the operand has rank {n}")
+        _fail(f"'{name}' has {len(value)} entries but the operand has rank {n}", attr=name)
 
 
 # --- attribute normalization ------------------------------------------------------------------
@@ -54,45 +66,51 @@ def _same_padding(size: int, window: int, stride: int) -> tuple[int, int]:
     return (total // 2, total - total // 2)
 
 
+def _positive_pair(a: dict[str, Any], name: str) -> None:
+    if len(a[name]) != 2 or any(v < 1 for v in a[name]):
+        _fail(f"'{name}' must be two positive ints, got {list(a[name])}", attr=name)
+
+
 def _norm_window_padding(a: dict[str, Any], spatial: Sequence[int], window: Sequence[int]) -> None:
+    """Resolve `same`/`valid` to explicit pairs (for a rank-4 input) and check explicit pairs."""
     pad = a["padding"]
-    strides = a["strides"]
     if pad == "valid":
         a["padding"] = ((0, 0),) * len(spatial)
     elif pad == "same":
         a["padding"] = tuple(
-            _same_padding(s, w, st) for s, w, st in zip(spatial, window, strides, strict=True)
+            _same_padding(s, w, st) for s, w, st in zip(spatial, window, a["strides"], strict=True)
+        )
+    elif len(pad) != 2 or any(lo < 0 or hi < 0 for lo, hi in pad):
+        _fail(
+            f"'padding' must be two non-negative [low, high] pairs, got {show_value(pad)}",
+            attr="padding",
         )
 
 
 def _n_reduce(t: Types, a: dict[str, Any]) -> None:
-    a["axes"] = tuple(sorted(_axes(a["axes"], t[0].rank)))
+    a["axes"] = tuple(sorted(_axes(a["axes"], t[0].rank, "axes")))
 
 
-def _n_softmax(t: Types, a: dict[str, Any]) -> None:
-    a["axis"] = _axis(a["axis"], t[0].rank)
-
-
-def _n_concat(t: Types, a: dict[str, Any]) -> None:
-    a["axis"] = _axis(a["axis"], t[0].rank)
+def _n_axis(t: Types, a: dict[str, Any]) -> None:
+    a["axis"] = _axis(a["axis"], t[0].rank, "axis")
 
 
 def _n_broadcast(t: Types, a: dict[str, Any]) -> None:
     if a["dims"] is None:
         out_rank, in_rank = len(a["shape"]), t[0].rank
         if in_rank > out_rank:
-            _fail(f"cannot broadcast rank {in_rank} to rank {out_rank}")
+            _fail(f"cannot broadcast rank {in_rank} to rank {out_rank}", attr="shape")
         a["dims"] = tuple(range(out_rank - in_rank, out_rank))
 
 
 def _n_reshape(t: Types, a: dict[str, Any]) -> None:
     shape = list(a["shape"])
     if shape.count(-1) > 1:
-        _fail("reshape 'shape' may contain at most one -1")
+        _fail(f"'shape' may contain at most one -1, got {shape}", attr="shape")
     if -1 in shape:
         known = math.prod(d for d in shape if d != -1)
         if known == 0 or t[0].size % known:
-            _fail(f"cannot infer the -1 in shape {shape} from {t[0].size} elements")
+            _fail(f"cannot infer the -1 in shape {shape} from {t[0].size} elements", attr="shape")
         shape[shape.index(-1)] = t[0].size // known
     a["shape"] = tuple(shape)
 
@@ -123,10 +141,13 @@ def _n_dot(t: Types, a: dict[str, Any]) -> None:
 
 def _n_conv(t: Types, a: dict[str, Any]) -> None:
     x, w = t
-    if x.rank == 4 and w.rank == 4 and len(a["dilation"]) == 2:
+    _positive_pair(a, "strides")
+    _positive_pair(a, "dilation")
+    if a["groups"] < 1:
+        _fail(f"'groups' must be at least 1, got {a['groups']}", attr="groups")
+    if x.rank == 4 and w.rank == 4:  # otherwise the type rule reports the ranks
         eff = [(k - 1) * d + 1 for k, d in zip(w.shape[:2], a["dilation"], strict=True)]
-        if len(a["strides"]) == 2:
-            _norm_window_padding(a, x.shape[1:3], eff)
+        _norm_window_padding(a, x.shape[1:3], eff)
     if a["out_dtype"] is None:
         a["out_dtype"] = x.dtype
 
@@ -134,16 +155,18 @@ def _n_conv(t: Types, a: dict[str, Any]) -> None:
 def _n_pool(t: Types, a: dict[str, Any]) -> None:
     if a["strides"] is None:
         a["strides"] = a["window"]
+    _positive_pair(a, "window")
+    _positive_pair(a, "strides")
     x = t[0]
-    if x.rank == 4 and len(a["window"]) == 2 and len(a["strides"]) == 2:
+    if x.rank == 4:  # otherwise the type rule reports the rank
         _norm_window_padding(a, x.shape[1:3], a["window"])
 
 
 NORMALIZE: dict[Op, Callable[[Types, dict[str, Any]], None]] = {
     Op.REDUCE: _n_reduce,
     Op.MEAN: _n_reduce,
-    Op.SOFTMAX: _n_softmax,
-    Op.CONCATENATE: _n_concat,
+    Op.SOFTMAX: _n_axis,
+    Op.CONCATENATE: _n_axis,
     Op.BROADCAST_IN_DIM: _n_broadcast,
     Op.RESHAPE: _n_reshape,
     Op.SLICE: _n_slice,
@@ -161,17 +184,21 @@ def normalize_attrs(op: Op, in_types: Types, raw: Mapping[str, Any]) -> Attrs:
     specs = attr_specs(op)
     for name in raw:
         if name not in specs:
+            close = difflib.get_close_matches(name, list(specs), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
             known = ", ".join(specs) or "none"
-            _fail(f"unknown attribute '{name}' (attributes of {op.value}: {known})")
+            _fail(
+                f"unknown attribute '{name}'{hint} (attributes of {op.value}: {known})", attr=name
+            )
     out: dict[str, Any] = {}
     for name, spec in specs.items():
         if name in raw:
             try:
                 out[name] = spec.check(raw[name])
             except ValueError as e:
-                raise ShapeError(f"attribute '{name}': {e}") from None
+                raise ShapeError(f"attribute '{name}': {e}", attr=name) from None
         elif spec.default is REQUIRED:
-            _fail(f"missing required attribute '{name}' ({spec.describe()})")
+            _fail(f"missing required attribute '{name}': expected {spec.describe()}")
         else:
             out[name] = spec.default
     if op in NORMALIZE:
@@ -182,14 +209,15 @@ def normalize_attrs(op: Op, in_types: Types, raw: Mapping[str, Any]) -> Attrs:
 # --- type rules -------------------------------------------------------------------------------
 
 
-def _same_operands(t: Types) -> TensorType:
-    first = t[0]
-    for other in t[1:]:
-        if other.dtype != first.dtype:
-            _fail(f"operand dtypes differ: {first} vs {other}")
-        if other.shape != first.shape:
-            _fail(f"operand shapes differ: {first} vs {other}")
-    return first
+def _same_operands(t: Types, first: int = 0) -> TensorType:
+    """All of `t` must have one type; operand indices in errors start at `first`."""
+    base = t[0]
+    for i, other in enumerate(t[1:], start=first + 1):
+        if other.dtype != base.dtype:
+            _fail(f"operand dtypes differ: {base} vs {other}", operand=i)
+        if other.shape != base.shape:
+            _fail(f"operand shapes differ: {base} vs {other}", operand=i)
+    return base
 
 
 def _t_elementwise(t: Types, a: Attrs) -> TensorType:
@@ -203,10 +231,13 @@ def _t_compare(t: Types, a: Attrs) -> TensorType:
 def _t_select(t: Types, a: Attrs) -> TensorType:
     pred, x, y = t
     if pred.dtype != DType.BOOL:
-        _fail(f"predicate must be bool, got {pred}")
-    out = _same_operands([x, y])
+        _fail(f"predicate must be bool, got {pred}", operand=0)
+    out = _same_operands([x, y], first=1)
     if pred.shape != out.shape:
-        _fail(f"predicate shape {list(pred.shape)} differs from operand shape {list(out.shape)}")
+        _fail(
+            f"predicate shape {list(pred.shape)} differs from operand shape {list(out.shape)}",
+            operand=0,
+        )
     return out
 
 
@@ -216,48 +247,58 @@ def _t_convert(t: Types, a: Attrs) -> TensorType:
 
 def _t_constant(t: Types, a: Attrs) -> TensorType:
     arr = a["value"].array
-    return TensorType(tuple(arr.shape), DType.from_numpy(arr.dtype))
+    try:
+        dtype = DType.from_numpy(arr.dtype)
+    except ValueError as e:
+        _fail(str(e), attr="value")
+    return TensorType(tuple(arr.shape), dtype)
+
+
+def _nonnegative_shape(shape: Sequence[int]) -> None:
+    if any(d < 0 for d in shape):
+        _fail(f"negative dimension in shape {list(shape)}", attr="shape")
 
 
 def _t_iota(t: Types, a: Attrs) -> TensorType:
     shape, dtype = a["shape"], a["dtype"]
     if dtype == DType.BOOL:
-        _fail("iota needs a numeric dtype")
+        _fail("dtype must be numeric, got bool", attr="dtype")
+    _nonnegative_shape(shape)
     _axis(a["dim"], len(shape), "dim")
-    if any(d < 0 for d in shape):
-        _fail(f"negative dimension in shape {list(shape)}")
     return TensorType(shape, dtype)
 
 
 def _t_broadcast(t: Types, a: Attrs) -> TensorType:
     x, shape, dims = t[0], a["shape"], a["dims"]
-    if any(d < 0 for d in shape):
-        _fail(f"negative dimension in shape {list(shape)}")
+    _nonnegative_shape(shape)
     _length("dims", dims, x.rank)
     if list(dims) != sorted(set(dims)) or any(not 0 <= d < len(shape) for d in dims):
-        _fail(f"dims {list(dims)} must be strictly increasing and below rank {len(shape)}")
+        _fail(
+            f"dims {list(dims)} must be strictly increasing and below rank {len(shape)}",
+            attr="dims",
+        )
     for i, d in enumerate(dims):
         if x.shape[i] not in (1, shape[d]):
             _fail(
                 f"operand dimension {i} (size {x.shape[i]}) cannot broadcast to "
-                f"output dimension {d} (size {shape[d]})"
+                f"output dimension {d} (size {shape[d]})",
+                attr="shape",
             )
     return x.with_shape(shape)
 
 
 def _t_reshape(t: Types, a: Attrs) -> TensorType:
     x, shape = t[0], a["shape"]
-    if any(d < 0 for d in shape):
-        _fail(f"negative dimension in shape {list(shape)}")
+    _nonnegative_shape(shape)
     if math.prod(shape) != x.size:
-        _fail(f"cannot reshape {x} ({x.size} elements) to {list(shape)}")
+        _fail(f"cannot reshape {x} ({x.size} elements) to {list(shape)}", attr="shape")
     return x.with_shape(shape)
 
 
 def _t_transpose(t: Types, a: Attrs) -> TensorType:
     x, perm = t[0], a["perm"]
     if sorted(perm) != list(range(x.rank)):
-        _fail(f"perm {list(perm)} is not a permutation of the {x.rank} axes of {x}")
+        _fail(f"perm {list(perm)} is not a permutation of the {x.rank} axes of {x}", attr="perm")
     return x.with_shape(tuple(x.shape[p] for p in perm))
 
 
@@ -266,23 +307,33 @@ def _t_slice(t: Types, a: Attrs) -> TensorType:
     for name in ("start", "limit", "stride"):
         _length(name, a[name], x.rank)
     out = []
-    for i, (lo, hi, st, d) in enumerate(zip(a["start"], a["limit"], a["stride"], x.shape)):
+    for i, (lo, hi, st, d) in enumerate(
+        zip(a["start"], a["limit"], a["stride"], x.shape, strict=True)
+    ):
         if st < 1:
-            _fail(f"stride {st} on axis {i} must be at least 1")
-        if not 0 <= lo <= hi <= d:
-            _fail(f"slice [{lo}:{hi}] on axis {i} is outside 0..{d}")
+            _fail(f"stride {st} on axis {i} must be at least 1", attr="stride")
+        if not 0 <= lo <= d:
+            _fail(f"start {lo} on axis {i} is outside 0..{d}", attr="start")
+        if not lo <= hi <= d:
+            _fail(f"limit {hi} on axis {i} must be between start {lo} and size {d}", attr="limit")
         out.append(-(-(hi - lo) // st))
     return x.with_shape(tuple(out))
 
 
 def _t_concatenate(t: Types, a: Attrs) -> TensorType:
     first, axis = t[0], a["axis"]
-    for other in t[1:]:
-        if other.dtype != first.dtype or other.rank != first.rank:
-            _fail(f"operands {first} and {other} differ in dtype or rank")
-        for i, (p, q) in enumerate(zip(first.shape, other.shape)):
+    for j, other in enumerate(t[1:], start=1):
+        if other.dtype != first.dtype:
+            _fail(f"operand {j} ({other}) has another dtype than operand 0 ({first})", operand=j)
+        if other.rank != first.rank:
+            _fail(f"operand {j} ({other}) has another rank than operand 0 ({first})", operand=j)
+        for i, (p, q) in enumerate(zip(first.shape, other.shape, strict=True)):
             if i != axis and p != q:
-                _fail(f"operands {first} and {other} differ on axis {i}, which is not the axis")
+                _fail(
+                    f"operand {j} ({other}) differs from operand 0 ({first}) on axis {i}; "
+                    f"only the concatenation axis {axis} may differ",
+                    operand=j,
+                )
     shape = list(first.shape)
     shape[axis] = sum(x.shape[axis] for x in t)
     return first.with_shape(tuple(shape))
@@ -291,14 +342,14 @@ def _t_concatenate(t: Types, a: Attrs) -> TensorType:
 def _t_pad(t: Types, a: Attrs) -> TensorType:
     x, value = t
     if value.rank != 0 or value.dtype != x.dtype:
-        _fail(f"padding value must be a {x.dtype.value} scalar, got {value}")
+        _fail(f"padding value must be a scalar of type {x.dtype.value}[], got {value}", operand=1)
     for name in ("low", "high", "interior"):
         _length(name, a[name], x.rank)
         if any(p < 0 for p in a[name]):
-            _fail(f"'{name}' must be non-negative, got {list(a[name])}")
+            _fail(f"'{name}' must be non-negative, got {list(a[name])}", attr=name)
     shape = tuple(
         lo + hi + d + max(d - 1, 0) * it
-        for lo, hi, it, d in zip(a["low"], a["high"], a["interior"], x.shape)
+        for lo, hi, it, d in zip(a["low"], a["high"], a["interior"], x.shape, strict=True)
     )
     return x.with_shape(shape)
 
@@ -306,47 +357,57 @@ def _t_pad(t: Types, a: Attrs) -> TensorType:
 def _t_reduce(t: Types, a: Attrs) -> TensorType:
     x = t[0]
     if x.dtype == DType.BOOL and a.get("kind") in ("sum", "prod"):
-        _fail(f"reduce {a['kind']} needs a numeric operand, got {x}")
+        _fail(f"kind {a['kind']} needs a numeric operand, got {x}", attr="kind")
     return x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in a["axes"]))
+
+
+def _check_out_dtype(operand: TensorType, out: DType) -> None:
+    """Accumulating ops may widen or narrow, but stay floating-point or stay integer."""
+    if operand.dtype.is_float and not out.is_float:
+        _fail(
+            f"out_dtype {out} must be a floating-point type, like the operands ({operand})",
+            attr="out_dtype",
+        )
+    if operand.dtype.is_int and not out.is_int:
+        _fail(
+            f"out_dtype {out} must be an integer type, like the operands ({operand})",
+            attr="out_dtype",
+        )
 
 
 def _t_dot(t: Types, a: Attrs) -> TensorType:
     lhs, rhs = t
     if lhs.dtype != rhs.dtype:
-        _fail(f"operand dtypes differ: {lhs} vs {rhs}")
+        _fail(f"operand dtypes differ: {lhs} vs {rhs}", operand=1)
     lb, rb, lc, rc = a["lhs_batch"], a["rhs_batch"], a["lhs_contract"], a["rhs_contract"]
     if len(lb) != len(rb):
-        _fail(f"lhs_batch {list(lb)} and rhs_batch {list(rb)} differ in length")
+        _fail(f"lhs_batch {list(lb)} and rhs_batch {list(rb)} differ in length", attr="rhs_batch")
     if len(lc) != len(rc):
-        _fail(f"lhs_contract {list(lc)} and rhs_contract {list(rc)} differ in length")
+        _fail(
+            f"lhs_contract {list(lc)} and rhs_contract {list(rc)} differ in length",
+            attr="rhs_contract",
+        )
     if set(lb) & set(lc) or set(rb) & set(rc):
         _fail("a dimension cannot be both a batch and a contracting dimension")
     for kind, ld, rd in (("batch", lb, rb), ("contracting", lc, rc)):
-        for i, j in zip(ld, rd):
+        for i, j in zip(ld, rd, strict=True):
             if lhs.shape[i] != rhs.shape[j]:
                 _fail(
                     f"{kind} dimension sizes differ: lhs dim {i} has {lhs.shape[i]}, "
                     f"rhs dim {j} has {rhs.shape[j]} ({lhs} x {rhs})"
                 )
-    out = a["out_dtype"]
-    if out.is_float != lhs.dtype.is_float:
-        _fail(f"out_dtype {out.value} must be a {'float' if lhs.dtype.is_float else 'int'} type")
+    _check_out_dtype(lhs, a["out_dtype"])
     lfree = [d for i, d in enumerate(lhs.shape) if i not in lb and i not in lc]
     rfree = [d for i, d in enumerate(rhs.shape) if i not in rb and i not in rc]
-    return TensorType(tuple([lhs.shape[i] for i in lb] + lfree + rfree), out)
+    return TensorType(tuple([lhs.shape[i] for i in lb] + lfree + rfree), a["out_dtype"])
 
 
 def _window_out(
     spatial: Sequence[int], window: Sequence[int], strides: Sequence[int], a: Attrs
 ) -> list[int]:
-    pads, out = a["padding"], []
-    if len(pads) != 2 or any(lo < 0 or hi < 0 for lo, hi in pads):
-        _fail(f"padding must be two non-negative [low, high] pairs, got {pads}")
-    if len(strides) != 2 or any(s < 1 for s in strides):
-        _fail(f"strides must be two positive ints, got {list(strides)}")
-    for size, w, s, (lo, hi) in zip(spatial, window, strides, pads):
-        if w < 1:
-            _fail(f"window sizes must be positive, got {list(window)}")
+    """Output sizes of a 2-D window; `normalize_attrs` has checked strides and padding."""
+    out = []
+    for size, w, s, (lo, hi) in zip(spatial, window, strides, a["padding"], strict=True):
         span = size + lo + hi - w
         if span < 0:
             _fail(f"window {w} is larger than the padded input ({size + lo + hi})")
@@ -357,34 +418,49 @@ def _window_out(
 def _t_conv(t: Types, a: Attrs) -> TensorType:
     x, w = t
     if x.rank != 4 or w.rank != 4:
-        _fail(f"conv2d needs an NHWC input and an HWIO filter, got {x} and {w}")
+        _fail(f"needs an NHWC input and an HWIO filter (both rank 4), got {x} and {w}")
     if x.dtype != w.dtype:
-        _fail(f"operand dtypes differ: {x} vs {w}")
-    g = a["groups"]
-    if g < 1 or x.shape[3] != w.shape[2] * g or w.shape[3] % g:
+        _fail(f"operand dtypes differ: {x} vs {w}", operand=1)
+    if w.shape[0] < 1 or w.shape[1] < 1:
+        _fail(f"filter height and width must be positive, got {w}", operand=1)
+    g, in_ch, out_ch = a["groups"], x.shape[3], w.shape[3]
+    if in_ch != w.shape[2] * g:
+        per = f" x {g} groups = {w.shape[2] * g}" if g != 1 else ""
         _fail(
-            f"input channels ({x.shape[3]}) must equal filter input channels ({w.shape[2]}) "
-            f"x groups ({g}), and output channels ({w.shape[3]}) must divide by groups"
+            f"input has {in_ch} channels but the filter expects {w.shape[2]}{per} "
+            f"(input {x}, filter {w})",
+            operand=1,
         )
-    if len(a["dilation"]) != 2 or any(d < 1 for d in a["dilation"]):
-        _fail(f"dilation must be two positive ints, got {list(a['dilation'])}")
-    eff = [(k - 1) * d + 1 for k, d in zip(w.shape[:2], a["dilation"])]
+    if out_ch % g:
+        _fail(f"filter output channels ({out_ch}) must be divisible by groups ({g})", operand=1)
+    _check_out_dtype(x, a["out_dtype"])
+    eff = [(k - 1) * d + 1 for k, d in zip(w.shape[:2], a["dilation"], strict=True)]
     h, wo = _window_out(x.shape[1:3], eff, a["strides"], a)
-    return TensorType((x.shape[0], h, wo, w.shape[3]), a["out_dtype"])
+    return TensorType((x.shape[0], h, wo, out_ch), a["out_dtype"])
 
 
 def _t_pool(t: Types, a: Attrs) -> TensorType:
     x = t[0]
     if x.rank != 4:
-        _fail(f"pooling needs an NHWC input, got {x}")
-    if len(a["window"]) != 2:
-        _fail(f"window must have two entries, got {list(a['window'])}")
+        _fail(f"needs an NHWC input (rank 4), got {x}", operand=0)
     h, w = _window_out(x.shape[1:3], a["window"], a["strides"], a)
     return x.with_shape((x.shape[0], h, w, x.shape[3]))
 
 
 def _t_same(t: Types, a: Attrs) -> TensorType:
     return t[0]
+
+
+def _t_fusion(t: Types, a: Attrs) -> TensorType:
+    body = a["body"]
+    want = [p.type for p in body.params]
+    if list(t) != want:
+        got = ", ".join(map(str, t))
+        _fail(f"operands ({got}) do not match the body's parameters ({', '.join(map(str, want))})")
+    if len(body.results) != 1:
+        _fail(f"the body must return exactly one value, it returns {len(body.results)}")
+    result: TensorType = body.results[0].type
+    return result
 
 
 TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
@@ -407,6 +483,7 @@ TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
     Op.CONV2D: _t_conv,
     Op.MAX_POOL: _t_pool,
     Op.AVG_POOL: _t_pool,
+    Op.FUSION: _t_fusion,
 }
 
 
@@ -418,10 +495,10 @@ def check_operands(op: Op, in_types: Types) -> None:
     elif len(in_types) != arity:
         _fail(f"takes {arity} operand{'s' if arity != 1 else ''}, got {len(in_types)}")
     rule = OPERAND_DTYPES[op]
-    data = in_types[1:] if op is Op.SELECT else in_types
-    for t in data:
+    first = 1 if op is Op.SELECT else 0  # select's predicate is checked by its type rule
+    for i, t in enumerate(in_types[first:], start=first):
         if t.dtype not in rule.allowed:
-            _fail(f"needs {rule.description}, got {t}")
+            _fail(f"needs {rule.description}, got {t}", operand=i)
 
 
 def infer(op: Op, in_types: Types, raw_attrs: Mapping[str, Any]) -> tuple[TensorType, Attrs]:
@@ -431,4 +508,3 @@ def infer(op: Op, in_types: Types, raw_attrs: Mapping[str, Any]) -> tuple[Tensor
     check_operands(op, in_types)
     attrs = normalize_attrs(op, in_types, raw_attrs)
     return TYPE_RULES[op](in_types, attrs), attrs
-

@@ -14,7 +14,7 @@ class TensorType:
     dtype: DType
 
     def __post_init__(self) -> None:
-        if any((not isinstance(d, int)) or d < 0 for d in self.shape):
+        if any(type(d) is not int or d < 0 for d in self.shape):  # no bools, no numpy ints
             raise ValueError(f"invalid shape {self.shape}: dimensions must be non-negative ints")
 
     @property

@@ -7,9 +7,11 @@ at that pass. Errors name the function, the node and what is wrong.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 import networkx as nx
 
+from ir.attrs import show_value
 from ir.diagnostics import VerifyError
 from ir.graph import Function, Module, Node
 from ir.ops import Op
@@ -23,7 +25,7 @@ def describe(node: Node) -> str:
     return f"{name}{node.op.value} : {node.type}"
 
 
-def _fail(fn: Function, node: Node | None, msg: str) -> None:
+def _fail(fn: Function, node: Node | None, msg: str) -> NoReturn:
     where = f"in @{fn.name}" + (f", at '{describe(node)}'" if node is not None else "")
     raise VerifyError(f"{where}: {msg}", node.loc if node is not None else fn.loc)
 
@@ -31,7 +33,29 @@ def _fail(fn: Function, node: Node | None, msg: str) -> None:
 def verify_function(fn: Function) -> None:
     if not fn.results:
         _fail(fn, None, "a function must return at least one value")
-    defined: set[Node] = set()
+    defined = _check_params(fn)
+    _check_acyclic(fn)
+    body = set(fn.body)
+    for node in fn.body:
+        if node.op is Op.PARAMETER:
+            _fail(fn, node, "parameters belong in the parameter list, not the body")
+        if node in defined:
+            _fail(fn, node, "the node appears twice in the schedule")
+        for i, s in enumerate(node.srcs):
+            if s not in defined:
+                where = "is used before its definition" if s in body else "is not defined here"
+                _fail(fn, node, f"operand {i} ('{describe(s)}') {where}")
+        _check_type(fn, node)
+        for value in node.attrs.values():
+            if isinstance(value, Function):  # a fusion's body: its own scope, checked alike
+                verify_function(value)
+        defined.add(node)
+    for r in fn.results:
+        if r not in defined:
+            _fail(fn, None, f"result '{describe(r)}' is not defined in the function")
+
+
+def _check_params(fn: Function) -> set[Node]:
     names: set[str] = set()
     for p in fn.params:
         if p.op is not Op.PARAMETER or p.srcs:
@@ -39,26 +63,19 @@ def verify_function(fn: Function) -> None:
         if not p.name or not IDENT.fullmatch(p.name) or p.name in names:
             _fail(fn, p, f"parameter name {p.name!r} is missing, invalid or repeated")
         names.add(p.name)
-        defined.add(p)
-    body = set(fn.body)
-    for node in fn.body:
-        if node.op is Op.PARAMETER:
-            _fail(fn, node, "parameters belong in the parameter list, not the body")
-        if node in defined:
-            _fail(fn, node, "the node appears twice in the body")
-        for i, s in enumerate(node.srcs):
-            if s not in defined:
-                where = "is used before its definition" if s in body else "is not defined here"
-                _fail(fn, node, f"operand {i} ('{describe(s)}') {where}")
-        _check_type(fn, node)
-        defined.add(node)
-    for r in fn.results:
-        if r not in defined:
-            _fail(fn, None, f"result '{describe(r)}' is not defined in the function")
-    graph = fn.dependency_graph()
-    if not nx.is_directed_acyclic_graph(graph):
+    return set(fn.params)
+
+
+def _check_acyclic(fn: Function) -> None:
+    """A cycle would also break schedule order; report it as what it is."""
+    graph = fn.dependency_graph()  # edges run from operand to user
+    try:
         cycle = nx.find_cycle(graph)
-        _fail(fn, cycle[0][0], "the graph has a cycle")
+    except nx.NetworkXNoCycle:
+        return
+    users = [v for _, v in reversed(cycle)]
+    chain = " uses ".join(f"'{describe(n)}'" for n in [*users, users[0]])
+    _fail(fn, users[0], f"operand cycle: {chain}")
 
 
 def _check_type(fn: Function, node: Node) -> None:
@@ -66,11 +83,18 @@ def _check_type(fn: Function, node: Node) -> None:
         expected, attrs = infer(node.op, [s.type for s in node.srcs], node.attrs)
     except ShapeError as e:
         _fail(fn, node, str(e))
-        return
     if expected != node.type:
         _fail(fn, node, f"type is {node.type} but the {node.op.value} rule gives {expected}")
-    if attrs != node.attrs:
-        _fail(fn, node, f"attributes {dict(node.attrs)} are not in canonical form {dict(attrs)}")
+    for key, value in attrs.items():
+        if key not in node.attrs:
+            _fail(fn, node, f"attribute '{key}' is missing (canonical value {show_value(value)})")
+        if node.attrs[key] != value:
+            _fail(
+                fn,
+                node,
+                f"attribute '{key}' is {show_value(node.attrs[key])}, "
+                f"not in canonical form {show_value(value)}",
+            )
 
 
 def verify_module(module: Module) -> None:

@@ -1,0 +1,424 @@
+"""Hypothesis strategies for random *valid* IR: every op, every dtype it accepts, odd shapes.
+
+`GENERATORS[op](ctx, op, dtype)` appends one `op` node whose (data) operands have `dtype`,
+creating operands as it goes: an existing value of the right type, a new parameter, or a new
+constant (including nan, inf, -0.0, and bf16/f16 values). Shapes include scalars and size-0
+and size-1 dimensions. Name hints are drawn from a small pool, so they collide, and include
+hints the printer cannot use ("3d", "has space") and none at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import ml_dtypes
+import numpy as np
+from hypothesis import strategies as st
+
+from ir import dtypes, ops
+from ir.builder import FunctionBuilder
+from ir.dtypes import DType
+from ir.graph import Function, Module, Node
+from ir.ops import OPERAND_DTYPES, REDUCE_KINDS, Op
+from ir.types import TensorType
+
+DTYPES = sorted(DType, key=lambda t: t.value)
+NAME_HINTS = [None, None, "", "x", "y", "h", "h.1", "out", "_t", "3d", "has space"]
+PARAM_NAMES = ["x", "y", "w", "b", "in_0", "a.b", "_p"]
+FUNC_NAMES = ["main", "f", "g", "helper.1", "_k"]
+
+# Dtypes each op accepts for its data operands (for sources: its result), per the op table,
+# minus what a type rule rejects for every attribute choice.
+ACCEPTS: dict[Op, frozenset[DType]] = {op: OPERAND_DTYPES[op].allowed for op in Op}
+ACCEPTS[Op.IOTA] = dtypes.NUMERIC
+
+
+def _special_floats(dtype: DType) -> list[float]:
+    finfo = ml_dtypes.finfo(dtype.np)  # type: ignore[no-untyped-call]
+    return [
+        0.0,
+        -0.0,
+        1.0,
+        -1.5,
+        math.inf,
+        -math.inf,
+        math.nan,
+        -math.nan,
+        float(finfo.max),
+        -float(finfo.max),
+        float(finfo.smallest_subnormal),
+        0.1,
+    ]
+
+
+def elements(dtype: DType) -> st.SearchStrategy[Any]:
+    """Python scalars that `dtype` holds exactly (NaNs only in their canonical forms)."""
+    if dtype == DType.BOOL:
+        return st.booleans()
+    if dtype.is_int:
+        info = np.iinfo(dtype.np.name)
+        return st.integers(int(info.min), int(info.max))
+    widths: dict[DType, Literal[16, 32, 64]] = {
+        DType.F64: 64,
+        DType.F32: 32,
+        DType.F16: 16,
+        DType.BF16: 32,
+    }
+    width = widths[dtype]
+    finite = st.floats(width=width, allow_nan=False, allow_infinity=False)
+    if dtype == DType.BF16:  # round to the nearest bfloat16, as the parser will
+        finite = finite.map(lambda v: float(np.array(v, dtype=dtype.np)))
+    return st.one_of(st.sampled_from(_special_floats(dtype)), finite)
+
+
+class Ctx:
+    """One function under construction: the builder, its values, and the draw function."""
+
+    def __init__(
+        self, draw: Callable[[st.SearchStrategy[Any]], Any], name: str, depth: int = 0
+    ) -> None:
+        self.draw = draw
+        self.fb = FunctionBuilder(name)
+        self.values: list[Node] = []
+        self.depth = depth  # how deep in fusion bodies this function is
+
+    # -- drawing --
+
+    def integer(self, lo: int, hi: int) -> int:
+        return int(self.draw(st.integers(lo, hi)))
+
+    def flag(self) -> bool:
+        return bool(self.draw(st.booleans()))
+
+    def pick(self, options: Any) -> Any:
+        return self.draw(st.sampled_from(list(options)))
+
+    def shape(self, min_rank: int = 0, max_rank: int = 3, min_side: int = 0) -> tuple[int, ...]:
+        rank = self.integer(min_rank, max_rank)
+        return tuple(self.integer(min_side, 4) for _ in range(rank))
+
+    def hint(self) -> str | None:
+        return self.pick(NAME_HINTS)  # type: ignore[no-any-return]
+
+    # -- values --
+
+    def operand(self, t: TensorType) -> Node:
+        """A value of type `t`: reuse one, or add a parameter or a constant."""
+        same = [v for v in self.values if v.type == t]
+        how = self.integer(0, 2)
+        if same and how == 0:
+            return self.pick(same)  # type: ignore[no-any-return]
+        if how == 1 and len(self.fb.params) < len(PARAM_NAMES):
+            return self.param(t)
+        return self.constant(t)
+
+    def param(self, t: TensorType) -> Node:
+        taken = {p.name for p in self.fb.params}
+        name = self.pick([n for n in PARAM_NAMES if n not in taken])
+        node = self.fb.param(name, t)
+        self.values.append(node)
+        return node
+
+    def constant(self, t: TensorType) -> Node:
+        elem = elements(t.dtype)
+        if t.size and self.flag():  # a splat, which the printer writes as one number
+            array = np.full(t.shape, self.draw(elem), dtype=t.dtype.np)
+        else:
+            flat = self.draw(st.lists(elem, min_size=t.size, max_size=t.size))
+            array = np.array(flat, dtype=t.dtype.np).reshape(t.shape)
+        node = self.fb.const(array, name=self.hint())
+        self.values.append(node)
+        return node
+
+    def op(self, op: Op, *srcs: Node, **attrs: Any) -> Node:
+        node = self.fb.op(op, *srcs, name=self.hint(), **attrs)
+        self.values.append(node)
+        return node
+
+    def typed(self, dtype: DType, **kw: Any) -> Node:
+        return self.operand(TensorType(self.shape(**kw), dtype))
+
+
+# --- one generator per op family --------------------------------------------------------------
+
+
+def g_parameter(c: Ctx, op: Op, dt: DType) -> Node:
+    return c.param(TensorType(c.shape(), dt))
+
+
+def g_constant(c: Ctx, op: Op, dt: DType) -> Node:
+    return c.constant(TensorType(c.shape(), dt))
+
+
+def g_iota(c: Ctx, op: Op, dt: DType) -> Node:
+    shape = c.shape(min_rank=1)
+    dim = c.integer(0, len(shape) - 1)
+    attrs: dict[str, Any] = {"shape": shape, "dtype": dt}
+    if dim or c.flag():
+        attrs["dim"] = dim
+    return c.op(op, **attrs)
+
+
+def g_unary(c: Ctx, op: Op, dt: DType) -> Node:
+    return c.op(op, c.typed(dt))
+
+
+def g_binary(c: Ctx, op: Op, dt: DType) -> Node:
+    t = TensorType(c.shape(), dt)
+    return c.op(op, c.operand(t), c.operand(t))
+
+
+def g_select(c: Ctx, op: Op, dt: DType) -> Node:
+    t = TensorType(c.shape(), dt)
+    return c.op(op, c.operand(t.with_dtype(DType.BOOL)), c.operand(t), c.operand(t))
+
+
+def g_convert(c: Ctx, op: Op, dt: DType) -> Node:
+    return c.op(op, c.typed(dt), dtype=c.pick(DTYPES))
+
+
+def g_broadcast(c: Ctx, op: Op, dt: DType) -> Node:
+    out = c.shape()
+    dims = sorted(c.draw(st.sets(st.integers(0, len(out) - 1), max_size=len(out))) if out else [])
+    x = c.operand(TensorType(tuple(out[d] if c.flag() else 1 for d in dims), dt))
+    attrs: dict[str, Any] = {"shape": out}
+    trailing = list(range(len(out) - len(dims), len(out)))
+    if dims != trailing or c.flag():
+        attrs["dims"] = dims
+    return c.op(op, x, **attrs)
+
+
+def _group(c: Ctx, factors: list[int]) -> list[int]:
+    """Multiply runs of adjacent factors together: one of the shapes with these factors."""
+    out: list[int] = []
+    for i, f in enumerate(factors):
+        if out and i and c.flag():
+            out[-1] *= f
+        else:
+            out.append(f)
+    return out
+
+
+def g_reshape(c: Ctx, op: Op, dt: DType) -> Node:
+    factors = c.draw(st.lists(st.integers(0, 3), max_size=4))
+    x = c.operand(TensorType(tuple(_group(c, factors)), dt))
+    shape = _group(c, factors)
+    wild = [i for i in range(len(shape)) if math.prod(shape[:i] + shape[i + 1 :]) != 0]
+    if wild and c.flag():
+        shape[c.pick(wild)] = -1
+    return c.op(op, x, shape=shape)
+
+
+def g_transpose(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    perm = c.draw(st.permutations(list(range(len(x.shape)))))
+    return c.op(op, x, perm=perm)
+
+
+def g_slice(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    start = [c.integer(0, d) for d in x.shape]
+    limit = [c.integer(s, d) for s, d in zip(start, x.shape, strict=True)]
+    attrs: dict[str, Any] = {"start": start, "limit": limit}
+    if c.flag():
+        attrs["stride"] = [c.integer(1, 3) for _ in x.shape]
+    return c.op(op, x, **attrs)
+
+
+def g_concatenate(c: Ctx, op: Op, dt: DType) -> Node:
+    base = c.shape(min_rank=1)
+    axis = c.integer(0, len(base) - 1)
+    parts = []
+    for _ in range(c.integer(1, 3)):
+        shape = list(base)
+        shape[axis] = c.integer(0, 3)
+        parts.append(c.operand(TensorType(tuple(shape), dt)))
+    return c.op(op, *parts, axis=axis - len(base) if c.flag() else axis)
+
+
+def g_pad(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    value = c.operand(TensorType((), dt))
+    attrs: dict[str, Any] = {
+        "low": [c.integer(0, 2) for _ in x.shape],
+        "high": [c.integer(0, 2) for _ in x.shape],
+    }
+    if c.flag():
+        attrs["interior"] = [c.integer(0, 2) for _ in x.shape]
+    return c.op(op, x, value, **attrs)
+
+
+def _axes(c: Ctx, rank: int) -> list[int]:
+    axes = c.draw(st.lists(st.integers(0, rank - 1), unique=True)) if rank else []
+    return [a - rank if c.flag() else a for a in axes]  # negative axes count from the end
+
+
+def g_reduce(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    kinds = [k for k in REDUCE_KINDS if dt != DType.BOOL or k in ("max", "min")]
+    return c.op(op, x, kind=c.pick(kinds), axes=_axes(c, x.type.rank))
+
+
+def g_mean(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    return c.op(op, x, axes=_axes(c, x.type.rank))
+
+
+def g_softmax(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt, min_rank=1)
+    rank = x.type.rank
+    return c.op(op, x, **({"axis": c.integer(-rank, rank - 1)} if c.flag() else {}))
+
+
+def _out_dtype(c: Ctx, dt: DType, attrs: dict[str, Any]) -> None:
+    if c.flag():
+        attrs["out_dtype"] = c.pick(
+            t for t in DTYPES if t.is_float == dt.is_float and t != DType.BOOL
+        )
+
+
+def g_dot(c: Ctx, op: Op, dt: DType) -> Node:
+    """Batch, contracting and free dimensions, laid out in a random order on each side."""
+    batch = [c.integer(0, 3) for _ in range(c.integer(0, 1))]
+    contract = [c.integer(0, 3) for _ in range(c.integer(0, 2))]
+    lfree = [c.integer(0, 3) for _ in range(c.integer(0, 1))]
+    rfree = [c.integer(0, 3) for _ in range(c.integer(0, 1))]
+
+    def side(free: list[int]) -> tuple[TensorType, list[int], list[int]]:
+        roles = [("b", i) for i in range(len(batch))] + [("c", i) for i in range(len(contract))]
+        roles += [("f", i) for i in range(len(free))]
+        order = c.draw(st.permutations(roles))
+        sizes = {"b": batch, "c": contract, "f": free}
+        shape = tuple(sizes[kind][i] for kind, i in order)
+        where = {role: pos for pos, role in enumerate(order)}
+        return (
+            TensorType(shape, dt),
+            [where[("b", i)] for i in range(len(batch))],
+            [where[("c", i)] for i in range(len(contract))],
+        )
+
+    lt, lb, lc = side(lfree)
+    rt, rb, rc = side(rfree)
+    attrs: dict[str, Any] = {"lhs_contract": lc, "rhs_contract": rc}
+    if batch or c.flag():
+        attrs.update(lhs_batch=lb, rhs_batch=rb)
+    _out_dtype(c, dt, attrs)
+    return c.op(op, c.operand(lt), c.operand(rt), **attrs)
+
+
+def _padding(c: Ctx) -> Any:
+    kind = c.integer(0, 3)
+    if kind == 3:
+        return [[c.integer(0, 2), c.integer(0, 2)] for _ in range(2)]
+    return [None, "valid", "same"][kind]
+
+
+def g_conv(c: Ctx, op: Op, dt: DType) -> Node:
+    groups = c.integer(1, 2)
+    cin, cout = groups * c.integer(1, 2), groups * c.integer(1, 2)
+    kh, kw = c.integer(1, 3), c.integer(1, 3)
+    dilation = [c.integer(1, 2), c.integer(1, 2)]
+    eff = [(kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1]
+    x = TensorType((c.integer(0, 2), eff[0] + c.integer(0, 3), eff[1] + c.integer(0, 3), cin), dt)
+    w = TensorType((kh, kw, cin // groups, cout), dt)
+    attrs: dict[str, Any] = {}
+    if groups > 1 or c.flag():
+        attrs["groups"] = groups
+    if dilation != [1, 1] or c.flag():
+        attrs["dilation"] = dilation
+    if c.flag():
+        attrs["strides"] = [c.integer(1, 3), c.integer(1, 3)]
+    pad = _padding(c)
+    if pad is not None:
+        attrs["padding"] = pad
+    _out_dtype(c, dt, attrs)
+    return c.op(op, c.operand(x), c.operand(w), **attrs)
+
+
+def g_pool(c: Ctx, op: Op, dt: DType) -> Node:
+    window = [c.integer(1, 3), c.integer(1, 3)]
+    x = c.operand(
+        TensorType(
+            (c.integer(0, 2), window[0] + c.integer(0, 2), window[1] + c.integer(0, 2), 2), dt
+        )
+    )
+    attrs: dict[str, Any] = {"window": window}
+    if c.flag():
+        attrs["strides"] = [c.integer(1, 3), c.integer(1, 3)]
+    pad = _padding(c)
+    if pad is not None:
+        attrs["padding"] = pad
+    if op is Op.AVG_POOL and c.flag():
+        attrs["count_include_pad"] = c.flag()
+    return c.op(op, x, **attrs)
+
+
+def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
+    """A nested body of a few random nodes (no fusion in it), fed by operands of the same types."""
+    inner = Ctx(c.draw, "fusion", c.depth + 1)
+    inner.param(TensorType(c.shape(), dt))
+    for _ in range(c.integer(1, 3)):
+        add_node(inner)
+    body = inner.fb.build([inner.values[-1]])
+    return c.op(op, *(c.operand(p.type) for p in body.params), body=body)
+
+
+Generator = Callable[[Ctx, Op, DType], Node]
+GENERATORS: dict[Op, Generator] = {
+    Op.PARAMETER: g_parameter,
+    Op.CONSTANT: g_constant,
+    Op.IOTA: g_iota,
+    **{op: g_unary for op in ops.UNARY},
+    **{op: g_binary for op in ops.BINARY | ops.COMPARE},
+    Op.SELECT: g_select,
+    Op.CONVERT: g_convert,
+    Op.BROADCAST_IN_DIM: g_broadcast,
+    Op.RESHAPE: g_reshape,
+    Op.TRANSPOSE: g_transpose,
+    Op.SLICE: g_slice,
+    Op.CONCATENATE: g_concatenate,
+    Op.PAD: g_pad,
+    Op.REDUCE: g_reduce,
+    Op.DOT_GENERAL: g_dot,
+    Op.CONV2D: g_conv,
+    Op.MAX_POOL: g_pool,
+    Op.AVG_POOL: g_pool,
+    Op.SOFTMAX: g_softmax,
+    Op.MEAN: g_mean,
+    Op.FUSION: g_fusion,
+}
+
+# Every (op, dtype) pair the generators must be able to produce.
+OP_DTYPES = [(op, dt) for op in Op for dt in DTYPES if dt in ACCEPTS[op]]
+
+
+def add_node(c: Ctx, op: Op | None = None, dtype: DType | None = None) -> Node:
+    """Append one node (a random op and dtype unless given)."""
+    op = op if op is not None else c.pick(o for o in Op if o is not Op.FUSION or not c.depth)
+    dt = dtype if dtype is not None else c.pick(sorted(ACCEPTS[op], key=lambda t: t.value))
+    return GENERATORS[op](c, op, dt)
+
+
+@st.composite
+def functions(
+    draw: st.DrawFn, name: str = "main", op: Op | None = None, dtype: DType | None = None
+) -> Function:
+    """A function of a few random nodes, or of one `op` node (on `dtype`) and its operands."""
+    c = Ctx(draw, name)
+    if op is not None:
+        results = [add_node(c, op, dtype)]
+    else:
+        for _ in range(c.integer(1, 4)):
+            add_node(c)
+        results = draw(st.lists(st.sampled_from(c.values), min_size=1, max_size=3))
+    return c.fb.build(results)
+
+
+@st.composite
+def modules(draw: st.DrawFn) -> Module:
+    """One to three functions; with several, any of them may be the entry."""
+    names = draw(st.lists(st.sampled_from(FUNC_NAMES), min_size=1, max_size=3, unique=True))
+    funcs = tuple(draw(functions(name)) for name in names)
+    return Module(funcs, draw(st.sampled_from(names)))
