@@ -31,7 +31,8 @@ def check_array(name: str, value: Any, want: TensorType) -> np.ndarray[Any, Any]
             value = np.asarray(value, dtype=want.dtype.np)
         else:
             raise InputError(
-                f"argument '{name}' must be a numpy array of type {want}, got {type(value).__name__}"
+                f"argument '{name}' must be a numpy array of type {want}, "
+                f"got {type(value).__name__}"
             )
     arr = np.asarray(value)
     if arr.dtype != want.dtype.np:
@@ -40,8 +41,11 @@ def check_array(name: str, value: Any, want: TensorType) -> np.ndarray[Any, Any]
             f"(convert it with .astype(...))"
         )
     if arr.shape != want.shape:
-        raise InputError(f"argument '{name}' has shape {list(arr.shape)}, expected {list(want.shape)}")
-    return np.ascontiguousarray(arr)
+        raise InputError(
+            f"argument '{name}' has shape {list(arr.shape)}, expected {list(want.shape)}"
+        )
+    # not np.ascontiguousarray: it turns a rank-0 array into shape [1]
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
 
 
 def bind_inputs(
@@ -52,17 +56,19 @@ def bind_inputs(
     names = fn.param_names
     if len(args) > len(names):
         raise InputError(f"@{fn.name} takes {len(names)} arguments, got {len(args)}")
-    given: dict[str, Any] = dict(zip(names, args))
+    given: dict[str, Any] = dict(zip(names, args, strict=False))
     for key, value in kwargs.items():
         if key not in names:
-            raise InputError(f"@{fn.name} has no parameter '{key}' (parameters: {', '.join(names)})")
+            raise InputError(
+                f"@{fn.name} has no parameter '{key}' (parameters: {', '.join(names)})"
+            )
         if key in given:
             raise InputError(f"argument '{key}' is given twice")
         given[key] = value
     missing = [n for n in names if n not in given]
     if missing:
         raise InputError(f"@{fn.name} is missing argument(s): {', '.join(missing)}")
-    return [check_array(n, given[n], p.type) for n, p in zip(names, fn.params)]
+    return [check_array(n, given[n], p.type) for n, p in zip(names, fn.params, strict=False)]
 
 
 def random_inputs(fn: Function, seed: int = 0) -> list[np.ndarray[Any, Any]]:

@@ -67,8 +67,7 @@ def run_function(
     """Run `fn` on arguments matched to its parameters; returns one new array per result."""
     env: dict[Node, np.ndarray] = {}
     for p, value in zip(fn.params, bind_inputs(fn, args, kwargs), strict=True):
-        # bind_inputs' np.ascontiguousarray turns a rank-0 array into shape [1]; undo that.
-        env[p] = value.reshape(p.shape)
+        env[p] = value
     for node in fn.body:
         missing = [s for s in node.srcs if s not in env]
         if missing:

@@ -18,7 +18,6 @@ from ir.parser import parse_file, parse_module
 
 SAMPLES = sorted((Path(__file__).parents[2] / "samples").glob("*.graph"))
 SVG = "{http://www.w3.org/2000/svg}"
-needs_fusion = pytest.mark.skipif(not hasattr(Op, "FUSION"), reason="IR has no fusion op yet")
 
 MLP = """
 func @main(%x: f32[4,8], %w: f32[8,3], %b: f32[3]) -> f32[4,3] {
@@ -193,7 +192,6 @@ def test_dot_samples(path: Path) -> None:
     assert len(re.findall(r" -> ", dot)) == sum(len(n.srcs) for n in fn.body)
 
 
-@needs_fusion
 def test_fusion_svg_is_a_labeled_group() -> None:
     fn = fuse(parse(MLP), {"y", "z", "r"})
     root = check_svg(fn)
@@ -211,7 +209,6 @@ def test_fusion_svg_is_a_labeled_group() -> None:
         assert fy < y < y + h < fy + fh
 
 
-@needs_fusion
 def test_fusion_dot_is_a_cluster() -> None:
     fn = fuse(parse(MLP), {"y", "z", "r"})
     dot = to_dot(fn)
@@ -224,7 +221,6 @@ def test_fusion_dot_is_a_cluster() -> None:
     assert all(not dst.startswith(src + "_") for src, dst in edges)
 
 
-@needs_fusion
 def test_fusion_kind_fallback() -> None:
     fn = fuse(parse(MLP), {"y", "z"})
     assert graphstyle.fusion_kind(fusion_of(fn).attrs["body"]) == "output"

@@ -1,0 +1,156 @@
+"""`tessel check` and `tessel run`, and the input/output handling they share with other verbs."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler.backends import BACKENDS, prepare
+from compiler.cliargs import Subparsers, add_pipeline_args, pipeline_options
+from compiler.driver import optimize
+from compiler.summary import summarize
+from ir.diagnostics import InputError
+from ir.files import atomic_write, write_text_atomic
+from ir.graph import Function, Module
+from ir.parser import parse_file
+from ir.printer import print_module
+from ir.verify import verify_module
+from runtime.inputs import bind_inputs, random_inputs
+
+_OUTPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def load(path: str) -> Module:
+    module = parse_file(path)
+    verify_module(module)
+    return module
+
+
+# --- tessel check -----------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    module = load(args.file)
+    if args.output is None:
+        sys.stdout.write(print_module(module))
+        return 0
+    out = Path(args.output)
+    write_text_atomic(out, print_module(module, base_dir=out.parent))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+# --- tessel run -------------------------------------------------------------------------------
+
+
+def gather_inputs(fn: Function, specs: Sequence[str], seed: int) -> list[np.ndarray]:
+    """Inputs from `NAME=FILE.npy` or `FILE.npz` (keys are parameter names); random for the rest."""
+    given: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            name, path = "", spec
+            if not path.endswith(".npz"):
+                raise InputError(f"--input '{spec}': expected NAME=FILE.npy or FILE.npz")
+        data = _load_input(name or path, path)
+        if isinstance(data, dict):
+            if name:
+                raise InputError(f"--input '{spec}': NAME=... takes a .npy file, not a .npz")
+            given.update(data)
+        else:
+            given[name] = data
+    missing = [n for n in fn.param_names if n not in given]
+    if missing and given:
+        print(f"note: random values for {', '.join('%' + n for n in missing)}", file=sys.stderr)
+    randoms = dict(zip(fn.param_names, random_inputs(fn, seed), strict=False))
+    given.update({n: randoms[n] for n in missing})
+    return bind_inputs(fn, (), given)
+
+
+def _load_input(name: str, path: str) -> np.ndarray | dict[str, np.ndarray]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read input '{name}' from {path}: {e}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            return {k: data[k] for k in data.files}
+    array: np.ndarray = data
+    return array
+
+
+def output_names(fn: Function) -> list[str]:
+    """Result name hints where they are valid file names and unique, `output<i>` otherwise."""
+    hints = [r.name for r in fn.results]
+    return [
+        h if h and _OUTPUT_NAME.fullmatch(h) and hints.count(h) == 1 else f"output{i}"
+        for i, h in enumerate(hints)
+    ]
+
+
+def entry_function(module: Module, name: str | None) -> Function:
+    functions = module.by_name()
+    if name is None:
+        return functions[module.entry]
+    if name.lstrip("@") not in functions:
+        known = ", ".join("@" + f for f in functions)
+        raise InputError(f"--entry: no function @{name.lstrip('@')} (functions: {known})")
+    return functions[name.lstrip("@")]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    module = load(args.file)
+    fn = entry_function(module, args.entry)
+    inputs = gather_inputs(fn, args.input, args.seed)
+    optimized, _ = optimize(module, pipeline_options(args, args.backend, Path(args.file).stem))
+    outputs = prepare(args.backend, optimized, fn.name)(inputs)
+    names = output_names(fn)
+    for name, arr in zip(names, outputs, strict=False):
+        print(summarize("%" + name, arr))
+    if args.output:
+        out_dir = Path(args.output)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, arr in zip(names, outputs, strict=False):
+            with atomic_write(out_dir / f"{name}.npy") as f:
+                np.save(f, arr, allow_pickle=False)
+        print(f"wrote {len(outputs)} output(s) to {out_dir}/", file=sys.stderr)
+    return 0
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+
+def _add_check(sub: Subparsers) -> argparse.ArgumentParser:
+    p = sub.add_parser("check", help="parse and verify a graph file; print its canonical IR")
+    p.add_argument("file", help="graph file")
+    p.add_argument("-o", "--output", help="write the canonical IR to this file instead of stdout")
+    return p
+
+
+def _add_run(sub: Subparsers) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run a graph file's entry function and summarize its outputs")
+    p.add_argument("file", help="graph file")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="an input array (repeatable); FILE.npz supplies inputs by key; "
+        "parameters not given get deterministic random values",
+    )
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="interp")
+    p.add_argument("--entry", help="function to run instead of the module's entry")
+    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--output", "-o", metavar="DIR", help="save each output as DIR/<name>.npy")
+    add_pipeline_args(p)
+    return p
+
+
+VERBS = {"check": (_add_check, cmd_check), "run": (_add_run, cmd_run)}
