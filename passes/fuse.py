@@ -1,0 +1,256 @@
+"""XLA-style fusion: producer-consumer grouping into `fusion` ops with nested bodies.
+
+Three kinds of group, named after XLA's:
+- loop:   elementwise ops and broadcasts, one loop over the output;
+- input:  a reduction with its elementwise producers (the reduce is the group's root);
+- output: a dot_general or conv2d with its elementwise epilogue (bias, activation, scale),
+          applied while the output tile is still in registers.
+
+Consumers are visited from the results backwards; each tries to absorb its producers. Every
+producer-consumer pair left unfused is recorded with the reason, for `--explain-fusion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from ir.builder import make_node
+from ir.graph import Function, Node
+from ir.ops import CONTRACTION, ELEMENTWISE, Op, fusion_kind
+from passes.base import Pass, PassContext, register
+
+# Cheap to recompute, so they may be copied into several groups instead of blocking fusion.
+CHEAP = frozenset({Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA})
+LOOP_OPS = ELEMENTWISE | {Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA}
+SMALL_CONSTANT = 64  # constants up to this many elements are copied into bodies, not passed in
+
+
+@dataclass(frozen=True)
+class FuseOptions:
+    max_ops: int = 32  # largest group, counting every op in the body
+    epilogue: bool = True  # let dot_general / conv2d absorb elementwise consumers (kOutput)
+    reductions: bool = True  # let reduce absorb elementwise producers (kInput)
+
+
+@dataclass
+class Group:
+    root: Node
+    members: list[Node] = field(default_factory=list)  # schedule order is restored at the end
+
+    @property
+    def kind(self) -> str:
+        return fusion_kind(m.op for m in self.members)
+
+
+def _label(node: Node) -> str:
+    return f"%{node.name} ({node.op.value})" if node.name else f"{node.op.value} : {node.type}"
+
+
+class _Fuser:
+    def __init__(self, fn: Function, options: FuseOptions) -> None:
+        self.fn = fn
+        self.options = options
+        self.graph = fn.dependency_graph()
+        self.users = fn.users()
+        self.results = set(fn.results)
+        self.group_of: dict[Node, Group] = {}
+        self.rejected: dict[tuple[Node, Node], str] = {}
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def seed(self, node: Node) -> Group | None:
+        if node.op in ELEMENTWISE or node.op is Op.BROADCAST_IN_DIM:
+            return Group(node, [node])
+        if node.op is Op.REDUCE and self.options.reductions:
+            return Group(node, [node])
+        return None
+
+    def why_not(self, producer: Node, group: Group) -> str | None:
+        """None if `producer` may join `group`, else why not ("" when not worth saying)."""
+        if producer.op is Op.PARAMETER:
+            return ""  # inputs are operands by nature
+        if producer.op is Op.CONSTANT and producer.type.size > SMALL_CONSTANT:
+            return ""
+        reason = self.kind_reason(producer, group)
+        if reason is None and len(group.members) + 1 > self.options.max_ops:
+            reason = f"over max-ops ({self.options.max_ops})"
+        if reason is None and self.creates_cycle(producer, group):
+            reason = "would create a cycle"
+        return reason
+
+    def kind_reason(self, producer: Node, group: Group) -> str | None:
+        users = self.users[producer]
+        shared = producer in self.results or any(u not in group.members for u in users)
+        if producer.op in CONTRACTION:
+            if not self.options.epilogue or group.kind != "loop":
+                return "op kind not fusible: a contraction only absorbs an elementwise epilogue"
+            if shared:
+                return "expensive producer with several consumers"
+            if any(u.op is Op.BROADCAST_IN_DIM for u in users):
+                return "op kind not fusible: the contraction's result is broadcast"
+            return None
+        if producer.op not in LOOP_OPS:
+            return f"op kind not fusible: {producer.op.value}"
+        if group.kind == "output" and any(u.op in CONTRACTION for u in users):
+            return "op kind not fusible: no prologue fusion into a contraction's operands"
+        if shared and producer.op not in CHEAP:
+            return "expensive producer with several consumers"
+        return None
+
+    def creates_cycle(self, producer: Node, group: Group) -> bool:
+        """The group must stay convex: no path may leave it and come back in.
+
+        Cheap members are copied into the body rather than moved, so only the moved nodes count.
+        """
+        moved = {m for m in [*group.members, producer] if m.op not in CHEAP}
+        for member in moved:
+            for succ in self.graph.successors(member):
+                if succ not in moved and not moved.isdisjoint(nx.descendants(self.graph, succ)):
+                    return True
+        return False
+
+    # -- the walk -------------------------------------------------------------------------------
+
+    def run(self) -> list[Group]:
+        groups: list[Group] = []
+        for node in reversed(self.fn.body):
+            if node in self.group_of:
+                continue
+            group = self.seed(node)
+            if group is None:
+                continue
+            self.grow(group)
+            for m in group.members:
+                self.group_of.setdefault(m, group)
+            if len(group.members) >= 2 and any(m.op not in CHEAP for m in group.members):
+                groups.append(group)
+        return groups
+
+    def unfused_pairs(self, groups: list[Group]) -> dict[tuple[Node, Node], str]:
+        """Every producer-consumer edge that crosses a group boundary, with the reason."""
+        together = {(p, c) for g in groups for c in g.members for p in c.srcs if p in g.members}
+        out: dict[tuple[Node, Node], str] = {}
+        for consumer in self.fn.body:
+            for producer in dict.fromkeys(consumer.srcs):
+                if (producer, consumer) in together or producer.op is Op.PARAMETER:
+                    continue
+                if producer.op is Op.CONSTANT and producer.type.size > SMALL_CONSTANT:
+                    continue  # large constants are operands by design
+                reason = self.rejected.get((producer, consumer))
+                if reason is None and consumer not in self.group_of:
+                    reason = f"op kind not fusible: {consumer.op.value} does not absorb producers"
+                if reason is None:
+                    reason = f"op kind not fusible: {producer.op.value}"
+                out[(producer, consumer)] = reason
+        return out
+
+    def grow(self, group: Group) -> None:
+        frontier = list(group.members)
+        while frontier:
+            consumer = frontier.pop()
+            for producer in dict.fromkeys(consumer.srcs):
+                if producer in group.members:
+                    continue
+                if producer in self.group_of and producer.op not in CHEAP:
+                    continue  # already inside a group nearer the results
+                reason = self.why_not(producer, group)
+                if reason is None:
+                    group.members.append(producer)
+                    frontier.append(producer)
+                elif reason:
+                    self.rejected.setdefault((producer, consumer), reason)
+
+
+def _body(group: Group, order: dict[Node, int]) -> tuple[Function, list[Node]]:
+    """The group as a closed function, and the outer values passed in as its operands."""
+    members = sorted(group.members, key=order.__getitem__)
+    inside = set(members)
+    outside = {s for m in members for s in m.srcs if s not in inside}
+    operands = sorted(outside, key=order.__getitem__)  # in the order the values are defined
+    names = _param_names(operands)
+    mapping: dict[Node, Node] = {}
+    params = []
+    for src, name in zip(operands, names, strict=False):
+        p = Node(Op.PARAMETER, src.type, name=name)
+        params.append(p)
+        mapping[src] = p
+    body = []
+    for m in members:
+        clone = m.replace(srcs=tuple(mapping[s] for s in m.srcs), loc=None)
+        mapping[m] = clone
+        body.append(clone)
+    return Function("fusion", tuple(params), tuple(body), (mapping[group.root],)), operands
+
+
+def _param_names(operands: Iterable[Node]) -> list[str]:
+    names: list[str] = []
+    for i, src in enumerate(operands):
+        hint = src.name
+        names.append(hint if hint and hint.isidentifier() and hint not in names else f"p{i}")
+    return names
+
+
+@register
+class Fuse(Pass):
+    """Fuse elementwise chains (loop), reductions + producers (input), dot/conv epilogues (output).
+
+    Groups become `fusion` ops whose nested body prints and parses like any function. Fusion
+    never creates a cycle (checked on the dependency graph), never copies an expensive producer
+    into several consumers (only broadcasts, iotas and small constants are duplicated), and
+    respects max-ops. Every unfused producer-consumer pair is recorded with its reason.
+    """
+
+    name = "fuse"
+    Options = FuseOptions
+
+    def run_function(self, fn: Function, ctx: PassContext) -> Function:
+        fuser = _Fuser(fn, self.options)
+        groups = fuser.run()
+        for (producer, consumer), reason in fuser.unfused_pairs(groups).items():
+            ctx.remark(
+                self.name,
+                f"not fused: @{fn.name}: {_label(producer)} -> {_label(consumer)}: {reason}",
+            )
+        if not groups:
+            return fn
+        order = {n: i for i, n in enumerate(fn.nodes())}
+        replaced: dict[Node, Node] = {}
+        absorbed: set[Node] = set()
+        for g in groups:
+            body, operands = _body(g, order)
+            if not operands:
+                continue  # computed from constants alone: constant folding's business
+            replaced[g.root] = make_node(
+                Op.FUSION, operands, {"body": body}, name=g.root.name, loc=g.root.loc
+            )
+            absorbed.update(m for m in g.members if m is not g.root)
+            ctx.remark(
+                self.name,
+                f"@{fn.name}: {g.kind} fusion of {len(g.members)} ops -> {_label(g.root)}",
+            )
+        return _rebuild(fn, replaced, absorbed)
+
+
+def _rebuild(fn: Function, replaced: dict[Node, Node], absorbed: set[Node]) -> Function:
+    mapping: dict[Node, Node] = {p: p for p in fn.params}
+    rebuilt: list[tuple[Node, Node]] = []
+    for node in fn.body:
+        new = replaced.get(node, node)
+        srcs = tuple(mapping[s] for s in new.srcs)
+        new = new if srcs == new.srcs else new.replace(srcs=srcs)
+        mapping[node] = new
+        rebuilt.append((node, new))
+    results = tuple(mapping[r] for r in fn.results)
+    # Absorbed nodes stay only where something outside their group still uses them: the cheap
+    # producers that were copied into a group rather than moved.
+    needed: set[Node] = set(results)
+    kept: list[Node] = []
+    for original, new in reversed(rebuilt):
+        if original in absorbed and new not in needed:
+            continue
+        kept.append(new)
+        needed.update(new.srcs)
+    return fn.replace(body=tuple(reversed(kept)), results=results)

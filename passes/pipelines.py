@@ -1,0 +1,11 @@
+"""The default pipeline of each target, in one place."""
+
+# Cleanup first so that decomposition and fusion see a small graph; cleanup again after
+# decomposition because composites expand into foldable and shareable pieces.
+_CLEANUP = "canonicalize,fold,cse,dce"
+
+DEFAULT_PIPELINES: dict[str, str] = {
+    "interp": _CLEANUP,
+    "cpu": f"{_CLEANUP},decompose,{_CLEANUP},fuse,buffer-assign",
+    "tpu": f"{_CLEANUP},decompose,{_CLEANUP},buffer-assign",
+}

@@ -1,0 +1,183 @@
+"""fuse: loop, input and output fusion; the limits it respects; and its explanations."""
+
+from __future__ import annotations
+
+import networkx as nx
+from passcheck import apply, assert_golden, assert_same_numbers, assert_unchanged
+
+from ir.ops import Op
+from ir.parser import parse_file, parse_module
+
+
+def test_loop_fusion_of_an_elementwise_chain():
+    assert_golden(
+        "fuse",
+        """func @main(%x: f32[8,3], %y: f32[3]) -> f32[8,3] {
+          %a = add(%x, %y)
+          %b = exp(%a)
+          %c = mul(%b, 2.0)
+          return %c
+        }""",
+        """func @main(%x: f32[8,3], %y: f32[3]) -> f32[8,3] {
+          %c = fusion(%x, %y) {body = func @fusion(%x: f32[8,3], %y: f32[3]) -> f32[8,3] {
+            %0 = broadcast_in_dim(%y) {shape = [8, 3]} : f32[8,3]
+            %a = add(%x, %0) : f32[8,3]
+            %b = exp(%a) : f32[8,3]
+            %1 = constant 2.0 : f32[]
+            %2 = broadcast_in_dim(%1) {shape = [8, 3]} : f32[8,3]
+            %c = mul(%b, %2) : f32[8,3]
+            return %c
+          }} : f32[8,3]
+          return %c
+        }""",
+    )
+
+
+def test_output_fusion_absorbs_bias_and_activation():
+    assert_golden(
+        "fuse",
+        """func @main(%x: f32[4,6], %w: f32[6,5], %b: f32[5]) -> f32[4,5] {
+          %z = matmul(%x, %w)
+          %a = add(%z, %b)
+          %h = relu(%a)
+          return %h
+        }""",
+        """func @main(%x: f32[4,6], %w: f32[6,5], %b: f32[5]) -> f32[4,5] {
+          %h = fusion(%x, %w, %b) {body = func @fusion(%x: f32[4,6], %w: f32[6,5], %b: f32[5]) -> f32[4,5] {
+            %z = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0]} : f32[4,5]
+            %0 = broadcast_in_dim(%b) {shape = [4, 5]} : f32[4,5]
+            %a = add(%z, %0) : f32[4,5]
+            %h = relu(%a) : f32[4,5]
+            return %h
+          }} : f32[4,5]
+          return %h
+        }""",
+    )
+
+
+def test_input_fusion_of_a_reduction_with_its_producers():
+    assert_golden(
+        "fuse",
+        """func @main(%x: f32[8,3]) -> f32[8] {
+          %a = mul(%x, %x)
+          %s = reduce(%a) {kind = sum, axes = [1]}
+          return %s
+        }""",
+        """func @main(%x: f32[8,3]) -> f32[8] {
+          %s = fusion(%x) {body = func @fusion(%x: f32[8,3]) -> f32[8] {
+            %a = mul(%x, %x) : f32[8,3]
+            %s = reduce(%a) {kind = sum, axes = [1]} : f32[8]
+            return %s
+          }} : f32[8]
+          return %s
+        }""",
+    )
+
+
+def test_leaves_unfusible_graphs_alone():
+    assert_unchanged(
+        "fuse",
+        """func @main(%x: f32[4,6], %w: f32[6,5]) -> (f32[4,5], f32[5,4]) {
+          %z = matmul(%x, %w)
+          %t = transpose(%z) {perm = [1, 0]}
+          return %z, %t
+        }""",
+    )
+
+
+def test_expensive_producer_with_two_consumers_is_not_duplicated():
+    text = """func @main(%x: f32[8,3]) -> (f32[8,3], f32[8]) {
+      %e = exp(%x)
+      %a = add(%e, 1.0)
+      %s = reduce(%e) {kind = sum, axes = [1]}
+      return %a, %s
+    }"""
+    out, ctx = apply("fuse", text)
+    fn = out.entry_function
+    exps = [n for n in fn.body if n.op is Op.EXP]
+    assert len(exps) == 1  # still computed once, at top level
+    remarks = ctx.remarks["fuse"]
+    assert (
+        "not fused: @main: %e (exp) -> %a (add): expensive producer with several consumers"
+        in remarks
+    )
+    assert_same_numbers(parse_module(text), out)
+
+
+def test_cheap_broadcast_is_copied_into_each_consumer():
+    text = """func @main(%x: f32[8,3], %y: f32[3]) -> (f32[8,3], f32[8,3]) {
+      %b = broadcast_in_dim(%y) {shape = [8, 3]}
+      %p = add(%x, %b)
+      %q = exp(%p)
+      %r = mul(%x, %b)
+      %s = neg(%r)
+      return %q, %s
+    }"""
+    out, _ = apply("fuse", text)
+    fn = out.entry_function
+    assert [n.op for n in fn.body] == [Op.FUSION, Op.FUSION]
+    for node in fn.body:
+        assert any(m.op is Op.BROADCAST_IN_DIM for m in node.attrs["body"].body)
+    assert_same_numbers(parse_module(text), out)
+
+
+def test_max_ops_is_respected_and_explained():
+    chain = "\n".join(f"%v{i + 1} = exp(%v{i})" for i in range(6))
+    text = f"func @main(%v0: f32[5]) -> f32[5] {{\n{chain}\nreturn %v6\n}}"
+    out, ctx = apply("fuse{max-ops=3}", text)
+    for node in out.entry_function.body:
+        if node.op is Op.FUSION:
+            assert len(node.attrs["body"].body) <= 3
+    assert any("over max-ops (3)" in r for r in ctx.remarks["fuse"])
+    assert_same_numbers(parse_module(text), out)
+
+
+def test_no_prologue_fusion_into_a_dot():
+    text = """func @main(%x: f32[4,6], %w: f32[6,5]) -> f32[4,5] {
+      %r = relu(%x)
+      %z = matmul(%r, %w)
+      return %z
+    }"""
+    assert_unchanged("fuse", text)
+    _, ctx = apply("fuse", text)
+    assert ctx.remarks["fuse"] == [
+        "not fused: @main: %r (relu) -> %z (dot_general): "
+        "op kind not fusible: dot_general does not absorb producers"
+    ]
+
+
+def test_options_turn_off_kinds():
+    text = """func @main(%x: f32[4,6], %w: f32[6,5]) -> f32[4,5] {
+      %z = matmul(%x, %w)
+      %h = relu(%z)
+      %g = neg(%h)
+      return %g
+    }"""
+    out, _ = apply("fuse{epilogue=false}", text)
+    ops = [n.op for n in out.entry_function.body]
+    assert ops == [Op.DOT_GENERAL, Op.FUSION]
+
+
+def test_mlp_gets_one_fusion_per_layer(samples_dir):
+    module = parse_file(samples_dir / "mlp.graph")
+    out, _ = apply("canonicalize,fold,cse,dce,decompose,canonicalize,fold,cse,dce,fuse", module)
+    fused_dots = [
+        n
+        for n in out.entry_function.body
+        if n.op is Op.FUSION and any(m.op is Op.DOT_GENERAL for m in n.attrs["body"].body)
+    ]
+    assert len(fused_dots) == 3
+    assert not any(n.op is Op.DOT_GENERAL for n in out.entry_function.body)
+    for layer in fused_dots[:2]:
+        assert [m.op for m in layer.attrs["body"].body] == [
+            Op.DOT_GENERAL, Op.BROADCAST_IN_DIM, Op.ADD, Op.RELU,
+        ]  # fmt: skip
+    assert_same_numbers(module, out, seeds=1, rtol=1e-4)
+
+
+def test_fused_graphs_stay_acyclic_on_samples(samples_dir):
+    for sample in sorted(samples_dir.glob("*.graph")):
+        module = parse_file(sample)
+        out, _ = apply("decompose,canonicalize,fuse", module)
+        assert nx.is_directed_acyclic_graph(out.entry_function.dependency_graph())
+        assert_same_numbers(module, out, seeds=1, rtol=1e-4)
