@@ -51,7 +51,7 @@ def compare(
             return (
                 f"output {i}: {int(bad.sum())} of {e.size} elements differ; "
                 f"first at {list(where)}: "
-                f"expected {e[where]!r}, got {g[where]!r}"
+                f"expected {e[where].item()!r}, got {g[where].item()!r}"
             )
     return None
 

@@ -309,6 +309,10 @@ class _FileParser:
         if str(op_tok) in SUGAR:
             if len(operands) != 2:
                 raise self.error(op_tok, f"matmul: takes 2 operands, got {len(operands)}")
+            extra = sorted(set(attrs) - {"out_dtype"})
+            if extra:
+                msg = f"matmul: sets its own dimension numbers; use dot_general to give {extra[0]}"
+                raise self.error(op_tok, msg)
             try:
                 attrs.update(matmul_attrs(operands[0].type, operands[1].type))
             except ValueError as e:

@@ -96,6 +96,13 @@ CASES = [
         2, 8, "matmul",
     ),
     Case(
+        "matmul-with-dimension-numbers",
+        fn("  %y = matmul(%x, %x) {lhs_contract = [0]}", "  return %y", sig="(%x: f32[2,2])",
+           ret="f32[2,2]"),
+        "matmul: sets its own dimension numbers; use dot_general to give lhs_contract",
+        2, 8, "matmul",
+    ),
+    Case(
         "operand-dtype",
         fn("  %y = exp(%x)", "  return %y", sig="(%x: i32[2])", ret="i32[2]"),
         "exp: needs a floating-point type, got i32[2]",
