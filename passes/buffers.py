@@ -10,8 +10,9 @@ the `PassContext`, not IR, so the printed graph stays a plain, re-runnable file;
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
@@ -199,12 +200,29 @@ def check_alignment(alignment: int) -> None:
         raise TesselError(f"buffer-assign: alignment must be a power of two, got {alignment}")
 
 
-def assign_buffers(fn: Function, alignment: int = 64) -> BufferAssignment:
-    """Liveness, then greedy placement: largest buffer first, each at the lowest aligned offset
-    that is free of every already placed buffer whose lifetime overlaps its own.
+def _place(
+    graph: nx.Graph, sizes: dict[Node, int], key: Callable[[Node], Any], alignment: int
+) -> dict[Node, int]:
+    offsets: dict[Node, int] = {}
+    for node in sorted(graph, key=key):
+        taken = ((offsets[m], sizes[m]) for m in graph.neighbors(node) if m in offsets)
+        offsets[node] = _first_fit(taken, sizes[node], alignment)
+    return offsets
 
-    Largest-first keeps small buffers from fragmenting the arena before the big ones are
-    placed; ties go to the earlier definition so the result does not depend on hashing.
+
+def _arena(offsets: dict[Node, int], sizes: dict[Node, int]) -> int:
+    return max((offsets[n] + sizes[n] for n in offsets), default=0)
+
+
+def assign_buffers(fn: Function, alignment: int = 64) -> BufferAssignment:
+    """Liveness, then greedy placement: each buffer at the lowest aligned offset that is free of
+    every already placed buffer whose lifetime overlaps its own.
+
+    Two placement orders are tried and the smaller arena kept: largest first (keeps small
+    buffers from fragmenting the arena before the big ones are placed) and largest
+    size x lifetime first (XLA's heuristic; better when a big short-lived buffer would
+    otherwise sit under long-lived ones). Ties go to the earlier definition, so the result does
+    not depend on hashing.
     """
     check_alignment(alignment)
     ranges = live_ranges(fn)
@@ -212,12 +230,13 @@ def assign_buffers(fn: Function, alignment: int = 64) -> BufferAssignment:
     # Empty tensors own no bytes and conflict with nothing; they all sit at offset 0.
     graph = interference_graph({n: r for n, r in ranges.items() if sizes[n] > 0})
     order = {n: i for i, n in enumerate(ranges)}
-    offsets: dict[Node, int] = {n: 0 for n in ranges}
-    placed: set[Node] = set()
-    for node in sorted(graph, key=lambda n: (-sizes[n], order[n])):
-        taken = ((offsets[m], sizes[m]) for m in graph.neighbors(node) if m in placed)
-        offsets[node] = _first_fit(taken, sizes[node], alignment)
-        placed.add(node)
+    span = {n: ranges[n][1] - ranges[n][0] + 1 for n in ranges}
+    candidates = [
+        _place(graph, sizes, lambda n: (-sizes[n], order[n]), alignment),
+        _place(graph, sizes, lambda n: (-sizes[n] * span[n], order[n]), alignment),
+    ]
+    best = min(candidates, key=lambda o: _arena(o, sizes))  # the first wins ties
+    offsets: dict[Node, int] = {n: 0 for n in ranges} | best
     buffers = tuple(Buffer(n, offsets[n], sizes[n], *ranges[n]) for n in ranges)
 
     # Live bytes per step from a difference array: +size at first, -size after last.
@@ -245,9 +264,10 @@ class BufferAssign(Pass):
 
     Liveness runs over each function's final schedule (`body` order): a value is live from the
     step that defines it to its last use, and results to the end of the function. Parameters
-    (caller-owned) and constants (read-only data) get no buffer. Buffers are placed largest
-    first at the lowest free aligned offset, so two values live at the same step never share
-    a byte; an op's output never reuses the buffer of an input it is still reading.
+    (caller-owned) and constants (read-only data) get no buffer. Buffers are placed greedily
+    (the better of two orders) at the lowest free aligned offset, so two values live at the
+    same step never share a byte; an op's output never reuses the buffer of an input it is
+    still reading.
     The IR is not changed: the result goes to ctx.analyses["buffer-assign"] as a dict from
     function name to `BufferAssignment`. Run it last: any later rewrite invalidates it.
     """
