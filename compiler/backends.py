@@ -23,8 +23,16 @@ def _interp(module: Module, entry: str | None) -> Runner:
     return run
 
 
+def _cpu(module: Module, entry: str | None) -> Runner:
+    from runtime.cpu import CpuExecutable  # loads LLVM only when asked for
+
+    executable = CpuExecutable(module, entry)
+    return lambda args: executable.run(args)
+
+
 BACKENDS: dict[str, Callable[[Module, str | None], Runner]] = {
     "interp": _interp,
+    "cpu": _cpu,
 }
 
 

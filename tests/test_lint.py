@@ -15,7 +15,7 @@ PACKAGES = ["compiler", "ir", "passes", "codegen", "runtime", "tests", "samples"
     [
         ["ruff", "check", *PACKAGES],
         ["ruff", "format", "--check", *PACKAGES],
-        ["mypy", "ir", "passes", "compiler", "runtime"],
+        ["mypy", "ir", "passes", "compiler", "runtime", "codegen"],
     ],
     ids=["ruff-check", "ruff-format", "mypy"],
 )

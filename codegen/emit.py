@@ -1,0 +1,399 @@
+"""The value of any node at any output position: one emitter per op family, in one table.
+
+A kernel computes its output element by element inside a loop nest. `Emitter.value(node, idx)`
+emits the instructions for `node`'s element at multi-index `idx`: operands that live in memory
+are loaded, everything else (the inside of a fusion, broadcasts, index remapping) is computed in
+registers. Data movement ops are index arithmetic; reductions, dot_general, conv2d and pooling
+open inner loops that accumulate in a stack slot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from codegen.loops import loop_nest
+from codegen.scalar import SCALAR, convert
+from codegen.types import COMPUTE, I1, I64, element_ptr, load_value, round_to
+from ir.dtypes import DType
+from ir.graph import Node
+from ir.ops import ELEMENTWISE, Op
+
+Index = tuple[ir.Value, ...]
+
+
+class LoweringError(Exception):
+    """The CPU backend cannot lower this node (a bug or an unsupported construct)."""
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A value that lives in memory: a pointer to a dense row-major array."""
+
+    ptr: ir.Value
+    dtype: DType
+    shape: tuple[int, ...]
+
+
+def linear(b: ir.IRBuilder, index: Index, shape: Sequence[int]) -> ir.Value:
+    offset: ir.Value = I64(0)
+    for i, (idx, dim) in enumerate(zip(index, shape, strict=True)):
+        offset = b.add(b.mul(offset, I64(dim)), idx, flags=["nsw"]) if i else idx
+    return offset
+
+
+def unravel(b: ir.IRBuilder, flat: ir.Value, shape: Sequence[int]) -> Index:
+    out: list[ir.Value] = []
+    for dim in reversed(shape[1:]):
+        out.append(b.urem(flat, I64(dim)))
+        flat = b.udiv(flat, I64(dim))
+    out.append(flat)
+    return tuple(reversed(out)) if shape else ()
+
+
+class Emitter:
+    def __init__(self, b: ir.IRBuilder, buffers: dict[Node, Buffer]) -> None:
+        self.b = b
+        self.buffers = buffers
+        self.cache: dict[tuple[Node, tuple[int, ...]], ir.Value] = {}
+
+    def value(self, node: Node, index: Index) -> ir.Value:
+        key = (node, tuple(id(i) for i in index))
+        if key not in self.cache:
+            buf = self.buffers.get(node)
+            if buf is not None:
+                offset = linear(self.b, index, buf.shape)
+                result = load_value(
+                    self.b, element_ptr(self.b, buf.ptr, offset, buf.dtype), buf.dtype
+                )
+            else:
+                rule = EMIT.get(node.op)
+                if rule is None:
+                    raise LoweringError(f"the CPU backend cannot lower {node.op.value}")
+                result = rule(self, node, index)
+            self.cache[key] = result
+        return self.cache[key]
+
+    def slot(self, ty: ir.Type, init: ir.Value) -> ir.Value:
+        """A stack variable allocated in the entry block (so LLVM promotes it to a register)."""
+        b = self.b
+        with b.goto_entry_block():
+            ptr = b.alloca(ty)
+        b.store(init, ptr)
+        return ptr
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """Values computed inside an inner loop must not be reused outside it."""
+        saved = dict(self.cache)
+        yield
+        self.cache = saved
+
+
+# --- elementwise and sources ------------------------------------------------------------------
+
+
+def _elementwise(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    args = [e.value(s, idx) for s in n.srcs]
+    src_dtype = n.srcs[-1].dtype  # select's data operands come last
+    return SCALAR[n.op](e.b, src_dtype, n.dtype, args)
+
+
+def _constant(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    arr = n.attrs["value"].array
+    flat = arr.reshape(-1)
+    if flat.size and (flat == flat[0]).all() and not np.isnan(flat.astype(np.float64)).any():
+        return _scalar_constant(e, flat[0], n.dtype)
+    glob = _global_array(e.b.module, np.ascontiguousarray(arr))
+    ptr = element_ptr(e.b, glob, linear(e.b, idx, n.shape), n.dtype)
+    return load_value(e.b, ptr, n.dtype)
+
+
+def _scalar_constant(e: Emitter, value: object, dtype: DType) -> ir.Value:
+    ty = COMPUTE[dtype]
+    if dtype == DType.BOOL:
+        return ir.Constant(I1, int(bool(value)))
+    if dtype.is_float:
+        return ir.Constant(ty, float(value))  # type: ignore[arg-type]
+    return ir.Constant(ty, int(value))  # type: ignore[call-overload]
+
+
+def _global_array(module: ir.Module, arr: np.ndarray) -> ir.GlobalVariable:
+    name = f"tessel.const.{len(module.globals)}"
+    data = bytearray(arr.tobytes())
+    ty = ir.ArrayType(ir.IntType(8), len(data))
+    glob = ir.GlobalVariable(module, ty, name)
+    glob.global_constant = True
+    glob.linkage = "internal"
+    glob.initializer = ir.Constant(ty, data)
+    glob.align = 64
+    return glob
+
+
+def _iota(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    return convert(e.b, DType.I64, n.dtype, [idx[n.attrs["dim"]]])
+
+
+# --- data movement: index arithmetic ----------------------------------------------------------
+
+
+def _broadcast(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    (x,) = n.srcs
+    src_idx = tuple(I64(0) if x.shape[i] == 1 else idx[d] for i, d in enumerate(n.attrs["dims"]))
+    return e.value(x, src_idx)
+
+
+def _reshape(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    (x,) = n.srcs
+    return e.value(x, unravel(e.b, linear(e.b, idx, n.shape), x.shape))
+
+
+def _transpose(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    (x,) = n.srcs
+    src = [I64(0)] * x.type.rank
+    for i, p in enumerate(n.attrs["perm"]):
+        src[p] = idx[i]
+    return e.value(x, tuple(src))
+
+
+def _slice(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    (x,) = n.srcs
+    a = n.attrs
+    b = e.b
+    starts = zip(idx, a["start"], a["stride"], strict=True)
+    return e.value(x, tuple(b.add(I64(lo), b.mul(i, I64(st))) for i, lo, st in starts))
+
+
+def _clamp(b: ir.IRBuilder, i: ir.Value, size: int) -> ir.Value:
+    """An index forced into [0, size) so a load is always in bounds; its value is then masked."""
+    i = b.select(b.icmp_signed("<", i, I64(0)), I64(0), i)
+    return b.select(b.icmp_signed(">=", i, I64(size)), I64(max(size - 1, 0)), i)
+
+
+def _pad(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    x, fill = n.srcs
+    b, a = e.b, n.attrs
+    inside: ir.Value = ir.Constant(I1, 1)
+    src = []
+    for i, lo, step, size in zip(idx, a["low"], a["interior"], x.shape, strict=False):
+        pos = b.sub(i, I64(lo))
+        q = b.sdiv(pos, I64(step + 1)) if step else pos
+        ok = b.icmp_signed(">=", pos, I64(0))
+        ok = b.and_(ok, b.icmp_signed("<", q, I64(size)))
+        if step:
+            ok = b.and_(ok, b.icmp_signed("==", b.srem(pos, I64(step + 1)), I64(0)))
+        inside = b.and_(inside, ok)
+        src.append(_clamp(b, q, size))
+    pad_value = e.value(fill, ())
+    if x.type.size == 0:
+        return pad_value
+    return b.select(inside, e.value(x, tuple(src)), pad_value)
+
+
+def _concatenate(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    axis, b = n.attrs["axis"], e.b
+    result: ir.Value | None = None
+    start = 0
+    for x in n.srcs:
+        size = x.shape[axis]
+        if size == 0:
+            continue
+        local = _clamp(b, b.sub(idx[axis], I64(start)), size)
+        value = e.value(x, (*idx[:axis], local, *idx[axis + 1 :]))
+        if result is None:
+            result = value
+        else:
+            result = b.select(b.icmp_signed(">=", idx[axis], I64(start)), value, result)
+        start += size
+    if result is None:
+        raise LoweringError("concatenate of empty operands has no elements to compute")
+    return result
+
+
+# --- reductions and contractions: inner loops -------------------------------------------------
+
+
+def _int_limits(dtype: DType) -> Any:
+    return np.iinfo(dtype.np)
+
+
+REDUCE_IDENTITY: dict[str, Callable[[DType], object]] = {
+    "sum": lambda dt: 0,
+    "prod": lambda dt: 1,
+    "max": lambda dt: (
+        -math.inf if dt.is_float else (0 if dt == DType.BOOL else _int_limits(dt).min)
+    ),
+    "min": lambda dt: math.inf if dt.is_float else (1 if dt == DType.BOOL else _int_limits(dt).max),
+}
+REDUCE_OP = {"sum": Op.ADD, "prod": Op.MUL, "max": Op.MAX, "min": Op.MIN}
+
+
+def _accumulate(
+    e: Emitter, n: Node, extents: Sequence[int], kind: str, acc_dtype: DType,
+    term: Callable[[list[ir.Value]], ir.Value],
+) -> ir.Value:  # fmt: skip
+    """Fold `term(inner index)` over a loop nest with `kind`'s operation, in `acc_dtype`."""
+    b = e.b
+    init = _scalar_constant(e, REDUCE_IDENTITY[kind](acc_dtype), acc_dtype)
+    slot = e.slot(COMPUTE[acc_dtype], init)
+    combine = SCALAR[REDUCE_OP[kind]] if acc_dtype != DType.BOOL else None
+    with e.scope(), loop_nest(b, extents, name="r") as inner:
+        acc = b.load(slot, typ=COMPUTE[acc_dtype])
+        t = term(inner)
+        if combine is None:  # bool: max is any, min is all
+            new = b.or_(acc, t) if kind == "max" else b.and_(acc, t)
+        else:
+            new = combine(b, acc_dtype, acc_dtype, [acc, t])
+        b.store(new, slot)
+    return b.load(slot, typ=COMPUTE[acc_dtype])
+
+
+def _wide(dtype: DType) -> DType:
+    """Accumulator type: f32 for narrow floats, the type itself otherwise (ints wrap)."""
+    return DType.F32 if dtype in (DType.F16, DType.BF16) else dtype
+
+
+def _reduce(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    (x,) = n.srcs
+    axes = n.attrs["axes"]
+    kept = [d for d in range(x.type.rank) if d not in axes]
+
+    def term(inner: list[ir.Value]) -> ir.Value:
+        full: list[ir.Value] = [I64(0)] * x.type.rank
+        for dims, values in ((axes, inner), (kept, idx)):
+            for d, v in zip(dims, values, strict=True):
+                full[d] = v
+        return e.value(x, tuple(full))
+
+    acc = _accumulate(e, n, [x.shape[a] for a in axes], n.attrs["kind"], _wide(x.dtype), term)
+    return round_to(e.b, acc, n.dtype)
+
+
+def _mean(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    total_node = n.replace(op=Op.REDUCE, attrs=n.attrs.replace(kind="sum"))
+    total = _reduce(e, total_node, idx)
+    count = math.prod(n.srcs[0].shape[a] for a in n.attrs["axes"])
+    return round_to(e.b, e.b.fdiv(total, ir.Constant(total.type, float(count))), n.dtype)
+
+
+def _dot(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    lhs, rhs = n.srcs
+    a = n.attrs
+    lb, rb, lc, rc = a["lhs_batch"], a["rhs_batch"], a["lhs_contract"], a["rhs_contract"]
+    lfree = [d for d in range(lhs.type.rank) if d not in lb and d not in lc]
+    rfree = [d for d in range(rhs.type.rank) if d not in rb and d not in rc]
+    it = iter(idx)
+    batch = [next(it) for _ in lb]
+    lout = [next(it) for _ in lfree]
+    rout = [next(it) for _ in rfree]
+    acc_dtype = _dot_accumulator(lhs.dtype)
+
+    def operand_index(rank: int, bdims: Sequence[int], bvals: Sequence[ir.Value],
+                      cdims: Sequence[int], cvals: Sequence[ir.Value],
+                      fdims: Sequence[int], fvals: Sequence[ir.Value]) -> Index:  # fmt: skip
+        full: list[ir.Value] = [I64(0)] * rank
+        for dims, vals in ((bdims, bvals), (cdims, cvals), (fdims, fvals)):
+            for d, v in zip(dims, vals, strict=True):
+                full[d] = v
+        return tuple(full)
+
+    def term(inner: list[ir.Value]) -> ir.Value:
+        x = e.value(lhs, operand_index(lhs.type.rank, lb, batch, lc, inner, lfree, lout))
+        y = e.value(rhs, operand_index(rhs.type.rank, rb, batch, rc, inner, rfree, rout))
+        x = convert(e.b, lhs.dtype, acc_dtype, [x])
+        y = convert(e.b, rhs.dtype, acc_dtype, [y])
+        return SCALAR[Op.MUL](e.b, acc_dtype, acc_dtype, [x, y])
+
+    acc = _accumulate(e, n, [lhs.shape[d] for d in lc], "sum", acc_dtype, term)
+    return convert(e.b, acc_dtype, n.dtype, [acc])
+
+
+def _dot_accumulator(dtype: DType) -> DType:
+    if dtype.is_float:
+        return DType.F64 if dtype == DType.F64 else DType.F32
+    return DType.I64  # exact for every product of two operands of 32 bits or fewer
+
+
+def _conv(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    x, w = n.srcs
+    a, b = n.attrs, e.b
+    (pt, _), (pl, _) = a["padding"]
+    sh, sw = a["strides"]
+    dh, dw = a["dilation"]
+    kh, kw, cin, cout = w.shape
+    per_group = cout // a["groups"]
+    batch, oh, ow, oc = idx
+    group_base = b.mul(b.udiv(oc, I64(per_group)), I64(cin))
+    acc_dtype = _dot_accumulator(x.dtype)
+
+    def term(inner: list[ir.Value]) -> ir.Value:
+        i, j, c = inner
+        h = b.add(b.mul(oh, I64(sh)), I64(-pt))
+        h = b.add(h, b.mul(i, I64(dh)))
+        v = b.add(b.add(b.mul(ow, I64(sw)), I64(-pl)), b.mul(j, I64(dw)))
+        inside = b.and_(
+            b.and_(b.icmp_signed(">=", h, I64(0)), b.icmp_signed("<", h, I64(x.shape[1]))),
+            b.and_(b.icmp_signed(">=", v, I64(0)), b.icmp_signed("<", v, I64(x.shape[2]))),
+        )
+        tap = (batch, _clamp(b, h, x.shape[1]), _clamp(b, v, x.shape[2]), b.add(group_base, c))
+        # padding is zeros in the input, so 0 * inf = nan in the filter still shows (as in XLA)
+        xv = convert(b, x.dtype, acc_dtype, [e.value(x, tap)])
+        xv = b.select(inside, xv, _scalar_constant(e, 0, acc_dtype))
+        wv = convert(b, w.dtype, acc_dtype, [e.value(w, (i, j, c, oc))])
+        return SCALAR[Op.MUL](b, acc_dtype, acc_dtype, [xv, wv])
+
+    acc = _accumulate(e, n, [kh, kw, cin], "sum", acc_dtype, term)
+    return convert(b, acc_dtype, n.dtype, [acc])
+
+
+def _max_pool(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    (x,) = n.srcs
+    a, b = n.attrs, e.b
+    (pt, _), (pl, _) = a["padding"]
+    sh, sw = a["strides"]
+    batch, oh, ow, c = idx
+    lowest = _scalar_constant(e, REDUCE_IDENTITY["max"](x.dtype), x.dtype)
+
+    def term(inner: list[ir.Value]) -> ir.Value:
+        i, j = inner
+        h = b.add(b.mul(oh, I64(sh)), b.sub(i, I64(pt)))
+        v = b.add(b.mul(ow, I64(sw)), b.sub(j, I64(pl)))
+        inside = b.and_(
+            b.and_(b.icmp_signed(">=", h, I64(0)), b.icmp_signed("<", h, I64(x.shape[1]))),
+            b.and_(b.icmp_signed(">=", v, I64(0)), b.icmp_signed("<", v, I64(x.shape[2]))),
+        )
+        xv = e.value(x, (batch, _clamp(b, h, x.shape[1]), _clamp(b, v, x.shape[2]), c))
+        return b.select(inside, xv, lowest)
+
+    return _accumulate(e, n, list(a["window"]), "max", x.dtype, term)
+
+
+def _fusion(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    body = n.attrs["body"]
+    inner = Emitter(e.b, {p: e.buffers[s] for p, s in zip(body.params, n.srcs, strict=True)})
+    return inner.value(body.results[0], idx)
+
+
+EMIT: dict[Op, Callable[[Emitter, Node, Index], ir.Value]] = {
+    **{op: _elementwise for op in ELEMENTWISE},
+    Op.CONSTANT: _constant,
+    Op.IOTA: _iota,
+    Op.BROADCAST_IN_DIM: _broadcast,
+    Op.RESHAPE: _reshape,
+    Op.TRANSPOSE: _transpose,
+    Op.SLICE: _slice,
+    Op.PAD: _pad,
+    Op.CONCATENATE: _concatenate,
+    Op.REDUCE: _reduce,
+    Op.MEAN: _mean,
+    Op.DOT_GENERAL: _dot,
+    Op.CONV2D: _conv,
+    Op.MAX_POOL: _max_pool,
+    Op.FUSION: _fusion,
+}

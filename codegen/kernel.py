@@ -1,0 +1,82 @@
+"""One kernel per top-level node: a loop nest over the output that stores `Emitter.value`.
+
+Kernel ABI, shared with runtime/cpu.py:
+
+    void kernel(ptr* buffers, i64 start, i64 stop)
+
+`buffers[0]` is the output, `buffers[1 + i]` the node's i-th operand (dense, row-major).
+The kernel computes the output rows `start <= r < stop`, where a row is one position of the
+leading `parallel_dims` dimensions flattened; the runtime splits [0, rows) across threads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
+from codegen.loops import for_range, loop_nest
+from codegen.types import I64, PTR, element_ptr, store_value
+from ir.graph import Node
+from ir.verify import describe
+
+KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])
+MIN_ROW_WORK = 4096  # elements per row below which more dimensions join the parallel loop
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    name: str
+    rows: int  # the parallel iteration space: [0, rows)
+    work_per_row: int  # output elements per row (for the runtime's chunking)
+
+
+def parallel_dims(shape: tuple[int, ...]) -> int:
+    """How many leading dimensions to flatten into the parallel row loop.
+
+    Enough that rows can be shared among threads, few enough that each row still has a long,
+    vectorizable inner loop. A rank-1 output is all rows: its row loop is the inner loop.
+    """
+    if len(shape) <= 1:
+        return len(shape)
+    dims = 1
+    while (
+        dims < len(shape) - 1
+        and math.prod(shape[:dims]) < 64
+        and math.prod(shape[dims:]) > MIN_ROW_WORK
+    ):
+        dims += 1
+    return dims
+
+
+def build_kernel(module: ir.Module, node: Node, name: str) -> KernelInfo:
+    fn = ir.Function(module, KERNEL_TYPE, name)
+    fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    buffers_arg, start, stop = fn.args
+
+    def pointer(i: int) -> ir.Value:
+        return b.load(b.gep(buffers_arg, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
+
+    out = Buffer(pointer(0), node.dtype, node.shape)
+    operands = {s: Buffer(pointer(i + 1), s.dtype, s.shape) for i, s in enumerate(node.srcs)}
+    emitter = Emitter(b, operands)
+    shape = node.shape
+    p = parallel_dims(shape)
+    try:
+        with for_range(b, stop, start, name="row") as row:
+            outer = unravel(b, row, shape[:p])
+            with loop_nest(b, shape[p:]) as inner:
+                index = tuple(outer) + tuple(inner)
+                with emitter.scope():
+                    value = emitter.value(node, index)
+                store_value(
+                    b, value, element_ptr(b, out.ptr, linear(b, index, shape), out.dtype), out.dtype
+                )
+    except LoweringError as e:
+        raise LoweringError(f"while lowering '{describe(node)}': {e}") from None
+    b.ret_void()
+    rows = math.prod(shape[:p]) if shape else 1
+    return KernelInfo(name, rows, math.prod(shape[p:]))

@@ -1,0 +1,316 @@
+"""Scalar semantics of every elementwise op in LLVM IR: one small function per op family.
+
+Each entry takes the builder, the operands' dtype, the output dtype and compute-type values, and
+returns the compute-type result. The rules mirror runtime/reference.py (the oracle): integer
+arithmetic wraps, integer division truncates with x/0 = -1 (all ones unsigned), float
+max/min propagate NaN like numpy, convert saturates and sends NaN to 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from llvmlite import ir
+
+from codegen.types import COMPUTE, F16, F32, F64, I1, I32, round_to
+from ir.dtypes import DType
+from ir.ops import Op
+
+ScalarRule = Callable[[ir.IRBuilder, DType, DType, Sequence[ir.Value]], ir.Value]
+
+
+def _intrinsic(b: ir.IRBuilder, name: str, args: Sequence[ir.Value]) -> ir.Value:
+    ty = args[0].type
+    fn = b.module.declare_intrinsic(f"llvm.{name}", [ty])
+    return b.call(fn, list(args))
+
+
+def _libm(b: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
+    """A C math library call, for functions LLVM has no intrinsic for (erf)."""
+    symbol = name + ("f" if x.type == F32 else "")
+    fn = b.module.globals.get(symbol)
+    if fn is None:
+        fn = ir.Function(b.module, ir.FunctionType(x.type, [x.type]), symbol)
+    return b.call(fn, [x])
+
+
+def _float(op: Callable[[ir.IRBuilder, Sequence[ir.Value]], ir.Value]) -> ScalarRule:
+    """A float-only rule computed in the compute type, rounded to the output type."""
+
+    def rule(b: ir.IRBuilder, src: DType, out: DType, args: Sequence[ir.Value]) -> ir.Value:
+        return round_to(b, op(b, args), out)
+
+    return rule
+
+
+def _numeric(
+    fop: Callable[[ir.IRBuilder, Sequence[ir.Value]], ir.Value],
+    iop: Callable[[ir.IRBuilder, DType, Sequence[ir.Value]], ir.Value],
+) -> ScalarRule:
+    def rule(b: ir.IRBuilder, src: DType, out: DType, args: Sequence[ir.Value]) -> ir.Value:
+        if src.is_float:
+            return round_to(b, fop(b, args), out)
+        return iop(b, src, args)
+
+    return rule
+
+
+def _zero(v: ir.Value) -> ir.Value:
+    return ir.Constant(v.type, 0)
+
+
+def _one(v: ir.Value) -> ir.Value:
+    return ir.Constant(v.type, 1)
+
+
+# --- unary ------------------------------------------------------------------------------------
+
+
+def _abs_int(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
+    (x,) = a
+    if not dt.is_signed:
+        return x
+    return b.select(b.icmp_signed("<", x, _zero(x)), b.neg(x), x)  # abs(INT_MIN) wraps to itself
+
+
+def _relu_float(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
+    (x,) = a  # max(x, 0) with numpy's rule: NaN stays NaN, -0.0 becomes +0.0
+    keep = b.fcmp_unordered("uno", x, x)
+    keep = b.or_(keep, b.fcmp_ordered(">", x, _zero(x)))
+    return b.select(keep, x, _zero(x))
+
+
+def _relu_int(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
+    (x,) = a
+    if not dt.is_signed:
+        return x
+    return b.select(b.icmp_signed(">", x, _zero(x)), x, _zero(x))
+
+
+def _sign_float(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
+    (x,) = a  # ±0 and NaN are their own sign
+    one = ir.Constant(x.type, 1.0)
+    pos = b.select(b.fcmp_ordered(">", x, _zero(x)), one, x)
+    return b.select(b.fcmp_ordered("<", x, _zero(x)), ir.Constant(x.type, -1.0), pos)
+
+
+def _sign_int(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
+    (x,) = a
+    if not dt.is_signed:
+        return b.zext(b.icmp_unsigned("!=", x, _zero(x)), x.type)
+    pos = b.zext(b.icmp_signed(">", x, _zero(x)), x.type)
+    neg = b.zext(b.icmp_signed("<", x, _zero(x)), x.type)
+    return b.sub(pos, neg)
+
+
+def _sigmoid(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
+    (x,) = a
+    one = ir.Constant(x.type, 1.0)
+    return b.fdiv(one, b.fadd(one, _intrinsic(b, "exp", [b.fneg(x)])))
+
+
+def _not(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
+    (x,) = a
+    return b.xor(x, ir.Constant(x.type, -1 if x.type != I1 else 1))
+
+
+# --- binary -----------------------------------------------------------------------------------
+
+
+def _int_div(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
+    x, y = a
+    by_zero = b.icmp_unsigned("==", y, _zero(y))
+    if not dt.is_signed:
+        q = b.udiv(x, b.select(by_zero, _one(y), y))
+        return b.select(by_zero, ir.Constant(x.type, -1), q)
+    minimum = ir.Constant(x.type, -(1 << (x.type.width - 1)))
+    overflow = b.and_(
+        b.icmp_signed("==", x, minimum), b.icmp_signed("==", y, ir.Constant(y.type, -1))
+    )
+    bad = b.or_(by_zero, overflow)
+    q = b.sdiv(x, b.select(bad, _one(y), y))  # a safe divisor: sdiv by 0 or MIN/-1 is undefined
+    q = b.select(overflow, minimum, q)
+    return b.select(by_zero, ir.Constant(x.type, -1), q)
+
+
+def _int_pow(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
+    x, y = a
+    fn = _ipow_function(b.module, x.type, dt.is_signed)
+    return b.call(fn, [x, y])
+
+
+def _ipow_function(module: ir.Module, ty: ir.IntType, signed: bool) -> ir.Function:
+    """pow by repeated squaring with wrapping; negative exponents give 1/x truncated."""
+    name = f"tessel.ipow.{'s' if signed else 'u'}{ty.width}"
+    existing = module.globals.get(name)
+    if isinstance(existing, ir.Function):
+        return existing
+    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name)
+    fn.linkage = "internal"
+    base, exp = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    loop, done, negative = (fn.append_basic_block(n) for n in ("loop", "done", "negative"))
+    zero, one = ir.Constant(ty, 0), ir.Constant(ty, 1)
+    if signed:
+        b.cbranch(b.icmp_signed("<", exp, zero), negative, loop)
+    else:
+        b.branch(loop)
+    entry = b.block
+    b.position_at_end(loop)
+    acc = b.phi(ty)
+    sq = b.phi(ty)
+    e = b.phi(ty)
+    acc.add_incoming(one, entry)
+    sq.add_incoming(base, entry)
+    e.add_incoming(exp, entry)
+    odd = b.trunc(e, I1)
+    acc2 = b.select(odd, b.mul(acc, sq), acc)
+    sq2 = b.mul(sq, sq)
+    e2 = b.lshr(e, one)
+    acc.add_incoming(acc2, loop)
+    sq.add_incoming(sq2, loop)
+    e.add_incoming(e2, loop)
+    b.cbranch(b.icmp_unsigned("==", e2, zero), done, loop)
+    b.position_at_end(done)
+    b.ret(acc2)
+    b.position_at_end(negative)
+    # x ** -n: 1 for x = 1, ±1 for x = -1 by parity, 0 otherwise (integer reciprocal)
+    is_one = b.icmp_signed("==", base, one)
+    is_minus_one = b.icmp_signed("==", base, ir.Constant(ty, -1))
+    parity = b.select(b.trunc(exp, I1), ir.Constant(ty, -1), one)
+    b.ret(b.select(is_one, one, b.select(is_minus_one, parity, zero)))
+    return fn
+
+
+def _max_min(greater: bool) -> ScalarRule:
+    def rule(b: ir.IRBuilder, src: DType, out: DType, a: Sequence[ir.Value]) -> ir.Value:
+        x, y = a
+        if src.is_float:  # numpy: (x >= y or isnan(x)) ? x : y, so a NaN anywhere wins
+            keep = b.fcmp_ordered(">=" if greater else "<=", x, y)
+            keep = b.or_(keep, b.fcmp_unordered("uno", x, x))
+            return b.select(keep, x, y)
+        cmp = b.icmp_signed if src.is_signed else b.icmp_unsigned
+        return b.select(cmp(">=" if greater else "<=", x, y), x, y)
+
+    return rule
+
+
+def _compare(pred: str) -> ScalarRule:
+    def rule(b: ir.IRBuilder, src: DType, out: DType, a: Sequence[ir.Value]) -> ir.Value:
+        x, y = a
+        if src.is_float:
+            # ordered except !=, which holds for NaN (IEEE, and numpy)
+            if pred == "!=":
+                return b.fcmp_unordered("!=", x, y)
+            return b.fcmp_ordered(pred, x, y)
+        if src.is_signed:
+            return b.icmp_signed(pred, x, y)
+        return b.icmp_unsigned(pred, x, y)
+
+    return rule
+
+
+def _select(b: ir.IRBuilder, src: DType, out: DType, a: Sequence[ir.Value]) -> ir.Value:
+    p, x, y = a
+    return b.select(p, x, y)
+
+
+# --- convert ----------------------------------------------------------------------------------
+
+
+def convert(b: ir.IRBuilder, src: DType, out: DType, a: Sequence[ir.Value]) -> ir.Value:
+    """ir.Value conversion with the reference's rules (see runtime/numerics.py `cast`)."""
+    (x,) = a
+    target = COMPUTE[out]
+    if out == DType.BOOL:
+        if src.is_float:
+            return b.fcmp_unordered("!=", x, _zero(x))
+        return b.icmp_unsigned("!=", x, _zero(x))
+    if src == DType.BOOL:
+        return b.uitofp(x, target) if out.is_float else b.zext(x, target)
+    if src.is_float and out.is_float:
+        return _float_to_float(b, x, out)
+    if src.is_float:  # truncate toward zero, saturate, NaN -> 0
+        name = "fptosi.sat" if out.is_signed else "fptoui.sat"
+        fn = b.module.declare_intrinsic(f"llvm.{name}", [target, x.type])
+        return b.call(fn, [x])
+    if out.is_float:
+        to_float = b.sitofp if src.is_signed else b.uitofp
+        if out == DType.F16:  # one rounding step, straight to half
+            return b.fpext(to_float(x, F16), F32)
+        if out == DType.BF16:
+            return _float_to_float(b, to_float(x, F64), out)
+        return to_float(x, target)
+    if target.width < x.type.width:
+        return b.trunc(x, target)
+    if target.width > x.type.width:
+        return b.sext(x, target) if src.is_signed else b.zext(x, target)
+    return x
+
+
+def _float_to_float(b: ir.IRBuilder, x: ir.Value, out: DType) -> ir.Value:
+    if out == DType.F64:
+        return b.fpext(x, F64) if x.type != F64 else x
+    if out == DType.F32:
+        return b.fptrunc(x, F32) if x.type == F64 else x
+    if out == DType.F16:
+        half = b.fptrunc(x, F16)
+        return b.fpext(half, F32)
+    # bf16 from f64: round to odd into f32 first, so the second rounding is exact
+    if x.type == F64:
+        x = _f64_to_f32_round_to_odd(b, x)
+    return round_to(b, x, DType.BF16)
+
+
+def _f64_to_f32_round_to_odd(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    nearest = b.fptrunc(x, F32)
+    back = b.fpext(nearest, F64)
+    inexact = b.fcmp_ordered("!=", back, x)
+    # step toward zero when rounding went away from zero, then force the last bit to 1
+    away = b.fcmp_ordered(">", _intrinsic(b, "fabs", [back]), _intrinsic(b, "fabs", [x]))
+    bits = b.bitcast(nearest, I32)
+    bits = b.select(b.and_(inexact, away), b.sub(bits, I32(1)), bits)
+    bits = b.select(inexact, b.or_(bits, I32(1)), bits)
+    return b.bitcast(bits, F32)
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def _fadd(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
+    return b.fadd(*a)
+
+
+SCALAR: dict[Op, ScalarRule] = {
+    Op.NEG: _numeric(lambda b, a: b.fneg(a[0]), lambda b, dt, a: b.neg(a[0])),
+    Op.ABS: _numeric(lambda b, a: _intrinsic(b, "fabs", a), _abs_int),
+    Op.EXP: _float(lambda b, a: _intrinsic(b, "exp", a)),
+    Op.LOG: _float(lambda b, a: _intrinsic(b, "log", a)),
+    Op.SQRT: _float(lambda b, a: _intrinsic(b, "sqrt", a)),
+    Op.RSQRT: _float(lambda b, a: b.fdiv(ir.Constant(a[0].type, 1.0), _intrinsic(b, "sqrt", a))),
+    Op.TANH: _float(lambda b, a: _intrinsic(b, "tanh", a)),
+    Op.SIGMOID: _float(_sigmoid),
+    Op.RELU: _numeric(_relu_float, _relu_int),
+    Op.ERF: _float(lambda b, a: _libm(b, "erf", a[0])),
+    Op.FLOOR: _float(lambda b, a: _intrinsic(b, "floor", a)),
+    Op.CEIL: _float(lambda b, a: _intrinsic(b, "ceil", a)),
+    Op.SIGN: _numeric(_sign_float, _sign_int),
+    Op.NOT: lambda b, src, out, a: _not(b, src, a),
+    Op.ADD: _numeric(_fadd, lambda b, dt, a: b.add(*a)),
+    Op.SUB: _numeric(lambda b, a: b.fsub(*a), lambda b, dt, a: b.sub(*a)),
+    Op.MUL: _numeric(lambda b, a: b.fmul(*a), lambda b, dt, a: b.mul(*a)),
+    Op.DIV: _numeric(lambda b, a: b.fdiv(*a), _int_div),
+    Op.POW: _numeric(lambda b, a: _intrinsic(b, "pow", a), _int_pow),
+    Op.MAX: _max_min(greater=True),
+    Op.MIN: _max_min(greater=False),
+    Op.AND: lambda b, src, out, a: b.and_(*a),
+    Op.OR: lambda b, src, out, a: b.or_(*a),
+    Op.EQ: _compare("=="),
+    Op.NE: _compare("!="),
+    Op.LT: _compare("<"),
+    Op.LE: _compare("<="),
+    Op.GT: _compare(">"),
+    Op.GE: _compare(">="),
+    Op.SELECT: _select,
+    Op.CONVERT: convert,
+}

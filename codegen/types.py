@@ -1,0 +1,92 @@
+"""How tessel dtypes live in LLVM: a storage type in memory, a compute type in registers.
+
+f16 and bf16 are stored as 16-bit values and computed in f32, rounding after every op exactly as
+the reference interpreter does; bool is a byte in memory (numpy's layout) and an i1 in registers.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from ir.dtypes import DType
+
+I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
+F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
+PTR = ir.PointerType()
+
+STORAGE: dict[DType, ir.Type] = {
+    DType.F64: F64,
+    DType.F32: F32,
+    DType.F16: F16,
+    DType.BF16: I16,
+    DType.I64: I64,
+    DType.I32: I32,
+    DType.I16: I16,
+    DType.I8: I8,
+    DType.U8: I8,
+    DType.BOOL: I8,
+}
+
+COMPUTE: dict[DType, ir.Type] = {
+    **STORAGE,
+    DType.F16: F32,
+    DType.BF16: F32,
+    DType.BOOL: I1,
+}
+
+
+def bits(dtype: DType) -> int:
+    return dtype.np.itemsize * 8
+
+
+def load_value(b: ir.IRBuilder, ptr: ir.Value, dtype: DType) -> ir.Value:
+    """Load one element and widen it to its compute type."""
+    raw = b.load(ptr, typ=STORAGE[dtype])
+    return widen(b, raw, dtype)
+
+
+def widen(b: ir.IRBuilder, raw: ir.Value, dtype: DType) -> ir.Value:
+    if dtype == DType.F16:
+        return b.fpext(raw, F32)
+    if dtype == DType.BF16:  # bf16 is the top half of an f32
+        return b.bitcast(b.shl(b.zext(raw, I32), I32(16)), F32)
+    if dtype == DType.BOOL:
+        return b.icmp_unsigned("!=", raw, I8(0))
+    return raw
+
+
+def narrow(b: ir.IRBuilder, value: ir.Value, dtype: DType) -> ir.Value:
+    """Compute type to storage type, rounding to nearest even for f16/bf16."""
+    if dtype == DType.F16:
+        return b.fptrunc(value, F16)
+    if dtype == DType.BF16:
+        return _f32_to_bf16(b, value)
+    if dtype == DType.BOOL:
+        return b.zext(value, I8)
+    return value
+
+
+def round_to(b: ir.IRBuilder, value: ir.Value, dtype: DType) -> ir.Value:
+    """Round an f32 compute value to what `dtype` can hold (a no-op for other types)."""
+    if dtype in (DType.F16, DType.BF16):
+        return widen(b, narrow(b, value, dtype), dtype)
+    return value
+
+
+def _f32_to_bf16(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    """Round to nearest even on the bit pattern; NaN stays NaN (quietened)."""
+    word = b.bitcast(value, I32)
+    lsb = b.and_(b.lshr(word, I32(16)), I32(1))
+    rounded = b.add(word, b.add(I32(0x7FFF), lsb))
+    quiet = b.or_(word, I32(0x00400000))
+    is_nan = b.fcmp_unordered("uno", value, value)
+    chosen = b.select(is_nan, quiet, rounded)
+    return b.trunc(b.lshr(chosen, I32(16)), I16)
+
+
+def store_value(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, dtype: DType) -> None:
+    b.store(narrow(b, value, dtype), ptr)
+
+
+def element_ptr(b: ir.IRBuilder, base: ir.Value, index: ir.Value, dtype: DType) -> ir.Value:
+    return b.gep(base, [index], inbounds=True, source_etype=STORAGE[dtype])
