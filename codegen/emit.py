@@ -238,20 +238,33 @@ def _accumulate(
     e: Emitter, n: Node, extents: Sequence[int], kind: str, acc_dtype: DType,
     term: Callable[[list[ir.Value]], ir.Value],
 ) -> ir.Value:  # fmt: skip
-    """Fold `term(inner index)` over a loop nest with `kind`'s operation, in `acc_dtype`."""
+    """Fold `term(inner index)` over a loop nest with `kind`'s operation, in `acc_dtype`.
+
+    Float accumulation may be reassociated, which lets LLVM keep several vector partial sums
+    (like numpy's pairwise summation, the error grows with the number of terms per lane, not
+    with the length of the axis); max/min use llvm.maximum/minimum, which propagate NaN.
+    """
     b = e.b
     init = _scalar_constant(e, REDUCE_IDENTITY[kind](acc_dtype), acc_dtype)
     slot = e.slot(COMPUTE[acc_dtype], init)
-    combine = SCALAR[REDUCE_OP[kind]] if acc_dtype != DType.BOOL else None
     with e.scope(), loop_nest(b, extents, name="r") as inner:
         acc = b.load(slot, typ=COMPUTE[acc_dtype])
-        t = term(inner)
-        if combine is None:  # bool: max is any, min is all
-            new = b.or_(acc, t) if kind == "max" else b.and_(acc, t)
-        else:
-            new = combine(b, acc_dtype, acc_dtype, [acc, t])
-        b.store(new, slot)
+        b.store(_combine(b, kind, acc_dtype, acc, term(inner)), slot)
     return b.load(slot, typ=COMPUTE[acc_dtype])
+
+
+def _combine(b: ir.IRBuilder, kind: str, dtype: DType, acc: ir.Value, t: ir.Value) -> ir.Value:
+    if dtype == DType.BOOL:  # max is any, min is all
+        return b.or_(acc, t) if kind == "max" else b.and_(acc, t)
+    if not dtype.is_float:
+        return SCALAR[REDUCE_OP[kind]](b, dtype, dtype, [acc, t])
+    if kind in ("max", "min"):
+        name = "maximum" if kind == "max" else "minimum"
+        fnty = ir.FunctionType(acc.type, [acc.type, acc.type])
+        fn = b.module.declare_intrinsic(f"llvm.{name}", [acc.type], fnty)
+        return b.call(fn, [acc, t])
+    op = b.fadd if kind == "sum" else b.fmul
+    return op(acc, t, flags=("reassoc", "nsz"))
 
 
 def _wide(dtype: DType) -> DType:

@@ -1,40 +1,56 @@
 """The executors a module can run on, one row per backend.
 
-A backend turns a verified module into a callable taking the entry function's arguments (already
-checked against its signature) and returning numpy arrays. Native backends add rows here.
+A backend turns an optimized module into an `Executable`: `run(args)` takes the entry
+function's arguments (checked against its signature before anything runs) and returns numpy
+arrays; `artifacts()` gives what was generated (LLVM IR, assembly) for `--emit`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ir.graph import Module
 from runtime.interp import run_module
 
-Runner = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+
+@dataclass
+class Executable:
+    run: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+    artifacts: Callable[[], dict[str, str]] = field(default=lambda: {})
 
 
-def _interp(module: Module, entry: str | None) -> Runner:
-    def run(args: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return run_module(module, args, entry=entry)
-
-    return run
-
-
-def _cpu(module: Module, entry: str | None) -> Runner:
-    from runtime.cpu import CpuExecutable  # loads LLVM only when asked for
-
-    executable = CpuExecutable(module, entry)
-    return lambda args: executable.run(args)
+@dataclass(frozen=True)
+class BackendOptions:
+    threads: int | None = None  # None: TESSEL_NUM_THREADS or the available cores
+    cpu: str = "native"  # LLVM target CPU: native, x86-64-v3, x86-64-v2, generic
 
 
-BACKENDS: dict[str, Callable[[Module, str | None], Runner]] = {
+def _interp(module: Module, entry: str | None, options: BackendOptions) -> Executable:
+    return Executable(lambda args: run_module(module, args, entry=entry))
+
+
+def _cpu(module: Module, entry: str | None, options: BackendOptions) -> Executable:
+    from codegen.jit import host_target  # loads LLVM only when asked for
+    from runtime.cpu import CpuExecutable
+
+    exe = CpuExecutable(module, entry, threads=options.threads, target=host_target(options.cpu))
+
+    def artifacts() -> dict[str, str]:
+        return {"ll": exe.llvm_ir, "opt.ll": exe.llvm_ir_optimized, "s": exe.compiled.asm()}
+
+    return Executable(exe.run, artifacts)
+
+
+BACKENDS: dict[str, Callable[[Module, str | None, BackendOptions], Executable]] = {
     "interp": _interp,
     "cpu": _cpu,
 }
 
 
-def prepare(backend: str, module: Module, entry: str | None = None) -> Runner:
-    return BACKENDS[backend](module, entry)
+def prepare(
+    backend: str, module: Module, entry: str | None = None, options: BackendOptions | None = None
+) -> Executable:
+    return BACKENDS[backend](module, entry, options or BackendOptions())

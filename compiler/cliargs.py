@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import TypeAlias
+from typing import TextIO, TypeAlias
 
+from codegen.jit import CPU_CHOICES
+from compiler.backends import BackendOptions, Executable
 from compiler.driver import PipelineOptions
+from ir.diagnostics import TesselError
+from ir.files import write_text_atomic
+
+# --emit choices for generated code, and the suffix each is written with
+CODE_ARTIFACTS = {"llvm": "ll", "llvm-opt": "opt.ll", "asm": "s"}
 
 # what add_subparsers returns; subscriptable for the type checker only
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -53,7 +61,12 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
         help="no dump file for passes that changed nothing",
     )
     g.add_argument(
-        "--emit", choices=["dot"], help="with --dump-dir: also write a .dot file per stage"
+        "--emit",
+        action="append",
+        default=[],
+        choices=["dot", *CODE_ARTIFACTS],
+        help="dot: a .dot file per stage (with --dump-dir); llvm, llvm-opt, asm: the generated "
+        "code (cpu backend), into the dump folder or else printed; repeatable",
     )
     g.add_argument(
         "--explain-fusion",
@@ -78,8 +91,45 @@ def pipeline_options(args: argparse.Namespace, target: str, name: str) -> Pipeli
         dump_dir=args.dump_dir,
         dump_filter=args.dump_filter,
         dump_skip_unchanged=args.dump_skip_unchanged,
-        emit_dot=args.emit == "dot",
+        emit_dot="dot" in args.emit,
         explain_fusion=args.explain_fusion,
         report_memory=args.report_memory,
         name=name,
     )
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("backend")
+    g.add_argument(
+        "--threads", type=int, help="worker threads (default: TESSEL_NUM_THREADS or all cores)"
+    )
+    g.add_argument(
+        "--cpu",
+        default="native",
+        choices=CPU_CHOICES,
+        help="LLVM target CPU (default: this machine)",
+    )
+
+
+def backend_options(args: argparse.Namespace) -> BackendOptions:
+    if args.threads is not None and args.threads < 1:
+        raise TesselError(f"--threads must be at least 1, got {args.threads}")
+    return BackendOptions(threads=args.threads, cpu=args.cpu)
+
+
+def write_artifacts(executable: Executable, args: argparse.Namespace, stream: TextIO) -> None:
+    """The generated code named by --emit: into the dump folder if there is one, else `stream`."""
+    wanted = [CODE_ARTIFACTS[e] for e in args.emit if e in CODE_ARTIFACTS]
+    if not wanted:
+        return
+    produced = executable.artifacts()
+    if not produced:
+        raise TesselError(f"--emit {', '.join(args.emit)}: this backend generates no code")
+    for suffix in wanted:
+        if args.dump_dir is not None:
+            path = args.dump_dir / Path(args.file).stem / f"kernels.{suffix}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, produced[suffix])
+            print(f"wrote {path}", file=sys.stderr)
+        else:
+            stream.write(produced[suffix])

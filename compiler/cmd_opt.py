@@ -6,10 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from compiler.backends import prepare
 from compiler.bisect import bisect, side_by_side, write_bad_step
-from compiler.cliargs import Subparsers, add_pipeline_args, pipeline_options
+from compiler.cliargs import (
+    CODE_ARTIFACTS,
+    Subparsers,
+    add_backend_args,
+    add_pipeline_args,
+    backend_options,
+    pipeline_options,
+    write_artifacts,
+)
 from compiler.cmd_run import entry_function, gather_inputs, load
 from compiler.driver import optimize
+from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 from ir.printer import WeightSink, print_module
 from passes import DEFAULT_PIPELINES, REGISTRY, parse_pipeline
@@ -21,6 +31,12 @@ TARGETS = sorted(DEFAULT_PIPELINES)
 def cmd_opt(args: argparse.Namespace) -> int:
     module = load(args.file)
     out, _ = optimize(module, pipeline_options(args, args.target, Path(args.file).stem))
+    if any(e in CODE_ARTIFACTS for e in args.emit):
+        if args.target != "cpu":
+            raise TesselError(f"--emit {args.emit[-1]} needs --target cpu")
+        executable = prepare("cpu", out, None, backend_options(args))
+        write_artifacts(executable, args, sys.stdout)
+        return 0
     if args.output is None:
         sys.stdout.write(print_module(out))
         return 0
@@ -69,6 +85,7 @@ def _add_opt(sub: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("file", help="graph file")
     p.add_argument("--target", choices=TARGETS, default="cpu", help="whose default pipeline to use")
     p.add_argument("-o", "--output", metavar="FILE", help="write the IR here (weights next to it)")
+    add_backend_args(p)
     add_pipeline_args(p)
     return p
 

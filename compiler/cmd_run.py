@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 
 from compiler.backends import BACKENDS, prepare
-from compiler.cliargs import Subparsers, add_pipeline_args, pipeline_options
+from compiler.cliargs import (
+    Subparsers,
+    add_backend_args,
+    add_pipeline_args,
+    backend_options,
+    pipeline_options,
+    write_artifacts,
+)
 from compiler.driver import optimize
 from compiler.summary import summarize
 from ir.diagnostics import InputError
@@ -109,7 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     fn = entry_function(module, args.entry)
     inputs = gather_inputs(fn, args.input, args.seed)
     optimized, _ = optimize(module, pipeline_options(args, args.backend, Path(args.file).stem))
-    outputs = prepare(args.backend, optimized, fn.name)(inputs)
+    executable = prepare(args.backend, optimized, fn.name, backend_options(args))
+    write_artifacts(executable, args, sys.stderr)
+    outputs = executable.run(inputs)
     names = output_names(fn)
     for name, arr in zip(names, outputs, strict=False):
         print(summarize("%" + name, arr))
@@ -149,6 +158,7 @@ def _add_run(sub: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--entry", help="function to run instead of the module's entry")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
     p.add_argument("--output", "-o", metavar="DIR", help="save each output as DIR/<name>.npy")
+    add_backend_args(p)
     add_pipeline_args(p)
     return p
 
