@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from pathlib import Path
 from typing import TextIO, TypeAlias
@@ -78,7 +79,20 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_pass_names(flag: str, names: frozenset[str]) -> None:
+    from passes import REGISTRY
+
+    for name in sorted(names - set(REGISTRY)):
+        close = difflib.get_close_matches(name, REGISTRY, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise TesselError(f"{flag}: no pass named '{name}'{hint}")
+
+
 def pipeline_options(args: argparse.Namespace, target: str, name: str) -> PipelineOptions:
+    _check_pass_names("--print-ir-after", args.print_ir_after)
+    _check_pass_names("--print-ir-before", args.print_ir_before)
+    if "dot" in args.emit and args.dump_dir is None and args.verb != "opt":
+        raise TesselError("--emit dot writes one .dot file per stage: give --dump-dir too")
     return PipelineOptions(
         target=target,
         pipeline=args.pipeline,

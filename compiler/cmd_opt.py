@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from compiler.cliargs import (
 )
 from compiler.cmd_run import entry_function, gather_inputs, load
 from compiler.driver import optimize
+from compiler.graphview import to_dot
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 from ir.printer import WeightSink, print_module
@@ -35,7 +37,19 @@ def cmd_opt(args: argparse.Namespace) -> int:
         if args.target != "cpu":
             raise TesselError(f"--emit {args.emit[-1]} needs --target cpu")
         executable = prepare("cpu", out, None, backend_options(args))
-        write_artifacts(executable, args, sys.stdout)
+        if args.output is None:
+            write_artifacts(executable, args, sys.stdout)
+        else:
+            buffer = io.StringIO()
+            write_artifacts(executable, args, buffer)
+            write_text_atomic(args.output, buffer.getvalue())
+        return 0
+    if "dot" in args.emit and args.dump_dir is None:  # the optimized graph as DOT
+        text = to_dot(out.entry_function)
+        if args.output is None:
+            sys.stdout.write(text)
+        else:
+            write_text_atomic(args.output, text)
         return 0
     if args.output is None:
         sys.stdout.write(print_module(out))
@@ -65,7 +79,8 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     module = load(args.file)
     fn = entry_function(module, args.entry)
     inputs = gather_inputs(fn, args.input, args.seed)
-    passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINES[args.target])
+    text = args.pipeline if args.pipeline is not None else DEFAULT_PIPELINES[args.target]
+    passes = parse_pipeline(text)
     steps, bad = bisect(module, passes, inputs, args.rtol, args.atol, entry=fn.name)
     for step in steps:
         print(f"{step.index:>3}  {step.spec:<40} {'DIFFERS' if step.mismatch else 'ok'}")

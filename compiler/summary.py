@@ -33,7 +33,10 @@ def summarize(name: str, arr: np.ndarray) -> str:
     dims = ",".join(map(str, arr.shape))
     flat = arr.reshape(-1)
     shown = ", ".join(_fmt(v) for v in flat[:SHOWN]) + (", ..." if flat.size > SHOWN else "")
-    lines = [f"{name}: {dtype.value}[{dims}]", f"  values    [{shown}]  ({flat.size} elements)"]
+    lines = [
+        f"{name}: {dtype.value}[{dims}]",
+        f"  values    [{shown}]  ({flat.size} element{'' if flat.size == 1 else 's'})",
+    ]
     if flat.size:
         wide = flat.astype(np.float64)
         finite = wide[np.isfinite(wide)]

@@ -17,6 +17,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     The temporary file lives in the destination directory so the final rename is atomic.
     """
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)  # like `tessel run --output DIR`
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

@@ -311,8 +311,12 @@ class _FileParser:
                 raise self.error(op_tok, f"matmul: takes 2 operands, got {len(operands)}")
             extra = sorted(set(attrs) - {"out_dtype"})
             if extra:
-                msg = f"matmul: sets its own dimension numbers; use dot_general to give {extra[0]}"
-                raise self.error(op_tok, msg)
+                name = extra[0]
+                if name in attr_specs(Op.DOT_GENERAL):
+                    msg = f"matmul: sets its own dimension numbers; use dot_general to give {name}"
+                else:
+                    msg = f"matmul: unknown attribute '{name}' (matmul takes only out_dtype)"
+                raise GraphTypeError(msg, attr_locs[name])
             try:
                 attrs.update(matmul_attrs(operands[0].type, operands[1].type))
             except ValueError as e:

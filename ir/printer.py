@@ -88,9 +88,8 @@ def format_scalar(value: Any, dtype: DType) -> str:
 def format_literal(arr: np.ndarray[Any, Any], dtype: DType) -> str:
     if arr.size == 0:
         return "[]"
-    flat = arr.reshape(-1)
-    if arr.ndim == 0 or ((flat == flat[0]).all() and not _has_distinct_nans_or_zeros(flat)):
-        return format_scalar(flat[0], dtype)
+    if is_splat(arr):
+        return format_scalar(arr.reshape(-1)[0], dtype)
 
     def rec(a: np.ndarray[Any, Any]) -> str:
         if a.ndim == 1:
@@ -100,12 +99,16 @@ def format_literal(arr: np.ndarray[Any, Any], dtype: DType) -> str:
     return rec(arr)
 
 
-def _has_distinct_nans_or_zeros(flat: np.ndarray[Any, Any]) -> bool:
-    """Splat printing must not merge -0.0 with 0.0 (they compare equal)."""
-    if flat.dtype.kind not in "fV" and flat.dtype != DType.BF16.np:
+def is_splat(arr: np.ndarray[Any, Any]) -> bool:
+    """Every element is the same value, bit for bit in sign: -0.0 and 0.0 differ, NaNs agree."""
+    flat = arr.reshape(-1)
+    if flat.size == 0:
         return False
+    if flat.dtype.kind not in "fV" and flat.dtype != DType.BF16.np:
+        return bool((flat == flat[0]).all())
     f = flat.astype(np.float64)
-    return bool(np.signbit(f).any() != np.signbit(f).all())
+    same = (f == f[0]) | (np.isnan(f) & np.isnan(f[0]))
+    return bool(same.all() and (np.signbit(f) == np.signbit(f[0])).all())
 
 
 def format_attr_value(value: Any) -> str:
@@ -215,7 +218,7 @@ class Printer:
     def constant_value(self, node: Node) -> str:
         data: ConstData = node.attrs["value"]
         ref = data.source
-        big = data.array.size > self.inline_limit
+        big = data.array.size > self.inline_limit and not is_splat(data.array)
         if ref is None and big and self.weights is not None:
             ref = self.weights.add(data, node.name)
         if ref is None or not big:

@@ -360,6 +360,10 @@ class CanonicalizeOptions:
     fast_math: bool = False  # also apply rules that ignore signed zeros and NaN/inf
     max_iterations: int = 8  # rounds over the whole function until nothing changes
 
+    def __post_init__(self) -> None:
+        if self.max_iterations < 1:
+            raise ValueError(f"max-iterations must be at least 1, got {self.max_iterations}")
+
 
 @register
 class Canonicalize(Pass):

@@ -19,6 +19,10 @@ GROWTH_ALLOWANCE = 16  # results may exceed their largest input only up to this 
 class FoldOptions:
     max_elements: int = 1 << 16  # do not materialize results larger than this (big broadcasts)
 
+    def __post_init__(self) -> None:
+        if self.max_elements < 0:
+            raise ValueError(f"max-elements must not be negative, got {self.max_elements}")
+
 
 @register
 class Fold(Pass):

@@ -34,6 +34,12 @@ class FuseOptions:
     epilogue: bool = True  # let dot_general / conv2d absorb elementwise consumers (kOutput)
     reductions: bool = True  # let reduce absorb elementwise producers (kInput)
 
+    def __post_init__(self) -> None:
+        if self.max_ops < 2:
+            raise ValueError(
+                f"max-ops must be at least 2 (a group has two ops), got {self.max_ops}"
+            )
+
 
 @dataclass
 class Group:
@@ -87,6 +93,8 @@ class _Fuser:
         if producer.op in CONTRACTION:
             if not self.options.epilogue or group.kind != "loop":
                 return "op kind not fusible: a contraction only absorbs an elementwise epilogue"
+            if producer in self.results:
+                return "expensive producer that is also a function result"
             if shared:
                 return "expensive producer with several consumers"
             if any(u.op is Op.BROADCAST_IN_DIM for u in users):
@@ -97,6 +105,8 @@ class _Fuser:
         if group.kind == "output" and any(u.op in CONTRACTION for u in users):
             return "op kind not fusible: no prologue fusion into a contraction's operands"
         if shared and producer.op not in CHEAP:
+            if producer in self.results:
+                return "expensive producer that is also a function result"
             return "expensive producer with several consumers"
         return None
 

@@ -20,6 +20,9 @@ _ITEM = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*(?:\{([^{}]*)\})?\s*")
 _OPTION = re.compile(r"\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*([^,=]*?)\s*(?:,|$)")
 
 
+_ARTICLE = {int: "an int", float: "a number", bool: "true or false", str: "a string"}
+
+
 class PipelineError(TesselError):
     """A pipeline description names an unknown pass or gives a bad option."""
 
@@ -37,7 +40,7 @@ def _convert(text: str, value: str, pos: int, field: dataclasses.Field[Any], kin
             return value.lower() in ("true", "1")
         return kind(value)
     except ValueError:
-        raise _error(text, pos, f"option '{name}' takes a {kind.__name__}, got '{value}'") from None
+        raise _error(text, pos, f"option '{name}' takes {_ARTICLE[kind]}, got '{value}'") from None
 
 
 def _options(cls: type[Pass], text: str, body: str, start: int) -> Any:
@@ -60,7 +63,10 @@ def _options(cls: type[Pass], text: str, body: str, start: int) -> Any:
         field = fields[key]
         values[field.name] = _convert(text, raw, start + m.start(2), field, hints[field.name])
         pos = m.end()
-    return cls.Options(**values)
+    try:
+        return cls.Options(**values)
+    except ValueError as e:  # an Options class rejecting a combination of values
+        raise _error(text, start, f"pass '{cls.name}': {e}") from None
 
 
 def parse_pipeline(text: str) -> list[Pass]:
@@ -86,6 +92,8 @@ def parse_pipeline(text: str) -> list[Pass]:
             if text[pos] != ",":
                 raise _error(text, pos, "expected ',' between passes")
             pos += 1
+            if pos == len(text):
+                raise _error(text, pos - 1, "expected a pass name after ','")
     return passes
 
 

@@ -57,10 +57,16 @@ def test_parse_pipeline_with_options_round_trips():
             6,
             "pass 'fuse' has no option 'max-op' (options: max-ops, epilogue, reductions)",
         ),
-        ("fuse{max-ops=many}", 14, "option 'max-ops' takes a int, got 'many'"),
-        ("fuse{epilogue=maybe}", 15, "option 'epilogue' takes a bool, got 'maybe'"),
+        ("fuse{max-ops=many}", 14, "option 'max-ops' takes an int, got 'many'"),
+        ("fuse{epilogue=maybe}", 15, "option 'epilogue' takes true or false, got 'maybe'"),
         ("cse dce", 5, "expected ',' between passes"),
         ("cse{x}", 5, "expected 'option=value' in the option list"),
+        ("fold,", 5, "expected a pass name after ','"),
+        (
+            "fuse{max-ops=1}",
+            6,
+            "pass 'fuse': max-ops must be at least 2 (a group has two ops), got 1",
+        ),
     ],
 )
 def test_pipeline_errors_point_at_the_problem(text, col, message):
