@@ -124,3 +124,32 @@ def test_cli_cpu_backend_matches_interp(samples_dir, tmp_path, capsys):
 def test_threads_option_is_validated(samples_dir, capsys):
     assert main(["run", str(samples_dir / "mlp.graph"), "--backend", "cpu", "--threads", "0"]) == 1
     assert "--threads must be at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("x", "w", "attrs"),
+    [
+        ("f32[2,9,7,6]", "f32[3,2,3,8]", "{strides = [2, 1], padding = same, groups = 2}"),
+        ("f32[1,8,8,4]", "f32[3,3,4,5]", "{dilation = [2, 2], padding = [[2, 1], [0, 3]]}"),
+        ("f64[1,5,5,3]", "f64[1,1,3,7]", ""),
+        ("i8[1,6,5,2]", "i8[2,2,2,3]", "{out_dtype = i32, padding = same}"),
+        ("bf16[1,4,4,2]", "bf16[3,3,2,2]", "{padding = same}"),
+        ("f32[1,3,3,6]", "f32[3,3,1,6]", "{padding = same, groups = 6}"),
+    ],
+)
+def test_conv2d_shapes_match_the_interpreter(x, w, attrs):
+    text = f"func @main(%x: {x}, %w: {w}) {{\n %y = conv2d(%x, %w) {attrs}\n return %y\n}}"
+    module = parse_module(text)
+    args = random_inputs(module.entry_function, seed=3)
+    expected = run_module(module, args)[0]
+    got = CpuExecutable(module, threads=2)(*args)[0]
+    assert got.dtype == expected.dtype
+    if expected.dtype.kind in "iu":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(
+            got.astype(np.float64),
+            expected.astype(np.float64),
+            rtol=1e-2 if "bf16" in x else 1e-5,
+            atol=1e-5,
+        )
