@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-PACKAGES = ["compiler", "ir", "passes", "codegen", "runtime", "tests", "samples"]
+PACKAGES = ["compiler", "ir", "passes", "codegen", "runtime", "tests", "samples", "benchmarks"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""The benchmark suite: tessel against NumPy, JAX and ONNX Runtime (`python -m benchmarks`)."""

@@ -1,0 +1,271 @@
+"""The engines under test: tessel and its peers (NumPy, JAX, ONNX Runtime).
+
+Each engine turns a workload and its inputs into a thunk: a no-argument callable that runs the
+workload once and returns the result (for the compile workloads, the compiled object). All the
+preparation that a real program would do once (compiling, putting inputs on the device, building
+the ONNX session) happens in `prepare`, outside the timed thunk. A peer that is not installed, or
+a workload an engine has no meaning for, raises `NotAvailable`; the table shows "n/a".
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from benchmarks.workloads import (
+    MLP_GRAPH,
+    MLP_WEIGHTS,
+    Arrays,
+    Workload,
+    mlp_weights,
+    np_conv2d_same,
+    np_elementwise,
+    np_mlp,
+    np_softmax,
+)
+
+Thunk = Callable[[], Any]
+
+
+class NotAvailable(Exception):
+    """The engine cannot run this workload; the message says why."""
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _import(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise NotAvailable(f"{module} is not installed (pip install -e '.[bench]')") from e
+
+
+class Engine:
+    """One engine. Subclasses name themselves and implement `prepare`."""
+
+    name = ""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def version(self) -> str | None:
+        """The version, or None when the engine is not installed."""
+        raise NotImplementedError
+
+    def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        raise NotImplementedError
+
+
+# ---- tessel ------------------------------------------------------------------------------------
+
+
+class Tessel(Engine):
+    """parse_module, the default CPU pipeline, one CpuExecutable; the thunk calls it."""
+
+    name = "tessel"
+
+    def version(self) -> str | None:
+        return _version("tessel")
+
+    def _compile(self, module: Any) -> Any:
+        from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
+        from runtime.cpu import CpuExecutable
+
+        module = PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(module)
+        return CpuExecutable(module, threads=self.threads)
+
+    def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        from ir.parser import parse_file, parse_module
+
+        if w.kind == "compile":
+            return lambda: self._compile(parse_file(MLP_GRAPH))
+        if w.kind == "compile-cached":
+            raise NotAvailable("tessel has no compile cache yet")
+        exe = self._compile(parse_module(w.graph(), f"{w.name}.graph", MLP_GRAPH.parent))
+        return lambda: exe(**inputs)[0]
+
+
+# ---- NumPy -------------------------------------------------------------------------------------
+
+
+class NumPy(Engine):
+    """Plain NumPy in float32: OpenBLAS for the matmuls, im2col + matmul for the convolution."""
+
+    name = "numpy"
+
+    def version(self) -> str | None:
+        return np.__version__
+
+    def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        i = inputs
+        if w.kind == "elementwise":
+            return lambda: np_elementwise(i["x"], i["a"], i["b"])
+        if w.kind == "softmax":
+            return lambda: np_softmax(i["x"])
+        if w.kind == "matmul":
+            return lambda: i["a"] @ i["b"]
+        if w.kind == "mlp":
+            weights = mlp_weights()
+            return lambda: np_mlp(i["x"], weights)
+        if w.kind == "conv2d":
+            return lambda: np_conv2d_same(i["x"], i["w"])
+        raise NotAvailable("NumPy runs eagerly: nothing to compile")
+
+
+# ---- JAX ---------------------------------------------------------------------------------------
+
+
+class Jax(Engine):
+    """jax.jit on XLA:CPU; inputs are put on the device first, the thunk blocks until ready."""
+
+    name = "jax"
+
+    def version(self) -> str | None:
+        try:
+            return str(_import("jax").__version__)
+        except NotAvailable:
+            return None
+
+    def _mlp(self) -> Callable[[Any], Any]:
+        jax = _import("jax")
+        jnp = jax.numpy
+        wt = {k: jnp.asarray(v) for k, v in mlp_weights().items()}
+
+        def mlp(x: Any) -> Any:
+            h1 = jax.nn.relu(x @ wt["w1"] + wt["b1"])
+            h2 = jax.nn.relu(h1 @ wt["w2"] + wt["b2"])
+            return jax.nn.softmax(h2 @ wt["w3"] + wt["b3"], axis=-1)
+
+        return mlp
+
+    def _function(self, kind: str) -> Callable[..., Any]:
+        jax = _import("jax")
+        jnp = jax.numpy
+        if kind == "elementwise":
+            return lambda x, a, b: jax.nn.relu(x * a + b) * jax.nn.sigmoid(x) - 0.5 * jnp.tanh(x)
+        if kind == "softmax":
+            return lambda x: jax.nn.softmax(x, axis=-1)
+        if kind == "matmul":
+            return lambda a, b: a @ b
+        if kind == "mlp":
+            return self._mlp()
+        if kind == "conv2d":
+            dims = ("NHWC", "HWIO", "NHWC")
+            return lambda x, w: jax.lax.conv_general_dilated(
+                x, w, (1, 1), "SAME", dimension_numbers=dims
+            )
+        raise AssertionError(kind)
+
+    def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        jax = _import("jax")
+        if w.kind == "compile":  # a fresh function each time, so no cache can answer
+            x = inputs["x"]
+            return lambda: jax.jit(self._mlp()).lower(x).compile()
+        if w.kind == "compile-cached":  # JAX's in-memory cache of lowered and compiled code
+            jitted = jax.jit(self._mlp())
+            jitted.lower(inputs["x"]).compile()
+            return lambda: jitted.lower(inputs["x"]).compile()
+        fn = jax.jit(self._function(w.kind))
+        args = [jax.device_put(v) for v in inputs.values()]
+        return lambda: fn(*args).block_until_ready()
+
+
+# ---- ONNX Runtime ------------------------------------------------------------------------------
+
+_OPSET = 17
+_IR_VERSION = 8  # what opset 17 needs; newer onnx packages default to IRs older runtimes reject
+
+
+def _onnx_model(w: Workload, inputs: Arrays) -> Any:
+    onnx = _import("onnx")
+    helper, tp = onnx.helper, onnx.TensorProto
+    f32 = tp.FLOAT
+    graph_inputs = [helper.make_tensor_value_info(k, f32, list(v.shape)) for k, v in inputs.items()]
+    init: list[Any] = []
+    kind = "mlp" if w.kind.startswith("compile") else w.kind
+    if kind == "conv2d":  # ONNX Conv is NCHW / OIHW: transpose in and out, filter given as OIHW
+        oihw = list(inputs["w"].transpose(3, 2, 0, 1).shape)
+        graph_inputs[1] = helper.make_tensor_value_info("w", f32, oihw)
+    n = helper.make_node
+    nodes = {
+        "elementwise": [
+            n("Mul", ["x", "a"], ["xa"]), n("Add", ["xa", "b"], ["z"]), n("Relu", ["z"], ["r"]),
+            n("Sigmoid", ["x"], ["s"]), n("Mul", ["r", "s"], ["p"]), n("Tanh", ["x"], ["t"]),
+            n("Mul", ["t", "half"], ["h"]), n("Sub", ["p", "h"], ["y"]),
+        ],
+        "softmax": [n("Softmax", ["x"], ["y"], axis=-1)],
+        "matmul": [n("MatMul", ["a", "b"], ["y"])],
+        "mlp": [
+            n("MatMul", ["x", "w1"], ["z1"]), n("Add", ["z1", "b1"], ["a1"]),
+            n("Relu", ["a1"], ["h1"]), n("MatMul", ["h1", "w2"], ["z2"]),
+            n("Add", ["z2", "b2"], ["a2"]), n("Relu", ["a2"], ["h2"]),
+            n("MatMul", ["h2", "w3"], ["z3"]), n("Add", ["z3", "b3"], ["logits"]),
+            n("Softmax", ["logits"], ["y"], axis=-1),
+        ],
+        "conv2d": [
+            n("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]),
+            n("Conv", ["xc", "w"], ["yc"], pads=[1, 1, 1, 1], strides=[1, 1]),
+            n("Transpose", ["yc"], ["y"], perm=[0, 2, 3, 1]),
+        ],
+    }[kind]  # fmt: skip
+    if kind == "elementwise":
+        init.append(onnx.numpy_helper.from_array(np.array(0.5, np.float32), "half"))
+    if kind == "mlp":
+        with np.load(MLP_WEIGHTS) as archive:
+            init += [onnx.numpy_helper.from_array(archive[k], k) for k in archive.files]
+    shape = list(inputs["a" if kind == "matmul" else "x"].shape)  # the result's shape
+    if kind == "mlp":
+        shape[-1] = 10
+    out = helper.make_tensor_value_info("y", f32, shape)
+    graph = helper.make_graph(nodes, w.name, graph_inputs, [out], initializer=init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
+    model.ir_version = _IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+class OnnxRuntime(Engine):
+    """An ONNX graph built with onnx.helper, one InferenceSession (all graph optimizations)."""
+
+    name = "ort"
+
+    def version(self) -> str | None:
+        try:
+            _import("onnx")
+            return str(_import("onnxruntime").__version__)
+        except NotAvailable:
+            return None
+
+    def _session(self, model_bytes: bytes) -> Any:
+        ort = _import("onnxruntime")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = self.threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+    def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        _import("onnxruntime")
+        if w.kind == "compile-cached":
+            raise NotAvailable("no in-process compile cache")
+        feed = dict(inputs)
+        if w.kind == "conv2d":  # filter layout is prepared once, like a weight
+            feed["w"] = np.ascontiguousarray(inputs["w"].transpose(3, 2, 0, 1))
+        model_bytes = _onnx_model(w, inputs).SerializeToString()
+        if w.kind == "compile":
+            return lambda: self._session(model_bytes)
+        session = self._session(model_bytes)
+        return lambda: session.run(None, feed)[0]
+
+
+ENGINES: dict[str, type[Engine]] = {e.name: e for e in (Tessel, NumPy, Jax, OnnxRuntime)}
