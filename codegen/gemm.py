@@ -1,0 +1,345 @@
+"""A blocked, packed GEMM for dot_general and for fusions of a dot_general with its epilogue.
+
+Any dimension numbers reduce to C[b, m, n] = sum_k A[b, m, k] * B[b, k, n]: batch, free and
+contracting dimensions are grouped into logical axes (gemm_micro.Axis) and packing reads the
+operands through them, so transposed operands cost nothing in the inner loop. The loop nest is
+the classic one (Goto and van de Geijn):
+
+    for each batch, for jc in N by NC, for pc in K by KC:   pack B[pc, jc] into KC x NR panels
+        for ic in M by MC:                                   pack A[ic, pc] into MR x KC panels
+            for jr in NC by NR, for ir in MC by MR:          MR x NR microkernel in registers
+
+The kernel keeps codegen/kernel.py's ABI. A "row" is one MR-row tile of one batch, so threads
+that take different row ranges write disjoint output tiles; each call packs into its own stack
+scratch (threads never share it). When K spans several KC blocks the partial sums live in the
+output itself, and the epilogue (bias, activation, ...) runs on the last block, on the tile
+just computed, through the ordinary Emitter rules, so no op's semantics is written twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from llvmlite import ir
+
+from codegen.emit import Buffer, Emitter, Index, unravel
+from codegen.gemm_micro import Axis, PanelSource, Tiling, at, ceil_div, microkernel, pack, smin
+from codegen.loops import for_range
+from codegen.types import I64, PTR, STORAGE, element_ptr, store_value
+from ir.dtypes import DType
+from ir.graph import Node
+from ir.ops import ELEMENTWISE, Op
+
+KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
+
+# 512-bit vectors. Two accumulator vectors per row; kc * nr * 4 bytes of B (32 KB) stay in the
+# 48 KB L1 across the MC rows, an MC x KC block of A (96 KB) stays in L2.
+TILINGS = {
+    DType.F32: Tiling(width=16, mr=8, nr=32, kc=256, mc=96, nc=1024),
+    DType.F64: Tiling(width=8, mr=8, nr=16, kc=256, mc=96, nc=512),
+}
+SCRATCH_BYTES = 3 << 19  # per packed operand, on the stack (threads get 8 MB stacks on Linux)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the kernel computes: `node` (the dot, or the fusion around it) and its parts."""
+
+    node: Node
+    dot: Node
+    lhs: int  # index of the dot's operands in node.srcs
+    rhs: int
+    root: Node | None  # the fusion body's result when there is an epilogue
+
+
+def plan(node: Node) -> Plan | None:
+    """A Plan when `node` is a float dot_general or an output fusion that this GEMM handles."""
+    if node.op is Op.DOT_GENERAL:
+        p = Plan(node, node, 0, 1, None)
+    elif node.op is Op.FUSION:
+        found = _fusion_plan(node)
+        if found is None:
+            return None
+        p = found
+    else:
+        return None
+    dot = p.dot
+    if dot.dtype not in TILINGS or any(s.dtype != dot.dtype for s in dot.srcs):
+        return None
+    return p
+
+
+def _fusion_plan(node: Node) -> Plan | None:
+    body = node.attrs["body"]
+    dots = [n for n in body.body if n.op is Op.DOT_GENERAL]
+    if len(dots) != 1 or len(body.results) != 1:
+        return None
+    dot, root = dots[0], body.results[0]
+    params = [i for s in dot.srcs for i, p in enumerate(body.params) if p is s]
+    if len(params) != 2 or root.shape != dot.shape:
+        return None
+    # The epilogue must read the dot only at the position it writes: elementwise ops all the way
+    # from the dot to the result. Other operands (a broadcast bias) may be anything.
+    tainted = {id(dot)}
+    for n in body.body:
+        if any(id(s) in tainted for s in n.srcs):
+            if n.op not in ELEMENTWISE or n.shape != dot.shape:
+                return None
+            tainted.add(id(n))
+    if id(root) not in tainted:
+        return None
+    return Plan(node, dot, params[0], params[1], None if root is dot else root)
+
+
+def applicable(node: Node) -> bool:
+    return plan(node) is not None
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The dot as C[batch, m, n] = A[batch, m, k] B[batch, k, n], with each operand's axes."""
+
+    batch: tuple[int, ...]  # output dimension sizes of each group
+    m: tuple[int, ...]
+    n: tuple[int, ...]
+    k: int
+    a: tuple[Axis, Axis, Axis]  # batch, m, k of the lhs
+    b: tuple[Axis, Axis, Axis]  # batch, k, n of the rhs
+
+    @staticmethod
+    def of(dot: Node) -> Geometry:
+        lhs, rhs = dot.srcs
+        at = dot.attrs
+        lb, rb, lc, rc = at["lhs_batch"], at["rhs_batch"], at["lhs_contract"], at["rhs_contract"]
+        lfree = [d for d in range(lhs.type.rank) if d not in lb and d not in lc]
+        rfree = [d for d in range(rhs.type.rank) if d not in rb and d not in rc]
+        return Geometry(
+            batch=tuple(lhs.shape[d] for d in lb),
+            m=tuple(lhs.shape[d] for d in lfree),
+            n=tuple(rhs.shape[d] for d in rfree),
+            k=math.prod(lhs.shape[d] for d in lc),
+            a=(Axis.of(lhs.shape, lb), Axis.of(lhs.shape, lfree), Axis.of(lhs.shape, lc)),
+            b=(Axis.of(rhs.shape, rb), Axis.of(rhs.shape, rc), Axis.of(rhs.shape, rfree)),
+        )
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return math.prod(self.batch), math.prod(self.m), math.prod(self.n)
+
+
+def _tiling(p: Plan, g: Geometry) -> Tiling:
+    t = TILINGS[p.dot.dtype]
+    if p.node.dtype != p.dot.dtype:
+        # The output cannot hold f32 partial sums, so the whole K is one block.
+        t = replace(t, kc=max(g.k, 1))
+    size = p.dot.dtype.np.itemsize
+    # Keep each scratch block within budget however long K is.
+    fit = SCRATCH_BYTES // (size * max(min(t.kc, g.k), 1))
+    return replace(
+        t, nc=max(t.nr, min(t.nc, fit // t.nr * t.nr)), mc=max(t.mr, min(t.mc, fit // t.mr * t.mr))
+    )
+
+
+def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+    """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
+    p = plan(node)
+    if p is None:
+        raise ValueError(f"gemm.build: not a GEMM: {node!r}")
+    g = Geometry.of(p.dot)
+    t = _tiling(p, g)
+    fn = ir.Function(module, KERNEL_TYPE, name)
+    fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
+    _Gen(fn, p, g, t).emit()
+    batch, m, n = g.sizes
+    tiles = -(-m // t.mr)
+    return batch * tiles, t.mr * n * max(g.k, 1)
+
+
+class _Gen:
+    def __init__(self, fn: ir.Function, p: Plan, g: Geometry, t: Tiling) -> None:
+        self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
+        self.p, self.g, self.t = p, g, t
+        self.ty = STORAGE[p.dot.dtype]
+        self.vec = ir.VectorType(self.ty, t.width)
+        self.nk = max(1, -(-g.k // t.kc))
+        buffers, self.start, self.stop = fn.args
+        pointers = [
+            b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
+            for i in range(1 + len(p.node.srcs))
+        ]
+        self.out, self.operands = pointers[0], pointers[1:]
+        _, m, n = g.sizes
+        kc = max(1, min(t.kc, g.k))
+        self.a_scratch = self._scratch(kc * min(t.mc, -(-m // t.mr) * t.mr))
+        self.b_scratch = self._scratch(kc * min(t.nc, -(-n // t.nr) * t.nr))
+        # typed as vectors: llvmlite checks stores against an alloca's element type
+        self.tile = self._scratch(t.mr * t.vectors, self.vec)
+
+    def _scratch(self, elements: int, ty: ir.Type | None = None) -> ir.Value:
+        ptr = self.b.alloca(ty or self.ty, size=I64(max(elements, 1)))
+        ptr.align = 64
+        return ptr
+
+    def emit(self) -> None:
+        b, t = self.b, self.t
+        _, m, _ = self.g.sizes
+        count = max(1, -(-m // t.mr))
+        tiles = I64(count)
+        first = b.sdiv(self.start, tiles)
+        with for_range(b, ceil_div(b, self.stop, count), first, name="batch") as bi:
+            base = b.mul(bi, tiles)
+            lo = b.sub(self.start, base)
+            lo = b.select(b.icmp_signed("<", lo, I64(0)), I64(0), lo)
+            hi = smin(b, b.sub(self.stop, base), tiles)
+            m_hi = smin(b, b.mul(hi, I64(t.mr)), I64(m))
+            self._batch(bi, b.mul(lo, I64(t.mr)), m_hi)
+        b.ret_void()
+
+    def _batch(self, bi: ir.Value, m_lo: ir.Value, m_hi: ir.Value) -> None:
+        b, t, g = self.b, self.t, self.g
+        n = g.sizes[2]
+        ab, am, ak = g.a
+        bb, bk, bn = g.b
+        lhs = PanelSource(at(b, self.operands[self.p.lhs], ab.offset(b, bi), self.ty), am, ak)
+        rhs = PanelSource(at(b, self.operands[self.p.rhs], bb.offset(b, bi), self.ty), bn, bk)
+        with for_range(b, -(-n // t.nc), name="jc") as jc:
+            j0 = b.mul(jc, I64(t.nc))
+            nc = smin(b, I64(t.nc), b.sub(I64(n), j0))
+            with for_range(b, self.nk, name="pc") as pc:
+                p0 = b.mul(pc, I64(t.kc))
+                kc = smin(b, I64(t.kc), b.sub(I64(g.k), p0))
+                pack(b, self.p.dot.dtype, rhs, self.b_scratch, t.nr, j0, nc, p0, kc)
+                with for_range(b, ceil_div(b, b.sub(m_hi, m_lo), t.mc), name="ic") as ic:
+                    m0 = b.add(m_lo, b.mul(ic, I64(t.mc)))
+                    mc = smin(b, I64(t.mc), b.sub(m_hi, m0))
+                    pack(b, self.p.dot.dtype, lhs, self.a_scratch, t.mr, m0, mc, p0, kc)
+                    self._block(bi, m0, mc, j0, nc, kc, pc)
+
+    def _block(self, bi: ir.Value, m0: ir.Value, mc: ir.Value, j0: ir.Value, nc: ir.Value,
+               kc: ir.Value, pc: ir.Value) -> None:  # fmt: skip
+        b, t = self.b, self.t
+        with for_range(b, ceil_div(b, nc, t.nr), name="jr") as jr:
+            b_panel = at(b, self.b_scratch, b.mul(b.mul(jr, kc), I64(t.nr)), self.ty)
+            with for_range(b, ceil_div(b, mc, t.mr), name="ir") as i:
+                a_panel = at(b, self.a_scratch, b.mul(b.mul(i, kc), I64(t.mr)), self.ty)
+                acc = microkernel(b, t, self.p.dot.dtype, a_panel, b_panel, kc)
+                tile = _Tile(
+                    bi,
+                    b.add(m0, b.mul(i, I64(t.mr))),
+                    b.add(j0, b.mul(jr, I64(t.nr))),
+                    smin(b, I64(t.mr), b.sub(mc, b.mul(i, I64(t.mr)))),
+                    smin(b, I64(t.nr), b.sub(nc, b.mul(jr, I64(t.nr)))),
+                )
+                self._writeback(acc, tile, pc)
+
+    def _writeback(self, acc: list[ir.Value], tile: _Tile, pc: ir.Value) -> None:
+        """Store the tile; K blocks after the first add to what earlier ones stored."""
+        b = self.b
+        if self.nk == 1:
+            self._store(acc, tile, first=True, last=True)
+            return
+        with b.if_else(b.icmp_signed("==", pc, I64(0))) as (then, other):
+            with then:
+                self._store(acc, tile, first=True, last=False)
+            with other, b.if_else(b.icmp_signed("==", pc, I64(self.nk - 1))) as (last, middle):
+                with last:
+                    self._store(acc, tile, first=False, last=True)
+                with middle:
+                    self._store(acc, tile, first=False, last=False)
+
+    def _store(self, acc: list[ir.Value], tile: _Tile, first: bool, last: bool) -> None:
+        b, t = self.b, self.t
+        full = b.and_(
+            b.icmp_signed("==", tile.rows, I64(t.mr)), b.icmp_signed("==", tile.cols, I64(t.nr))
+        )
+        epilogue = last and self.p.root is not None
+        with b.if_else(full) as (whole, edge):
+            with whole:
+                if epilogue:
+                    self._elementwise(acc, tile, I64(t.mr), I64(t.nr), first, epilogue)
+                else:
+                    self._vector_store(acc, tile, first)
+            with edge:
+                self._elementwise(acc, tile, tile.rows, tile.cols, first, epilogue)
+
+    def _out_offset(self, tile: _Tile, r: ir.Value | int) -> ir.Value:
+        b = self.b
+        _, m, n = self.g.sizes
+        row = b.add(b.add(b.mul(tile.bi, I64(m)), tile.m), r if isinstance(r, ir.Value) else I64(r))
+        return b.add(b.mul(row, I64(n)), tile.n)
+
+    def _vector_store(self, acc: list[ir.Value], tile: _Tile, first: bool) -> None:
+        b, t = self.b, self.t
+        for r in range(t.mr):
+            row = at(b, self.out, self._out_offset(tile, r), self.ty)
+            for v in range(t.vectors):
+                ptr = at(b, row, I64(v * t.width), self.ty)
+                value = acc[r * t.vectors + v]
+                if not first:
+                    old = b.load(ptr, typ=self.vec)
+                    old.align = 4  # output rows are only element-aligned
+                    value = b.fadd(old, value)
+                st = b.store(value, ptr)
+                st.align = 4
+
+    def _elementwise(self, acc: list[ir.Value], tile: _Tile, rows: ir.Value, cols: ir.Value,
+                     first: bool, epilogue: bool) -> None:  # fmt: skip
+        """Element by element through a stack copy of the tile: edges, and the epilogue (a loop
+        over a tile in L1 that LLVM vectorizes for the usual bias + activation)."""
+        b, t = self.b, self.t
+        for r in range(t.mr):
+            for v in range(t.vectors):
+                slot = at(b, self.tile, I64(r * t.vectors + v), self.vec)
+                b.store(acc[r * t.vectors + v], slot).align = 64
+        with for_range(b, rows, name="er") as r:
+            offset = self._out_offset(tile, r)
+            with for_range(b, cols, name="ec") as c:
+                x = b.load(at(b, self.tile, b.add(b.mul(r, I64(t.nr)), c), self.ty), typ=self.ty)
+                ptr = at(b, self.out, b.add(offset, c), self.ty)
+                if not first:
+                    x = b.fadd(b.load(ptr, typ=self.ty), x)
+                if epilogue:
+                    self._epilogue(x, tile, r, c)
+                else:
+                    b.store(x, ptr)
+
+    def _epilogue(self, x: ir.Value, tile: _Tile, r: ir.Value, c: ir.Value) -> None:
+        b, p, g = self.b, self.p, self.g
+        assert p.root is not None
+        body = p.node.attrs["body"]
+        buffers = {
+            param: Buffer(self.operands[i], src.dtype, src.shape)
+            for i, (param, src) in enumerate(zip(body.params, p.node.srcs, strict=True))
+        }
+        index: Index = (
+            *unravel(b, tile.bi, g.batch),
+            *unravel(b, b.add(tile.m, r), g.m),
+            *unravel(b, b.add(tile.n, c), g.n),
+        )
+        value = _TileEmitter(b, buffers, p.dot, x).value(p.root, index)
+        offset = b.add(self._out_offset(tile, r), c)
+        out = p.node.dtype
+        store_value(b, value, element_ptr(b, self.out, offset, out), out)
+
+
+@dataclass(frozen=True)
+class _Tile:
+    bi: ir.Value  # batch index
+    m: ir.Value  # first row and column of the tile
+    n: ir.Value
+    rows: ir.Value  # how many of its mr rows and nr columns are inside the output
+    cols: ir.Value
+
+
+class _TileEmitter(Emitter):
+    """The fusion body's Emitter, with the dot's value at this position already computed."""
+
+    def __init__(self, b: ir.IRBuilder, buffers: dict[Node, Buffer], dot: Node, acc: ir.Value):
+        super().__init__(b, buffers)
+        self.dot, self.acc = dot, acc
+
+    def value(self, node: Node, index: Index) -> ir.Value:
+        if node is self.dot:
+            return self.acc
+        return super().value(node, index)
