@@ -178,12 +178,14 @@ def _counted(b: ir.IRBuilder, count: ir.Value, carried: list[ir.Value]) -> Itera
 
 
 def microkernel(
-    b: ir.IRBuilder, t: Tiling, dtype: DType, a_panel: ir.Value, b_panel: ir.Value, kc: ir.Value
-) -> list[ir.Value]:
-    """C_tile = A_panel^T B_panel over kc steps; returns mr * vectors accumulators, row-major.
+    b: ir.IRBuilder, t: Tiling, dtype: DType, a_rows: Sequence[ir.Value], a_step: int,
+    b_panel: ir.Value, kc: ir.Value,
+) -> list[ir.Value]:  # fmt: skip
+    """C_tile = A B over kc steps; returns mr * vectors accumulators, row-major.
 
-    Every step loads `vectors` vectors of B, broadcasts mr scalars of A and issues
-    mr * vectors independent FMAs, enough to cover the FMA latency on two ports.
+    Row r of A is read from `a_rows[r]`, `a_step` elements apart per k: a packed panel or the
+    operand itself. Every step loads `vectors` vectors of B, broadcasts mr scalars of A and
+    issues mr * vectors independent FMAs, enough to cover the FMA latency on two ports.
     """
     ty = STORAGE[dtype]
     vec = ir.VectorType(ty, t.width)
@@ -196,9 +198,9 @@ def microkernel(
         bvec = [b.load(at(b, brow, I64(v * t.width), ty), typ=vec) for v in range(t.vectors)]
         for inst in bvec:
             inst.align = 64  # the scratch is 64-byte aligned and a B row is whole vectors
-        arow = at(b, a_panel, b.mul(k, I64(t.mr)), ty)
+        ka = b.mul(k, I64(a_step))
         for r in range(t.mr):
-            scalar = b.load(at(b, arow, I64(r), ty), typ=ty)
+            scalar = b.load(at(b, a_rows[r], ka, ty), typ=ty)
             splat = b.shuffle_vector(
                 b.insert_element(ir.Constant(vec, ir.Undefined), scalar, ir.IntType(32)(0)),
                 ir.Constant(vec, ir.Undefined),

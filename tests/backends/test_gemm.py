@@ -80,6 +80,8 @@ SHAPES = [  # (M, N, K)
     (0, 5, 3),
     (4, 0, 3),
     (3, 1100, 5),  # several N blocks
+    (256, 10, 512),  # narrow outputs get narrower tiles: one vector per row
+    (50, 20, 300),  # two vectors per row
 ]
 
 
@@ -114,6 +116,12 @@ DIMENSION_NUMBERS = {
         (6, 4, 7),
         {"lhs_contract": (1, 2), "rhs_contract": (1, 0)},
     ),
+    "lhs-contracting-crossed": (
+        (5, 6, 4),
+        (4, 6, 7),
+        {"lhs_contract": (2, 1), "rhs_contract": (0, 1)},
+    ),
+    "lhs-free-split": ((3, 10, 4), (10, 9), {"lhs_contract": (1,), "rhs_contract": (0,)}),
     "two-free-each": ((2, 3, 10), (10, 4, 5), {"lhs_contract": (2,), "rhs_contract": (0,)}),
     "outer-product": ((9,), (11,), {"lhs_contract": (), "rhs_contract": ()}),
     "vector-dot": ((37,), (37,), {"lhs_contract": (0,), "rhs_contract": (0,)}),
@@ -141,6 +149,15 @@ def test_threads(case: tuple[int, int, int], threads: int) -> None:
     m, n, k = case
     fn = dot_function((m, k), (k, n), MATMUL, F32)
     check(fn, fn, threads=threads)
+
+
+@pytest.mark.parametrize("case", [(257, 129, 65), (100, 70, 600), (29, 7, 31)], ids=str)
+def test_packed_lhs(case: tuple[int, int, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain lhs is read in place; the packed path must give the same answers."""
+    monkeypatch.setattr(gemm, "DIRECT_A", False)
+    m, n, k = case
+    fn = dot_function((k, m), (k, n), {"lhs_contract": (0,), "rhs_contract": (0,)}, F32)
+    check(fn, fn, threads=2)
 
 
 def test_threads_batched() -> None:
