@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from llvmlite import ir
 
+from codegen import mathlib
 from codegen.types import COMPUTE, F16, F32, F64, I1, I32, round_to
 from ir.dtypes import DType
 from ir.ops import Op
@@ -23,15 +24,6 @@ def _intrinsic(b: ir.IRBuilder, name: str, args: Sequence[ir.Value]) -> ir.Value
     ty = args[0].type
     fn = b.module.declare_intrinsic(f"llvm.{name}", [ty])
     return b.call(fn, list(args))
-
-
-def _libm(b: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
-    """A C math library call, for functions LLVM has no intrinsic for (erf)."""
-    symbol = name + ("f" if x.type == F32 else "")
-    fn = b.module.globals.get(symbol)
-    if fn is None:
-        fn = ir.Function(b.module, ir.FunctionType(x.type, [x.type]), symbol)
-    return b.call(fn, [x])
 
 
 def _float(op: Callable[[ir.IRBuilder, Sequence[ir.Value]], ir.Value]) -> ScalarRule:
@@ -101,12 +93,6 @@ def _sign_int(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
     pos = b.zext(b.icmp_signed(">", x, _zero(x)), x.type)
     neg = b.zext(b.icmp_signed("<", x, _zero(x)), x.type)
     return b.sub(pos, neg)
-
-
-def _sigmoid(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
-    (x,) = a
-    one = ir.Constant(x.type, 1.0)
-    return b.fdiv(one, b.fadd(one, _intrinsic(b, "exp", [b.fneg(x)])))
 
 
 def _not(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
@@ -284,14 +270,15 @@ def _fadd(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
 SCALAR: dict[Op, ScalarRule] = {
     Op.NEG: _numeric(lambda b, a: b.fneg(a[0]), lambda b, dt, a: b.neg(a[0])),
     Op.ABS: _numeric(lambda b, a: _intrinsic(b, "fabs", a), _abs_int),
-    Op.EXP: _float(lambda b, a: _intrinsic(b, "exp", a)),
-    Op.LOG: _float(lambda b, a: _intrinsic(b, "log", a)),
+    # transcendentals are vectorizable polynomials (codegen/mathlib.py), not libm calls
+    Op.EXP: _float(lambda b, a: mathlib.exp(b, a[0])),
+    Op.LOG: _float(lambda b, a: mathlib.log(b, a[0])),
     Op.SQRT: _float(lambda b, a: _intrinsic(b, "sqrt", a)),
     Op.RSQRT: _float(lambda b, a: b.fdiv(ir.Constant(a[0].type, 1.0), _intrinsic(b, "sqrt", a))),
-    Op.TANH: _float(lambda b, a: _intrinsic(b, "tanh", a)),
-    Op.SIGMOID: _float(_sigmoid),
+    Op.TANH: _float(lambda b, a: mathlib.tanh(b, a[0])),
+    Op.SIGMOID: _float(lambda b, a: mathlib.sigmoid(b, a[0])),
     Op.RELU: _numeric(_relu_float, _relu_int),
-    Op.ERF: _float(lambda b, a: _libm(b, "erf", a[0])),
+    Op.ERF: _float(lambda b, a: mathlib.erf(b, a[0])),
     Op.FLOOR: _float(lambda b, a: _intrinsic(b, "floor", a)),
     Op.CEIL: _float(lambda b, a: _intrinsic(b, "ceil", a)),
     Op.SIGN: _numeric(_sign_float, _sign_int),
