@@ -144,12 +144,19 @@ def _tiling(p: Plan, g: Geometry) -> Tiling:
     if p.node.dtype != p.dot.dtype:
         # The output cannot hold f32 partial sums, so the whole K is one block.
         t = replace(t, kc=max(g.k, 1))
+    else:
+        # Equal K blocks: 784 = 4 x 196, not 3 x 256 + 16, whose last pass over C would do
+        # little but load and store it.
+        blocks = max(1, -(-g.k // t.kc))
+        t = replace(t, kc=max(1, -(-g.k // blocks)))
     size = p.dot.dtype.np.itemsize
     # Keep each scratch block within budget however long K is.
     fit = SCRATCH_BYTES // (size * max(min(t.kc, g.k), 1))
-    return replace(
-        t, nc=max(t.nr, min(t.nc, fit // t.nr * t.nr)), mc=max(t.mr, min(t.mc, fit // t.mr * t.mr))
-    )
+    # At least two column blocks where there are two panels' worth: with threads taking
+    # different column blocks, each packs only its part of B, and A is read in place.
+    half = -(-g.sizes[2] // 2 // t.nr) * t.nr
+    nc = max(t.nr, min(t.nc, fit // t.nr * t.nr, half))
+    return replace(t, nc=nc, mc=max(t.mr, min(t.mc, fit // t.mr * t.mr)))
 
 
 def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
@@ -163,10 +170,11 @@ def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     _Gen(fn, p, g, t).emit()
     batch, m, n = g.sizes
-    tiles = -(-m // t.mr)
+    tiles, blocks = max(1, -(-m // t.mr)), max(1, -(-n // t.nc))
     # The executor parallelizes when rows * work_per_row reaches 32768: in multiply-adds that
     # is about 2M, some 10 us of work, below which waking a second thread costs more.
-    return batch * tiles, max(1, t.mr * n * max(g.k, 1) // PARALLEL_MACS)
+    work = t.mr * -(-n // blocks) * max(g.k, 1) // PARALLEL_MACS
+    return batch * blocks * tiles, max(1, work)
 
 
 class _Gen:
@@ -176,6 +184,7 @@ class _Gen:
         self.ty = STORAGE[p.dot.dtype]
         self.vec = ir.VectorType(self.ty, t.width)
         self.nk = max(1, -(-g.k // t.kc))
+        self.nj = max(1, -(-g.sizes[2] // t.nc))
         buffers, self.start, self.stop = fn.args
         pointers = [
             b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
@@ -201,40 +210,42 @@ class _Gen:
         return ptr
 
     def emit(self) -> None:
+        """Rows are (batch, column block, M tile), M tiles innermost: a thread's range is a few
+        runs of consecutive M tiles, each sharing one packed block of B."""
         b, t = self.b, self.t
         _, m, _ = self.g.sizes
         count = max(1, -(-m // t.mr))
         tiles = I64(count)
         first = b.sdiv(self.start, tiles)
-        with for_range(b, ceil_div(b, self.stop, count), first, name="batch") as bi:
-            base = b.mul(bi, tiles)
+        with for_range(b, ceil_div(b, self.stop, count), first, name="group") as group:
+            base = b.mul(group, tiles)
             lo = b.sub(self.start, base)
             lo = b.select(b.icmp_signed("<", lo, I64(0)), I64(0), lo)
             hi = smin(b, b.sub(self.stop, base), tiles)
             m_hi = smin(b, b.mul(hi, I64(t.mr)), I64(m))
-            self._batch(bi, b.mul(lo, I64(t.mr)), m_hi)
+            bi, jc = b.udiv(group, I64(self.nj)), b.urem(group, I64(self.nj))
+            self._group(bi, jc, b.mul(lo, I64(t.mr)), m_hi)
         b.ret_void()
 
-    def _batch(self, bi: ir.Value, m_lo: ir.Value, m_hi: ir.Value) -> None:
+    def _group(self, bi: ir.Value, jc: ir.Value, m_lo: ir.Value, m_hi: ir.Value) -> None:
         b, t, g = self.b, self.t, self.g
         n = g.sizes[2]
         ab, am, ak = g.a
         bb, bk, bn = g.b
         lhs = PanelSource(at(b, self.operands[self.p.lhs], ab.offset(b, bi), self.ty), am, ak)
         rhs = PanelSource(at(b, self.operands[self.p.rhs], bb.offset(b, bi), self.ty), bn, bk)
-        with for_range(b, -(-n // t.nc), name="jc") as jc:
-            j0 = b.mul(jc, I64(t.nc))
-            nc = smin(b, I64(t.nc), b.sub(I64(n), j0))
-            with for_range(b, self.nk, name="pc") as pc:
-                p0 = b.mul(pc, I64(t.kc))
-                kc = smin(b, I64(t.kc), b.sub(I64(g.k), p0))
-                pack(b, self.p.dot.dtype, rhs, self.b_scratch, t.nr, j0, nc, p0, kc)
-                with for_range(b, ceil_div(b, b.sub(m_hi, m_lo), t.mc), name="ic") as ic:
-                    m0 = b.add(m_lo, b.mul(ic, I64(t.mc)))
-                    mc = smin(b, I64(t.mc), b.sub(m_hi, m0))
-                    if not self.direct_a:
-                        pack(b, self.p.dot.dtype, lhs, self.a_scratch, t.mr, m0, mc, p0, kc)
-                    self._block(bi, m0, mc, j0, nc, (p0, kc, pc), lhs.ptr)
+        j0 = b.mul(jc, I64(t.nc))
+        nc = smin(b, I64(t.nc), b.sub(I64(n), j0))
+        with for_range(b, self.nk, name="pc") as pc:
+            p0 = b.mul(pc, I64(t.kc))
+            kc = smin(b, I64(t.kc), b.sub(I64(g.k), p0))
+            pack(b, self.p.dot.dtype, rhs, self.b_scratch, t.nr, j0, nc, p0, kc)
+            with for_range(b, ceil_div(b, b.sub(m_hi, m_lo), t.mc), name="ic") as ic:
+                m0 = b.add(m_lo, b.mul(ic, I64(t.mc)))
+                mc = smin(b, I64(t.mc), b.sub(m_hi, m0))
+                if not self.direct_a:
+                    pack(b, self.p.dot.dtype, lhs, self.a_scratch, t.mr, m0, mc, p0, kc)
+                self._block(bi, m0, mc, j0, nc, (p0, kc, pc), lhs.ptr)
 
     def _block(self, bi: ir.Value, m0: ir.Value, mc: ir.Value, j0: ir.Value, nc: ir.Value,
                depth: tuple[ir.Value, ir.Value, ir.Value], lhs: ir.Value) -> None:  # fmt: skip
