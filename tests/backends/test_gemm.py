@@ -35,6 +35,13 @@ F32, F64 = DType.F32, DType.F64
 MATMUL = {"lhs_contract": (1,), "rhs_contract": (0,)}
 
 
+@pytest.fixture(autouse=True)
+def _always_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small test shapes are below the size where the GEMM asks for threads: lower it, so the
+    threads=2 cases really split the rows."""
+    monkeypatch.setattr(gemm, "PARALLEL_MACS", 1)
+
+
 def dot_function(
     lhs: Sequence[int], rhs: Sequence[int], dims: dict[str, tuple[int, ...]], dtype: DType
 ) -> Function:
@@ -54,8 +61,13 @@ def check(fn: Function, dot_fn: Function, threads: int = 1, cpu: str = "native")
     kernels = [n for n in fn.body if n.op in (Op.DOT_GENERAL, Op.FUSION)]
     assert any(gemm.applicable(n) for n in kernels), "the GEMM path was not taken"
     args = random_inputs(fn, seed=1)
+    k = contraction_size(dot_fn)
     expected = run_function(fn, args)[0]
     exe = CpuExecutable(Module((fn,), "main"), threads=threads, target=host_target(cpu))
+    if threads > 1 and k * expected.size > 1 << 15:  # big enough that the executor splits it
+        assert any(
+            s.info.rows > 1 and s.info.rows * s.info.work_per_row >= 1 << 15 for s in exe.steps
+        )
     got = exe(*args)[0]
     assert got.shape == expected.shape
     assert got.dtype == expected.dtype
@@ -63,7 +75,6 @@ def check(fn: Function, dot_fn: Function, threads: int = 1, cpu: str = "native")
     dot_args = [np.abs(x) for x in args[: len(dot_fn.params)]]
     magnitude = run_function(dot_fn, dot_args)[0].astype(np.float64)
     u = float(np.finfo(expected.dtype).eps) / 2
-    k = contraction_size(dot_fn)
     bound = 2 * k * u * magnitude + 4 * u * np.abs(expected.astype(np.float64))
     error = np.abs(got.astype(np.float64) - expected.astype(np.float64))
     assert np.all(error <= bound + np.finfo(expected.dtype).tiny), float(np.max(error - bound))
