@@ -105,12 +105,27 @@ class CpuExecutable:
         addresses = dict(self.addresses)
         for param, arr in zip(self.fn.params, inputs, strict=True):
             addresses[param] = arr.ctypes.data
+        # Computed results are written straight into fresh arrays (no arena copy at the end);
+        # later kernels may read them there like any other buffer.
+        fresh: dict[Node, np.ndarray] = {}
+        for r in self.fn.results:
+            if r.op not in (Op.PARAMETER, Op.CONSTANT) and r not in fresh:
+                fresh[r] = np.empty(r.shape, dtype=r.dtype.np)
+                addresses[r] = fresh[r].ctypes.data
         for step in self.steps:
             pointers = (ctypes.c_void_p * (1 + len(step.operands)))(
                 addresses[step.node], *(addresses[s] for s in step.operands)
             )
             self._launch(step, pointers)
-        return [self._result(r, addresses, inputs) for r in self.fn.results]
+        out: list[np.ndarray] = []
+        for r in self.fn.results:
+            value = fresh.get(r)
+            if value is None:
+                value = self._source_value(r, inputs)
+            elif any(value is earlier for earlier in out):
+                value = value.copy()  # a value returned twice comes back as two arrays
+            out.append(value)
+        return out
 
     def _launch(self, step: _Step, pointers: ctypes.Array[ctypes.c_void_p]) -> None:
         rows = step.info.rows
@@ -126,19 +141,12 @@ class CpuExecutable:
         for f in futures:
             f.result()
 
-    def _result(
-        self, node: Node, addresses: dict[Node, int], inputs: list[np.ndarray]
-    ) -> np.ndarray:
+    def _source_value(self, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
+        """A returned parameter or constant, copied so the caller owns it."""
         if node.op is Op.PARAMETER:
             given: np.ndarray = inputs[self.fn.params.index(node)]
             return given.copy()
-        if node.op is Op.CONSTANT:
-            return np.array(self.constants[node])
-        nbytes = node.type.nbytes
-        out = np.empty(node.shape, dtype=node.dtype.np)
-        if nbytes:
-            ctypes.memmove(out.ctypes.data, addresses[node], nbytes)
-        return out
+        return np.array(self.constants[node])
 
 
 def _aligned_bytes(nbytes: int) -> np.ndarray:
