@@ -6,30 +6,32 @@ operands through them, so transposed operands cost nothing in the inner loop. Th
 the classic one (Goto and van de Geijn):
 
     for each batch, for jc in N by NC, for pc in K by KC:   pack B[pc, jc] into KC x NR panels
-        for ic in M by MC:                                   pack A[ic, pc] into MR x KC panels
+        for ic in M by MC:                                   (pack A only if its axes are split)
             for jr in NC by NR, for ir in MC by MR:          MR x NR microkernel in registers
 
-The kernel keeps codegen/kernel.py's ABI. A "row" is one MR-row tile of one batch, so threads
-that take different row ranges write disjoint output tiles; each call packs into its own stack
-scratch (threads never share it). When K spans several KC blocks the partial sums live in the
-output itself, and the epilogue (bias, activation, ...) runs on the last block, on the tile
-just computed, through the ordinary Emitter rules, so no op's semantics is written twice.
+The kernel keeps codegen/kernel.py's ABI. A "row" is one MR-row tile of one (batch, column
+block), so threads that take different row ranges write disjoint output tiles and, with two
+column blocks, pack disjoint halves of B; each call packs into its own stack scratch. When K
+spans several KC blocks the partial sums live in the output itself, and the epilogue (bias,
+activation, ...) runs on the last block, on the tile just computed, through the ordinary
+Emitter rules, so no op's semantics is written twice.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
 from codegen.emit import Buffer, Emitter, Index, unravel
-from codegen.gemm_micro import Axis, PanelSource, Tiling, at, ceil_div, microkernel, pack, smin
+from codegen.gemm_micro import PanelSource, Tiling, at, ceil_div, microkernel, pack, smin
+from codegen.gemm_plan import Geometry, Plan, applicable, plan
 from codegen.loops import for_range
 from codegen.types import I64, PTR, STORAGE, element_ptr, store_value
 from ir.dtypes import DType
 from ir.graph import Node
-from ir.ops import ELEMENTWISE, Op
+
+__all__ = ["Plan", "applicable", "build", "plan"]  # the interface codegen/kernel.py uses
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
 
@@ -47,92 +49,6 @@ NARROW_ROWS = {1: 14, 2: 12}  # vectors per row -> mr
 DIRECT_A = True  # read A in place where its layout allows (see _Gen.__init__)
 PARALLEL_MACS = 1024  # work_per_row is in units of this many multiply-adds (see build)
 SCRATCH_BYTES = 3 << 19  # per packed operand, on the stack (threads get 8 MB stacks on Linux)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the kernel computes: `node` (the dot, or the fusion around it) and its parts."""
-
-    node: Node
-    dot: Node
-    lhs: int  # index of the dot's operands in node.srcs
-    rhs: int
-    root: Node | None  # the fusion body's result when there is an epilogue
-
-
-def plan(node: Node) -> Plan | None:
-    """A Plan when `node` is a float dot_general or an output fusion that this GEMM handles."""
-    if node.op is Op.DOT_GENERAL:
-        p = Plan(node, node, 0, 1, None)
-    elif node.op is Op.FUSION:
-        found = _fusion_plan(node)
-        if found is None:
-            return None
-        p = found
-    else:
-        return None
-    dot = p.dot
-    if dot.dtype not in TILINGS or any(s.dtype != dot.dtype for s in dot.srcs):
-        return None
-    return p
-
-
-def _fusion_plan(node: Node) -> Plan | None:
-    body = node.attrs["body"]
-    dots = [n for n in body.body if n.op is Op.DOT_GENERAL]
-    if len(dots) != 1 or len(body.results) != 1:
-        return None
-    dot, root = dots[0], body.results[0]
-    params = [i for s in dot.srcs for i, p in enumerate(body.params) if p is s]
-    if len(params) != 2 or root.shape != dot.shape:
-        return None
-    # The epilogue must read the dot only at the position it writes: elementwise ops all the way
-    # from the dot to the result. Other operands (a broadcast bias) may be anything.
-    tainted = {id(dot)}
-    for n in body.body:
-        if any(id(s) in tainted for s in n.srcs):
-            if n.op not in ELEMENTWISE or n.shape != dot.shape:
-                return None
-            tainted.add(id(n))
-    if id(root) not in tainted:
-        return None
-    return Plan(node, dot, params[0], params[1], None if root is dot else root)
-
-
-def applicable(node: Node) -> bool:
-    return plan(node) is not None
-
-
-@dataclass(frozen=True)
-class Geometry:
-    """The dot as C[batch, m, n] = A[batch, m, k] B[batch, k, n], with each operand's axes."""
-
-    batch: tuple[int, ...]  # output dimension sizes of each group
-    m: tuple[int, ...]
-    n: tuple[int, ...]
-    k: int
-    a: tuple[Axis, Axis, Axis]  # batch, m, k of the lhs
-    b: tuple[Axis, Axis, Axis]  # batch, k, n of the rhs
-
-    @staticmethod
-    def of(dot: Node) -> Geometry:
-        lhs, rhs = dot.srcs
-        at = dot.attrs
-        lb, rb, lc, rc = at["lhs_batch"], at["rhs_batch"], at["lhs_contract"], at["rhs_contract"]
-        lfree = [d for d in range(lhs.type.rank) if d not in lb and d not in lc]
-        rfree = [d for d in range(rhs.type.rank) if d not in rb and d not in rc]
-        return Geometry(
-            batch=tuple(lhs.shape[d] for d in lb),
-            m=tuple(lhs.shape[d] for d in lfree),
-            n=tuple(rhs.shape[d] for d in rfree),
-            k=math.prod(lhs.shape[d] for d in lc),
-            a=(Axis.of(lhs.shape, lb), Axis.of(lhs.shape, lfree), Axis.of(lhs.shape, lc)),
-            b=(Axis.of(rhs.shape, rb), Axis.of(rhs.shape, rc), Axis.of(rhs.shape, rfree)),
-        )
-
-    @property
-    def sizes(self) -> tuple[int, int, int]:
-        return math.prod(self.batch), math.prod(self.m), math.prod(self.n)
 
 
 def _tiling(p: Plan, g: Geometry) -> Tiling:
