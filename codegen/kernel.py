@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen import conv, gemm
+from codegen import conv, gemm, softmax
 from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, element_ptr, store_value
@@ -63,10 +63,11 @@ def build_kernel(module: ir.Module, node: Node, name: str) -> KernelInfo:
     def pointer(i: int) -> ir.Value:
         return b.load(b.gep(buffers_arg, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
 
-    if conv.applicable(node):
-        rows = conv.build_body(b, node, pointer, start, stop)
-        b.ret_void()
-        return KernelInfo(name, rows, node.type.size // max(rows, 1))
+    for special in (conv, softmax):  # whole-kernel lowerings with their own loop nests
+        if special.applicable(node):
+            rows = special.build_body(b, node, pointer, start, stop)
+            b.ret_void()
+            return KernelInfo(name, rows, node.type.size // max(rows, 1))
     out = Buffer(pointer(0), node.dtype, node.shape)
     operands = {s: Buffer(pointer(i + 1), s.dtype, s.shape) for i, s in enumerate(node.srcs)}
     emitter = Emitter(b, operands)

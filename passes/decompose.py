@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,11 @@ DECOMPOSITIONS: dict[Op, Callable[[Node], Node]] = {
 assert set(DECOMPOSITIONS) >= COMPOSITE, "every composite op needs a decomposition"
 
 
+@dataclass(frozen=True)
+class DecomposeOptions:
+    softmax: bool = True  # false: keep softmax for a backend with its own row kernel (cpu)
+
+
 @register
 class Decompose(Pass):
     """Rewrite composite ops (softmax, mean, avg_pool) into primitive ops.
@@ -118,10 +124,13 @@ class Decompose(Pass):
     """
 
     name = "decompose"
+    Options = DecomposeOptions
 
     def run_function(self, fn: Function, ctx: PassContext) -> Function:
         def expand(node: Node) -> Node | None:
             rule = DECOMPOSITIONS.get(node.op)
+            if node.op is Op.SOFTMAX and not self.options.softmax:
+                return None
             return rule(node) if rule else None
 
         return rewrite_function(fn, expand)

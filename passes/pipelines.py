@@ -6,6 +6,7 @@ _CLEANUP = "canonicalize,fold,cse,dce"
 
 DEFAULT_PIPELINES: dict[str, str] = {
     "interp": _CLEANUP,
-    "cpu": f"{_CLEANUP},decompose,{_CLEANUP},fuse,buffer-assign",
+    # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels
+    "cpu": f"{_CLEANUP},decompose{{softmax=false}},{_CLEANUP},fuse,buffer-assign",
     "tpu": f"{_CLEANUP},decompose,{_CLEANUP},buffer-assign",
 }

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
+from codegen import softmax as softmax_kernel
 from codegen.jit import Compiled, Target, compile_ir
 from codegen.kernel import KernelInfo, build_kernel
 from ir.graph import Function, Module, Node
@@ -59,7 +60,7 @@ class CpuExecutable:
         self, module: Module, entry: str | None = None, threads: int | None = None,
         target: Target | None = None,
     ) -> None:  # fmt: skip
-        if any(n.op in COMPOSITE | {Op.AVG_POOL} for f in module.functions for n in f.body):
+        if any(_needs_decomposing(n) for f in module.functions for n in f.body):
             module = Decompose().run(module, PassContext())
         self.fn: Function = module.function(entry or module.entry)
         self.threads = threads or default_threads()
@@ -147,6 +148,13 @@ class CpuExecutable:
             given: np.ndarray = inputs[self.fn.params.index(node)]
             return given.copy()
         return np.array(self.constants[node])
+
+
+def _needs_decomposing(node: Node) -> bool:
+    """Composites without a native kernel are expanded into primitives first."""
+    if node.op is Op.SOFTMAX:
+        return not softmax_kernel.applicable(node)
+    return node.op in COMPOSITE | {Op.AVG_POOL}
 
 
 def _aligned_bytes(nbytes: int) -> np.ndarray:

@@ -153,3 +153,16 @@ def test_conv2d_shapes_match_the_interpreter(x, w, attrs):
             rtol=1e-2 if "bf16" in x else 1e-5,
             atol=1e-5,
         )
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64"])
+@pytest.mark.parametrize("shape", ["[3,1]", "[5,17]", "[2,3,33]", "[7]"])
+def test_row_softmax_kernel_matches_the_interpreter(dtype, shape):
+    text = f"func @main(%x: {dtype}{shape}) {{\n %y = softmax(%x)\n return %y\n}}"
+    module = parse_module(text)
+    exe = CpuExecutable(module)
+    assert [s.node.op.value for s in exe.steps] == ["softmax"]  # one kernel, not decomposed
+    x = random_inputs(module.entry_function, seed=5)[0] * 30
+    flat = x.reshape(-1)
+    flat[:3] = [np.inf, -np.inf, np.nan][: flat.size]  # special values in the first row
+    np.testing.assert_allclose(exe(x)[0], run_module(module, [x])[0], rtol=1e-5, atol=1e-7)
