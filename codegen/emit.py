@@ -288,13 +288,6 @@ def _reduce(e: Emitter, n: Node, idx: Index) -> ir.Value:
     return round_to(e.b, acc, n.dtype)
 
 
-def _mean(e: Emitter, n: Node, idx: Index) -> ir.Value:
-    total_node = n.replace(op=Op.REDUCE, attrs=n.attrs.replace(kind="sum"))
-    total = _reduce(e, total_node, idx)
-    count = math.prod(n.srcs[0].shape[a] for a in n.attrs["axes"])
-    return round_to(e.b, e.b.fdiv(total, ir.Constant(total.type, float(count))), n.dtype)
-
-
 def _dot(e: Emitter, n: Node, idx: Index) -> ir.Value:
     lhs, rhs = n.srcs
     a = n.attrs
@@ -404,7 +397,6 @@ EMIT: dict[Op, Callable[[Emitter, Node, Index], ir.Value]] = {
     Op.PAD: _pad,
     Op.CONCATENATE: _concatenate,
     Op.REDUCE: _reduce,
-    Op.MEAN: _mean,
     Op.DOT_GENERAL: _dot,
     Op.CONV2D: _conv,
     Op.MAX_POOL: _max_pool,
