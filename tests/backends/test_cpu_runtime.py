@@ -166,3 +166,17 @@ def test_row_softmax_kernel_matches_the_interpreter(dtype, shape):
     flat = x.reshape(-1)
     flat[:3] = [np.inf, -np.inf, np.nan][: flat.size]  # special values in the first row
     np.testing.assert_allclose(exe(x)[0], run_module(module, [x])[0], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [1_000_003, 4096, 17])
+def test_float_sum_error_bound(n):
+    """Reassociated f32 sums: with at least 16 partial sums (one vector) the error is at most
+    (n / 16 + 16) * u * sum(|x|), u = 2**-24 — the bound codegen/emit.py documents."""
+    text = (
+        f"func @main(%x: f32[{n}]) {{\n %s = reduce(%x) {{kind = sum, axes = [0]}}\n return %s\n}}"
+    )
+    x = np.random.default_rng(n).standard_normal(n).astype(np.float32) + np.float32(0.5)
+    got = float(CpuExecutable(parse_module(text), threads=1)(x)[0])
+    exact = float(np.sum(x.astype(np.float64)))
+    bound = (n / 16 + 16) * 2.0**-24 * float(np.abs(x.astype(np.float64)).sum())
+    assert abs(got - exact) <= bound
