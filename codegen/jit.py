@@ -1,5 +1,9 @@
 """From llvmlite IR to machine code: target selection, the -O3 pipeline, and MCJIT.
 
+Code generation runs once: the optimized module becomes object code (`Compiled.object_code`,
+what an on-disk cache stores), and MCJIT only links those bytes into the process.
+`load_object` does the same linking for object code alone, without any IR.
+
 The host CPU's name and features are used by default (AVX-512 where present, with 512-bit
 vectors preferred, which measured 1.2-1.4x faster than LLVM's 256-bit default on this machine);
 `cpu="generic"` or `"x86-64-v3"` builds for other machines. Every engine gets a fresh target
@@ -68,19 +72,39 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
 
 @dataclass
 class Compiled:
-    """A JIT-compiled module: keep it alive as long as its function addresses are used."""
+    """Linked machine code: keep it alive as long as its function addresses are used.
+
+    `ir_before`/`ir_after` are empty when it was loaded from object code alone, and then
+    `asm()` is unavailable (there is no IR to emit assembly from; disassemble the object
+    code with an external tool if needed).
+    """
 
     engine: llvm.ExecutionEngine
     ir_before: str
     ir_after: str
     target: Target
+    object_code: bytes
 
     def address(self, name: str) -> int:
-        return int(self.engine.get_function_address(name))
+        address = int(self.engine.get_function_address(name))
+        if not address:
+            raise KeyError(f"no function {name!r} in the compiled code")
+        return address
 
     def asm(self) -> str:
+        if not self.ir_after:
+            raise RuntimeError("assembly is unavailable: this code was loaded from object code")
         tm = target_machine(self.target, jit=False)
         return str(tm.emit_assembly(llvm.parse_assembly(self.ir_after)))
+
+
+def _link(object_code: bytes, target: Target) -> llvm.ExecutionEngine:
+    host = llvm.parse_assembly("")
+    host.triple = llvm.get_process_triple()
+    engine = llvm.create_mcjit_compiler(host, target_machine(target))
+    engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+    engine.finalize_object()
+    return engine
 
 
 def compile_ir(module: ir.Module, target: Target | None = None) -> Compiled:
@@ -92,6 +116,11 @@ def compile_ir(module: ir.Module, target: Target | None = None) -> Compiled:
     ref = llvm.parse_assembly(text)
     ref.verify()
     optimize(ref, tm)
-    engine = llvm.create_mcjit_compiler(ref, tm)
-    engine.finalize_object()
-    return Compiled(engine, text, str(ref), target)
+    object_code = bytes(tm.emit_object(ref))
+    return Compiled(_link(object_code, target), text, str(ref), target, object_code)
+
+
+def load_object(object_code: bytes, target: Target) -> Compiled:
+    """Link object code that `compile_ir` produced (in this or an earlier process)."""
+    _init()
+    return Compiled(_link(object_code, target), "", "", target, bytes(object_code))

@@ -1,10 +1,19 @@
-"""The CPU executor: JIT-compiled kernels run in schedule order over one reused arena.
+"""The CPU executor: one native program per function, called with numpy arrays.
 
-Inputs are checked against the signature before any native call (shape, dtype, contiguity);
-intermediate values live in one arena laid out by buffer assignment and reused across calls;
-results are copied out, so a later call never overwrites what an earlier one returned.
-Kernels take a row range, and large ones are split across a thread pool (ctypes releases the
-GIL during the call).
+The whole function is one LLVM module (codegen/program.py): kernels, constants as read-only
+globals, and entry points that run every kernel in schedule order over a scratch arena laid out
+by buffer assignment. Inputs are checked against the signature before any native call (shape,
+dtype, contiguity), except in `run_unchecked`, whose caller has already checked them; results
+are fresh arrays, so a later call never overwrites what an earlier one returned.
+
+Three ways to run, fixed per executable:
+- "py": a program too small for threads is one PYFUNCTYPE call to `<entry>_py`, which reads the
+  arrays' data pointers itself; the GIL stays held, so concurrent callers cannot share the
+  arena at the same time and need no lock.
+- "run": one call to `<entry>_run` with the GIL released (a large program on one thread, or a
+  small one when the PyArrayObject layout could not be verified).
+- "threaded": Python launches each kernel, splitting large ones across a thread pool.
+The last two hold a lock for the whole call: the arena is shared by every call.
 """
 
 from __future__ import annotations
@@ -12,27 +21,55 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
 
 from codegen import softmax as softmax_kernel
-from codegen.jit import Compiled, Target, compile_ir
-from codegen.kernel import KernelInfo, build_kernel
+from codegen.jit import Compiled, Target, compile_ir, host_target, load_object
+from codegen.kernel import KernelInfo
+from codegen.program import ALIGN, ARENA, CONST, OUTPUT, PARAM, ProgramSpec, Ref, lower_program
+from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import COMPOSITE, Op
+from ir.types import TensorType
 from passes.base import PassContext
-from passes.buffers import assign_buffers
 from passes.decompose import Decompose
 from runtime.inputs import bind_inputs
 
 KERNEL_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+RUN_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+TABLE_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 PARALLEL_MIN_ELEMENTS = 1 << 15  # smaller kernels are not worth waking another thread for
-ALIGN = 64
+
+
+def _array_data_offset() -> int | None:
+    """The byte offset of `data` in numpy's PyArrayObject, checked on live arrays, or None.
+
+    It follows PyObject_HEAD (16 bytes on a default CPython build); other builds (free-threaded,
+    debug) have a different header, and then `_py` is never used rather than guessed at.
+    """
+    base = np.arange(24, dtype=np.float64)
+    samples: list[np.ndarray] = [
+        base,
+        base[3:],
+        base.reshape(4, 6)[1:, 2:],
+        np.zeros(0, np.int8),
+        np.array(1.0),
+    ]
+    for candidate in (16,):
+        if all(
+            ctypes.c_void_p.from_address(id(a) + candidate).value == a.ctypes.data for a in samples
+        ):
+            return candidate
+    return None
+
+
+ARRAY_DATA_OFFSET = _array_data_offset()
 
 
 def default_threads() -> int:
@@ -47,10 +84,10 @@ def default_threads() -> int:
 
 @dataclass
 class _Step:
-    node: Node
+    node: Node | None  # None when loaded from a payload (there is no IR)
     info: KernelInfo
     call: Any  # the ctypes function
-    operands: tuple[Node, ...]
+    buffers: tuple[Ref, ...]
 
 
 class CpuExecutable:
@@ -63,30 +100,66 @@ class CpuExecutable:
         if any(_needs_decomposing(n) for f in module.functions for n in f.body):
             module = Decompose().run(module, PassContext())
         self.fn: Function = module.function(entry or module.entry)
+        target = target or host_target()
+        program = lower_program(self.fn, target.cpu, target.features, ARRAY_DATA_OFFSET)
+        self._load(program.spec, compile_ir(program.module, target), threads, program.kernel_nodes)
+
+    @classmethod
+    def from_payload(
+        cls, spec_json: dict[str, Any], object_code: bytes, threads: int | None = None
+    ) -> CpuExecutable:
+        """An executable from `payload()` output alone: no IR, no passes, no LLVM codegen.
+
+        `.fn` is then a signature-only function (parameters, no body), `.llvm_ir` is empty and
+        `.compiled.asm()` is unavailable.
+        """
+        spec = ProgramSpec.from_json(spec_json)
+        self = cls.__new__(cls)
+        self.fn = _signature(spec)
+        target = Target(spec.target_cpu, spec.target_features)
+        self._load(spec, load_object(object_code, target), threads, None)
+        return self
+
+    def payload(self) -> tuple[dict[str, Any], bytes]:
+        """(JSON-serializable spec, object code): what `from_payload` needs."""
+        return self.spec.to_json(), self.compiled.object_code
+
+    def _load(
+        self, spec: ProgramSpec, compiled: Compiled, threads: int | None,
+        nodes: Sequence[Node] | None,
+    ) -> None:  # fmt: skip
+        self.spec = spec
+        self.compiled = compiled
         self.threads = threads or default_threads()
-        llvm_module = ir.Module(name=f"tessel.{self.fn.name}")
-        kernels = []
-        for i, node in enumerate(self.fn.body):
-            if node.op is Op.CONSTANT or node.type.size == 0:
-                continue
-            kernels.append((node, build_kernel(llvm_module, node, f"k{i}_{node.op.value}")))
-        self.compiled: Compiled = compile_ir(llvm_module, target)
         self.steps = [
-            _Step(node, info, KERNEL_C_TYPE(self.compiled.address(info.name)), node.srcs)
-            for node, info in kernels
+            _Step(nodes[i] if nodes else None, s.info, KERNEL_C_TYPE(compiled.address(s.kernel)),
+                  s.buffers)
+            for i, s in enumerate(spec.steps)
+        ]  # fmt: skip
+        table = (ctypes.c_void_p * max(len(spec.constants), 1))()
+        TABLE_C_TYPE(compiled.address(spec.constants_symbol))(table)
+        self._constant_addresses = {c.name: table[i] or 0 for i, c in enumerate(spec.constants)}
+        self._arena = _aligned_bytes(spec.arena_bytes)
+        self._arena_address = self._arena.ctypes.data
+        self._lock = threading.Lock()
+        self._out_types = [(o.shape, DType(o.dtype).np) for o in spec.outputs]
+        # The common case, every result a distinct computed value in slot order, skips the
+        # per-result assembly.
+        self._direct = [r.source for r in spec.results] == [
+            Ref(OUTPUT, k) for k in range(len(spec.outputs))
         ]
-        self.constants = {
-            n: n.attrs["value"].array.copy(order="C") for n in self.fn.body if n.op is Op.CONSTANT
-        }
-        self.assignment = assign_buffers(self.fn, ALIGN)
-        self.arena = _aligned_bytes(self.assignment.arena_bytes)
-        base = self.arena.ctypes.data
-        self.addresses: dict[Node, int] = {n: base for n in self.fn.body}  # size-0 values
-        for buf in self.assignment.buffers:
-            self.addresses[buf.node] = base + buf.offset
-        for node, arr in self.constants.items():
-            self.addresses[node] = arr.ctypes.data
-        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self._run_call = RUN_C_TYPE(compiled.address(spec.run_symbol))
+        small = self.threads == 1 or not any(_splits(s.info) for s in self.steps)
+        self.pool = ThreadPoolExecutor(self.threads) if not small else None
+        self._py: Any = None
+        if small and spec.py_symbol and spec.data_offset == ARRAY_DATA_OFFSET:
+            if self.threads == 1 and any(_splits(s.info) for s in self.steps):
+                pass  # long-running: release the GIL ("run") rather than hold it
+            else:
+                n = len(spec.params) + len(spec.outputs)
+                py_type = ctypes.PYFUNCTYPE(None, *[ctypes.py_object] * n, ctypes.c_void_p)
+                self._py = py_type(compiled.address(spec.py_symbol))
+        self.mode = "py" if self._py else "threaded" if self.pool else "run"
 
     @property
     def llvm_ir(self) -> str:
@@ -102,36 +175,44 @@ class CpuExecutable:
     def run(
         self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
     ) -> list[np.ndarray]:
-        inputs = bind_inputs(self.fn, args, kwargs)  # every check happens before native code
-        addresses = dict(self.addresses)
-        for param, arr in zip(self.fn.params, inputs, strict=True):
-            addresses[param] = arr.ctypes.data
+        return self.run_unchecked(bind_inputs(self.fn, args, kwargs))  # checks come first
+
+    def run_unchecked(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Run on arrays that already have exactly the parameters' shapes and dtypes and are
+        C-contiguous (not checked: a wrong array is undefined behaviour)."""
         # Computed results are written straight into fresh arrays (no arena copy at the end);
         # later kernels may read them there like any other buffer.
-        fresh: dict[Node, np.ndarray] = {}
-        for r in self.fn.results:
-            if r.op not in (Op.PARAMETER, Op.CONSTANT) and r not in fresh:
-                fresh[r] = np.empty(r.shape, dtype=r.dtype.np)
-                addresses[r] = fresh[r].ctypes.data
+        outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
+        if self._py is not None:
+            self._py(*arrays, *outs, self._arena_address)
+        else:
+            io = [a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs]
+            with self._lock:
+                if self.pool is None:
+                    self._run_call((ctypes.c_void_p * max(len(io), 1))(*io), self._arena_address)
+                else:
+                    self._run_threaded(io)
+        return outs if self._direct else self._results(arrays, outs)
+
+    def _run_threaded(self, io: list[int]) -> None:
+        nparams = len(self.spec.params)
+
+        def address(ref: Ref) -> int:
+            if ref.kind == ARENA:
+                return self._arena_address + int(ref.value)
+            if ref.kind == PARAM:
+                return io[int(ref.value)]
+            if ref.kind == OUTPUT:
+                return io[nparams + int(ref.value)]
+            return self._constant_addresses[str(ref.value)]
+
         for step in self.steps:
-            pointers = (ctypes.c_void_p * (1 + len(step.operands)))(
-                addresses[step.node], *(addresses[s] for s in step.operands)
-            )
+            pointers = (ctypes.c_void_p * len(step.buffers))(*map(address, step.buffers))
             self._launch(step, pointers)
-        out: list[np.ndarray] = []
-        for r in self.fn.results:
-            value = fresh.get(r)
-            if value is None:
-                value = self._source_value(r, inputs)
-            elif any(value is earlier for earlier in out):
-                value = value.copy()  # a value returned twice comes back as two arrays
-            out.append(value)
-        return out
 
     def _launch(self, step: _Step, pointers: ctypes.Array[ctypes.c_void_p]) -> None:
         rows = step.info.rows
-        total = rows * step.info.work_per_row
-        if self.pool is None or rows < 2 or total < PARALLEL_MIN_ELEMENTS:
+        if self.pool is None or not _splits(step.info):
             step.call(pointers, 0, rows)
             return
         chunks = min(self.threads, rows)
@@ -142,12 +223,42 @@ class CpuExecutable:
         for f in futures:
             f.result()
 
-    def _source_value(self, node: Node, inputs: list[np.ndarray]) -> np.ndarray:
-        """A returned parameter or constant, copied so the caller owns it."""
-        if node.op is Op.PARAMETER:
-            given: np.ndarray = inputs[self.fn.params.index(node)]
-            return given.copy()
-        return np.array(self.constants[node])
+    def _results(self, arrays: Sequence[np.ndarray], outs: list[np.ndarray]) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        for r in self.spec.results:
+            source = r.source
+            if source.kind == OUTPUT:
+                value = outs[int(source.value)]
+                if any(value is earlier for earlier in out):
+                    value = value.copy()  # a value returned twice comes back as two arrays
+            elif source.kind == PARAM:
+                value = arrays[int(source.value)].copy()  # the caller owns what it gets
+            else:
+                value = self._constant(r.shape, r.dtype, source)
+            out.append(value)
+        return out
+
+    def _constant(self, shape: tuple[int, ...], dtype: str, source: Ref) -> np.ndarray:
+        """A copy of a constant, read from the program's read-only global."""
+        assert source.kind == CONST
+        value = np.empty(shape, DType(dtype).np)
+        if value.nbytes:
+            address = self._constant_addresses[str(source.value)]
+            ctypes.memmove(value.ctypes.data, address, value.nbytes)
+        return value
+
+
+def _splits(info: KernelInfo) -> bool:
+    """Whether a kernel is worth sharing among threads."""
+    return info.rows >= 2 and info.rows * info.work_per_row >= PARALLEL_MIN_ELEMENTS
+
+
+def _signature(spec: ProgramSpec) -> Function:
+    """A body-less function with the program's parameters, for checking arguments."""
+    params = tuple(
+        Node(Op.PARAMETER, TensorType(p.shape, DType(p.dtype)), name=p.name) for p in spec.params
+    )
+    return Function(spec.entry, params, (), ())
 
 
 def _needs_decomposing(node: Node) -> bool:
