@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from runtime.interp import run_module
 class Executable:
     run: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
     artifacts: Callable[[], dict[str, str]] = field(default=lambda: {})
+    # for callers that already checked each array's shape, dtype and layout (@jit's cache key)
+    run_unchecked: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None
+    native: Any = None  # the backend's own object (CpuExecutable), for caching its code
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,15 @@ def _cpu(module: Module, entry: str | None, options: BackendOptions) -> Executab
     def artifacts() -> dict[str, str]:
         return {"ll": exe.llvm_ir, "opt.ll": exe.llvm_ir_optimized, "s": exe.compiled.asm()}
 
-    return Executable(exe.run, artifacts)
+    return Executable(exe.run, artifacts, exe.run_unchecked, exe)
+
+
+def cpu_from_payload(spec: dict[str, Any], code: bytes, options: BackendOptions) -> Executable:
+    """A CPU executable from cached object code and its JSON description (no IR, no passes)."""
+    from runtime.cpu import CpuExecutable
+
+    exe = CpuExecutable.from_payload(spec, code, threads=options.threads)
+    return Executable(exe.run, lambda: {}, exe.run_unchecked, exe)
 
 
 BACKENDS: dict[str, Callable[[Module, str | None, BackendOptions], Executable]] = {

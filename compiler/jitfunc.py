@@ -1,0 +1,521 @@
+"""`@jit`: trace a Python/NumPy function once per signature, compile it, and cache the result.
+
+A call is looked up by its signature: the arguments' structure (pytree), each array's shape and
+dtype, each Python scalar's kind, the static arguments' values and the options. A miss traces
+the function on `Tracer`s, runs the pass pipeline and the backend, and says why it compiled
+(`TESSEL_LOG_COMPILES=1`, `f.explain()`). A hit on plain positional arrays takes a short path
+that checks only the key before the native call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import inspect
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from compiler import diskcache, pytree
+from compiler import tracer_methods as _tracer_methods  # noqa: F401  (installs the methods)
+from compiler.backends import BackendOptions, Executable, prepare
+from compiler.driver import PipelineOptions, optimize
+from compiler.tracing import Trace, TraceError, Tracer, lift, user_location
+from ir.diagnostics import TesselError
+from ir.dtypes import DType
+from ir.graph import Module
+from ir.printer import print_module
+
+log = logging.getLogger("tessel.jit")
+TARGETS = ("cpu", "interp", "tpu")
+
+
+class RecompileError(TesselError):
+    """A function compiled inside `no_recompile()`."""
+
+
+class CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    maxsize: None
+    currsize: int
+
+
+_no_recompile: contextvars.ContextVar[bool] = contextvars.ContextVar("no_recompile", default=False)
+
+
+@contextlib.contextmanager
+def no_recompile() -> Iterator[None]:
+    """Within this block, any call that would compile raises RecompileError (for tests)."""
+    token = _no_recompile.set(True)
+    try:
+        yield
+    finally:
+        _no_recompile.reset(token)
+
+
+@dataclass(frozen=True)
+class JitOptions:
+    target: str = "cpu"
+    pipeline: str | None = None
+    verify: bool = False
+    dump_dir: str | None = None
+    cache: bool | None = None  # None: the on-disk cache is on when TESSEL_CACHE_DIR is set
+    cpu: str = "native"
+
+    def environment(self) -> tuple[tuple[str, Any], ...]:
+        """Settings read from the environment that change the compiled code."""
+        return (("threads", os.environ.get("TESSEL_NUM_THREADS")),)
+
+
+@dataclass(frozen=True)
+class LeafSpec:
+    """What a traced argument leaf looked like: an array's type, or a Python scalar's kind."""
+
+    kind: str  # array or scalar
+    dtype: DType
+    shape: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        t = f"{self.dtype}[{','.join(map(str, self.shape))}]"
+        return t if self.kind == "array" else f"Python {_PY_NAMES[self.dtype]} (traced as {t})"
+
+
+_PY_SCALARS = {bool: DType.BOOL, int: DType.I64, float: DType.F64}
+_PY_NAMES = {v: k.__name__ for k, v in _PY_SCALARS.items()}
+
+
+@dataclass(frozen=True)
+class Signature:
+    treedef: tuple[pytree.TreeDef, ...]  # one per non-static parameter
+    leaves: tuple[LeafSpec, ...]
+    statics: tuple[tuple[str, Any], ...]
+    environment: tuple[tuple[str, Any], ...]
+    names: tuple[str, ...]  # each leaf's path (`params['w']`); follows from treedef
+
+
+@dataclass
+class Entry:
+    signature: Signature
+    executable: Executable
+    out_tree: pytree.TreeDef
+    optimized: Module
+    lowered: Lowered
+    run_flat: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+
+    def __call__(self, arrays: Sequence[np.ndarray]) -> Any:
+        outs = self.run_flat(arrays)
+        if self.out_tree is pytree.LEAF:
+            return outs[0]
+        return pytree.unflatten(self.out_tree, outs)
+
+
+def jit(
+    fn: Callable[..., Any] | None = None,
+    *,
+    target: str = "cpu",
+    static_argnums: int | Sequence[int] = (),
+    static_argnames: str | Sequence[str] = (),
+    pipeline: str | None = None,
+    dump_dir: str | os.PathLike[str] | None = None,
+    verify: bool = False,
+    cache: bool | None = None,
+    cpu: str = "native",
+) -> Any:
+    """Compile `fn` for `target` ("cpu", "interp", "tpu"); usable as `@jit` or `@jit(...)`."""
+    if target not in TARGETS:
+        raise TesselError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    options = JitOptions(
+        target, pipeline, verify, None if dump_dir is None else os.fspath(dump_dir), cache, cpu
+    )
+
+    def wrap(f: Callable[..., Any]) -> JitFunction:
+        return JitFunction(f, options, static_argnums, static_argnames)
+
+    return wrap if fn is None else wrap(fn)
+
+
+class JitFunction:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        options: JitOptions,
+        static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (),
+    ) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name: str = getattr(fn, "__name__", "function")
+        self.options = options
+        self.signature = inspect.signature(fn)
+        params = list(self.signature.parameters.values())
+        nums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        self.static = set(names) | {params[i].name for i in nums if i < len(params)}
+        unknown = self.static - {p.name for p in params}
+        if unknown:
+            raise TesselError(f"static_argnames {sorted(unknown)} are not parameters of {fn}")
+        self._simple = not self.static and all(
+            p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
+        )
+        self._arity = len(params)
+        self._fast: dict[Any, Entry] = {}
+        self._entries: dict[Signature, Entry] = {}
+        self._lock = threading.RLock()
+        self._hits = 0
+        self._misses = 0
+        self._explanations: list[str] = []
+
+    # --- calling ---
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs and len(args) == self._arity and self._simple:
+            try:
+                key = tuple([(type(a), a.shape, a.dtype, a.flags.c_contiguous) for a in args])
+            except AttributeError:  # a Python scalar, a container or a tracer
+                key = None
+            entry = self._fast.get(key)
+            if entry is not None:
+                self._hits += 1
+                return entry(args)
+        try:
+            return self._call(args, kwargs)
+        except TesselError as e:
+            raise e.with_traceback(None) from None  # the user's frame, not tessel's internals
+
+    def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        bound = self._bind(args, kwargs)
+        leaves, names, treedef = self._flatten(bound)
+        if any(isinstance(v, Tracer) for v in leaves):
+            return self.fn(*args, **kwargs)  # called from another traced function: inline
+        sig = self._signature(bound, leaves, names, treedef)
+        entry = self._entries.get(sig)
+        if entry is None:
+            entry = self._compile(sig, bound, names)
+        else:
+            self._hits += 1
+        arrays = [
+            _as_input(v, spec, n) for v, spec, n in zip(leaves, sig.leaves, names, strict=True)
+        ]
+        if self._fast_path_applies(args, kwargs, leaves):
+            self._fast[tuple((np.ndarray, a.shape, a.dtype, True) for a in args)] = entry
+        return entry(arrays)
+
+    def _fast_path_applies(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], leaves: list[Any]
+    ) -> bool:
+        """Plain positional arrays, one per parameter: the call's key is just their types."""
+        return (
+            self._simple
+            and not kwargs
+            and len(args) == self._arity
+            and len(leaves) == len(args)
+            and all(type(a) is np.ndarray and a.flags.c_contiguous for a in args)
+        )
+
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as e:
+            raise TesselError(f"{self.name}(): {e}", user_location()) from None
+        bound.apply_defaults()
+        return bound
+
+    def _flatten(
+        self, bound: inspect.BoundArguments
+    ) -> tuple[list[Any], list[str], tuple[pytree.TreeDef, ...]]:
+        leaves: list[Any] = []
+        names: list[str] = []
+        trees = []
+        for name, value in bound.arguments.items():
+            if name in self.static:
+                continue
+            vs, tree = pytree.flatten(value)
+            leaves += vs
+            names += pytree.leaf_paths(tree, name)
+            trees.append(tree)
+        return leaves, names, tuple(trees)
+
+    def _signature(
+        self,
+        bound: inspect.BoundArguments,
+        leaves: list[Any],
+        names: list[str],
+        treedef: tuple[pytree.TreeDef, ...],
+    ) -> Signature:
+        specs = tuple(_leaf_spec(v, n) for v, n in zip(leaves, names, strict=True))
+        statics = []
+        for name in sorted(self.static):
+            value = bound.arguments.get(name)
+            try:
+                hash(value)
+            except TypeError:
+                raise TesselError(
+                    f"static argument '{name}' must be hashable, got {type(value).__name__}: "
+                    "use a tuple instead of a list, or a frozen dataclass",
+                    user_location(),
+                ) from None
+            statics.append((name, value))
+        return Signature(treedef, specs, tuple(statics), self.options.environment(), tuple(names))
+
+    # --- compiling ---
+    def _compile(self, sig: Signature, bound: inspect.BoundArguments, names: list[str]) -> Entry:
+        with self._lock:  # concurrent first calls compile once; the others find the entry
+            entry = self._entries.get(sig)
+            if entry is not None:
+                self._hits += 1
+                return entry
+            reason = self._reason(sig)
+            if _no_recompile.get():
+                raise RecompileError(
+                    f"{self.name} would compile inside no_recompile(): {reason}",
+                    user_location(),
+                )
+            started = time.perf_counter()
+            lowered = self._trace(sig, bound, names)
+            entry = lowered.compile_entry(self.options, len(self._entries))
+            self._entries[sig] = entry
+            self._misses += 1
+            elapsed = (time.perf_counter() - started) * 1e3
+            message = f"compiled {self.name} in {elapsed:.0f} ms ({reason})"
+            self._explanations.append(message)
+            if os.environ.get("TESSEL_LOG_COMPILES", "") not in ("", "0"):
+                log.warning("tessel: %s", message)
+            return entry
+
+    def _trace(self, sig: Signature, bound: inspect.BoundArguments, names: list[str]) -> Lowered:
+        trace = Trace(_identifier(self.name))
+        used: set[str] = set()
+        tracers = [
+            trace.param(
+                _unique(_identifier(n), used), spec.dtype, spec.shape, spec.kind == "scalar"
+            )
+            for n, spec in zip(names, sig.leaves, strict=True)
+        ]
+        it = iter(tracers)
+        args = dict(bound.arguments)
+        for name, value in bound.arguments.items():
+            if name not in self.static:
+                _, tree = pytree.flatten(value)
+                args[name] = pytree.unflatten(tree, [next(it) for _ in range(tree.num_leaves)])
+        call = inspect.BoundArguments(self.signature, args)
+        with trace.active():
+            result = self.fn(*call.args, **call.kwargs)
+            outs, out_tree = pytree.flatten(result)
+            nodes = [_result_node(trace, v, i) for i, v in enumerate(outs)]
+        fn = trace.builder.build(nodes)
+        return Lowered(Module((fn,), fn.name), out_tree, sig, self.name)
+
+    def _reason(self, sig: Signature) -> str:
+        if not self._entries:
+            return "first call"
+        return "; ".join(_differences(list(self._entries), sig))
+
+    # --- introspection ---
+    def lower(self, *args: Any, **kwargs: Any) -> Lowered:
+        bound = self._bind(args, kwargs)
+        leaves, names, treedef = self._flatten(bound)
+        return self._trace(self._signature(bound, leaves, names, treedef), bound, names)
+
+    def compile(self, *args: Any, **kwargs: Any) -> Compiled:
+        bound = self._bind(args, kwargs)
+        leaves, names, treedef = self._flatten(bound)
+        sig = self._signature(bound, leaves, names, treedef)
+        entry = self._entries.get(sig) or self._compile(sig, bound, names)
+        return Compiled(entry)
+
+    def cache_info(self) -> CacheInfo:
+        return CacheInfo(self._hits, self._misses, None, len(self._entries))
+
+    def cache_clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._fast.clear()
+
+    def explain(self) -> str:
+        """One line per compile so far: when, how long, and what changed since the last one."""
+        return "\n".join(self._explanations) or f"{self.name} has not compiled yet"
+
+    def __repr__(self) -> str:
+        return f"<tessel.jit {self.name} target={self.options.target}>"
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        return self if obj is None else functools.partial(self, obj)
+
+
+@dataclass
+class Lowered:
+    """The traced graph IR of one signature, before any pass (`f.lower(*args)`)."""
+
+    module: Module
+    out_tree: pytree.TreeDef
+    signature: Signature
+    name: str
+    _weights: dict[str, Any] = field(default_factory=dict)
+
+    def as_text(self) -> str:
+        return print_module(self.module)
+
+    def compile(self) -> Compiled:
+        return Compiled(self.compile_entry(JitOptions(), 0))
+
+    def compile_entry(self, options: JitOptions, index: int) -> Entry:
+        if options.target == "tpu":
+            raise TesselError("target 'tpu': the TPU backend does not exist yet; use 'cpu'")
+        cached = diskcache.lookup(self.module, options) if options.target == "cpu" else None
+        if cached is not None:
+            return self._entry(cached, self.module, options)
+        popts = PipelineOptions(
+            target=options.target,
+            pipeline=options.pipeline,
+            verify_each=options.verify,
+            dump_dir=None if options.dump_dir is None else Path(options.dump_dir),
+            name=_identifier(self.name) + (f".{index}" if index else ""),
+        )
+        optimized, _ = optimize(self.module, popts)
+        exe = prepare(options.target, optimized, None, BackendOptions(cpu=options.cpu))
+        if options.target == "cpu":
+            diskcache.store(self.module, options, exe)
+        return self._entry(exe, optimized, options)
+
+    def _entry(self, exe: Executable, optimized: Module, options: JitOptions) -> Entry:
+        run_unchecked = getattr(exe, "run_unchecked", None)
+        return Entry(self.signature, exe, self.out_tree, optimized, self, run_unchecked or exe.run)
+
+
+@dataclass
+class Compiled:
+    """The executable of one signature (`f.compile(*args)`): optimized IR, LLVM IR, assembly."""
+
+    entry: Entry
+
+    def as_text(self) -> str:
+        return print_module(self.entry.optimized)
+
+    def _artifact(self, kind: str) -> str:
+        artifacts = self.entry.executable.artifacts()
+        if kind not in artifacts:
+            raise TesselError(f"the {self.entry_target()} backend produces no {kind!r} artifact")
+        return artifacts[kind]
+
+    def entry_target(self) -> str:
+        return "cpu" if self.entry.executable.artifacts() else "interp"
+
+    def as_llvm(self, optimized: bool = False) -> str:
+        return self._artifact("opt.ll" if optimized else "ll")
+
+    def as_asm(self) -> str:
+        return self._artifact("s")
+
+    def __call__(self, *leaves: np.ndarray) -> Any:
+        sig = self.entry.signature
+        arrays = [
+            _as_input(v, spec, f"argument {i}")
+            for i, (v, spec) in enumerate(zip(leaves, sig.leaves, strict=True))
+        ]
+        return self.entry(arrays)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _leaf_spec(value: Any, name: str) -> LeafSpec:
+    if isinstance(value, np.ndarray | np.generic):
+        try:
+            return LeafSpec("array", DType.from_numpy(value.dtype), tuple(value.shape))
+        except ValueError:
+            raise TesselError(
+                f"argument '{name}' has dtype {value.dtype}, which tessel does not support "
+                f"(supported: {', '.join(str(t.np) for t in DType)})",
+                user_location(),
+            ) from None
+    if type(value) in _PY_SCALARS:
+        return LeafSpec("scalar", _PY_SCALARS[type(value)])
+    raise TesselError(
+        f"argument '{name}' is a {type(value).__name__}, which cannot be traced: pass a NumPy "
+        f"array, a Python number, or a tuple/list/dict of those; or mark it static "
+        f"(static_argnames=('{name.split('[')[0]}',)) if it configures the function",
+        user_location(),
+    )
+
+
+def _as_input(value: Any, spec: LeafSpec, name: str) -> np.ndarray:
+    if spec.kind == "scalar":
+        if type(value) not in _PY_SCALARS:
+            raise TesselError(
+                f"argument '{name}' was traced as a Python number, got {type(value).__name__}"
+            )
+        return np.array(value, dtype=spec.dtype.np)
+    arr = np.asarray(value)
+    if arr.dtype != spec.dtype.np or arr.shape != spec.shape:
+        raise TesselError(
+            f"argument '{name}' has type {_leaf_spec(arr, name)}, but this executable was "
+            f"compiled for {spec}"
+        )
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+
+
+def _result_node(trace: Trace, value: Any, index: int) -> Any:
+    if isinstance(value, Tracer):
+        if value.trace is not trace:
+            raise TraceError("the function returned a traced value from another trace")
+        return value.node
+    if isinstance(value, np.ndarray | np.generic | bool | int | float):
+        return lift(value).node  # a constant result
+    raise TraceError(
+        f"result {index} is a {type(value).__name__}; a jitted function returns arrays, "
+        "numbers, or tuples/lists/dicts of those"
+    )
+
+
+def _differences(previous: list[Signature], new: Signature) -> list[str]:
+    """What changed, against the earlier signature that differs least."""
+    best: list[str] | None = None
+    for old in previous:
+        diffs = _compare_signatures(old, new)
+        if best is None or len(diffs) < len(best):
+            best = diffs
+    return best or ["no visible difference"]
+
+
+def _compare_signatures(old: Signature, new: Signature) -> list[str]:
+    out: list[str] = []
+    if old.treedef != new.treedef:
+        out.append(
+            "the arguments' structure changed: "
+            + ", ".join(map(str, old.treedef))
+            + " -> "
+            + ", ".join(map(str, new.treedef))
+        )
+    else:
+        for i, (a, b) in enumerate(zip(old.leaves, new.leaves, strict=True)):
+            if a != b:
+                what = "shape" if a.dtype == b.dtype and a.kind == b.kind else "type"
+                out.append(f"argument '{new.names[i]}' changed {what}: {a} -> {b}")
+    for (name, a), (_, b) in zip(old.statics, new.statics, strict=True):
+        if a != b:
+            out.append(f"static argument '{name}' changed: {a!r} -> {b!r}")
+    for (name, a), (_, b) in zip(old.environment, new.environment, strict=True):
+        if a != b:
+            out.append(f"option {name} changed: {a!r} -> {b!r}")
+    return out
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "arg"
+    return name if not name[0].isdigit() else f"_{name}"
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in used:
+        candidate, n = f"{name}_{n}", n + 1
+    used.add(candidate)
+    return candidate

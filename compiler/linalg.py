@@ -1,0 +1,160 @@
+"""Contractions on tracers: np.matmul, np.dot, np.tensordot and np.einsum as dot_general.
+
+Each form is reduced to one `dot_general` (batch dimensions, contracting dimensions, the rest
+free), with transposes and reductions around it where the NumPy form asks for another order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from compiler.tracing import (
+    Tracer,
+    broadcast,
+    elementwise,
+    lift,
+    reshape,
+    result_dtype,
+    trace_of,
+    transpose,
+)
+from ir.builder import broadcast_shapes
+from ir.dtypes import DType
+from ir.ops import Op
+from ir.typerules import ShapeError
+
+
+def _operands(a: Any, b: Any) -> tuple[Tracer, Tracer]:
+    out = result_dtype(a, b)
+    x, y = lift(a, out), lift(b, out)
+    if out is DType.BOOL:
+        raise x.trace.error("boolean matrix products are not supported; convert to an integer type")
+    return x, y
+
+
+def dot_general(
+    x: Tracer, y: Tracer, contract: tuple[Sequence[int], Sequence[int]],
+    batch: tuple[Sequence[int], Sequence[int]] = ((), ()),
+) -> Tracer:  # fmt: skip
+    """Output dimensions: batch, then x's free dimensions, then y's (in their order)."""
+    for i, j in zip(*contract, strict=True):
+        if x.shape[i] != y.shape[j]:
+            raise x.trace.error(
+                f"shapes {list(x.shape)} and {list(y.shape)} are not aligned: dimension {i} "
+                f"({x.shape[i]}) != dimension {j} ({y.shape[j]})"
+            )
+    return x.trace.emit(
+        Op.DOT_GENERAL, [x, y], x.weak and y.weak,
+        lhs_batch=tuple(batch[0]), rhs_batch=tuple(batch[1]),
+        lhs_contract=tuple(contract[0]), rhs_contract=tuple(contract[1]),
+    )  # fmt: skip
+
+
+def matmul(a: Any, b: Any) -> Tracer:
+    x, y = _operands(a, b)
+    if x.ndim == 0 or y.ndim == 0:
+        raise x.trace.error("an operand is a scalar (rank 0); use * to scale")
+    vec_x, vec_y = x.ndim == 1, y.ndim == 1
+    if vec_x:
+        x = reshape(x, (1, x.shape[0]))
+    if vec_y:
+        y = reshape(y, (y.shape[0], 1))
+    if x.shape[-1] != y.shape[-2]:
+        raise x.trace.error(
+            f"the operands' inner dimensions differ: {list(lift(a).shape)} @ "
+            f"{list(lift(b).shape)} ({x.shape[-1]} != {y.shape[-2]})"
+        )
+    try:
+        batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    except ShapeError as e:
+        raise x.trace.error(f"batch dimensions: {e}") from None
+    x = broadcast(x, (*batch, *x.shape[-2:]))
+    y = broadcast(y, (*batch, *y.shape[-2:]))
+    nb = len(batch)
+    out = dot_general(x, y, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    if vec_x or vec_y:
+        shape = (*batch, *([] if vec_x else [x.shape[-2]]), *([] if vec_y else [y.shape[-1]]))
+        out = reshape(out, tuple(shape))
+    return out
+
+
+def dot(a: Any, b: Any) -> Tracer:
+    x, y = _operands(a, b)
+    if x.ndim == 0 or y.ndim == 0:
+        return elementwise(Op.MUL, x, y)
+    j = 0 if y.ndim == 1 else y.ndim - 2
+    return dot_general(x, y, ((x.ndim - 1,), (j,)))
+
+
+def tensordot(a: Any, b: Any, axes: Any = 2) -> Tracer:
+    x, y = _operands(a, b)
+    if isinstance(axes, int):
+        xa, ya = list(range(x.ndim - axes, x.ndim)), list(range(axes))
+    else:
+        xa, ya = ([v] if isinstance(v, int) else list(v) for v in axes)
+    xa = [i % x.ndim for i in xa]
+    ya = [i % y.ndim for i in ya]
+    return dot_general(x, y, (xa, ya))
+
+
+def _parse_subscripts(spec: str, n: int, trace: Any) -> tuple[list[str], str]:
+    spec = spec.replace(" ", "")
+    if "." in spec:
+        raise trace.error("einsum: '...' (ellipsis) subscripts are not supported; name the axes")
+    inputs, arrow, output = spec.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != n:
+        raise trace.error(f"einsum: {len(terms)} subscripts for {n} operands")
+    if not arrow:
+        letters = "".join(terms)
+        output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    for t in terms:
+        if len(set(t)) != len(t):
+            raise trace.error(f"einsum: repeated subscript in {t!r} (diagonals) is not supported")
+    return terms, output
+
+
+def einsum(subscripts: str, *operands: Any) -> Tracer:
+    trace = trace_of(*operands)
+    if not isinstance(subscripts, str):
+        raise trace.error("einsum: only the string form of subscripts is supported")
+    terms, output = _parse_subscripts(subscripts, len(operands), trace)
+    out = result_dtype(*operands)
+    pending = [(lift(op, out), term) for op, term in zip(operands, terms, strict=True)]
+    sizes: dict[str, int] = {}
+    for x, term in pending:
+        if x.ndim != len(term):
+            raise trace.error(f"einsum: operand {term!r} has rank {x.ndim}")
+        for c, n in zip(term, x.shape, strict=True):
+            if sizes.setdefault(c, n) != n:
+                raise trace.error(f"einsum: subscript {c!r} has sizes {sizes[c]} and {n}")
+    x, term = pending[0]
+    for i in range(1, len(pending)):
+        y, other = pending[i]
+        later = set(output).union(*(t for _, t in pending[i + 1 :]))
+        x, term = _sum_out(x, term, set(other) | later)
+        y, other = _sum_out(y, other, set(term) | later)
+        batch = [c for c in term if c in other and c in later]
+        contract = [c for c in term if c in other and c not in later]
+        x = dot_general(
+            x, y,
+            ([term.index(c) for c in contract], [other.index(c) for c in contract]),
+            ([term.index(c) for c in batch], [other.index(c) for c in batch]),
+        )  # fmt: skip
+        term = (
+            "".join(batch)
+            + "".join(c for c in term if c not in other)
+            + "".join(c for c in other if c not in term)
+        )
+    x, term = _sum_out(x, term, set(output))
+    return transpose(x, [term.index(c) for c in output])
+
+
+def _sum_out(x: Tracer, term: str, needed: set[str]) -> tuple[Tracer, str]:
+    """Sum away the subscripts nothing later needs."""
+    axes = tuple(i for i, c in enumerate(term) if c not in needed)
+    if not axes:
+        return x, term
+    r = x.trace.emit(Op.REDUCE, [x], x.weak, kind="sum", axes=axes)
+    return r, "".join(c for c in term if c in needed)

@@ -1,0 +1,401 @@
+"""Tracing Python into graph IR: abstract values (`Tracer`), type promotion and located errors.
+
+Under `@jit`, the user's function runs once per signature on `Tracer`s that carry only a shape
+and a dtype. Every operation on a tracer appends a node to the trace's `FunctionBuilder`;
+NumPy's own functions reach the same code through `__array_ufunc__`/`__array_function__`
+(`compiler.numpy_api`). Nodes are located at the user's source line, so a shape error in the
+traced function points at the user's code, not at tessel's.
+
+Promotion is NumPy's (NEP 50, numpy >= 2): NumPy itself is asked for the result dtype, with
+Python scalars and values traced from Python scalars being weakly typed (`x_f32 * 2.0` stays f32).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import linecache
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ir.builder import FunctionBuilder, broadcast_shapes, make_node
+from ir.diagnostics import GraphTypeError, Loc, TesselError
+from ir.dtypes import DType
+from ir.graph import Node
+from ir.ops import Op
+from ir.typerules import ShapeError
+from ir.types import TensorType
+
+Scalar = bool | int | float
+
+
+class TraceError(TesselError):
+    """A traced function did something tessel cannot compile; located at the user's line."""
+
+
+class ConcretizationError(TraceError):
+    """A traced value was used where Python needs a concrete value (`if x:`, `int(x)`)."""
+
+
+class UnsupportedError(TraceError):
+    """A NumPy function, method or argument that tessel does not trace."""
+
+
+# --- where the user is --------------------------------------------------------------------
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INTERNAL_DIRS = (
+    *(
+        os.path.join(_ROOT, pkg) + os.sep
+        for pkg in ("compiler", "ir", "passes", "runtime", "tessel")
+    ),
+    os.path.dirname(os.path.abspath(np.__file__)) + os.sep,
+)
+
+
+@functools.cache
+def _positions(code: Any) -> list[tuple[int | None, int | None, int | None, int | None]]:
+    return list(code.co_positions())
+
+
+def user_location(frame: FrameType | None = None) -> Loc | None:
+    """The innermost frame outside tessel and NumPy: the user's line, with its column."""
+    f: FrameType | None = frame or sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        f = f.f_back
+    if f is None:
+        return None
+    filename, line, col = f.f_code.co_filename, f.f_lineno, 1
+    positions = _positions(f.f_code)
+    if 0 <= f.f_lasti // 2 < len(positions):
+        start_line, _, start_col, _ = positions[f.f_lasti // 2]
+        if start_line == line and start_col is not None:
+            col = start_col + 1
+    text = linecache.getline(filename, line) or None
+    return Loc(filename, line, col, text)
+
+
+# --- traces -------------------------------------------------------------------------------
+
+_current = threading.local()
+
+
+def current_trace() -> Trace | None:
+    return getattr(_current, "trace", None)
+
+
+class Trace:
+    """One run of a function on tracers: the builder it fills and the constants it captured."""
+
+    def __init__(self, name: str) -> None:
+        self.builder = FunctionBuilder(name)
+        self._constants: dict[int, tuple[Any, Tracer]] = {}  # id(array) -> (array, tracer)
+        self.api = ""  # the user-facing operation being traced, for error messages
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[Trace]:
+        outer = current_trace()
+        _current.trace = self
+        try:
+            yield self
+        finally:
+            _current.trace = outer
+
+    @contextlib.contextmanager
+    def operation(self, api: str) -> Iterator[None]:
+        """Name errors raised inside after `api` (np.matmul, x.reshape, x[...])."""
+        outer, self.api = self.api, api
+        try:
+            yield
+        finally:
+            self.api = outer
+
+    def param(self, name: str, dtype: DType, shape: tuple[int, ...], weak: bool = False) -> Tracer:
+        node = self.builder.param(name, TensorType(shape, dtype))
+        return Tracer(self, node, weak)
+
+    def emit(self, op: Op, srcs: Sequence[Tracer], weak: bool = False, **attrs: Any) -> Tracer:
+        loc = user_location()
+        try:
+            node = make_node(op, [s.node for s in srcs], attrs, loc=loc)
+        except GraphTypeError as e:
+            raise TraceError(f"{self.api}: {e.message}" if self.api else e.message, loc) from None
+        return Tracer(self, self.builder.add(node), weak)
+
+    def constant(self, value: Any, dtype: DType | None = None, weak: bool = False) -> Tracer:
+        """A captured NumPy array (once per array object) or a scalar, as a constant node."""
+        if isinstance(value, np.ndarray) and dtype is None:
+            seen = self._constants.get(id(value))
+            if seen is not None and seen[0] is value:
+                return seen[1]
+        arr = np.asarray(value, dtype=dtype.np if dtype else None)
+        tessel_dtype = dtype or to_dtype(arr.dtype, self.api)
+        loc = user_location()
+        node = make_node(
+            Op.CONSTANT, (), {"value": _const_data(arr.astype(tessel_dtype.np))}, loc=loc
+        )
+        tracer = Tracer(self, self.builder.add(node), weak)
+        if isinstance(value, np.ndarray) and dtype is None:
+            self._constants[id(value)] = (value, tracer)  # keeps the array alive: ids stay unique
+        return tracer
+
+    def error(self, message: str, cls: type[TraceError] = TraceError) -> TraceError:
+        return cls(f"{self.api}: {message}" if self.api else message, user_location())
+
+
+def _const_data(arr: np.ndarray) -> Any:
+    from ir.attrs import ConstData
+
+    return ConstData(arr if arr.flags.c_contiguous else arr.copy(order="C"))
+
+
+def to_dtype(dt: Any, api: str = "") -> DType:
+    try:
+        return DType.from_numpy(dt)
+    except (ValueError, TypeError):
+        prefix = f"{api}: " if api else ""
+        supported = ", ".join(str(t.np) for t in DType)
+        raise TraceError(
+            f"{prefix}dtype {np.dtype(dt)} is not supported by tessel (supported: {supported})",
+            user_location(),
+        ) from None
+
+
+def trace_of(*values: Any) -> Trace:
+    for v in values:
+        if isinstance(v, Tracer):
+            return v.trace
+    trace = current_trace()
+    assert trace is not None, "no trace is active"
+    return trace
+
+
+# --- abstract values ----------------------------------------------------------------------
+
+
+def _concretization(what: str, hint: str) -> Callable[[Tracer], Any]:
+    def refuse(self: Tracer, *args: Any) -> Any:
+        raise ConcretizationError(
+            f"{what} of a traced value {self.aval}: under @jit the value is only known when the "
+            f"compiled code runs, not while Python traces the function. {hint}",
+            user_location(),
+        )
+
+    return refuse
+
+
+_CONTROL_FLOW_HINT = (
+    "Use np.where(condition, a, b) to choose between values, or pass the argument as static "
+    "(@jit(static_argnames=...)) if it is a configuration value that changes rarely."
+)
+
+
+class Tracer:
+    """An array under tracing: its node in the trace, and whether it is weakly typed."""
+
+    __slots__ = ("node", "trace", "weak")
+    __array_priority__ = 1000  # win NumPy's binary-operator dispatch over ndarray
+
+    def __init__(self, trace: Trace, node: Node, weak: bool = False) -> None:
+        self.trace = trace
+        self.node = node
+        self.weak = weak
+
+    # --- static facts ---
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.node.shape)
+
+    @property
+    def size(self) -> int:
+        return self.node.type.size
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.node.dtype.np
+
+    @property
+    def aval(self) -> str:
+        return str(self.node.type) + (" (weak)" if self.weak else "")
+
+    def __repr__(self) -> str:
+        return f"Tracer({self.aval})"
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of unsized object (a rank-0 traced array)")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tracer]:
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
+        return (self[i] for i in range(self.shape[0]))  # the length is static: unroll
+
+    __bool__ = _concretization("bool()", _CONTROL_FLOW_HINT)
+    __int__ = _concretization("int()", _CONTROL_FLOW_HINT)
+    __float__ = _concretization("float()", _CONTROL_FLOW_HINT)
+    __complex__ = _concretization("complex()", _CONTROL_FLOW_HINT)
+    __index__ = _concretization(
+        "using as an index or size",
+        "Shapes and indices must be static: derive them from x.shape, or pass the value as a "
+        "static argument (@jit(static_argnames=...)).",
+    )
+    __array__ = _concretization(
+        "converting to a NumPy array (np.array/np.asarray)",
+        "Traced values cannot become NumPy arrays; use np.stack or np.concatenate to combine "
+        "them, and keep the computation inside NumPy functions tessel traces.",
+    )
+    tolist = _concretization("tolist()", _CONTROL_FLOW_HINT)
+    item = _concretization("item()", _CONTROL_FLOW_HINT)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        raise self.trace.error(
+            "arrays are immutable under @jit; build a new one instead, e.g. with "
+            "np.where(mask, new, old) or np.concatenate",
+            UnsupportedError,
+        )
+
+    def __hash__(self) -> int:
+        raise TypeError("traced arrays are unhashable (they compare elementwise)")
+
+    # Everything NumPy-like (operators, methods, __array_ufunc__/__array_function__) is attached
+    # by compiler.tracer_methods, next to the tables it shares with NumPy's dispatch.
+    if TYPE_CHECKING:
+
+        def __getitem__(self, index: Any) -> Tracer: ...
+
+
+# --- promotion ----------------------------------------------------------------------------
+
+_KIND_SCALARS: dict[str, Scalar] = {"b": False, "i": 0, "u": 0, "f": 0.0}
+
+
+def _promotion_stand_in(x: Any) -> Any:
+    """What NumPy's result_type should see: dtypes for strong values, Python scalars for weak."""
+    if isinstance(x, Tracer):
+        return _KIND_SCALARS.get(x.dtype.kind, 0.0) if x.weak else x.dtype
+    if isinstance(x, bool | int | float):
+        return x
+    return np.asarray(x).dtype
+
+
+def is_weak(x: Any) -> bool:
+    return (isinstance(x, Tracer) and x.weak) or isinstance(x, bool | int | float)
+
+
+def result_dtype(*xs: Any) -> DType:
+    trace = trace_of(*xs)
+    stand_ins = [_promotion_stand_in(x) for x in xs]
+    if all(isinstance(s, bool | int | float) for s in stand_ins):
+        dt = np.asarray(stand_ins[0]).dtype if len(xs) == 1 else np.result_type(*stand_ins)
+    else:
+        try:
+            dt = np.result_type(*stand_ins)
+        except (TypeError, OverflowError) as e:
+            raise trace.error(str(e)) from None
+    return to_dtype(dt, trace.api)
+
+
+def lift(x: Any, dtype: DType | None = None) -> Tracer:
+    """Any operand as a tracer: tracers as they are (converted if `dtype` differs), concrete
+    arrays and NumPy scalars as strong constants, Python scalars as weak constants."""
+    if isinstance(x, Tracer):
+        return x if dtype is None or x.node.dtype is dtype else convert(x, dtype)
+    trace = trace_of(x)
+    if isinstance(x, bool | int | float):
+        if dtype is None:
+            dtype = result_dtype(x)
+        try:
+            return trace.constant(np.array(x, dtype=dtype.np), dtype, weak=True)
+        except OverflowError as e:
+            raise trace.error(str(e)) from None
+    if isinstance(x, list | tuple):
+        raise trace.error(
+            "a Python list or tuple holding traced values; combine them with np.stack"
+            if any(isinstance(v, Tracer) for v in x)
+            else "expected an array, got a Python sequence"
+        )
+    c = trace.constant(np.asarray(x))
+    return c if dtype is None or c.node.dtype is dtype else convert(c, dtype)
+
+
+def convert(x: Tracer, dtype: DType) -> Tracer:
+    if x.node.dtype is dtype:
+        return x
+    return x.trace.emit(Op.CONVERT, [x], x.weak, dtype=dtype)
+
+
+def broadcast(x: Tracer, shape: tuple[int, ...]) -> Tracer:
+    if x.shape == tuple(shape):
+        return x
+    try:
+        broadcast_shapes(x.shape, shape)
+        if len(x.shape) > len(shape):
+            raise ShapeError("")
+    except ShapeError:
+        raise x.trace.error(f"cannot broadcast {list(x.shape)} to {list(shape)}") from None
+    return x.trace.emit(Op.BROADCAST_IN_DIM, [x], x.weak, shape=tuple(shape))
+
+
+def broadcast_all(xs: Sequence[Tracer]) -> list[Tracer]:
+    trace = trace_of(*xs)
+    try:
+        shape = broadcast_shapes(*(x.shape for x in xs))
+    except ShapeError as e:
+        raise trace.error(str(e)) from None
+    return [broadcast(x, shape) for x in xs]
+
+
+def elementwise(op: Op, *xs: Any, dtype: DType | None = None) -> Tracer:
+    """`op` over operands promoted to a common dtype (or `dtype`) and broadcast together."""
+    target = dtype or result_dtype(*xs)
+    weak = all(is_weak(x) for x in xs)
+    operands = broadcast_all([lift(x, target) for x in xs])
+    trace = trace_of(*xs)
+    return trace.emit(op, operands, weak)
+
+
+def reshape(x: Tracer, shape: tuple[int, ...]) -> Tracer:
+    if x.shape == tuple(shape):
+        return x
+    return x.trace.emit(Op.RESHAPE, [x], x.weak, shape=tuple(shape))
+
+
+def transpose(x: Tracer, perm: Sequence[int]) -> Tracer:
+    perm = tuple(perm)
+    if perm == tuple(range(x.ndim)):
+        return x
+    return x.trace.emit(Op.TRANSPOSE, [x], x.weak, perm=perm)
+
+
+def full(trace: Trace, shape: tuple[int, ...], value: Any, dtype: DType) -> Tracer:
+    return broadcast(trace.constant(np.array(value, dtype=dtype.np), dtype), shape)
+
+
+def normalize_axes(axis: Any, ndim: int, api: str) -> tuple[int, ...]:
+    """NumPy's axis argument (None, an int, or a sequence) as sorted non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, Tracer):
+        axis.__index__()
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise TraceError(
+                f"{api}: axis {a} is out of bounds for an array of rank {ndim}", user_location()
+            )
+        out.append(int(a) % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise TraceError(f"{api}: repeated axis in {axis}", user_location())
+    return tuple(sorted(out))
