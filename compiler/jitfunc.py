@@ -221,6 +221,7 @@ class JitFunction:
             and all(type(a) is np.ndarray and a.flags.c_contiguous for a in args)
         )
 
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as e:
