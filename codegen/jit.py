@@ -70,20 +70,31 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     builder.getModulePassManager().run(module, builder)
 
 
-@dataclass
 class Compiled:
     """Linked machine code: keep it alive as long as its function addresses are used.
 
-    `ir_before`/`ir_after` are empty when it was loaded from object code alone, and then
-    `asm()` is unavailable (there is no IR to emit assembly from; disassemble the object
-    code with an external tool if needed).
+    `ir_after` is printed on first use (printing the weights took ~80 ms for the MLP). Loaded
+    from object code alone, there is no IR: `ir_before`/`ir_after` are empty and `asm()` is
+    unavailable (disassemble `object_code` with an external tool if needed).
     """
 
-    engine: llvm.ExecutionEngine
-    ir_before: str
-    ir_after: str
-    target: Target
-    object_code: bytes
+    def __init__(
+        self, engine: llvm.ExecutionEngine, ir_before: str, optimized: llvm.ModuleRef | None,
+        target: Target, object_code: bytes,
+    ) -> None:  # fmt: skip
+        self.engine = engine
+        self.ir_before = ir_before
+        self._optimized = optimized
+        self._ir_after: str | None = None if optimized is not None else ""
+        self.target = target
+        self.object_code = object_code
+
+    @property
+    def ir_after(self) -> str:
+        if self._ir_after is None:
+            self._ir_after = str(self._optimized)
+            self._optimized = None
+        return self._ir_after
 
     def address(self, name: str) -> int:
         address = int(self.engine.get_function_address(name))
@@ -117,10 +128,10 @@ def compile_ir(module: ir.Module, target: Target | None = None) -> Compiled:
     ref.verify()
     optimize(ref, tm)
     object_code = bytes(tm.emit_object(ref))
-    return Compiled(_link(object_code, target), text, str(ref), target, object_code)
+    return Compiled(_link(object_code, target), text, ref, target, object_code)
 
 
 def load_object(object_code: bytes, target: Target) -> Compiled:
     """Link object code that `compile_ir` produced (in this or an earlier process)."""
     _init()
-    return Compiled(_link(object_code, target), "", "", target, bytes(object_code))
+    return Compiled(_link(object_code, target), "", None, target, bytes(object_code))
