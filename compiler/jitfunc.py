@@ -226,8 +226,7 @@ class JitFunction:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as e:
             raise TesselError(f"{self.name}(): {e}", user_location()) from None
-        bound.apply_defaults()
-        return bound
+        return bound  # parameters left out keep their Python defaults: those are not traced
 
     def _flatten(
         self, bound: inspect.BoundArguments
