@@ -143,9 +143,8 @@ def store(module: Module, options: JitOptions, exe: Executable) -> None:
         spec, code = exe.native.payload()
         digest = hashlib.sha256(code).hexdigest()
         obj = root / "objects" / f"{digest}.o"
-        if not obj.exists():
-            with atomic_write(obj) as f:
-                f.write(code)
+        with atomic_write(obj) as f:  # rewritten even if present: it may be a damaged copy
+            f.write(code)
         meta = {"object": digest, "built_for": _build_facts(options), "spec": spec}
         write_text_atomic(
             root / "entries" / f"{module_key(module, options)}.json", json.dumps(meta)
