@@ -54,7 +54,9 @@ def test_explain_names_the_argument_and_the_change(monkeypatch, caplog):
     assert "first call" in text
     assert "argument 'x' changed shape: f32[3,4] -> f32[7,4]" in text
     assert "argument 'w' changed type: f32[4,5] -> f64[4,5]" in text
-    assert [r.getMessage() for r in caplog.records] == [f"tessel: {line}" for line in text.split("\n")]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"tessel: {line}" for line in text.split("\n")
+    ]
 
 
 def test_static_arguments_are_part_of_the_key():
@@ -90,10 +92,12 @@ def test_pytrees_and_keyword_arguments():
              "count": np.int32(4)}  # fmt: skip
     batch = {"scale": np.float32(0.5), "x": np.arange(4, dtype=np.int64)}
     new, (total, (x,)) = step(state, batch, lr=0.1)
-    assert set(new) == {"params", "count"} and set(new["params"]) == {"a", "b"}
+    assert set(new) == {"params", "count"}
+    assert set(new["params"]) == {"a", "b"}
     np.testing.assert_allclose(new["params"]["a"], np.full(3, 0.95, np.float32), rtol=1e-6)
     assert new["params"]["a"].dtype == np.float32  # a Python float is weakly typed
-    assert new["count"].dtype == np.int32 and int(new["count"]) == 5
+    assert new["count"].dtype == np.int32
+    assert int(new["count"]) == 5
     assert float(total) == 1.5
     np.testing.assert_array_equal(x, batch["x"])
     step(state, batch, lr=0.2)  # a new Python scalar value does not recompile
@@ -128,7 +132,8 @@ def test_lower_gives_a_valid_graph_file_and_compile_gives_code():
     module = parse_module(text)
     np.testing.assert_allclose(run_module(module, list(args))[0], affine(*args), rtol=1e-6)
     compiled = f.compile(*args)
-    assert "define" in compiled.as_llvm() and "ret void" in compiled.as_llvm()
+    assert "define" in compiled.as_llvm()
+    assert "ret void" in compiled.as_llvm()
     assert "vfmadd" in compiled.as_asm() or "vmulps" in compiled.as_asm()
     assert "dot_general" in compiled.as_text()
     np.testing.assert_allclose(compiled(*args), affine(*args), rtol=1e-5)
@@ -139,7 +144,8 @@ def test_dump_dir_writes_rerunnable_dumps_and_a_report(tmp_path):
     f(*args_for())
     folder = tmp_path / "affine"
     dumps = sorted(folder.glob("*.graph"))
-    assert dumps[0].name == "000-input.graph" and len(dumps) > 3
+    assert dumps[0].name == "000-input.graph"
+    assert len(dumps) > 3
     assert (folder / "index.html").exists()
     for dump in dumps:
         parse_module(dump.read_text())
@@ -149,7 +155,8 @@ def test_results_are_fresh_arrays_and_inputs_are_not_modified():
     f = jit(lambda x: (x, x + 1, x + 1))
     x = np.arange(4, dtype=np.float32)
     a, b, c = f(x)
-    assert a is not x and not np.shares_memory(a, x)
+    assert a is not x
+    assert not np.shares_memory(a, x)
     assert not np.shares_memory(b, c)
     b[0] = 100
     np.testing.assert_array_equal(f(x)[1], x + 1)
@@ -161,7 +168,8 @@ def test_non_contiguous_and_scalar_inputs():
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.testing.assert_array_equal(f(x.T), x.T * 2)
     np.testing.assert_array_equal(f(x[:, ::2]), x[:, ::2] * 2)
-    assert f(np.float32(3)).shape == () and float(f(np.float32(3))) == 6.0
+    assert f(np.float32(3)).shape == ()
+    assert float(f(np.float32(3))) == 6.0
 
 
 def test_a_non_array_argument_gets_a_clear_error():
@@ -216,7 +224,8 @@ def test_concurrent_first_calls_compile_once():
     for t in threads:
         t.join()
     assert not errors
-    assert f.cache_info().misses == 1 and len(results) == 120
+    assert f.cache_info().misses == 1
+    assert len(results) == 120
     for r in results:
         np.testing.assert_allclose(r, want, rtol=1e-5, atol=1e-5)
 
@@ -230,9 +239,11 @@ def test_disk_cache_survives_a_new_function_object(tmp_path, monkeypatch):
     first = jit(affine)(*args)
     entries = list((tmp_path / "entries").glob("*.json"))
     objects = list((tmp_path / "objects").glob("*.o"))
-    assert len(entries) == 1 and len(objects) == 1
+    assert len(entries) == 1
+    assert len(objects) == 1
     meta = json.loads(entries[0].read_text())
-    assert meta["built_for"]["features"] and "spec" in meta
+    assert meta["built_for"]["features"]
+    assert "spec" in meta
     assert not list(tmp_path.rglob("*.tmp"))  # written atomically
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a good entry loads silently

@@ -6,6 +6,8 @@ backend, on awkward shapes as well as ordinary ones.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -110,7 +112,7 @@ def stack_and_clip(x, y):
 
 def mlp_params(rng, sizes):
     p = {}
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False), start=1):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes), start=1):
         p[f"w{i}"] = rand(rng, a, b) / np.sqrt(a)
         p[f"b{i}"] = rand(rng, b) * 0.1
     return p
@@ -126,7 +128,13 @@ def cases(rng):
         ("layer_norm", layer_norm, (rand(rng, 3, 4, 19), rand(rng, 19), rand(rng, 19)), {}, ()),
         ("logsumexp", logsumexp, (rand(rng, 6, 11) * 30,), {}, ()),
         ("logsumexp-axis0", logsumexp, (rand(rng, 6, 11),), {"axis": 0}, ("axis",)),
-        ("attention", attention, (rand(rng, 2, 5, 8), rand(rng, 2, 7, 8), rand(rng, 2, 7, 3)), {}, ()),
+        (
+            "attention",
+            attention,
+            (rand(rng, 2, 5, 8), rand(rng, 2, 7, 8), rand(rng, 2, 7, 3)),
+            {},
+            (),
+        ),
         (
             "mha",
             multi_head_attention,
@@ -163,7 +171,8 @@ NAMES = [c[0] for c in cases(np.random.default_rng(0))]
 
 def assert_tree_close(got, want, rtol, atol):
     if isinstance(want, tuple | list):
-        assert isinstance(got, type(want)) and len(got) == len(want)
+        assert isinstance(got, type(want))
+        assert len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             assert_tree_close(g, w, rtol, atol)
         return
