@@ -1,10 +1,13 @@
-"""The engines under test: tessel and its peers (NumPy, JAX, ONNX Runtime).
+"""The engines under test: tessel and its peers (NumPy, JAX, ONNX Runtime, Numba).
 
 Each engine turns a workload and its inputs into a thunk: a no-argument callable that runs the
 workload once and returns the result (for the compile workloads, the compiled object). All the
 preparation that a real program would do once (compiling, putting inputs on the device, building
 the ONNX session) happens in `prepare`, outside the timed thunk. A peer that is not installed, or
 a workload an engine has no meaning for, raises `NotAvailable`; the table shows "n/a".
+
+A thunk that must start cold on every call (the first call of a fresh jit) is a `ColdCall`: its
+`reset` runs before each call, outside the timing.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,14 +25,27 @@ from benchmarks.workloads import (
     MLP_WEIGHTS,
     Arrays,
     Workload,
+    deep_params,
     mlp_weights,
     np_conv2d_same,
     np_elementwise,
     np_mlp,
     np_softmax,
+    np_tiny,
 )
 
 Thunk = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class ColdCall:
+    """A thunk whose calls are each timed from a cold start; `reset` runs first, untimed."""
+
+    reset: Callable[[], Any]
+    call: Thunk
+
+    def __call__(self) -> Any:
+        return self.call()
 
 
 class NotAvailable(Exception):
@@ -69,9 +86,15 @@ class Engine:
 
 
 class Tessel(Engine):
-    """parse_module, the default CPU pipeline, one CpuExecutable; the thunk calls it."""
+    """Graph text: parse_module, the default CPU pipeline, one CpuExecutable that the thunk
+    calls. The `dispatch`, `compile-deep` and `jit-*` workloads go through `@jit` instead."""
 
     name = "tessel"
+
+    def __init__(self, threads: int) -> None:
+        super().__init__(threads)
+        # by graph text: a jit-KIND row's graph-file twin reuses KIND's executable
+        self._executables: dict[str, Any] = {}
 
     def version(self) -> str | None:
         return _version("tessel")
@@ -84,14 +107,40 @@ class Tessel(Engine):
         return CpuExecutable(module, threads=self.threads)
 
     def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        from compiler import jit
+
+        if w.kind == "compile-deep":  # cache=False: the on-disk cache would answer later calls
+            fn, x, params = w.numpy_function(), inputs["x"], deep_params(inputs)
+            return lambda: jit(fn, cache=False)(x, params)
+        if w.kind == "dispatch" or w.kind.startswith("jit-"):
+            jitted, args = jit(w.numpy_function(), cache=False), tuple(inputs.values())
+            return lambda: jitted(*args)
+        return self.prepare_graph(w, inputs)
+
+    def prepare_graph(self, w: Workload, inputs: Arrays) -> Thunk:
         from ir.parser import parse_file, parse_module
 
         if w.kind == "compile":
             return lambda: self._compile(parse_file(MLP_GRAPH))
         if w.kind == "compile-cached":
             raise NotAvailable("tessel has no compile cache yet")
-        exe = self._compile(parse_module(w.graph(), f"{w.name}.graph", MLP_GRAPH.parent))
+        text = w.graph()
+        if not text:
+            raise NotAvailable(f"no graph text for {w.kind}")
+        exe = self._executables.get(text)
+        if exe is None:
+            exe = self._compile(parse_module(text, f"{w.name}.graph", MLP_GRAPH.parent))
+            self._executables[text] = exe
         return lambda: exe(**inputs)[0]
+
+
+class TesselGraph(Tessel):
+    """Tessel through the graph text even where `Tessel` uses @jit: the "jit / graph" column."""
+
+    name = "tessel-graph"
+
+    def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        return self.prepare_graph(w, inputs)
 
 
 # ---- NumPy -------------------------------------------------------------------------------------
@@ -107,17 +156,20 @@ class NumPy(Engine):
 
     def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
         i = inputs
-        if w.kind == "elementwise":
+        kind = w.base_kind
+        if kind == "elementwise":
             return lambda: np_elementwise(i["x"], i["a"], i["b"])
-        if w.kind == "softmax":
+        if kind == "softmax":
             return lambda: np_softmax(i["x"])
-        if w.kind == "matmul":
+        if kind == "matmul":
             return lambda: i["a"] @ i["b"]
-        if w.kind == "mlp":
+        if kind == "mlp":
             weights = mlp_weights()
             return lambda: np_mlp(i["x"], weights)
-        if w.kind == "conv2d":
+        if kind == "conv2d":
             return lambda: np_conv2d_same(i["x"], i["w"])
+        if kind == "dispatch":
+            return lambda: np_tiny(i["x"])
         raise NotAvailable("NumPy runs eagerly: nothing to compile")
 
 
@@ -150,6 +202,8 @@ class Jax(Engine):
     def _function(self, kind: str) -> Callable[..., Any]:
         jax = _import("jax")
         jnp = jax.numpy
+        if kind == "dispatch":
+            return lambda x: jnp.exp(x) * 2
         if kind == "elementwise":
             return lambda x, a, b: jax.nn.relu(x * a + b) * jax.nn.sigmoid(x) - 0.5 * jnp.tanh(x)
         if kind == "softmax":
@@ -174,9 +228,32 @@ class Jax(Engine):
             jitted = jax.jit(self._mlp())
             jitted.lower(inputs["x"]).compile()
             return lambda: jitted.lower(inputs["x"]).compile()
-        fn = jax.jit(self._function(w.kind))
+        if w.kind == "compile-deep":
+            # a new function object per call, and no in-memory cache left from the last one
+            x, params = inputs["x"], deep_params(inputs)
+            return ColdCall(
+                jax.clear_caches,
+                lambda: jax.jit(_fresh(_jax_deep_mlp))(x, params).block_until_ready(),
+            )
+        fn = jax.jit(self._function(w.base_kind))
         args = [jax.device_put(v) for v in inputs.values()]
         return lambda: fn(*args).block_until_ready()
+
+
+def _jax_deep_mlp(x: Any, params: list[tuple[Any, Any]]) -> Any:
+    jnp = _import("jax.numpy")
+    for w, b in params:
+        x = jnp.maximum(x @ w + b, 0)
+    return x
+
+
+def _fresh(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A new function object, so that no cache keyed on the function can answer."""
+
+    def wrapper(*args: Any) -> Any:
+        return fn(*args)
+
+    return wrapper
 
 
 # ---- ONNX Runtime ------------------------------------------------------------------------------
@@ -191,7 +268,7 @@ def _onnx_model(w: Workload, inputs: Arrays) -> Any:
     f32 = tp.FLOAT
     graph_inputs = [helper.make_tensor_value_info(k, f32, list(v.shape)) for k, v in inputs.items()]
     init: list[Any] = []
-    kind = "mlp" if w.kind.startswith("compile") else w.kind
+    kind = "mlp" if w.kind.startswith("compile") else w.base_kind
     if kind == "conv2d":  # ONNX Conv is NCHW / OIHW: transpose in and out, filter given as OIHW
         oihw = list(inputs["w"].transpose(3, 2, 0, 1).shape)
         graph_inputs[1] = helper.make_tensor_value_info("w", f32, oihw)
@@ -258,6 +335,8 @@ class OnnxRuntime(Engine):
         _import("onnxruntime")
         if w.kind == "compile-cached":
             raise NotAvailable("no in-process compile cache")
+        if w.kind in ("dispatch", "compile-deep"):
+            raise NotAvailable("not measured: the @jit rows compare with JAX and Numba")
         feed = dict(inputs)
         if w.kind == "conv2d":  # filter layout is prepared once, like a weight
             feed["w"] = np.ascontiguousarray(inputs["w"].transpose(3, 2, 0, 1))
@@ -268,4 +347,31 @@ class OnnxRuntime(Engine):
         return lambda: session.run(None, feed)[0]
 
 
-ENGINES: dict[str, type[Engine]] = {e.name: e for e in (Tessel, NumPy, Jax, OnnxRuntime)}
+# ---- Numba -------------------------------------------------------------------------------------
+
+
+class Numba(Engine):
+    """numba.njit of the same NumPy function, for the cost of a cached call (`dispatch`).
+
+    Single-threaded (no parallel=True): on four elements there is nothing to split.
+    """
+
+    name = "numba"
+
+    def version(self) -> str | None:
+        try:
+            return str(_import("numba").__version__)
+        except NotAvailable:
+            return None
+
+    def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
+        numba = _import("numba")
+        if w.kind != "dispatch":
+            raise NotAvailable("numba is measured on dispatch only")
+        fn, x = numba.njit(np_tiny), inputs["x"]
+        return lambda: fn(x)
+
+
+ENGINES: dict[str, type[Engine]] = {
+    e.name: e for e in (Tessel, NumPy, Jax, OnnxRuntime, Numba, TesselGraph)
+}

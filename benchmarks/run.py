@@ -1,4 +1,4 @@
-"""Run the benchmark suite: tessel against NumPy, JAX and ONNX Runtime, in one process.
+"""Run the benchmark suite: tessel against NumPy, JAX, ONNX Runtime and Numba, in one process.
 
     python -m benchmarks                      # full suite, table on stdout, benchmarks/results.json
     python -m benchmarks --quick              # tiny sizes, a few seconds
@@ -7,8 +7,10 @@
 Every engine runs with the same number of threads (see `configure_threads`), gets a warm-up
 call that is also checked against a float64 NumPy reference, and is timed as the median of
 `--repeats` samples. The headline is the ratio peer time / tessel time: above 1.0, tessel is
-faster. This module imports only the standard library at the top, so the thread settings are
-in the environment before NumPy, OpenBLAS or XLA read them.
+faster. Rows where tessel runs a NumPy function under `@jit` also show the same computation
+through the graph-text path ("jit/graph": @jit time / graph time). This module imports only the
+standard library at the top, so the thread settings are in the environment before NumPy,
+OpenBLAS or XLA read them.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/run.py`
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results.json"
 Cell = dict[str, Any]  # one engine on one workload: status, times, check
-ENGINE_ORDER = ("tessel", "numpy", "jax", "ort")
+ENGINE_ORDER = ("tessel", "numpy", "jax", "ort", "numba")
 BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -101,6 +103,7 @@ def configure_threads(threads: int) -> dict[str, str]:
         how["jax"] = "bounded by the cpu affinity mask (no per-count XLA flag)"
     how["ort"] = f"intra_op_num_threads={threads}, inter_op_num_threads=1"
     how["tessel"] = f"CpuExecutable(threads={threads})"
+    how["numba"] = "njit without parallel=True: one thread (measured on dispatch only)"
     try:
         from threadpoolctl import threadpool_limits
 
@@ -115,22 +118,39 @@ def configure_threads(threads: int) -> dict[str, str]:
 
 
 def measure(
-    thunk: Callable[[], Any], first: float, repeats: int, budget: float, min_sample: float
+    thunk: Callable[[], Any],
+    first: float,
+    repeats: int,
+    budget: float,
+    min_sample: float,
+    min_calls: int = 1,
+    reset: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Median per-call time over `repeats` samples of `number` calls each (timeit's autorange).
 
     `first` is the duration of the checked first call. Fast calls are batched so that a sample
-    lasts at least `min_sample` seconds; slow ones take fewer samples to stay within `budget`.
+    lasts at least `min_sample` seconds and `min_calls` calls; slow ones take fewer samples to
+    stay within `budget`. With `reset`, every call is a sample of its own, and `reset` runs
+    before it, untimed.
     """
-    if first < budget / 4:  # one more warm-up, and a better estimate than the first call
+
+    def once() -> float:
+        if reset is not None:
+            reset()
         start = time.perf_counter()
         thunk()
-        first = time.perf_counter() - start
+        return time.perf_counter() - start
+
+    if first < budget / 4:  # one more warm-up, and a better estimate than the first call
+        first = once()
     per_call = max(first, 1e-7)
-    number = max(1, math.ceil(min_sample / per_call))
+    number = 1 if reset else max(min_calls, math.ceil(min_sample / per_call))
     samples_n = max(1, min(repeats, int(budget / (per_call * number))))
     samples = []
     for _ in range(samples_n):
+        if reset is not None:
+            samples.append(once())
+            continue
         start = time.perf_counter()
         for _ in range(number):
             thunk()
@@ -151,6 +171,9 @@ def run_cell(engine: Any, w: Any, inputs: Any, ref: Any, args: argparse.Namespac
 
     try:
         thunk = engine.prepare(w, inputs)
+        reset = getattr(thunk, "reset", None)  # a ColdCall
+        if reset is not None:
+            reset()
         start = time.perf_counter()
         out = thunk()
         first = time.perf_counter() - start
@@ -159,7 +182,7 @@ def run_cell(engine: Any, w: Any, inputs: Any, ref: Any, args: argparse.Namespac
     except Exception as e:
         return {"status": "error", "reason": _short(e)}
     cell: dict[str, Any] = {"status": "ok", "checked": False}
-    if not w.kind.startswith("compile"):
+    if w.returns_result:
         got = np.asarray(out, dtype=np.float64)
         scale = max(1.0, float(np.abs(ref).max()))
         good = got.shape == ref.shape and np.allclose(got, ref, rtol=w.rtol, atol=w.atol * scale)
@@ -168,7 +191,8 @@ def run_cell(engine: Any, w: Any, inputs: Any, ref: Any, args: argparse.Namespac
         if not good:
             cell["status"] = "FAIL"
     try:
-        cell |= measure(thunk, first, args.repeats, args.budget, 0.002 if args.quick else 0.05)
+        min_sample = 0.002 if args.quick else 0.05
+        cell |= measure(thunk, first, args.repeats, args.budget, min_sample, w.min_calls, reset)
     except Exception as e:
         return {"status": "error", "reason": _short(e)}
     if w.flops and cell["median_s"] > 0:
@@ -188,13 +212,21 @@ def ratios(cells: dict[str, Cell]) -> dict[str, float | None]:
     return out
 
 
+def jit_over_graph(jitted: Cell, graph: Cell) -> float | None:
+    """tessel's @jit time / its graph-text time on the same computation: 1.0 means they match."""
+    ok = jitted.get("status") == "ok" and graph.get("status") == "ok"
+    return jitted["median_s"] / graph["median_s"] if ok and graph["median_s"] > 0 else None
+
+
 # ---- reporting ---------------------------------------------------------------------------------
 
 
-def _ms(cell: Cell) -> str:
+def _ms(cell: Cell, unit: str = "ms") -> str:
+    """The median in milliseconds; with unit "us", in microseconds and marked so."""
     if cell.get("status") in ("ok", "FAIL") and "median_s" in cell:
-        ms = cell["median_s"] * 1e3
-        text = f"{ms:.0f}" if ms >= 100 else f"{ms:.3g}"
+        value = cell["median_s"] * (1e6 if unit == "us" else 1e3)
+        text = f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+        text += "us" if unit == "us" else ""
         return text if cell["status"] == "ok" else f"FAIL {text}"
     return str(cell.get("status", "n/a"))
 
@@ -202,24 +234,38 @@ def _ms(cell: Cell) -> str:
 def table(results: list[dict[str, Any]], engines: Sequence[str], meta: dict[str, Any]) -> str:
     peers = [e for e in engines if e != "tessel"]
     head = ["workload", "check", *(f"{e} ms" for e in engines), *(f"x {p}" for p in peers)]
+    twins = any("graph" in r for r in results)
+    if twins:
+        head += ["graph ms", "jit/graph"]
     rows = [head]
     for r in results:
-        cells = r["engines"]
+        cells, unit = r["engines"], r.get("unit", "ms")
         tessel = cells["tessel"]
         check = tessel["status"] if tessel.get("checked") or tessel["status"] != "ok" else "-"
-        times = [_ms(cells[e]) for e in engines]
+        times = [_ms(cells[e], unit) for e in engines]
         rat = [f"{x:.3g}" if x is not None else "n/a" for x in (r["ratios"][p] for p in peers)]
-        rows.append([r["workload"], check, *times, *rat])
+        row = [r["workload"], check, *times, *rat]
+        if twins and "graph" in r:
+            x = r["jit_over_graph"]
+            row += [_ms(r["graph"], unit), f"{x:.3g}" if x is not None else "n/a"]
+        elif twins:
+            row += ["", ""]
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = [
         f"tessel benchmarks  threads={meta['threads']}  commit={meta['commit']}  {meta['date']}",
         "'x PEER' = PEER time / tessel time (median of repeats): > 1.0 means tessel is faster",
-        "",
     ]
+    if twins:
+        lines.append(
+            "'graph ms' = tessel through the graph text on @jit rows; 'jit/graph' = @jit time / "
+            "graph time (1.0: they match); 'us' = microseconds"
+        )
+    lines.append("")
     for i, row in enumerate(rows):
         first = row[0].ljust(widths[0])
         rest = [c.rjust(widths[j + 1]) for j, c in enumerate(row[1:])]
-        lines.append("  ".join([first, *rest]))
+        lines.append("  ".join([first, *rest]).rstrip())  # rows without a graph twin
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     notes = sorted(
@@ -275,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workloads = chosen
     names = [e for e in ENGINE_ORDER if e in args.engines]
     engines = {name: ENGINES[name](args.threads) for name in names}
+    graph_engine = ENGINES["tessel-graph"](args.threads)
     meta = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit(),
@@ -296,23 +343,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells: dict[str, Cell] = {}
         for name, engine in engines.items():
             cells[name] = run_cell(engine, w, inputs, ref, args)
-            print(f"  {w.name:<20} {name:<7} {_ms(cells[name])}", file=sys.stderr, flush=True)
-        results.append(
-            {
-                "workload": w.name,
-                "kind": w.kind,
-                "description": w.description,
-                "params": w.params,
-                "flops": w.flops,
-                "engines": cells,
-                "ratios": ratios(cells),
-            }
-        )
+            print(
+                f"  {w.name:<20} {name:<7} {_ms(cells[name], w.unit)}", file=sys.stderr, flush=True
+            )
+        result: dict[str, Any] = {
+            "workload": w.name,
+            "kind": w.kind,
+            "description": w.description,
+            "params": w.params,
+            "flops": w.flops,
+            "unit": w.unit,
+            "engines": cells,
+            "ratios": ratios(cells),
+        }
+        if w.compares_graph:
+            graph = run_cell(graph_engine, w, inputs, ref, args)
+            print(f"  {w.name:<20} {'graph':<7} {_ms(graph, w.unit)}", file=sys.stderr, flush=True)
+            result["graph"] = graph
+            result["jit_over_graph"] = jit_over_graph(cells["tessel"], graph)
+        results.append(result)
     print(table(results, names, meta))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     print(f"\nwrote {args.json}")
-    failed = any(r["engines"]["tessel"]["status"] == "FAIL" for r in results)
+    failed = any(
+        cell["status"] == "FAIL"
+        for r in results
+        for cell in (r["engines"]["tessel"], r.get("graph", {"status": "ok"}))
+    )
     return 1 if failed else 0
 
 

@@ -2,7 +2,9 @@
 
 A workload is data, not code paths: its `kind` selects the builder each engine uses
 (`benchmarks/peers.py`), and `params` carries the sizes. The NumPy function is both the NumPy
-peer and, run in float64, the reference every engine's result is checked against.
+peer and, run in float64, the reference every engine's result is checked against. A `jit-KIND`
+workload is KIND again, but tessel runs the plain NumPy function under `@jit` instead of the
+graph text, so the two front doors can be compared on the same computation.
 """
 
 from __future__ import annotations
@@ -28,24 +30,47 @@ Arrays = dict[str, np.ndarray]
 @dataclass(frozen=True)
 class Workload:
     name: str  # unique, used by --only
-    kind: str  # elementwise | softmax | matmul | mlp | conv2d | compile | compile-cached
+    # elementwise | softmax | matmul | mlp | conv2d | compile | compile-cached | dispatch |
+    # compile-deep | jit-elementwise | jit-softmax | jit-mlp
+    kind: str
     description: str
     params: dict[str, Any] = field(default_factory=dict)
     flops: float | None = None  # floating-point operations per call, for GFLOP/s
     rtol: float = 1e-4
     atol: float = 1e-5  # scaled by max(1, |reference|.max())
+    unit: str = "ms"  # how the table shows a time: "us" for per-call overheads
+    min_calls: int = 1  # calls per timed sample at least, so timer resolution does not matter
+
+    @property
+    def base_kind(self) -> str:
+        """The computation, whichever front door tessel uses for it."""
+        return self.kind.removeprefix("jit-")
+
+    @property
+    def returns_result(self) -> bool:
+        """False when a call returns a compiled object rather than a result to check."""
+        return self.kind not in ("compile", "compile-cached")
+
+    @property
+    def compares_graph(self) -> bool:
+        """Whether tessel's @jit time is shown next to the graph-file time of the same graph."""
+        return self.kind == "dispatch" or self.kind.startswith("jit-")
 
     def inputs(self, rng: np.random.Generator) -> Arrays:
-        return INPUTS[self.kind](self, rng)
+        return INPUTS[self.base_kind](self, rng)
 
     def reference(self, inputs: Arrays) -> np.ndarray:
         """The float64 NumPy result that every engine is checked against."""
         wide = {k: v.astype(np.float64) for k, v in inputs.items()}
-        return NUMPY[self.kind](self, wide)
+        return NUMPY[self.base_kind](self, wide)
 
     def graph(self) -> str:
         """The tessel graph text (empty for the compile workloads, which read a file)."""
-        return GRAPHS[self.kind](self) if self.kind in GRAPHS else ""
+        return GRAPHS[self.base_kind](self) if self.base_kind in GRAPHS else ""
+
+    def numpy_function(self) -> Callable[..., np.ndarray]:
+        """The unmodified NumPy function that `@jit` compiles; it takes the inputs in order."""
+        return JIT_FUNCTIONS[self.base_kind](self)
 
 
 def _randn(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
@@ -55,6 +80,22 @@ def _randn(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndar
 def mlp_weights() -> Arrays:
     with np.load(MLP_WEIGHTS) as archive:
         return {k: archive[k] for k in archive.files}
+
+
+def deep_params(inputs: Arrays) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (weight, bias) pairs of a `compile-deep` workload, as a pytree argument."""
+    layers = sum(1 for k in inputs if k.startswith("w"))
+    return [(inputs[f"w{i}"], inputs[f"b{i}"]) for i in range(layers)]
+
+
+def _deep_inputs(w: Workload, rng: np.random.Generator) -> Arrays:
+    width = w.params["width"]
+    out = {"x": _randn(rng, w.params["batch"], width)}
+    for i in range(w.params["layers"]):
+        # He scaling keeps the activations near unit size through 32 relu layers
+        out[f"w{i}"] = _randn(rng, width, width, scale=(2 / width) ** 0.5)
+        out[f"b{i}"] = _randn(rng, width, scale=0.1)
+    return out
 
 
 # ---- inputs ------------------------------------------------------------------------------------
@@ -77,6 +118,8 @@ INPUTS: dict[str, Callable[[Workload, np.random.Generator], Arrays]] = {
         "x": _randn(rng, 1, w.params["hw"], w.params["hw"], w.params["c"]),
         "w": _randn(rng, 3, 3, w.params["c"], w.params["c"], scale=(9 * w.params["c"]) ** -0.5),
     },
+    "dispatch": lambda w, rng: {"x": _randn(rng, w.params["n"])},
+    "compile-deep": _deep_inputs,
 }
 
 
@@ -98,6 +141,18 @@ def np_mlp(x: np.ndarray, weights: Arrays) -> np.ndarray:
     h1 = np.maximum(x @ weights["w1"] + weights["b1"], 0)
     h2 = np.maximum(h1 @ weights["w2"] + weights["b2"], 0)
     return np_softmax(h2 @ weights["w3"] + weights["b3"])
+
+
+def np_tiny(x: np.ndarray) -> np.ndarray:
+    """So little work that a call's time is the engine's dispatch overhead."""
+    y: np.ndarray = np.exp(x) * 2
+    return y
+
+
+def np_deep_mlp(x: np.ndarray, params: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    for w, b in params:
+        x = np.maximum(x @ w + b, 0)
+    return x
 
 
 def np_conv2d_same(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -124,6 +179,27 @@ NUMPY: dict[str, Callable[[Workload, Arrays], np.ndarray]] = {
     "compile": _np_mlp_reference,
     "compile-cached": _np_mlp_reference,
     "conv2d": lambda w, a: np_conv2d_same(a["x"], a["w"]),
+    "dispatch": lambda w, a: np_tiny(a["x"]),
+    "compile-deep": lambda w, a: np_deep_mlp(a["x"], deep_params(a)),
+}
+
+
+def _jit_mlp(w: Workload) -> Callable[..., np.ndarray]:
+    # the weights are closed over, so they are constants of the trace as in samples/mlp.graph
+    weights = mlp_weights()
+
+    def mlp(x: np.ndarray) -> np.ndarray:
+        return np_mlp(x, weights)
+
+    return mlp
+
+
+JIT_FUNCTIONS: dict[str, Callable[[Workload], Callable[..., np.ndarray]]] = {
+    "elementwise": lambda w: np_elementwise,
+    "softmax": lambda w: np_softmax,
+    "mlp": _jit_mlp,
+    "dispatch": lambda w: np_tiny,
+    "compile-deep": lambda w: np_deep_mlp,
 }
 
 
@@ -169,12 +245,22 @@ def _graph_conv2d(w: Workload) -> str:
 }}"""
 
 
+def _graph_dispatch(w: Workload) -> str:
+    n = w.params["n"]
+    return f"""func @main(%x: f32[{n}]) -> f32[{n}] {{
+  %e = exp(%x)
+  %y = mul(%e, 2.0)
+  return %y
+}}"""
+
+
 GRAPHS: dict[str, Callable[[Workload], str]] = {
     "elementwise": _graph_elementwise,
     "softmax": _graph_softmax,
     "matmul": _graph_matmul,
     "mlp": lambda w: MLP_GRAPH.read_text(),
     "conv2d": _graph_conv2d,
+    "dispatch": _graph_dispatch,
 }
 
 
@@ -203,4 +289,16 @@ def suite(quick: bool = False) -> list[Workload]:
     out.append(Workload("compile-mlp", "compile", cold, {"batch": 256}))
     cached = "compile the MLP again, from the compile cache"
     out.append(Workload("compile-mlp-cached", "compile-cached", cached, {"batch": 256}))
+    tiny = "cached call of exp(x) * 2 on float32[4]: the per-call overhead"
+    out.append(Workload("dispatch", "dispatch", tiny, {"n": 4}, unit="us", min_calls=10_000))
+    # the quick run keeps the 2-layer case only: 32 cold tessel compiles take seconds each
+    width, batch = (32, 8) if quick else (256, 32)
+    for layers in (2,) if quick else (2, 32):
+        first = f"first call of a fresh @jit: {layers} x (matmul {width}, bias, relu), b{batch}"
+        params = {"layers": layers, "width": width, "batch": batch}
+        out.append(Workload(f"compile-mlp{layers}", "compile-deep", first, params))
+    by_name = {w.name: w for w in out}
+    for w in (by_name["elementwise"], by_name["softmax"], by_name["mlp"]):
+        desc = f"{w.description}, as a NumPy function under @jit"
+        out.append(Workload(f"jit-{w.name}", f"jit-{w.kind}", desc, w.params, w.flops))
     return out

@@ -1,7 +1,7 @@
 """The benchmark suite runs end to end in --quick mode with NumPy and tessel only.
 
-The peers of the `bench` extra (JAX, ONNX Runtime) are left out with --engines, so this test
-needs nothing beyond the test extra and takes a few seconds.
+The peers of the `bench` extra (JAX, ONNX Runtime, Numba) are left out with --engines, so this
+test needs nothing beyond the test extra and takes a few seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import sys
 EXPECTED = [
     "elementwise", "softmax", "matmul-32", "matmul-64", "mlp", "conv2d",
     "compile-mlp", "compile-mlp-cached",
+    "dispatch", "compile-mlp2", "jit-elementwise", "jit-softmax", "jit-mlp",
 ]  # fmt: skip
+RUNS = [*EXPECTED[:6], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # checked results, timed
+JIT_ROWS = ["dispatch", "jit-elementwise", "jit-softmax", "jit-mlp"]  # with a graph-text twin
 
 
 def test_quick_suite_prints_a_table_and_writes_json(repo_root, tmp_path):
@@ -26,21 +29,34 @@ def test_quick_suite_prints_a_table_and_writes_json(repo_root, tmp_path):
     lines = proc.stdout.splitlines()
     assert "> 1.0 means tessel is faster" in proc.stdout
     header = next(line for line in lines if line.startswith("workload"))
-    assert header.split() == ["workload", "check", "tessel", "ms", "numpy", "ms", "x", "numpy"]
+    assert header.split() == [
+        "workload", "check", "tessel", "ms", "numpy", "ms", "x", "numpy", "graph", "ms",
+        "jit/graph",
+    ]  # fmt: skip
+    rows = {line.split()[0]: line.split() for line in lines[lines.index(header) + 2 :] if line}
     for name in EXPECTED:
-        assert any(line.split()[:1] == [name] for line in lines), name
+        assert name in rows, name
+    assert rows["dispatch"][2].endswith("us"), rows["dispatch"]  # per-call overhead in us
 
     data = json.loads(out.read_text())
     assert data["meta"]["threads"] == 2
     assert data["meta"]["quick"] is True
     assert [r["workload"] for r in data["results"]] == EXPECTED
     by_name = {r["workload"]: r for r in data["results"]}
-    for name in EXPECTED[:6]:
+    for name in RUNS:
         tessel = by_name[name]["engines"]["tessel"]
         assert tessel["status"] == "ok", (name, tessel)
         assert tessel["checked"] is True
         assert tessel["median_s"] > 0
-        assert by_name[name]["ratios"]["numpy"] > 0
+        if name != "compile-mlp2":  # NumPy has nothing to compile
+            assert by_name[name]["ratios"]["numpy"] > 0
+    for name in JIT_ROWS:
+        assert by_name[name]["graph"]["status"] == "ok", by_name[name]["graph"]
+        assert by_name[name]["jit_over_graph"] > 0
+    assert by_name["dispatch"]["unit"] == "us"
+    assert by_name["dispatch"]["engines"]["tessel"]["number"] >= 10_000
+    assert by_name["compile-mlp2"]["engines"]["numpy"]["status"] == "n/a"
+    assert "graph" not in by_name["mlp"]
     assert by_name["compile-mlp"]["engines"]["tessel"]["status"] == "ok"
     assert by_name["compile-mlp"]["engines"]["numpy"]["status"] == "n/a"
     cached = by_name["compile-mlp-cached"]["engines"]["tessel"]
