@@ -242,12 +242,12 @@ class _Gen:
             b.icmp_signed("==", tile.rows, I64(t.mr)), b.icmp_signed("==", tile.cols, I64(t.nr))
         )
         epilogue = last and self.p.root is not None
+        if epilogue:  # one copy of the epilogue loop for whole and edge tiles: half the code
+            self._elementwise(acc, tile, tile.rows, tile.cols, first, epilogue)
+            return
         with b.if_else(full) as (whole, edge):
             with whole:
-                if epilogue:
-                    self._elementwise(acc, tile, I64(t.mr), I64(t.nr), first, epilogue)
-                else:
-                    self._vector_store(acc, tile, first)
+                self._vector_store(acc, tile, first)
             with edge:
                 self._elementwise(acc, tile, tile.rows, tile.cols, first, epilogue)
 

@@ -29,7 +29,7 @@ from llvmlite import ir
 
 from codegen.kernel import KernelInfo, build_kernel
 from codegen.types import I8, I64, PTR
-from ir.graph import Function, Node
+from ir.graph import Function, Node, structural_key
 from ir.ops import Op
 from passes.buffers import assign_buffers
 
@@ -212,10 +212,15 @@ def lower_program(
         refs.setdefault(buf.node, Ref(ARENA, buf.offset))
     steps: list[StepSpec] = []
     nodes: list[Node] = []
+    built: dict[tuple[Any, ...], KernelInfo] = {}
     for i, node in enumerate(fn.body):
         if node.op is Op.CONSTANT or node.type.size == 0:
             continue  # constants are data; an empty value needs no code
-        info = build_kernel(module, node, f"k{i}_{node.op.value}")
+        # A kernel depends only on its node's op, types and attributes, so equal nodes (the
+        # layers of a deep MLP) share one: compile time grows with distinct layers, not depth.
+        key = _kernel_key(node)
+        info = built.get(key) or build_kernel(module, node, f"k{i}_{node.op.value}")
+        built[key] = info
         # Size-0 operands own no bytes; any valid pointer will do.
         buffers = tuple(refs.get(n, Ref(ARENA, 0)) for n in (node, *node.srcs))
         steps.append(StepSpec(info.name, node.op.value, info.rows, info.work_per_row, buffers))
@@ -239,6 +244,21 @@ def lower_program(
     if data_offset is not None:
         _build_py(module, spec, run, data_offset)
     return Program(module, spec, tuple(nodes), tuple(values))
+
+
+def _kernel_key(node: Node) -> tuple[Any, ...]:
+    """What a kernel's code depends on: op, types, attributes and, for a fusion, its body's
+    structure (not the names its parameters inherited from the caller)."""
+    operand_types = tuple(s.type for s in node.srcs)
+    if node.op is not Op.FUSION:
+        return structural_key(node, operand_types)
+    body: Function = node.attrs["body"]
+    index: dict[Node, int] = {}
+    rows = []
+    for i, n in enumerate(body.nodes()):
+        index[n] = i
+        rows.append(structural_key(n, (index[s] for s in n.srcs)))
+    return (node.op, node.type, operand_types, tuple(rows), tuple(index[r] for r in body.results))
 
 
 def _constant_global(module: ir.Module, symbol: str, value: np.ndarray) -> ir.GlobalVariable:
