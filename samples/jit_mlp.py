@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from compiler import jit  # noqa: E402
+from compiler import jit
 
 WEIGHTS = Path(__file__).resolve().parent / "mlp.npz"
 
