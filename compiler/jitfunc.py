@@ -111,6 +111,12 @@ class Entry:
     optimized: Module
     lowered: Lowered
     run_flat: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+    # arrays already checked -> results, for the short path; one native call where possible
+    fast: Callable[[Sequence[np.ndarray]], Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        single = getattr(self.executable.native, "single_result_call", lambda: None)()
+        self.fast = single if single is not None and self.out_tree is pytree.LEAF else self
 
     def __call__(self, arrays: Sequence[np.ndarray]) -> Any:
         outs = self.run_flat(arrays)
@@ -168,7 +174,7 @@ class JitFunction:
             p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params
         )
         self._arity = len(params)
-        self._fast: dict[Any, Entry] = {}
+        self._fast: dict[Any, Callable[[Sequence[np.ndarray]], Any]] = {}
         self._entries: dict[Signature, Entry] = {}
         self._lock = threading.RLock()
         self._hits = 0
@@ -177,15 +183,27 @@ class JitFunction:
 
     # --- calling ---
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs and len(args) == self._arity and self._simple:
+        if not kwargs:
+            # The short path: plain arrays whose types were seen before. The key holds all
+            # that the compiled code assumes (exact ndarray, shape, dtype, C order).
             try:
-                key = tuple([(type(a), a.shape, a.dtype, a.flags.c_contiguous) for a in args])
+                if len(args) == 1:
+                    a = args[0]
+                    key: Any = (a.shape, a.dtype.num, a.flags.c_contiguous, type(a))
+                elif len(args) == 2:
+                    a, b = args
+                    key = (a.shape, a.dtype.num, a.flags.c_contiguous, type(a),
+                           b.shape, b.dtype.num, b.flags.c_contiguous, type(b))  # fmt: skip
+                else:
+                    key = tuple(
+                        [(a.shape, a.dtype.num, a.flags.c_contiguous, type(a)) for a in args]
+                    )
             except AttributeError:  # a Python scalar, a container or a tracer
                 key = None
-            entry = self._fast.get(key)
-            if entry is not None:
+            fast = self._fast.get(key)
+            if fast is not None:
                 self._hits += 1
-                return entry(args)
+                return fast(args)
         try:
             return self._call(args, kwargs)
         except TesselError as e:
@@ -206,7 +224,9 @@ class JitFunction:
             _as_input(v, spec, n) for v, spec, n in zip(leaves, sig.leaves, names, strict=True)
         ]
         if self._fast_path_applies(args, kwargs, leaves):
-            self._fast[tuple((np.ndarray, a.shape, a.dtype, True) for a in args)] = entry
+            keys = [(a.shape, a.dtype.num, True, np.ndarray) for a in args]
+            key = sum(keys, ()) if len(keys) <= 2 else tuple(keys)  # as built in __call__
+            self._fast[key] = entry.fast
         return entry(arrays)
 
     def _fast_path_applies(
