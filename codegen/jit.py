@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from ir.diagnostics import TesselError
+
 CPU_CHOICES = ("native", "x86-64-v3", "x86-64-v2", "generic")
 
 
@@ -139,7 +141,24 @@ def compile_ir(module: ir.Module, target: Target | None = None) -> Compiled:
     return Compiled(_link(object_code, target), text, ref, target, object_code)
 
 
-def load_object(object_code: bytes, target: Target) -> Compiled:
-    """Link object code that `compile_ir` produced (in this or an earlier process)."""
+def missing_features(target: Target) -> list[str]:
+    """CPU features the code for `target` may use that this machine lacks."""
     _init()
+    host = set(llvm.get_host_cpu_features().flatten().split(","))
+    wanted = [f for f in target.features.split(",") if f.startswith("+")]
+    return sorted(f[1:] for f in wanted if f not in host)
+
+
+def load_object(object_code: bytes, target: Target) -> Compiled:
+    """Link object code that `compile_ir` produced (in this or an earlier process).
+
+    Code built for features this CPU lacks is refused here: running it would stop the process
+    with an illegal instruction.
+    """
+    missing = missing_features(target)
+    if missing:
+        raise TesselError(
+            f"this code was compiled for a CPU with {', '.join(missing)}, which this machine "
+            f"lacks; compile it again here, or for a baseline with --cpu generic"
+        )
     return Compiled(_link(object_code, target), "", None, target, bytes(object_code))

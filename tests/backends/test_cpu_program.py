@@ -12,6 +12,7 @@ import pytest
 
 import runtime.cpu as cpu
 from codegen.program import ProgramSpec
+from ir.diagnostics import TesselError
 from ir.graph import Module
 from ir.parser import parse_file, parse_module
 from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
@@ -175,3 +176,10 @@ def test_object_code_is_emitted_once_and_linked() -> None:
     assert "main_run" in exe.llvm_ir
     assert "main_py" in exe.llvm_ir
     assert "ret" in exe.compiled.asm()
+
+
+def test_code_for_features_this_cpu_lacks_is_refused_before_it_runs() -> None:
+    spec, obj = CpuExecutable(parse_module(SMALL)).payload()
+    spec["target"]["features"] += ",+made-up-feature"
+    with pytest.raises(TesselError, match="made-up-feature, which this machine lacks"):
+        CpuExecutable.from_payload(spec, obj)
