@@ -208,3 +208,17 @@ def test_attention_output_is_not_degenerate() -> None:
     assert np.all(np.isfinite(out))
     assert 0.1 < float(update.std()) < 10.0
     assert float(update.std(axis=1).mean()) > 0.1  # positions get different updates
+
+
+def test_jit_sample_runs_and_matches_numpy() -> None:
+    """samples/jit_mlp.py, as the README shows it: exit 0 means tessel matched eager NumPy."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(SAMPLES / "jit_mlp.py"), "--batch", "17"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "max |tessel - numpy|" in done.stdout
+    assert "compiled mlp in" in done.stdout

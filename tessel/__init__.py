@@ -1,0 +1,20 @@
+"""`import tessel`: the user-facing names in one place (`tessel.jit`, `tessel.nn`, ...).
+
+The implementation lives in the `compiler` package; this module only re-exports it.
+"""
+
+from __future__ import annotations
+
+from compiler import nn
+from compiler.jitfunc import RecompileError, jit, no_recompile
+from compiler.tracing import ConcretizationError, TraceError, UnsupportedError
+
+__all__ = [
+    "ConcretizationError",
+    "RecompileError",
+    "TraceError",
+    "UnsupportedError",
+    "jit",
+    "nn",
+    "no_recompile",
+]
