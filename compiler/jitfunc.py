@@ -108,7 +108,7 @@ class Entry:
     signature: Signature
     executable: Executable
     out_tree: pytree.TreeDef
-    optimized: Module
+    optimized: Module | None  # None when loaded from the on-disk cache
     lowered: Lowered
     run_flat: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
     # arrays already checked -> results, for the short path; one native call where possible
@@ -391,7 +391,7 @@ class Lowered:
             raise TesselError("target 'tpu': the TPU backend does not exist yet; use 'cpu'")
         cached = diskcache.lookup(self.module, options) if options.target == "cpu" else None
         if cached is not None:
-            return self._entry(cached, self.module, options)
+            return self._entry(cached, None, options)
         popts = PipelineOptions(
             target=options.target,
             pipeline=options.pipeline,
@@ -405,7 +405,7 @@ class Lowered:
             diskcache.store(self.module, options, exe)
         return self._entry(exe, optimized, options)
 
-    def _entry(self, exe: Executable, optimized: Module, options: JitOptions) -> Entry:
+    def _entry(self, exe: Executable, optimized: Module | None, options: JitOptions) -> Entry:
         run_unchecked = getattr(exe, "run_unchecked", None)
         return Entry(self.signature, exe, self.out_tree, optimized, self, run_unchecked or exe.run)
 
@@ -417,16 +417,17 @@ class Compiled:
     entry: Entry
 
     def as_text(self) -> str:
+        if self.entry.optimized is None:
+            raise TesselError(_FROM_CACHE)
         return print_module(self.entry.optimized)
 
     def _artifact(self, kind: str) -> str:
         artifacts = self.entry.executable.artifacts()
-        if kind not in artifacts:
-            raise TesselError(f"the {self.entry_target()} backend produces no {kind!r} artifact")
-        return artifacts[kind]
-
-    def entry_target(self) -> str:
-        return "cpu" if self.entry.executable.artifacts() else "interp"
+        if kind in artifacts:
+            return artifacts[kind]
+        if self.entry.executable.native is not None:
+            raise TesselError(_FROM_CACHE)
+        raise TesselError("the interpreter target generates no code; use target='cpu'")
 
     def as_llvm(self, optimized: bool = False) -> str:
         return self._artifact("opt.ll" if optimized else "ll")
@@ -444,6 +445,11 @@ class Compiled:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+_FROM_CACHE = (
+    "this code was loaded from the on-disk cache, which keeps machine code only; compile "
+    "with jit(..., cache=False) to see its optimized IR, LLVM IR and assembly"
+)
 
 
 def _leaf_spec(value: Any, name: str) -> LeafSpec:

@@ -249,7 +249,10 @@ def test_disk_cache_survives_a_new_function_object(tmp_path, monkeypatch):
         warnings.simplefilter("error")  # a good entry loads silently
         again = jit(affine)
         np.testing.assert_array_equal(again(*args), first)
-    assert again.compile(*args).entry.optimized is not None
+    with pytest.raises(TesselError, match="loaded from the on-disk cache"):
+        again.compile(*args).as_llvm()
+    with pytest.raises(TesselError, match="loaded from the on-disk cache"):
+        again.compile(*args).as_text()
 
 
 @pytest.mark.parametrize("damage", ["object", "json", "stale"])
