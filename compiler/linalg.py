@@ -6,8 +6,11 @@ free), with transposes and reductions around it where the NumPy form asks for an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from compiler.tracing import (
     Tracer,
@@ -16,6 +19,7 @@ from compiler.tracing import (
     lift,
     reshape,
     result_dtype,
+    to_dtype,
     trace_of,
     transpose,
 )
@@ -25,12 +29,31 @@ from ir.ops import Op
 from ir.typerules import ShapeError
 
 
-def _operands(a: Any, b: Any) -> tuple[Tracer, Tracer]:
-    out = result_dtype(a, b)
-    x, y = lift(a, out), lift(b, out)
-    if out is DType.BOOL:
-        raise x.trace.error("boolean matrix products are not supported; convert to an integer type")
-    return x, y
+def _operands(a: Any, b: Any, out: DType | None = None) -> tuple[Tracer, Tracer]:
+    out = out or result_dtype(a, b)
+    return lift(a, out), lift(b, out)
+
+
+def _boolean_as_count(
+    first: int, last: int | None = 2
+) -> Callable[[Callable[..., Tracer]], Callable[..., Tracer]]:
+    """NumPy's boolean products are any(a and b): count the true products in int32 (tessel's
+    contractions are numeric only), then test the count. args[first:last] are the operands."""
+
+    def wrap(fn: Callable[..., Tracer]) -> Callable[..., Tracer]:
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Tracer:
+            operands = args[first:last]
+            if not operands or result_dtype(*operands) is not DType.BOOL:
+                return fn(*args, **kwargs)
+            ints = [lift(a, DType.I32) for a in operands]
+            rest = args[len(operands) + first :]
+            counts = fn(*args[:first], *ints, *rest, **kwargs)
+            return elementwise(Op.NE, counts, 0, dtype=DType.I32)
+
+        return run
+
+    return wrap
 
 
 def dot_general(
@@ -51,8 +74,9 @@ def dot_general(
     )  # fmt: skip
 
 
+@_boolean_as_count(0)
 def matmul(a: Any, b: Any) -> Tracer:
-    x, y = _operands(a, b)
+    x, y = _operands(a, b, _matmul_dtype(a, b))
     if x.ndim == 0 or y.ndim == 0:
         raise x.trace.error("an operand is a scalar (rank 0); use * to scale")
     vec_x, vec_y = x.ndim == 1, y.ndim == 1
@@ -79,6 +103,15 @@ def matmul(a: Any, b: Any) -> Tracer:
     return out
 
 
+def _matmul_dtype(a: Any, b: Any) -> DType:
+    """NumPy's matmul loop, which is not always the promoted type (bf16 @ bf16 is f32)."""
+    x, y = lift(a), lift(b)
+    if x.weak or y.weak:
+        return result_dtype(a, b)
+    return to_dtype(np.matmul(np.zeros((1, 1), x.dtype), np.zeros((1, 1), y.dtype)).dtype)
+
+
+@_boolean_as_count(0)
 def dot(a: Any, b: Any) -> Tracer:
     x, y = _operands(a, b)
     if x.ndim == 0 or y.ndim == 0:
@@ -87,6 +120,7 @@ def dot(a: Any, b: Any) -> Tracer:
     return dot_general(x, y, ((x.ndim - 1,), (j,)))
 
 
+@_boolean_as_count(0)
 def tensordot(a: Any, b: Any, axes: Any = 2) -> Tracer:
     x, y = _operands(a, b)
     if isinstance(axes, int):
@@ -115,6 +149,7 @@ def _parse_subscripts(spec: str, n: int, trace: Any) -> tuple[list[str], str]:
     return terms, output
 
 
+@_boolean_as_count(1, None)
 def einsum(subscripts: str, *operands: Any) -> Tracer:
     trace = trace_of(*operands)
     if not isinstance(subscripts, str):

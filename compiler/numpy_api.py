@@ -21,6 +21,7 @@ import numpy as np
 
 from compiler import linalg
 from compiler.tracing import (
+    TraceError,
     Tracer,
     UnsupportedError,
     broadcast,
@@ -33,6 +34,7 @@ from compiler.tracing import (
     normalize_axes,
     reshape,
     result_dtype,
+    strong,
     to_dtype,
     trace_of,
     transpose,
@@ -60,8 +62,8 @@ def _ufunc_dtype(ufunc: np.ufunc, *xs: Any, dtype: Any = None) -> DType:
     try:
         with np.errstate(all="ignore"):
             out = ufunc(*(_stand_in(x) for x in xs), **({"dtype": dtype} if dtype else {}))
-    except (TypeError, OverflowError, np.exceptions.DTypePromotionError) as e:
-        raise trace.error(str(e)) from None
+    except (TypeError, ValueError, OverflowError, np.exceptions.DTypePromotionError) as e:
+        raise trace.error(str(e)) from None  # ValueError: integers to negative integer powers
     return to_dtype(np.asarray(out).dtype, trace.api)
 
 
@@ -76,23 +78,48 @@ def _arithmetic(op: Op, ufunc: np.ufunc) -> TracerFn:
 
     def run(*xs: Any, dtype: Any = None) -> Tracer:
         out = _ufunc_dtype(ufunc, *xs, dtype=dtype)
+        if op is Op.ABS and out is DType.BOOL:
+            return lift(xs[0], out)  # |b| == b; tessel's abs is numeric only
         return elementwise(_ON_BOOL.get(op, op) if out is DType.BOOL else op, *xs, dtype=out)
 
     return run
 
 
+def _compare_dtype(a: Any, b: Any) -> DType:
+    try:
+        common = result_dtype(a, b)
+    except TraceError:
+        # bf16 does not promote with f16 or i64, yet NumPy compares them in the loop its
+        # arithmetic picks (f32, f64)
+        return _ufunc_dtype(np.add, a, b)
+    # NumPy compares integers with any Python int (`x_u8 == -1` is all False): compare in a
+    # type that holds both instead of failing to convert the Python int
+    for v in (a, b):
+        if type(v) is int and common.is_int and not _fits(v, common):
+            return DType.I64
+    return common
+
+
+def _fits(value: int, dtype: DType) -> bool:
+    info = np.iinfo(dtype.np.type)  # type: ignore[type-var]
+    return int(info.min) <= value <= int(info.max)
+
+
 def _compare(op: Op) -> TracerFn:
     def run(a: Any, b: Any) -> Tracer:
-        common = result_dtype(a, b)
+        common = _compare_dtype(a, b)
         x, y = broadcast_all([lift(a, common), lift(b, common)])
-        return x.trace.emit(op, [x, y])
+        return x.trace.emit(op, [x, y], is_weak(a) and is_weak(b))
 
     return run
 
 
 def _unary_float(op: Op, ufunc: np.ufunc) -> TracerFn:
     def run(x: Any, dtype: Any = None) -> Tracer:
-        return elementwise(op, x, dtype=_ufunc_dtype(ufunc, x, dtype=dtype))
+        out = _ufunc_dtype(ufunc, x, dtype=dtype)
+        if not out.is_float:  # np.floor/np.ceil keep integers (NumPy >= 2.1), unchanged
+            return lift(x, out)
+        return elementwise(op, x, dtype=out)
 
     return run
 
@@ -121,8 +148,8 @@ def _divide(a: Any, b: Any, dtype: Any = None) -> Tracer:
     return elementwise(Op.DIV, a, b, dtype=_ufunc_dtype(np.true_divide, a, b, dtype=dtype))
 
 
-def _floor_divide(a: Any, b: Any) -> Tracer:
-    out = _ufunc_dtype(np.floor_divide, a, b)
+def _floor_divide(a: Any, b: Any, dtype: DType | None = None) -> Tracer:
+    out = dtype or _ufunc_dtype(np.floor_divide, a, b)
     if out.is_float:
         return elementwise(Op.FLOOR, elementwise(Op.DIV, a, b, dtype=out))
     x, y = broadcast_all([lift(a, out), lift(b, out)])
@@ -130,12 +157,23 @@ def _floor_divide(a: Any, b: Any) -> Tracer:
     inexact = np_ne(elementwise(Op.SUB, x, elementwise(Op.MUL, q, y)), 0)  # negative remainder
     signs_differ = np_ne(np_lt(x, 0), np_lt(y, 0))
     step = convert(elementwise(Op.AND, inexact, signs_differ), out)
-    return elementwise(Op.SUB, q, step)
+    return _weak_as(elementwise(Op.SUB, q, step), a, b)
+
+
+def _weak_as(result: Tracer, *operands: Any) -> Tracer:
+    """`result` weak exactly when every operand is (a Python int // a Python int is one)."""
+    weak = all(is_weak(v) for v in operands)
+    return result if result.weak == weak else Tracer(result.trace, result.node, weak)
 
 
 def _remainder(a: Any, b: Any) -> Tracer:
     out = _ufunc_dtype(np.remainder, a, b)
-    return elementwise(Op.SUB, lift(a, out), elementwise(Op.MUL, _floor_divide(a, b), lift(b, out)))
+    # NumPy's float remainder is exact (fmod); x - floor(x/y)*y is not when x/y rounds up to
+    # an integer, so narrow floats compute it in a wider type and round once
+    work = {DType.F16: DType.F32, DType.BF16: DType.F32, DType.F32: DType.F64}.get(out, out)
+    x, y = lift(a, work), lift(b, work)
+    r = elementwise(Op.SUB, x, elementwise(Op.MUL, _floor_divide(x, y, work), y))
+    return _weak_as(convert(r, out), a, b)
 
 
 def _power(a: Any, b: Any) -> Tracer:
@@ -158,9 +196,9 @@ def _square(x: Any) -> Tracer:
 
 def _reciprocal(x: Any) -> Tracer:
     out = _ufunc_dtype(np.reciprocal, x)
-    if not out.is_float:
-        raise trace_of(x).error("integer reciprocal is not supported; divide floats instead")
-    return elementwise(Op.DIV, lift(1, out), x, dtype=out)
+    if out is DType.BOOL:
+        return lift(x)  # NumPy's bool loop: 1/True is True, 1/False is False
+    return elementwise(Op.DIV, lift(1, out), x, dtype=out)  # integers: truncated, as in C
 
 
 def _log_base(base: float) -> TracerFn:
@@ -191,7 +229,7 @@ def _isfinite(x: Any) -> Tracer:
 
 
 def _positive(x: Any) -> Tracer:
-    return lift(x)
+    return lift(x, _ufunc_dtype(np.positive, x))  # refuses bool, as NumPy does
 
 
 np_ne = _compare(Op.NE)
@@ -287,12 +325,25 @@ np_max = _reduce("max", np.max)
 np_min = _reduce("min", np.min)
 
 
-def np_all(a: Any, axis: Any = None, keepdims: bool = False) -> Tracer:
-    return np_min(_as_bool(a), axis, keepdims=keepdims)
+def _bool_reduce(kind: str) -> TracerFn:
+    """all/any: min/max over booleans, which unlike np.min/np.max accept empty arrays."""
+
+    def run(a: Any, axis: Any = None, keepdims: bool = False) -> Tracer:
+        x = _as_bool(a)
+        axes = normalize_axes(axis, x.ndim, x.trace.api)
+        if not axes:
+            return x
+        if any(x.shape[i] == 0 for i in axes):  # all([]) is True, any([]) is False
+            shape = tuple(n for i, n in enumerate(x.shape) if i not in axes)
+            return _keep(full(x.trace, shape, kind == "min", DType.BOOL), axes, x.shape, keepdims)
+        r = x.trace.emit(Op.REDUCE, [x], kind=kind, axes=axes)
+        return _keep(r, axes, x.shape, keepdims)
+
+    return run
 
 
-def np_any(a: Any, axis: Any = None, keepdims: bool = False) -> Tracer:
-    return np_max(_as_bool(a), axis, keepdims=keepdims)
+np_all = _bool_reduce("min")
+np_any = _bool_reduce("max")
 
 
 def np_mean(a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> Tracer:
@@ -484,6 +535,9 @@ def np_where(condition: Any, x: Any = None, y: Any = None) -> Tracer:
             UnsupportedError,
         )
     out = result_dtype(x, y)
+    # NumPy casts a Python int that does not fit the result unsafely (np.where(c, x_u8, -1)
+    # holds 255)
+    x, y = (np.array(v).astype(out.np) if type(v) is int else v for v in (x, y))
     c, a, b = broadcast_all([_as_bool(condition), lift(x, out), lift(y, out)])
     return c.trace.emit(Op.SELECT, [c, a, b], is_weak(x) and is_weak(y))
 
@@ -493,13 +547,28 @@ def np_clip(a: Any, a_min: Any = None, a_max: Any = None, **kwargs: Any) -> Trac
     a_max = kwargs.pop("max", a_max)
     if kwargs:
         raise trace_of(a).error(f"unsupported arguments {sorted(kwargs)}", UnsupportedError)
-    bounds = [b for b in (a_min, a_max) if b is not None]
-    out = result_dtype(a, *bounds)
+    trace = trace_of(a, a_min, a_max)
+    try:
+        with np.errstate(all="ignore"):
+            lo, hi = (None if v is None else _stand_in(v) for v in (a_min, a_max))
+            probe = np.clip(_stand_in(a), lo, hi)
+    except (TypeError, ValueError, OverflowError, np.exceptions.DTypePromotionError) as e:
+        raise trace.error(str(e)) from None
+    out = to_dtype(np.asarray(probe).dtype, trace.api)  # bf16 clips in f32
+    if out.is_int:
+        # NumPy accepts a Python int bound beyond the dtype's range on its own side: it clips
+        # nothing (np.clip(x_u8, -1, 300) is x)
+        info = np.iinfo(out.np.type)  # type: ignore[type-var]
+        if type(a_min) is int and a_min < int(info.min):
+            a_min = None
+        if type(a_max) is int and a_max > int(info.max):
+            a_max = None
     x = lift(a, out)
+    bool_ops = _ON_BOOL if out is DType.BOOL else {}
     if a_min is not None:
-        x = elementwise(Op.MAX, x, a_min, dtype=out)
+        x = elementwise(bool_ops.get(Op.MAX, Op.MAX), x, a_min, dtype=out)
     if a_max is not None:
-        x = elementwise(Op.MIN, x, a_max, dtype=out)
+        x = elementwise(bool_ops.get(Op.MIN, Op.MIN), x, a_max, dtype=out)
     return x
 
 
@@ -516,7 +585,7 @@ def np_full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None) 
     x = lift(a)
     out = to_dtype(dtype, x.trace.api) if dtype is not None else x.node.dtype
     value = lift(fill_value, out)
-    return broadcast(value, x.shape if shape is None else tuple(shape))
+    return strong(broadcast(value, x.shape if shape is None else tuple(shape)))
 
 
 def np_astype(x: Any, dtype: Any, copy: bool = True) -> Tracer:
@@ -530,7 +599,8 @@ def np_copy(a: Any) -> Tracer:
 
 def np_outer(a: Any, b: Any) -> Tracer:
     x, y = np_ravel(a), np_ravel(b)
-    return elementwise(Op.MUL, reshape(x, (x.size, 1)), reshape(y, (1, y.size)))
+    product: Tracer = UFUNCS[np.multiply](reshape(x, (x.size, 1)), reshape(y, (1, y.size)))
+    return product
 
 
 def np_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Tracer:
@@ -629,10 +699,13 @@ def array_ufunc(self: Tracer, ufunc: np.ufunc, method: str, *inputs: Any, **kwar
                 UnsupportedError,
             )
     if method == "__call__" and ufunc in UFUNCS:
-        return call(name, UFUNCS[ufunc], inputs, kwargs)
+        return _strong(call(name, UFUNCS[ufunc], inputs, kwargs))
     if method == "reduce" and ufunc in REDUCE_METHODS:
         kwargs.setdefault("axis", 0)
-        return call(f"{name}.reduce", FUNCTIONS[getattr(np, REDUCE_METHODS[ufunc])], inputs, kwargs)
+        if kwargs["axis"] == 0 and inputs and lift(inputs[0]).ndim == 0:
+            kwargs["axis"] = None  # NumPy reduces a rank-0 array along its 'axis 0'
+        reduction = FUNCTIONS[getattr(np, REDUCE_METHODS[ufunc])]
+        return _strong(call(f"{name}.reduce", reduction, inputs, kwargs))
     what = name if method == "__call__" else f"{name}.{method}"
     raise self.trace.error(f"{what} is not supported under @jit", UnsupportedError)
 
@@ -648,4 +721,10 @@ def array_function(
             "on traced values; see docs/jit.md for what is supported)",
             UnsupportedError,
         )
-    return call(name, handler, args, kwargs)
+    return _strong(call(name, handler, args, kwargs))
+
+
+def _strong(result: Any) -> Any:
+    """NumPy functions return NumPy arrays and scalars, which are strongly typed even when
+    every operand was a Python scalar (np.exp(2.0) is an np.float64, promoting f32 to f64)."""
+    return strong(result) if isinstance(result, Tracer) else result

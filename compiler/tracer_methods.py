@@ -61,6 +61,14 @@ def _unary(ufunc: np.ufunc, what: str) -> Callable[..., Any]:
     return run
 
 
+def _power(self: Tracer, other: Any) -> Any:
+    """`x ** 2` is np.square(x), as ndarray's fast path makes it: bool ** 2 is int8 where
+    np.power(bool, 2) is int64."""
+    if type(other) is int and other == 2 and self.ndim:  # a NumPy scalar has no fast path
+        return api.call("x ** y", api.UFUNCS[np.square], (self,), {})
+    return api.call("x ** y", api.UFUNCS[np.power], (self, other), {})
+
+
 # --- methods ------------------------------------------------------------------------------
 
 
@@ -175,7 +183,7 @@ def _getitem(x: Tracer, index: Any) -> Tracer:
 def _install() -> None:
     for name, (ufunc, symbol) in _OPERATORS.items():
         forward, reverse = _binary(ufunc, symbol)
-        setattr(Tracer, f"__{name}__", forward)
+        setattr(Tracer, f"__{name}__", _power if name == "pow" else forward)
         setattr(Tracer, f"__r{name}__", reverse)
     for name, (ufunc, symbol) in _COMPARISONS.items():
         setattr(Tracer, f"__{name}__", _binary(ufunc, symbol)[0])

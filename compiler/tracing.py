@@ -329,6 +329,11 @@ def lift(x: Any, dtype: DType | None = None) -> Tracer:
     return c if dtype is None or c.node.dtype is dtype else convert(c, dtype)
 
 
+def strong(x: Tracer) -> Tracer:
+    """`x` typed strongly, as a NumPy array is."""
+    return Tracer(x.trace, x.node, False) if x.weak else x
+
+
 def convert(x: Tracer, dtype: DType) -> Tracer:
     if x.node.dtype is dtype:
         return x
