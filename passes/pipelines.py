@@ -6,7 +6,8 @@ _CLEANUP = "canonicalize,fold,cse,dce"
 
 DEFAULT_PIPELINES: dict[str, str] = {
     "interp": _CLEANUP,
-    # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels
-    "cpu": f"{_CLEANUP},decompose{{softmax=false}},{_CLEANUP},fuse,buffer-assign",
+    # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels,
+    # so it keeps softmax and recognizes the one traced NumPy code spells out
+    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},{_CLEANUP},fuse,buffer-assign",
     "tpu": f"{_CLEANUP},decompose,{_CLEANUP},buffer-assign",
 }
