@@ -14,6 +14,7 @@ import numpy as np
 
 from compiler.tracing import (
     Tracer,
+    UnsupportedError,
     broadcast,
     elementwise,
     lift,
@@ -135,17 +136,21 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Tracer:
 def _parse_subscripts(spec: str, n: int, trace: Any) -> tuple[list[str], str]:
     spec = spec.replace(" ", "")
     if "." in spec:
-        raise trace.error("einsum: '...' (ellipsis) subscripts are not supported; name the axes")
+        raise trace.error(
+            "'...' (ellipsis) subscripts are not supported; name the axes", UnsupportedError
+        )
     inputs, arrow, output = spec.partition("->")
     terms = inputs.split(",")
     if len(terms) != n:
-        raise trace.error(f"einsum: {len(terms)} subscripts for {n} operands")
+        raise trace.error(f"{len(terms)} subscripts for {n} operands")
     if not arrow:
         letters = "".join(terms)
         output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     for t in terms:
         if len(set(t)) != len(t):
-            raise trace.error(f"einsum: repeated subscript in {t!r} (diagonals) is not supported")
+            raise trace.error(
+                f"repeated subscript in {t!r} (diagonals) is not supported", UnsupportedError
+            )
     return terms, output
 
 
@@ -153,17 +158,17 @@ def _parse_subscripts(spec: str, n: int, trace: Any) -> tuple[list[str], str]:
 def einsum(subscripts: str, *operands: Any) -> Tracer:
     trace = trace_of(*operands)
     if not isinstance(subscripts, str):
-        raise trace.error("einsum: only the string form of subscripts is supported")
+        raise trace.error("only the string form of subscripts is supported", UnsupportedError)
     terms, output = _parse_subscripts(subscripts, len(operands), trace)
     out = result_dtype(*operands)
     pending = [(lift(op, out), term) for op, term in zip(operands, terms, strict=True)]
     sizes: dict[str, int] = {}
     for x, term in pending:
         if x.ndim != len(term):
-            raise trace.error(f"einsum: operand {term!r} has rank {x.ndim}")
+            raise trace.error(f"operand {term!r} has rank {x.ndim}")
         for c, n in zip(term, x.shape, strict=True):
             if sizes.setdefault(c, n) != n:
-                raise trace.error(f"einsum: subscript {c!r} has sizes {sizes[c]} and {n}")
+                raise trace.error(f"subscript {c!r} has sizes {sizes[c]} and {n}")
     x, term = pending[0]
     for i in range(1, len(pending)):
         y, other = pending[i]

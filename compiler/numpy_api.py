@@ -421,6 +421,8 @@ def np_transpose(a: Any, axes: Sequence[int] | None = None) -> Tracer:
     x = lift(a)
     if axes is None:
         return transpose(x, range(x.ndim - 1, -1, -1))
+    if any(not -x.ndim <= int(p) < x.ndim for p in axes):  # % would wrap them silently
+        raise x.trace.error(f"axes {list(axes)} are out of bounds for an array of rank {x.ndim}")
     perm = tuple(int(p) % max(x.ndim, 1) for p in axes)
     if sorted(perm) != list(range(x.ndim)):
         raise x.trace.error(f"axes {list(axes)} do not match an array of rank {x.ndim}")
@@ -437,8 +439,11 @@ def np_swapaxes(a: Any, axis1: int, axis2: int) -> Tracer:
 
 def np_moveaxis(a: Any, source: Any, destination: Any) -> Tracer:
     x = lift(a)
-    src = [s % x.ndim for s in np.atleast_1d(source)]
-    dst = [d % x.ndim for d in np.atleast_1d(destination)]
+    api = x.trace.api
+    src = [normalize_axes(int(s), x.ndim, api)[0] for s in np.atleast_1d(source)]
+    dst = [normalize_axes(int(d), x.ndim, api)[0] for d in np.atleast_1d(destination)]
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst) or len(src) != len(dst):
+        raise x.trace.error("source and destination must be distinct axes, as many of each")
     order = [i for i in range(x.ndim) if i not in src]
     for d, s in sorted(zip(dst, src, strict=True)):
         order.insert(d, s)

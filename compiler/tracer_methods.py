@@ -122,16 +122,34 @@ def getitem(self: Tracer, index: Any) -> Tracer:
         return _getitem(self, index)
 
 
+def _check_index_item(x: Tracer, item: Any) -> None:
+    """Only basic indexing: static integers, slices, None and Ellipsis."""
+    if isinstance(item, Tracer | np.ndarray | list):
+        raise x.trace.error(
+            "indexing with an array (a boolean mask or integer indices) is not supported: "
+            "the result's shape would depend on the data; use np.where(mask, x, 0) or "
+            "slices with static bounds",
+            UnsupportedError,
+        )
+    if isinstance(item, bool | np.bool_):
+        raise x.trace.error(
+            "indexing with a boolean scalar (a rank-0 mask) is not supported; use None to "
+            "add an axis",
+            UnsupportedError,
+        )
+    if not (
+        item is None or item is Ellipsis or isinstance(item, slice | int | np.integer)
+    ):  # a float would otherwise truncate silently
+        raise x.trace.error(
+            "only integers, slices (`:`), ellipsis (`...`) and None (`np.newaxis`) are "
+            f"valid indices, got {type(item).__name__}"
+        )
+
+
 def _getitem(x: Tracer, index: Any) -> Tracer:
     items = index if isinstance(index, tuple) else (index,)
     for item in items:
-        if isinstance(item, Tracer | np.ndarray | list):
-            raise x.trace.error(
-                "indexing with an array (a boolean mask or integer indices) is not supported: "
-                "the result's shape would depend on the data; use np.where(mask, x, 0) or "
-                "slices with static bounds",
-                UnsupportedError,
-            )
+        _check_index_item(x, item)
     if sum(item is Ellipsis for item in items) > 1:
         raise x.trace.error("an index can only have a single ellipsis ('...')")
     used = sum(1 for item in items if item is not None and item is not Ellipsis)

@@ -180,7 +180,7 @@ def trace_of(*values: Any) -> Trace:
 
 
 def _concretization(what: str, hint: str) -> Callable[[Tracer], Any]:
-    def refuse(self: Tracer, *args: Any) -> Any:
+    def refuse(self: Tracer, *args: Any, **kwargs: Any) -> Any:  # np.array passes copy=
         raise ConcretizationError(
             f"{what} of a traced value {self.aval}: under @jit the value is only known when the "
             f"compiled code runs, not while Python traces the function. {hint}",
