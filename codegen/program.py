@@ -1,22 +1,9 @@
 """A whole function as one native program: kernels, constants and entry points in one module.
 
 The module is self-contained, so its object code plus the JSON `ProgramSpec` is everything a
-runtime needs (an on-disk cache or an AOT library holds no IR and no pickles). Symbols:
-
-    void <entry>_run(ptr io, ptr arena)
-        `io` holds the parameters' data pointers in order, then one pointer per computed
-        output slot. Every kernel runs in schedule order over all its rows; the pointer table
-        each kernel gets is built on the stack, so the function is reentrant as long as each
-        concurrent caller passes its own `arena` (`arena_bytes`, 64-byte aligned).
-    void <entry>_py(PyObject* in_0, ..., PyObject* out_0, ..., ptr arena)
-        Reads each numpy array's data pointer out of its PyArrayObject (at `data_offset`) and
-        calls `_run`; Python calls it through ctypes.PYFUNCTYPE with no per-array
-        `.ctypes.data` lookup. Only emitted when the runtime knows the offset.
-    void <entry>_constants(ptr table)
-        Stores the address of every constant (spec order) into `table`: the constants stay
-        private, yet the threaded runtime and returned constants can still reach them.
-    void k<i>_<op>(ptr* buffers, i64 start, i64 stop)
-        The kernels (codegen/kernel.py ABI), exported for the threaded runtime.
+runtime needs (an on-disk cache or an AOT library holds no IR and no pickles). Every symbol
+starts with the program's name (runtime/program_spec.py lists them), so two programs can share
+a process, even as shared libraries.
 """
 
 from __future__ import annotations
@@ -32,145 +19,20 @@ from codegen.types import I8, I64, PTR
 from ir.graph import Function, Node, structural_key
 from ir.ops import Op
 from passes.buffers import assign_buffers
+from runtime.program_spec import (
+    ALIGN,
+    ARENA,
+    CONST,
+    OUTPUT,
+    PARAM,
+    ProgramSpec,
+    Ref,
+    ResultSpec,
+    StepSpec,
+    TensorSpec,
+)
 
-SPEC_VERSION = 1
-ALIGN = 64  # arena offsets and constants: a cache line, enough for AVX-512 loads
-
-ARENA, PARAM, OUTPUT, CONST = "arena", "param", "output", "const"
-REF_KINDS = (ARENA, PARAM, OUTPUT, CONST)
-
-
-@dataclass(frozen=True)
-class Ref:
-    """Where one buffer lives: an arena offset, parameter i, output slot k or a constant."""
-
-    kind: str
-    value: int | str  # an int, except a constant's symbol
-
-    def to_json(self) -> list[Any]:
-        return [self.kind, self.value]
-
-    @staticmethod
-    def from_json(data: list[Any]) -> Ref:
-        kind, value = data
-        if kind not in REF_KINDS or not isinstance(value, str if kind == CONST else int):
-            raise ValueError(f"bad buffer reference {data!r}")
-        return Ref(kind, value)
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str  # tessel's spelling (f32, bf16, ...), see ir.dtypes.DType
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> TensorSpec:
-        return TensorSpec(data["name"], tuple(int(d) for d in data["shape"]), data["dtype"])
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    kernel: str
-    op: str
-    rows: int
-    work_per_row: int
-    buffers: tuple[Ref, ...]  # the kernel ABI's table: output, then operands
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kernel": self.kernel,
-            "op": self.op,
-            "rows": self.rows,
-            "work_per_row": self.work_per_row,
-            "buffers": [b.to_json() for b in self.buffers],
-        }
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> StepSpec:
-        buffers = tuple(Ref.from_json(b) for b in data["buffers"])
-        return StepSpec(data["kernel"], data["op"], data["rows"], data["work_per_row"], buffers)
-
-    @property
-    def info(self) -> KernelInfo:
-        return KernelInfo(self.kernel, self.rows, self.work_per_row)
-
-
-@dataclass(frozen=True)
-class ResultSpec:
-    shape: tuple[int, ...]
-    dtype: str
-    source: Ref  # OUTPUT, PARAM or CONST
-
-    def to_json(self) -> dict[str, Any]:
-        return {"shape": list(self.shape), "dtype": self.dtype, "source": self.source.to_json()}
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> ResultSpec:
-        shape = tuple(int(d) for d in data["shape"])
-        return ResultSpec(shape, data["dtype"], Ref.from_json(data["source"]))
-
-
-@dataclass(frozen=True)
-class ProgramSpec:
-    """Everything the runtime needs to call a program's object code, as plain JSON data."""
-
-    entry: str
-    params: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]  # computed output slots, `io[len(params) + k]`
-    results: tuple[ResultSpec, ...]
-    arena_bytes: int
-    steps: tuple[StepSpec, ...]
-    constants: tuple[TensorSpec, ...]  # name = the global's symbol
-    target_cpu: str
-    target_features: str
-    data_offset: int | None  # the PyArrayObject data offset `_py` was built for; None: no `_py`
-
-    @property
-    def run_symbol(self) -> str:
-        return f"{self.entry}_run"
-
-    @property
-    def py_symbol(self) -> str | None:
-        return None if self.data_offset is None else f"{self.entry}_py"
-
-    @property
-    def constants_symbol(self) -> str:
-        return f"{self.entry}_constants"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "version": SPEC_VERSION,
-            "entry": self.entry,
-            "params": [p.to_json() for p in self.params],
-            "outputs": [o.to_json() for o in self.outputs],
-            "results": [r.to_json() for r in self.results],
-            "arena_bytes": self.arena_bytes,
-            "steps": [s.to_json() for s in self.steps],
-            "constants": [c.to_json() for c in self.constants],
-            "target": {"cpu": self.target_cpu, "features": self.target_features},
-            "data_offset": self.data_offset,
-        }
-
-    @staticmethod
-    def from_json(data: dict[str, Any]) -> ProgramSpec:
-        if data.get("version") != SPEC_VERSION:
-            raise ValueError(f"program spec version {data.get('version')!r}, want {SPEC_VERSION}")
-        return ProgramSpec(
-            entry=data["entry"],
-            params=tuple(TensorSpec.from_json(p) for p in data["params"]),
-            outputs=tuple(TensorSpec.from_json(o) for o in data["outputs"]),
-            results=tuple(ResultSpec.from_json(r) for r in data["results"]),
-            arena_bytes=int(data["arena_bytes"]),
-            steps=tuple(StepSpec.from_json(s) for s in data["steps"]),
-            constants=tuple(TensorSpec.from_json(c) for c in data["constants"]),
-            target_cpu=data["target"]["cpu"],
-            target_features=data["target"]["features"],
-            data_offset=data["data_offset"],
-        )
+__all__ = ["ALIGN", "Program", "ProgramSpec", "lower_program"]
 
 
 @dataclass
@@ -186,10 +48,16 @@ def _tensor(name: str, node: Node) -> TensorSpec:
 
 
 def lower_program(
-    fn: Function, target_cpu: str, target_features: str, data_offset: int | None
+    fn: Function,
+    target_cpu: str,
+    target_features: str,
+    data_offset: int | None,
+    name: str | None = None,
 ) -> Program:
-    """One module for all of `fn`: its kernels, constants and the entry points above."""
-    module = ir.Module(name=f"tessel.{fn.name}")
+    """One module for all of `fn`: its kernels, constants and entry points, every symbol
+    prefixed with `name` (default: the function's name)."""
+    name = name or fn.name
+    module = ir.Module(name=f"tessel.{name}")
     refs: dict[Node, Ref] = {p: Ref(PARAM, i) for i, p in enumerate(fn.params)}
     outputs: list[TensorSpec] = []
     for r in fn.results:
@@ -201,7 +69,7 @@ def lower_program(
     globals_: list[ir.GlobalVariable] = []
     for i, node in enumerate(fn.body):
         if node.op is Op.CONSTANT:
-            symbol = f"{fn.name}_c{i}"
+            symbol = f"{name}_c{i}"
             value = np.ascontiguousarray(node.attrs["value"].array, dtype=node.dtype.np)
             globals_.append(_constant_global(module, symbol, value))
             refs[node] = Ref(CONST, symbol)
@@ -219,7 +87,7 @@ def lower_program(
         # A kernel depends only on its node's op, types and attributes, so equal nodes (the
         # layers of a deep MLP) share one: compile time grows with distinct layers, not depth.
         key = _kernel_key(node)
-        info = built.get(key) or build_kernel(module, node, f"k{i}_{node.op.value}")
+        info = built.get(key) or build_kernel(module, node, f"{name}_k{i}_{node.op.value}")
         built[key] = info
         # Size-0 operands own no bytes; any valid pointer will do.
         buffers = tuple(refs.get(n, Ref(ARENA, 0)) for n in (node, *node.srcs))
@@ -227,7 +95,7 @@ def lower_program(
         nodes.append(node)
     results = tuple(ResultSpec(r.shape, r.dtype.value, refs[r]) for r in fn.results)
     spec = ProgramSpec(
-        entry=fn.name,
+        entry=name,
         params=tuple(_tensor(name, p) for name, p in zip(fn.param_names, fn.params, strict=True)),
         outputs=tuple(outputs),
         results=results,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import runtime.cpu as cpu
+import runtime.native as native
 from codegen.program import ProgramSpec
 from ir.diagnostics import TesselError
 from ir.graph import Module
@@ -116,7 +117,8 @@ def test_without_a_verified_array_layout_the_py_entry_is_not_used(
 ) -> None:
     exe = CpuExecutable(parse_module(SMALL), threads=1)
     spec, obj = exe.payload()
-    monkeypatch.setattr(cpu, "ARRAY_DATA_OFFSET", None)
+    monkeypatch.setattr(cpu, "ARRAY_DATA_OFFSET", None)  # what the compiler builds for
+    monkeypatch.setattr(native, "ARRAY_DATA_OFFSET", None)  # what the executor accepts
     cached = CpuExecutable.from_payload(spec, obj, threads=1)  # built for another layout
     fresh = CpuExecutable(parse_module(SMALL), threads=1)
     assert cached.mode == fresh.mode == "run"
