@@ -18,6 +18,7 @@ from compiler.tracing import (
     broadcast,
     elementwise,
     lift,
+    normalize_axes,
     reshape,
     result_dtype,
     to_dtype,
@@ -128,8 +129,10 @@ def tensordot(a: Any, b: Any, axes: Any = 2) -> Tracer:
         xa, ya = list(range(x.ndim - axes, x.ndim)), list(range(axes))
     else:
         xa, ya = ([v] if isinstance(v, int) else list(v) for v in axes)
-    xa = [i % x.ndim for i in xa]
-    ya = [i % y.ndim for i in ya]
+    if len(xa) != len(ya):
+        raise x.trace.error(f"axes {xa} and {ya} pair different numbers of dimensions")
+    xa = [normalize_axes(i, x.ndim, x.trace.api)[0] for i in xa]
+    ya = [normalize_axes(i, y.ndim, y.trace.api)[0] for i in ya]
     return dot_general(x, y, (xa, ya))
 
 
@@ -146,6 +149,10 @@ def _parse_subscripts(spec: str, n: int, trace: Any) -> tuple[list[str], str]:
     if not arrow:
         letters = "".join(terms)
         output = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    if len(set(output)) != len(output) or not set(output) <= set("".join(terms)):
+        raise trace.error(
+            f"output subscripts {output!r} must be distinct and appear among the inputs"
+        )
     for t in terms:
         if len(set(t)) != len(t):
             raise trace.error(

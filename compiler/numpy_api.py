@@ -26,6 +26,7 @@ from compiler.tracing import (
     UnsupportedError,
     broadcast,
     broadcast_all,
+    concrete_array,
     convert,
     elementwise,
     full,
@@ -54,7 +55,7 @@ def _stand_in(x: Any) -> Any:
         return np.zeros(1, x.dtype)
     if isinstance(x, bool | int | float):
         return x
-    return np.zeros(1, np.asarray(x).dtype)
+    return np.zeros(1, concrete_array(x).dtype)
 
 
 def _ufunc_dtype(ufunc: np.ufunc, *xs: Any, dtype: Any = None) -> DType:
@@ -139,6 +140,20 @@ def _logical(op: Op) -> TracerFn:
     return run
 
 
+def bitwise_xor(a: Any, b: Any) -> Tracer:
+    out = _ufunc_dtype(np.bitwise_xor, a, b)
+    x, y = lift(a, out), lift(b, out)
+    if out is DType.BOOL:
+        return _logical_xor(x, y)
+    # tessel has no xor: the bits set in either operand but not in both
+    both, either = elementwise(Op.AND, x, y), elementwise(Op.OR, x, y)
+    return _weak_as(elementwise(Op.AND, either, elementwise(Op.NOT, both)), a, b)
+
+
+def python_divmod(a: Any, b: Any) -> tuple[Tracer, Tracer]:
+    return _floor_divide(a, b), _remainder(a, b)
+
+
 def _logical_xor(a: Any, b: Any) -> Tracer:
     x, y = broadcast_all([_as_bool(a), _as_bool(b)])
     return x.trace.emit(Op.NE, [x, y])
@@ -148,10 +163,17 @@ def _divide(a: Any, b: Any, dtype: Any = None) -> Tracer:
     return elementwise(Op.DIV, a, b, dtype=_ufunc_dtype(np.true_divide, a, b, dtype=dtype))
 
 
+_WIDER = {DType.F16: DType.F32, DType.BF16: DType.F32, DType.F32: DType.F64}
+
+
 def _floor_divide(a: Any, b: Any, dtype: DType | None = None) -> Tracer:
     out = dtype or _ufunc_dtype(np.floor_divide, a, b)
     if out.is_float:
-        return elementwise(Op.FLOOR, elementwise(Op.DIV, a, b, dtype=out))
+        # floor(x/y) is off by one where x/y rounds up to an integer: a wider type makes that
+        # rare, and NumPy's half loops compute in f32 too
+        work = _WIDER.get(out, out)
+        q = elementwise(Op.FLOOR, elementwise(Op.DIV, a, b, dtype=work))
+        return _weak_as(convert(q, out), a, b)
     x, y = broadcast_all([lift(a, out), lift(b, out)])
     q = x.trace.emit(Op.DIV, [x, y])  # truncates toward zero; floor steps down one on a
     inexact = np_ne(elementwise(Op.SUB, x, elementwise(Op.MUL, q, y)), 0)  # negative remainder
@@ -170,7 +192,7 @@ def _remainder(a: Any, b: Any) -> Tracer:
     out = _ufunc_dtype(np.remainder, a, b)
     # NumPy's float remainder is exact (fmod); x - floor(x/y)*y is not when x/y rounds up to
     # an integer, so narrow floats compute it in a wider type and round once
-    work = {DType.F16: DType.F32, DType.BF16: DType.F32, DType.F32: DType.F64}.get(out, out)
+    work = _WIDER.get(out, out)
     x, y = lift(a, work), lift(b, work)
     r = elementwise(Op.SUB, x, elementwise(Op.MUL, _floor_divide(x, y, work), y))
     return _weak_as(convert(r, out), a, b)
@@ -380,6 +402,8 @@ def _arg_reduce(kind: str) -> TracerFn:
         if axis is None:
             r = run(reshape(x, (x.size,)), 0)
             return reshape(r, (1,) * x.ndim) if keepdims else r
+        if not isinstance(axis, int | np.integer):
+            raise x.trace.error(f"axis must be a single integer, got {axis!r}")
         (ax,) = normalize_axes(axis, x.ndim, x.trace.api)
         if x.shape[ax] == 0:
             raise x.trace.error(f"attempt to get arg{kind} of an empty sequence")
@@ -395,15 +419,18 @@ def _arg_reduce(kind: str) -> TracerFn:
 
 
 def _shape_arg(shape: Any, size: int, api: str, trace: Any) -> tuple[int, ...]:
-    dims = (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(d) for d in shape)
-    unknown = [i for i, d in enumerate(dims) if d == -1]
+    given = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
+    if not all(isinstance(d, int | np.integer) and not isinstance(d, bool) for d in given):
+        raise trace.error(f"the shape {given} must hold integers")  # a float would truncate
+    dims = tuple(int(d) for d in given)
+    unknown = [i for i, d in enumerate(dims) if d < 0]  # NumPy takes any negative as -1
     if len(unknown) > 1:
         raise trace.error("can only specify one unknown dimension")
-    known = math.prod(d for d in dims if d != -1)
+    known = math.prod(d for d in dims if d >= 0)
     if unknown:
         if known == 0 or size % known:
             raise trace.error(f"cannot reshape array of size {size} into shape {list(dims)}")
-        dims = tuple(size // known if d == -1 else d for d in dims)
+        dims = tuple(size // known if d < 0 else d for d in dims)
     if math.prod(dims) != size:
         raise trace.error(f"cannot reshape array of size {size} into shape {list(dims)}")
     return dims
@@ -525,11 +552,21 @@ def np_pad(array: Any, pad_width: Any, mode: str = "constant", constant_values: 
     if mode != "constant":
         raise x.trace.error(f"mode={mode!r} is not supported; only 'constant'", UnsupportedError)
     widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
-    value = lift(constant_values, x.node.dtype)
-    return x.trace.emit(
-        Op.PAD, [x, value], x.weak, low=tuple(int(w) for w in widths[:, 0]),
-        high=tuple(int(w) for w in widths[:, 1]),
-    )  # fmt: skip
+    if isinstance(constant_values, Tracer) or np.ndim(constant_values) == 0:
+        value = lift(constant_values, x.node.dtype)
+        return x.trace.emit(
+            Op.PAD, [x, value], x.weak, low=tuple(int(w) for w in widths[:, 0]),
+            high=tuple(int(w) for w in widths[:, 1]),
+        )  # fmt: skip
+    # a value per side: NumPy pads one axis after another, so a corner takes the later axis's
+    values = np.broadcast_to(np.asarray(constant_values), (x.ndim, 2))
+    for ax, side in ((ax, side) for ax in range(x.ndim) for side in (0, 1)):
+        if widths[ax, side]:
+            low, high = [0] * x.ndim, [0] * x.ndim
+            (low if side == 0 else high)[ax] = int(widths[ax, side])
+            value = lift(values[ax, side].item(), x.node.dtype)
+            x = x.trace.emit(Op.PAD, [x, value], x.weak, low=tuple(low), high=tuple(high))
+    return x
 
 
 def np_where(condition: Any, x: Any = None, y: Any = None) -> Tracer:
@@ -732,4 +769,6 @@ def array_function(
 def _strong(result: Any) -> Any:
     """NumPy functions return NumPy arrays and scalars, which are strongly typed even when
     every operand was a Python scalar (np.exp(2.0) is an np.float64, promoting f32 to f64)."""
+    if isinstance(result, tuple):
+        return tuple(_strong(r) for r in result)
     return strong(result) if isinstance(result, Tracer) else result

@@ -286,7 +286,16 @@ def _promotion_stand_in(x: Any) -> Any:
         return _KIND_SCALARS.get(x.dtype.kind, 0.0) if x.weak else x.dtype
     if isinstance(x, bool | int | float):
         return x
-    return np.asarray(x).dtype
+    return concrete_array(x).dtype
+
+
+def concrete_array(x: Any) -> np.ndarray:
+    """A non-tracer operand as NumPy sees it (a list becomes an array)."""
+    if _holds_tracer(x):
+        raise trace_of().error(
+            "a Python list or tuple holding traced values; combine them with np.stack"
+        )
+    return np.asarray(x)
 
 
 def is_weak(x: Any) -> bool:
@@ -319,19 +328,19 @@ def lift(x: Any, dtype: DType | None = None) -> Tracer:
             return trace.constant(np.array(x, dtype=dtype.np), dtype, weak=True)
         except OverflowError as e:
             raise trace.error(str(e)) from None
-    if isinstance(x, list | tuple):
-        raise trace.error(
-            "a Python list or tuple holding traced values; combine them with np.stack"
-            if any(isinstance(v, Tracer) for v in x)
-            else "expected an array, got a Python sequence"
-        )
-    c = trace.constant(np.asarray(x))
+    c = trace.constant(concrete_array(x))  # NumPy makes a list a (strongly typed) array
     return c if dtype is None or c.node.dtype is dtype else convert(c, dtype)
 
 
 def strong(x: Tracer) -> Tracer:
     """`x` typed strongly, as a NumPy array is."""
     return Tracer(x.trace, x.node, False) if x.weak else x
+
+
+def _holds_tracer(x: Any) -> bool:
+    return isinstance(x, Tracer) or (
+        isinstance(x, list | tuple) and any(_holds_tracer(v) for v in x)
+    )
 
 
 def convert(x: Tracer, dtype: DType) -> Tracer:
@@ -393,9 +402,11 @@ def normalize_axes(axis: Any, ndim: int, api: str) -> tuple[int, ...]:
         return tuple(range(ndim))
     if isinstance(axis, Tracer):
         axis.__index__()
-    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(axis)
+    axes = (axis,) if isinstance(axis, int | np.integer) else tuple(np.atleast_1d(axis))
     out = []
     for a in axes:
+        if isinstance(a, bool | np.bool_) or not isinstance(a, int | np.integer):
+            raise TraceError(f"{api}: axis must be an integer, got {a!r}", user_location())
         if not -ndim <= a < ndim:
             raise TraceError(
                 f"{api}: axis {a} is out of bounds for an array of rank {ndim}", user_location()

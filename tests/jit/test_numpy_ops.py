@@ -155,7 +155,7 @@ def both(dts: list[str]) -> list[tuple[str, str]]:
 
 # --- ufuncs -------------------------------------------------------------------------------
 
-BINARY = [u for u in UFUNCS if u.nin == 2 and u is not np.matmul]
+BINARY = [u for u in UFUNCS if u.nin == 2 and u.nout == 1 and u is not np.matmul]
 UNARY = [u for u in UFUNCS if u.nin == 1]
 NEEDS_NONZERO_DIVISOR = {np.true_divide, np.floor_divide, np.remainder}
 APPROX = {np.exp, np.log, np.log2, np.log10, np.tanh, np.power, np.sqrt}
@@ -392,6 +392,8 @@ OPERATORS: Ops = {
     ">": lambda x, y: x > y,
     ">=": lambda x, y: x >= y,
     "ndarray+": lambda x, y: np.ones(y.shape, y.dtype) + x,
+    "^": lambda x, y: x ^ y,
+    "divmod": lambda x, y: np.stack(divmod(x, y)),
 }
 
 
@@ -635,6 +637,7 @@ def _shape_ops() -> Ops:
         "reshape": lambda x: np.reshape(x, (4, -1)),
         "x.reshape": lambda x: x.reshape(2, 2, 6),
         "x.reshape-tuple": lambda x: x.reshape((-1,)),
+        "reshape-negative": lambda x: x.reshape(-2, 4),
         "reshape-kw": lambda x: np.reshape(x, shape=(6, 4)),
         "transpose": lambda x: np.transpose(x),
         "transpose-axes": lambda x: np.transpose(x, (1, 2, 0)),
@@ -710,6 +713,11 @@ def _combine_ops() -> Ops:
         "pad-pairs": lambda a, b: np.pad(a, ((0, 1), (2, 0))),
         "pad-pair": lambda a, b: np.pad(a, (1, 2), constant_values=7),
         "pad-mode": lambda a, b: np.pad(a, 1, mode="constant", constant_values=1),
+        "pad-sides": lambda a, b: np.pad(a, ((1, 2), (2, 1)), constant_values=((1, 2), (3, 4))),
+        "pad-side-pair": lambda a, b: np.pad(a, 1, constant_values=(5, 0)),
+        "list-": lambda a, b: a - [1, 0, 1],
+        "where-list": lambda a, b: np.where(a > b, [[1.5, 2, 3]], b),
+        "concatenate-list": lambda a, b: np.concatenate([a, [[1, 0, 1]]]),
         "zeros_like": lambda a, b: np.zeros_like(a),
         "ones_like": lambda a, b: np.ones_like(a, dtype=np.float16),
         "zeros_like-dtype": lambda a, b: np.zeros_like(b, dtype=bool),

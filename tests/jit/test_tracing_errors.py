@@ -498,3 +498,50 @@ def test_errors_are_tessel_errors_with_the_user_frame_only() -> None:
     assert info.value.__traceback__ is not None
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
+
+
+def test_bad_arguments_numpy_refuses_too() -> None:
+    def einsum_output(x: Any) -> Any:
+        return np.einsum("ij->ik", x)  # error here
+
+    def einsum_operands(x: Any) -> Any:
+        return np.einsum("ij,jk->ik", x)  # error here
+
+    def tensordot_axes(x: Any) -> Any:
+        return np.tensordot(x, x, axes=([0, 1], [0]))  # error here
+
+    def tensordot_range(x: Any) -> Any:
+        return np.tensordot(x, x, axes=([5], [0]))  # error here
+
+    def argmax_tuple(x: Any) -> Any:
+        return x.argmax(axis=(0, 1))  # error here
+
+    def float_axis(x: Any) -> Any:
+        return x.sum(axis=0.5)  # error here
+
+    def float_shape(x: Any) -> Any:
+        return x.reshape(2.0, 3)  # error here
+
+    def matrix_transpose_1d(x: Any) -> Any:
+        return x[0].mT  # error here
+
+    expect(TraceError, r"^np\.einsum: output subscripts 'ik' must be distinct", einsum_output, X)
+    expect(TraceError, r"^np\.einsum: 2 subscripts for 1 operands", einsum_operands, X)
+    expect(TraceError, r"^np\.tensordot: axes \[0, 1\] and \[0\] pair", tensordot_axes, X)
+    expect(TraceError, r"^np\.tensordot: axis 5 is out of bounds", tensordot_range, X)
+    expect(TraceError, r"^x\.argmax: axis must be a single integer", argmax_tuple, X)
+    expect(TraceError, r"^x\.sum: axis must be an integer", float_axis, X)
+    expect(TraceError, r"^x\.reshape: the shape \(2\.0, 3\) must hold integers", float_shape, X)
+    expect(
+        TraceError,
+        r"^x\.mT: axis -2 is out of bounds for an array of rank 1",
+        matrix_transpose_1d,
+        X,
+    )
+
+
+def test_list_holding_traced_values() -> None:
+    def f(x: Any) -> Any:
+        return np.concatenate([x, [x[0]]])  # error here
+
+    expect(TraceError, r"^np\.concatenate: a Python list or tuple holding traced values", f, X)
