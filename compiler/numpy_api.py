@@ -179,7 +179,13 @@ def _floor_divide(a: Any, b: Any, dtype: DType | None = None) -> Tracer:
     inexact = np_ne(elementwise(Op.SUB, x, elementwise(Op.MUL, q, y)), 0)  # negative remainder
     signs_differ = np_ne(np_lt(x, 0), np_lt(y, 0))
     step = convert(elementwise(Op.AND, inexact, signs_differ), out)
-    return _weak_as(elementwise(Op.SUB, q, step), a, b)
+    return _weak_as(_zero_where_divisor_is_zero(elementwise(Op.SUB, q, step), y), a, b)
+
+
+def _zero_where_divisor_is_zero(result: Tracer, divisor: Tracer) -> Tracer:
+    """NumPy's integer x // 0 and x % 0 are 0 (with a warning)."""
+    zero = full(result.trace, result.shape, 0, result.node.dtype)
+    return np_where(_compare(Op.EQ)(divisor, 0), zero, result)
 
 
 def _weak_as(result: Tracer, *operands: Any) -> Tracer:
@@ -195,6 +201,8 @@ def _remainder(a: Any, b: Any) -> Tracer:
     work = _WIDER.get(out, out)
     x, y = lift(a, work), lift(b, work)
     r = elementwise(Op.SUB, x, elementwise(Op.MUL, _floor_divide(x, y, work), y))
+    if out.is_int:
+        r = _zero_where_divisor_is_zero(r, broadcast_all([y, r])[0])
     return _weak_as(convert(r, out), a, b)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from compiler import numpy_api as api
-from compiler.tracing import Tracer, UnsupportedError, reshape
+from compiler.tracing import Tracer, UnsupportedError, convert, is_weak, reshape
+from ir.dtypes import DType
 from ir.ops import Op
 
 # --- operators ----------------------------------------------------------------------------
@@ -24,10 +25,10 @@ def _binary(
     handler = api.UFUNCS[ufunc] if isinstance(ufunc, np.ufunc) else ufunc
 
     def forward(self: Tracer, other: Any) -> Any:
-        return api.call(f"x {symbol} y", handler, (self, other), {})
+        return api.call(f"x {symbol} y", handler, _python_operands(symbol, self, other), {})
 
     def reverse(self: Tracer, other: Any) -> Any:
-        return api.call(f"x {symbol} y", handler, (other, self), {})
+        return api.call(f"x {symbol} y", handler, _python_operands(symbol, other, self), {})
 
     return forward, reverse
 
@@ -59,9 +60,22 @@ _UNARY = {"neg": (np.negative, "-x"), "pos": (np.positive, "+x"), "abs": (np.abs
           "invert": (np.invert, "~x")}  # fmt: skip
 
 
+def _python_operands(symbol: str, *operands: Any) -> tuple[Any, ...]:
+    """Operators on values that are Python scalars follow Python, where a bool is an int in
+    arithmetic (True + True == 2, -True == -1) but NumPy's bool arithmetic is logical."""
+    if symbol in ("&", "|", "^") or not all(is_weak(v) for v in operands):
+        return operands
+    return tuple(
+        int(v) if isinstance(v, bool)
+        else convert(v, DType.I64) if isinstance(v, Tracer) and v.node.dtype is DType.BOOL
+        else v
+        for v in operands
+    )  # fmt: skip
+
+
 def _unary(ufunc: np.ufunc, what: str) -> Callable[..., Any]:
     def run(self: Tracer) -> Any:
-        return api.call(what, api.UFUNCS[ufunc], (self,), {})
+        return api.call(what, api.UFUNCS[ufunc], _python_operands(what, self), {})
 
     return run
 
@@ -71,7 +85,7 @@ def _power(self: Tracer, other: Any) -> Any:
     np.power(bool, 2) is int64."""
     if type(other) is int and other == 2 and self.ndim:  # a NumPy scalar has no fast path
         return api.call("x ** y", api.UFUNCS[np.square], (self,), {})
-    return api.call("x ** y", api.UFUNCS[np.power], (self, other), {})
+    return api.call("x ** y", api.UFUNCS[np.power], _python_operands("**", self, other), {})
 
 
 # --- methods ------------------------------------------------------------------------------

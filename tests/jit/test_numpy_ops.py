@@ -211,6 +211,11 @@ def test_floor_divide_and_remainder_signs() -> None:
     for target in ("interp", "cpu"):
         assert check_ops(ops, (x, y), target) == 4
         assert check_ops(ops, (x.astype(np.float64) + 0.5, y.astype(np.float64)), target) == 4
+        # NumPy's integer x // 0 and x % 0 are 0; float ones are inf and nan
+        zeros = np.array([0, 2, 0, -3, 0, 0, 1], np.int32)
+        assert check_ops(ops, (x, zeros), target) == 4
+        assert check_ops(ops, (x.astype(np.int8), zeros.astype(np.uint8)), target) == 4
+        assert check_ops(ops, (x.astype(np.float32), zeros.astype(np.float32)), target) == 4
 
 
 @pytest.mark.parametrize(("dt", "target"), both(ALL))
@@ -857,3 +862,23 @@ def test_amax_amin() -> None:
     x = np.arange(12, dtype=np.int16).reshape(3, 4) - 5
     ops: Ops = {"amax": lambda a: np.amax(a, axis=1), "amin": lambda a: np.amin(a, keepdims=True)}
     assert check_ops(ops, (x,), "interp") == 2
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+def test_python_bool_arguments_follow_python(target: str) -> None:
+    """A Python bool is an int in Python arithmetic (True + True == 2, ~True == -2), while
+    NumPy's bool arithmetic is logical; operators on Python scalars must follow Python."""
+    x = np.ones(3, np.float16)
+
+    def f(x: Any, b: Any, n: Any) -> tuple[Any, ...]:
+        return (
+            (b + b) * x, -b * x, ~b * x, abs(b) * x, (b * 2.5) * x, (b & b) * x, (b // n) * x,
+            b**2 * x, (b - n) * x, (b | True) * x, divmod(b, n)[1] * x, (b < n) * x,
+            (b ^ True) * x, (b + True) * x,
+        )  # fmt: skip
+
+    jf = jit(f, target=target)
+    for flag in (True, False):
+        for i, (g, w) in enumerate(zip(jf(x, flag, 3), f(x, flag, 3), strict=True)):
+            assert_same(g, w, target, f"result {i}")
+    assert jf.cache_info().misses == 1
