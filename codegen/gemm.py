@@ -31,7 +31,8 @@ from codegen.types import I64, PTR, STORAGE, element_ptr, store_value
 from ir.dtypes import DType
 from ir.graph import Node
 
-__all__ = ["Plan", "applicable", "build", "plan"]  # the interface codegen/kernel.py uses
+# the interface codegen/kernel.py and codegen/gemm_lib.py use
+__all__ = ["Plan", "applicable", "build", "plan", "schedule", "store_epilogue", "tiling"]
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
 
@@ -51,7 +52,7 @@ PARALLEL_MACS = 1024  # work_per_row is in units of this many multiply-adds (see
 SCRATCH_BYTES = 3 << 19  # per packed operand, on the stack (threads get 8 MB stacks on Linux)
 
 
-def _tiling(p: Plan, g: Geometry) -> Tiling:
+def tiling(p: Plan, g: Geometry) -> Tiling:
     t = TILINGS[p.dot.dtype]
     vectors = -(-g.sizes[2] // t.width)
     if vectors in NARROW_ROWS:
@@ -81,10 +82,15 @@ def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
     if p is None:
         raise ValueError(f"gemm.build: not a GEMM: {node!r}")
     g = Geometry.of(p.dot)
-    t = _tiling(p, g)
+    t = tiling(p, g)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     _Gen(fn, p, g, t).emit()
+    return schedule(g, t)
+
+
+def schedule(g: Geometry, t: Tiling) -> tuple[int, int]:
+    """(rows, work per row) of a GEMM kernel: a row is one M tile of one (batch, column block)."""
     batch, m, n = g.sizes
     tiles, blocks = max(1, -(-m // t.mr)), max(1, -(-n // t.nc))
     # The executor parallelizes when rows * work_per_row reaches 32768: in multiply-adds that
@@ -293,22 +299,30 @@ class _Gen:
                     b.store(x, ptr)
 
     def _epilogue(self, x: ir.Value, tile: _Tile, r: ir.Value, c: ir.Value) -> None:
-        b, p, g = self.b, self.p, self.g
-        assert p.root is not None
-        body = p.node.attrs["body"]
-        buffers = {
-            param: Buffer(self.operands[i], src.dtype, src.shape)
-            for i, (param, src) in enumerate(zip(body.params, p.node.srcs, strict=True))
-        }
-        index: Index = (
-            *unravel(b, tile.bi, g.batch),
-            *unravel(b, b.add(tile.m, r), g.m),
-            *unravel(b, b.add(tile.n, c), g.n),
-        )
-        value = _TileEmitter(b, buffers, p.dot, x).value(p.root, index)
-        offset = b.add(self._out_offset(tile, r), c)
-        out = p.node.dtype
-        store_value(b, value, element_ptr(b, self.out, offset, out), out)
+        b = self.b
+        row, col = b.add(tile.m, r), b.add(tile.n, c)
+        store_epilogue(b, self.p, self.g, self.operands, self.out, x, (tile.bi, row, col))
+
+
+def store_epilogue(
+    b: ir.IRBuilder, p: Plan, g: Geometry, operands: list[ir.Value], out: ir.Value,
+    x: ir.Value, position: tuple[ir.Value, ir.Value, ir.Value],
+) -> None:  # fmt: skip
+    """Apply the fusion body to the dot's value `x` at output (batch, row, column) and store
+    the result there: the one implementation of the epilogue, for this kernel and the library's
+    per-fusion callbacks (codegen/gemm_lib.py)."""
+    assert p.root is not None
+    bi, row, col = position
+    body = p.node.attrs["body"]
+    buffers = {
+        param: Buffer(operands[i], src.dtype, src.shape)
+        for i, (param, src) in enumerate(zip(body.params, p.node.srcs, strict=True))
+    }
+    index: Index = (*unravel(b, bi, g.batch), *unravel(b, row, g.m), *unravel(b, col, g.n))
+    value = _TileEmitter(b, buffers, p.dot, x).value(p.root, index)
+    _, m, n = g.sizes
+    offset = b.add(b.mul(b.add(b.mul(bi, I64(m)), row), I64(n)), col)
+    store_value(b, value, element_ptr(b, out, offset, p.node.dtype), p.node.dtype)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,23 @@ class Axis:
             offset = b.add(offset, b.mul(digit, I64(stride)))
         return b.add(offset, b.mul(rest, I64(self.parts[0][1]), flags=["nsw"]), flags=["nsw"])
 
+    def is_unit(self, b: ir.IRBuilder) -> bool:
+        return self.unit
+
+
+@dataclass(frozen=True)
+class RuntimeAxis:
+    """One logical axis with a single stride known only when the kernel runs (the GEMM library's
+    operands): the same interface as Axis, so packing serves both."""
+
+    stride: ir.Value
+
+    def offset(self, b: ir.IRBuilder, index: ir.Value) -> ir.Value:
+        return b.mul(index, self.stride, flags=["nsw"])
+
+    def is_unit(self, b: ir.IRBuilder) -> ir.Value:
+        return b.icmp_signed("==", self.stride, I64(1))
+
 
 def smin(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed("<", x, y), x, y)
@@ -97,8 +114,8 @@ class PanelSource:
     axis (M for A, N for B) and the contraction axis."""
 
     ptr: ir.Value
-    rows: Axis
-    depth: Axis
+    rows: Axis | RuntimeAxis
+    depth: Axis | RuntimeAxis
 
 
 def pack(
@@ -106,9 +123,30 @@ def pack(
     row0: ir.Value, nrows: ir.Value, k0: ir.Value, kc: ir.Value,
 ) -> None:  # fmt: skip
     """Pack rows [row0, row0 + nrows) x depth [k0, k0 + kc) into ceil(nrows / panel) panels."""
+    # Walk the source along whichever axis is contiguous, so the reads stream. With runtime
+    # strides that is decided when the kernel runs: both loop orders are emitted.
+    rows_unit, depth_unit = src.rows.is_unit(b), src.depth.is_unit(b)
+    if isinstance(rows_unit, bool) and isinstance(depth_unit, bool):
+        _pack(b, dtype, src, dst, panel, (row0, nrows, k0, kc), rows_unit or not depth_unit)
+        return
+    rows_inner = b.or_(_as_bit(rows_unit), b.not_(_as_bit(depth_unit)))
+    with b.if_else(rows_inner) as (then, other):
+        with then:
+            _pack(b, dtype, src, dst, panel, (row0, nrows, k0, kc), True)
+        with other:
+            _pack(b, dtype, src, dst, panel, (row0, nrows, k0, kc), False)
+
+
+def _as_bit(flag: bool | ir.Value) -> ir.Value:
+    return ir.Constant(ir.IntType(1), int(flag)) if isinstance(flag, bool) else flag
+
+
+def _pack(
+    b: ir.IRBuilder, dtype: DType, src: PanelSource, dst: ir.Value, panel: int,
+    block: tuple[ir.Value, ir.Value, ir.Value, ir.Value], rows_inner: bool,
+) -> None:  # fmt: skip
+    row0, nrows, k0, kc = block
     ty = STORAGE[dtype]
-    # Walk the source along whichever axis is contiguous, so the reads stream.
-    rows_inner = src.rows.unit or not src.depth.unit
     with for_range(b, ceil_div(b, nrows, panel), name="pp") as p:
         first = b.add(row0, b.mul(p, I64(panel)))
         valid = smin(b, I64(panel), b.sub(nrows, b.mul(p, I64(panel))))
@@ -178,7 +216,7 @@ def _counted(b: ir.IRBuilder, count: ir.Value, carried: list[ir.Value]) -> Itera
 
 
 def microkernel(
-    b: ir.IRBuilder, t: Tiling, dtype: DType, a_rows: Sequence[ir.Value], a_step: int,
+    b: ir.IRBuilder, t: Tiling, dtype: DType, a_rows: Sequence[ir.Value], a_step: int | ir.Value,
     b_panel: ir.Value, kc: ir.Value,
 ) -> list[ir.Value]:  # fmt: skip
     """C_tile = A B over kc steps; returns mr * vectors accumulators, row-major.
@@ -198,7 +236,7 @@ def microkernel(
         bvec = [b.load(at(b, brow, I64(v * t.width), ty), typ=vec) for v in range(t.vectors)]
         for inst in bvec:
             inst.align = 64  # the scratch is 64-byte aligned and a B row is whole vectors
-        ka = b.mul(k, I64(a_step))
+        ka = b.mul(k, I64(a_step) if isinstance(a_step, int) else a_step)
         for r in range(t.mr):
             scalar = b.load(at(b, a_rows[r], ka, ty), typ=ty)
             splat = b.shuffle_vector(

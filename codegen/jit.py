@@ -116,13 +116,25 @@ class Compiled:
         if not self.ir_after:
             raise RuntimeError("assembly is unavailable: this code was loaded from object code")
         tm = target_machine(self.target, jit=False)
-        return str(tm.emit_assembly(llvm.parse_assembly(self.ir_after)))
+        text = str(tm.emit_assembly(llvm.parse_assembly(self.ir_after)))
+        from codegen import gemm_lib  # see _link
+
+        if gemm_lib.calls_library(self.object_code):  # the code that runs includes it
+            text += "\n; linked library\n" + gemm_lib.library_assembly(self.target)
+        return text
 
 
 def _link(object_code: bytes, target: Target) -> llvm.ExecutionEngine:
     host = llvm.parse_assembly("")
     host.triple = llvm.get_process_triple()
     engine = llvm.create_mcjit_compiler(host, target_machine(target))
+    # Imported here: the library is built with this module's pipeline.
+    from codegen import gemm_lib
+
+    # The library first, so RuntimeDyld resolves the program's calls into it.
+    if gemm_lib.calls_library(object_code):
+        library = gemm_lib.library_object(target)
+        engine.add_object_file(llvm.ObjectFileRef.from_data(library))
     engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
     engine.finalize_object()
     return engine

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen import conv, gemm, softmax
+from codegen import conv, gemm, gemm_lib, softmax
 from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, element_ptr, store_value
@@ -54,7 +54,10 @@ def parallel_dims(shape: tuple[int, ...]) -> int:
 
 def build_kernel(module: ir.Module, node: Node, name: str) -> KernelInfo:
     if gemm.applicable(node):  # dot_general, alone or with its fused epilogue
-        return KernelInfo(name, *gemm.build(module, node, name))
+        # Calling the precompiled library leaves LLVM a few dozen instructions instead of a
+        # whole specialized GEMM; operands whose axes need several strides keep the latter.
+        build = gemm_lib.build if gemm_lib.covers(node) else gemm.build
+        return KernelInfo(name, *build(module, node, name))
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
