@@ -8,6 +8,7 @@ a process, even as shared libraries.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,9 +54,11 @@ def lower_program(
     target_features: str,
     data_offset: int | None,
     name: str | None = None,
+    external_weights: bool = False,
 ) -> Program:
     """One module for all of `fn`: its kernels, constants and entry points, every symbol
-    prefixed with `name` (default: the function's name)."""
+    prefixed with `name` (default: the function's name). With `external_weights`, constants
+    are not in the code but in a blob given to `NAME_set_weights` at run time."""
     name = name or fn.name
     module = ir.Module(name=f"tessel.{name}")
     refs: dict[Node, Ref] = {p: Ref(PARAM, i) for i, p in enumerate(fn.params)}
@@ -66,15 +69,17 @@ def lower_program(
             outputs.append(_tensor(f"out{len(outputs)}", r))
     constants: list[TensorSpec] = []
     values: list[np.ndarray] = []
-    globals_: list[ir.GlobalVariable] = []
+    offsets: list[int] = []
+    weight_bytes = 0
     for i, node in enumerate(fn.body):
         if node.op is Op.CONSTANT:
             symbol = f"{name}_c{i}"
             value = np.ascontiguousarray(node.attrs["value"].array, dtype=node.dtype.np)
-            globals_.append(_constant_global(module, symbol, value))
             refs[node] = Ref(CONST, symbol)
             constants.append(_tensor(symbol, node))
             values.append(value)
+            offsets.append(weight_bytes)
+            weight_bytes += -(-value.nbytes // ALIGN) * ALIGN
     assignment = assign_buffers(fn, ALIGN)
     for buf in assignment.buffers:  # results were given output slots above; they keep them
         refs.setdefault(buf.node, Ref(ARENA, buf.offset))
@@ -105,10 +110,11 @@ def lower_program(
         target_cpu=target_cpu,
         target_features=target_features,
         data_offset=data_offset,
+        weight_offsets=tuple(offsets) if external_weights else None,
+        weight_bytes=weight_bytes if external_weights else 0,
     )
-    globals_by_symbol = {g.name: g for g in globals_}
-    run = _build_run(module, spec, globals_by_symbol)
-    _build_constants(module, spec, globals_)
+    run = _build_run(module, spec, _constant_addresses(module, spec, values))
+    _build_constants(module, spec, _constant_addresses(module, spec, values))
     if data_offset is not None:
         _build_py(module, spec, run, data_offset)
     return Program(module, spec, tuple(nodes), tuple(values))
@@ -117,7 +123,9 @@ def lower_program(
 def _kernel_key(node: Node) -> tuple[Any, ...]:
     """What a kernel's code depends on: op, types, attributes and, for a fusion, its body's
     structure (not the names its parameters inherited from the caller)."""
-    operand_types = tuple(s.type for s in node.srcs)
+    # A kernel reads a repeated operand through one pointer (mul(a, a) reads only one), so
+    # which operands are the same value is part of its code.
+    operand_types = tuple((s.type, node.srcs.index(s)) for s in node.srcs)
     if node.op is not Op.FUSION:
         return structural_key(node, operand_types)
     body: Function = node.attrs["body"]
@@ -127,6 +135,38 @@ def _kernel_key(node: Node) -> tuple[Any, ...]:
         index[n] = i
         rows.append(structural_key(n, (index[s] for s in n.srcs)))
     return (node.op, node.type, operand_types, tuple(rows), tuple(index[r] for r in body.results))
+
+
+ConstantAddress = Callable[[ir.IRBuilder, str], ir.Value]
+
+
+def _constant_addresses(
+    module: ir.Module, spec: ProgramSpec, values: Sequence[np.ndarray]
+) -> ConstantAddress:
+    """How code reaches constant `symbol`: a private global, or an offset into the weights
+    blob whose address NAME_set_weights stored (external weights)."""
+    if spec.weight_offsets is None:
+        globals_ = {g.name: g for g in module.global_values if isinstance(g, ir.GlobalVariable)}
+        for c, value in zip(spec.constants, values, strict=True):
+            if c.name not in globals_:
+                globals_[c.name] = _constant_global(module, c.name, value)
+        return lambda b, symbol: globals_[symbol]
+    base = module.globals.get(f"{spec.entry}_weights")
+    if base is None:
+        base = ir.GlobalVariable(module, PTR, f"{spec.entry}_weights")
+        base.linkage = "internal"
+        base.initializer = ir.Constant(PTR, None)
+        setter = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), spec.set_weights_symbol)
+        sb = ir.IRBuilder(setter.append_basic_block("entry"))
+        sb.store(setter.args[0], base)
+        sb.ret_void()
+    offsets = {c.name: o for c, o in zip(spec.constants, spec.weight_offsets, strict=True)}
+
+    def address(b: ir.IRBuilder, symbol: str) -> ir.Value:
+        blob = b.load(base, typ=PTR)
+        return b.gep(blob, [I64(offsets[symbol])], inbounds=True, source_etype=I8)
+
+    return address
 
 
 def _constant_global(module: ir.Module, symbol: str, value: np.ndarray) -> ir.GlobalVariable:
@@ -155,9 +195,7 @@ def _bytes_constant(ty: ir.ArrayType, value: np.ndarray) -> ir.Constant:
     return ir.FormattedConstant(ty, f'c"{text.tobytes().decode("ascii")}"')
 
 
-def _build_run(
-    module: ir.Module, spec: ProgramSpec, globals_: dict[str, ir.GlobalVariable]
-) -> ir.Function:
+def _build_run(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) -> ir.Function:
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), spec.run_symbol)
     io, arena = fn.args
     io.name, arena.name = "io", "arena"
@@ -177,7 +215,7 @@ def _build_run(
             return slots[int(ref.value)]
         if ref.kind == OUTPUT:
             return slots[len(spec.params) + int(ref.value)]
-        return globals_[str(ref.value)]
+        return constant(b, str(ref.value))
 
     for step in spec.steps:
         for j, ref in enumerate(step.buffers):
@@ -190,13 +228,11 @@ def _build_run(
     return fn
 
 
-def _build_constants(
-    module: ir.Module, spec: ProgramSpec, globals_: list[ir.GlobalVariable]
-) -> None:
+def _build_constants(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) -> None:
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), spec.constants_symbol)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    for i, g in enumerate(globals_):
-        b.store(g, b.gep(fn.args[0], [I64(i)], inbounds=True, source_etype=PTR))
+    for i, c in enumerate(spec.constants):
+        b.store(constant(b, c.name), b.gep(fn.args[0], [I64(i)], inbounds=True, source_etype=PTR))
     b.ret_void()
 
 

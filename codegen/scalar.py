@@ -217,8 +217,13 @@ def convert(b: ir.IRBuilder, src: DType, out: DType, a: Sequence[ir.Value]) -> i
     if src.is_float and out.is_float:
         return _float_to_float(b, x, out)
     if src.is_float:  # truncate toward zero, saturate, NaN -> 0
-        name = "fptosi.sat" if out.is_signed else "fptoui.sat"
-        fn = b.module.declare_intrinsic(f"llvm.{name}", [target, x.type])
+        kind = "fptosi" if out.is_signed else "fptoui"
+        # llvmlite's declare_intrinsic does not know the saturating casts: name them by hand
+        source = "f64" if x.type == ir.DoubleType() else "f32"
+        name = f"llvm.{kind}.sat.i{target.width}.{source}"
+        fn = b.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(b.module, ir.FunctionType(target, [x.type]), name)
         return b.call(fn, [x])
     if out.is_float:
         to_float = b.sitofp if src.is_signed else b.uitofp
