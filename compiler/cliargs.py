@@ -25,7 +25,8 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(n.strip() for n in text.split(",") if n.strip())
 
 
-def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+def add_pipeline_args(p: argparse.ArgumentParser, emit: bool = True) -> None:
+    """The pipeline and dump flags; `emit=False` leaves --emit to the verb (tessel compile)."""
     g = p.add_argument_group("pipeline and IR dumps")
     g.add_argument(
         "-p",
@@ -61,14 +62,8 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no dump file for passes that changed nothing",
     )
-    g.add_argument(
-        "--emit",
-        action="append",
-        default=[],
-        choices=["dot", *CODE_ARTIFACTS],
-        help="dot: a .dot file per stage (with --dump-dir); llvm, llvm-opt, asm: the generated "
-        "code (cpu backend), into the dump folder or else printed; repeatable",
-    )
+    if emit:
+        add_emit_arg(g)
     g.add_argument(
         "--explain-fusion",
         action="store_true",
@@ -76,6 +71,17 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--report-memory", action="store_true", help="print buffer assignment: peak vs total bytes"
+    )
+
+
+def add_emit_arg(g: argparse._ArgumentGroup) -> None:
+    g.add_argument(
+        "--emit",
+        action="append",
+        default=[],
+        choices=["dot", *CODE_ARTIFACTS],
+        help="dot: a .dot file per stage (with --dump-dir); llvm, llvm-opt, asm: the generated "
+        "code (cpu backend), into the dump folder or else printed; repeatable",
     )
 
 
@@ -91,7 +97,7 @@ def _check_pass_names(flag: str, names: frozenset[str]) -> None:
 def pipeline_options(args: argparse.Namespace, target: str, name: str) -> PipelineOptions:
     _check_pass_names("--print-ir-after", args.print_ir_after)
     _check_pass_names("--print-ir-before", args.print_ir_before)
-    if "dot" in args.emit and args.dump_dir is None and args.verb != "opt":
+    if "dot" in args.emit and args.dump_dir is None and args.verb not in ("opt", "compile"):
         raise TesselError("--emit dot writes one .dot file per stage: give --dump-dir too")
     return PipelineOptions(
         target=target,
@@ -105,7 +111,7 @@ def pipeline_options(args: argparse.Namespace, target: str, name: str) -> Pipeli
         dump_dir=args.dump_dir,
         dump_filter=args.dump_filter,
         dump_skip_unchanged=args.dump_skip_unchanged,
-        emit_dot="dot" in args.emit,
+        emit_dot="dot" in args.emit and args.dump_dir is not None,
         explain_fusion=args.explain_fusion,
         report_memory=args.report_memory,
         name=name,

@@ -112,6 +112,8 @@ def entry_function(module: Module, name: str | None) -> Function:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if Path(args.file).suffix in (".so", ".json"):
+        return _run_library(args)
     module = load(args.file)
     fn = entry_function(module, args.entry)
     inputs = gather_inputs(fn, args.input, args.seed)
@@ -119,17 +121,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     executable = prepare(args.backend, optimized, fn.name, backend_options(args))
     write_artifacts(executable, args, sys.stderr)
     outputs = executable.run(inputs)
-    names = output_names(fn)
+    _report(output_names(fn), outputs, args.output)
+    return 0
+
+
+def _run_library(args: argparse.Namespace) -> int:
+    """`tessel run libNAME.so` (or NAME.json): a library from `tessel compile`, as it is."""
+    from runtime.aot import load as load_library
+
+    library = load_library(args.file, threads=backend_options(args).threads)
+    inputs = gather_inputs(library.fn, args.input, args.seed)
+    outputs = library.run(inputs)
+    names = [o["name"] for o in library.metadata["signature"]["outputs"]]
+    _report(names, outputs, args.output)
+    return 0
+
+
+def _report(names: list[str], outputs: Sequence[np.ndarray], output_dir: str | None) -> None:
     for name, arr in zip(names, outputs, strict=False):
         print(summarize("%" + name, arr))
-    if args.output:
-        out_dir = Path(args.output)
+    if output_dir:
+        out_dir = Path(output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, arr in zip(names, outputs, strict=False):
             with atomic_write(out_dir / f"{name}.npy") as f:
                 np.save(f, arr, allow_pickle=False)
         print(f"wrote {len(outputs)} output(s) to {out_dir}/", file=sys.stderr)
-    return 0
 
 
 # --- argument parsing -------------------------------------------------------------------------
@@ -144,7 +161,7 @@ def _add_check(sub: Subparsers) -> argparse.ArgumentParser:
 
 def _add_run(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a graph file's entry function and summarize its outputs")
-    p.add_argument("file", help="graph file")
+    p.add_argument("file", help="graph file, or a library from `tessel compile` (.so/.json)")
     p.add_argument(
         "--input",
         "-i",

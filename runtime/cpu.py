@@ -24,7 +24,13 @@ from runtime.native import (  # re-exported: the CPU executor's knobs live with 
 )
 from runtime.program_spec import ProgramSpec
 
-__all__ = ["ARRAY_DATA_OFFSET", "PARALLEL_MIN_ELEMENTS", "CpuExecutable", "default_threads"]
+__all__ = [
+    "ARRAY_DATA_OFFSET",
+    "PARALLEL_MIN_ELEMENTS",
+    "CpuExecutable",
+    "default_threads",
+    "native_ready",
+]
 
 
 class CpuExecutable(NativeProgram):
@@ -34,8 +40,7 @@ class CpuExecutable(NativeProgram):
         self, module: Module, entry: str | None = None, threads: int | None = None,
         target: Target | None = None,
     ) -> None:  # fmt: skip
-        if any(_needs_decomposing(n) for f in module.functions for n in f.body):
-            module = Decompose().run(module, PassContext())
+        module = native_ready(module)
         self.fn: Function = module.function(entry or module.entry)
         target = target or host_target()
         program = lower_program(self.fn, target.cpu, target.features, ARRAY_DATA_OFFSET)
@@ -68,6 +73,13 @@ class CpuExecutable(NativeProgram):
     @property
     def llvm_ir_optimized(self) -> str:
         return self.compiled.ir_after
+
+
+def native_ready(module: Module) -> Module:
+    """`module` with every composite the CPU has no kernel for expanded into primitives."""
+    if any(_needs_decomposing(n) for f in module.functions for n in f.body):
+        return Decompose().run(module, PassContext())
+    return module
 
 
 def _needs_decomposing(node: Node) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ir.diagnostics import InputError
 from ir.dtypes import DType
 from ir.graph import Function, Node
 from ir.ops import Op
@@ -40,6 +41,7 @@ from runtime.program_spec import ALIGN, ARENA, CONST, OUTPUT, PARAM, ProgramSpec
 KERNEL_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 RUN_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 TABLE_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+SET_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 PARALLEL_MIN_ELEMENTS = 1 << 15  # smaller kernels are not worth waking another thread for
 
 
@@ -99,11 +101,22 @@ class NativeProgram:
 
     def __init__(
         self, spec: ProgramSpec, address: Callable[[str], int], threads: int | None = None,
-        nodes: Sequence[Node] | None = None,
+        nodes: Sequence[Node] | None = None, weights: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         """`address(symbol)` finds the program's functions; `nodes` are the steps' IR nodes,
-        when known (for introspection only)."""
+        when known (for introspection only); `weights` is the blob of a program built with
+        external weights (raw bytes, `spec.weight_bytes` long)."""
         self.spec = spec
+        if spec.weight_offsets is not None:
+            if weights is None or weights.nbytes != spec.weight_bytes:
+                got = "none" if weights is None else f"{weights.nbytes} bytes"
+                raise InputError(
+                    f"{spec.entry} keeps its weights outside the code and needs "
+                    f"{spec.weight_bytes} bytes of them, got {got}"
+                )
+            self._weights = _aligned_bytes(spec.weight_bytes)  # kept alive: the code points in
+            self._weights[:] = weights.reshape(-1).view(np.uint8)
+            SET_C_TYPE(address(spec.set_weights_symbol))(self._weights.ctypes.data)
         if not hasattr(self, "fn"):
             self.fn: Function = _signature(spec)
         self.threads = threads or default_threads()

@@ -17,6 +17,8 @@ Symbols of a program named NAME:
         calls `_run`; emitted only when the compiler knew the offset.
     void NAME_constants(ptr table)
         Stores the address of every constant (spec order) into `table`.
+    void NAME_set_weights(ptr blob)
+        Only with external weights: where the constants are (see `weight_offsets`).
     void NAME_k<i>_<op>(ptr* buffers, i64 start, i64 stop)
         The kernels (codegen/kernel.py ABI), for runtimes that split rows across threads.
 """
@@ -117,6 +119,10 @@ class ProgramSpec:
     target_cpu: str
     target_features: str
     data_offset: int | None  # the PyArrayObject data offset `_py` was built for; None: no `_py`
+    # External weights: each constant's byte offset in one blob the caller hands to
+    # NAME_set_weights (64-byte aligned) before the first run; None: constants are in the code.
+    weight_offsets: tuple[int, ...] | None = None
+    weight_bytes: int = 0
 
     @property
     def run_symbol(self) -> str:
@@ -125,6 +131,10 @@ class ProgramSpec:
     @property
     def py_symbol(self) -> str | None:
         return None if self.data_offset is None else f"{self.entry}_py"
+
+    @property
+    def set_weights_symbol(self) -> str:
+        return f"{self.entry}_set_weights"
 
     @property
     def constants_symbol(self) -> str:
@@ -142,10 +152,14 @@ class ProgramSpec:
             "constants": [c.to_json() for c in self.constants],
             "target": {"cpu": self.target_cpu, "features": self.target_features},
             "data_offset": self.data_offset,
+            "weights": None
+            if self.weight_offsets is None
+            else {"offsets": list(self.weight_offsets), "bytes": self.weight_bytes},
         }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> ProgramSpec:
+        weights = data.get("weights")
         if data.get("version") != SPEC_VERSION:
             raise ValueError(f"program spec version {data.get('version')!r}, want {SPEC_VERSION}")
         return ProgramSpec(
@@ -159,4 +173,6 @@ class ProgramSpec:
             target_cpu=data["target"]["cpu"],
             target_features=data["target"]["features"],
             data_offset=data["data_offset"],
+            weight_offsets=None if weights is None else tuple(int(o) for o in weights["offsets"]),
+            weight_bytes=0 if weights is None else int(weights["bytes"]),
         )

@@ -1,0 +1,84 @@
+"""Loading a library that `tessel compile` built: NumPy and ctypes only, no LLVM, no parser.
+
+    import runtime
+    model = runtime.load("out/libmlp.so")     # or "out/mlp.json"
+    probs = model(x)                          # inputs checked first; fresh numpy arrays out
+
+The library's own CPU check runs before any of its code: a machine without a feature the code
+was compiled for gets an error naming it, not an illegal-instruction crash.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ir.diagnostics import TesselError
+from runtime.native import NativeProgram
+from runtime.program_spec import ProgramSpec
+
+FORMAT = "tessel-aot"
+
+
+class AotExecutable(NativeProgram):
+    """A compiled library, called with numpy arrays like the function it was compiled from."""
+
+    def __init__(self, metadata: dict[str, Any], folder: Path, threads: int | None) -> None:
+        self.metadata = metadata
+        self.name: str = metadata["name"]
+        library = folder / metadata["library"]
+        if not library.exists():
+            raise TesselError(f"{library}: no such library (did `tessel compile` finish?)")
+        self._lib = ctypes.CDLL(str(library), mode=ctypes.RTLD_LOCAL)
+        check = getattr(self._lib, f"{self.name}_missing_cpu_feature")
+        check.restype = ctypes.c_char_p
+        missing = check()
+        if missing is not None:
+            raise TesselError(
+                f"{library}: compiled for CPU '{metadata['target']['cpu']}', whose feature "
+                f"'{missing.decode()}' this machine lacks; compile again with --cpu native "
+                "(or --cpu generic for any x86-64)"
+            )
+        weights = None
+        if metadata.get("weights"):
+            weights = np.fromfile(folder / metadata["weights"], dtype=np.uint8)
+        spec = ProgramSpec.from_json(metadata["spec"])
+        super().__init__(spec, self._address, threads, weights=weights)
+
+    def _address(self, symbol: str) -> int:
+        address = ctypes.cast(getattr(self._lib, symbol), ctypes.c_void_p).value
+        if not address:
+            raise TesselError(f"lib{self.name}.so has no symbol {symbol}")
+        return address
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """One output comes back as an array, several as a tuple."""
+        outs = self.run(args, kwargs)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def metadata_path(path: str | Path) -> Path:
+    p = Path(path)
+    if p.suffix == ".json":
+        return p
+    if p.suffix == ".so" and p.name.startswith("lib"):
+        return p.with_name(p.name[3:-3] + ".json")
+    raise TesselError(f"{p}: expected a compiled library (libNAME.so) or its NAME.json")
+
+
+def load(path: str | Path, threads: int | None = None) -> AotExecutable:
+    """The library at `path` (libNAME.so, or NAME.json next to it) as a callable."""
+    meta_file = metadata_path(path)
+    try:
+        metadata = json.loads(meta_file.read_text())
+    except FileNotFoundError:
+        raise TesselError(f"{meta_file}: not found (it is written next to the library)") from None
+    except json.JSONDecodeError as e:
+        raise TesselError(f"{meta_file}: not a tessel library description ({e})") from None
+    if metadata.get("format") != FORMAT:
+        raise TesselError(f"{meta_file}: not a tessel library description")
+    return AotExecutable(metadata, meta_file.parent, threads)
