@@ -224,16 +224,14 @@ def compile_library(
 
 def _runtime_objects(program: Program, target: Target) -> dict[str, bytes]:
     """The precompiled routines the program's kernels call (declared, not defined, in it)."""
-    called = [
-        f.name
-        for f in program.module.functions
-        if f.is_declaration and not f.name.startswith("llvm.")
-    ]
-    if not called:
-        return {}
     from codegen import gemm_lib
 
-    return {"tessel_gemm.o": gemm_lib.library_object(target)}
+    called = {f.name for f in program.module.functions if f.is_declaration}
+    return {
+        f"{symbol}.o": gemm_lib.library_object(target, dtype)
+        for dtype, symbol in gemm_lib.SYMBOLS.items()
+        if symbol in called
+    }
 
 
 def _optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, level: int) -> None:

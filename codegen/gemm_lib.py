@@ -192,17 +192,18 @@ def _epilogue(module: ir.Module, name: str, p: Plan, g: Geometry, t: Tiling) -> 
 # --- the library ---------------------------------------------------------------------------
 
 
-def library_module() -> ir.Module:
-    module = ir.Module(name="tessel.gemm_lib")
-    for dtype, symbol in SYMBOLS.items():
-        entry = ir.Function(module, KERNEL_TYPE, symbol)
-        bodies = {}
-        for vectors, t in variants(dtype).items():
-            fn = ir.Function(module, KERNEL_TYPE, f"{symbol}_{t.mr}x{t.nr}")
-            fn.linkage = "internal"
-            _Variant(fn, dtype, t).emit()
-            bodies[vectors] = fn
-        _dispatch(entry, bodies, TILINGS[dtype].vectors)
+def library_module(dtype: DType) -> ir.Module:
+    """The routine for one element type: its entry point dispatches to the tile variants."""
+    symbol = SYMBOLS[dtype]
+    module = ir.Module(name=f"tessel.{symbol}")
+    entry = ir.Function(module, KERNEL_TYPE, symbol)
+    bodies = {}
+    for vectors, t in variants(dtype).items():
+        fn = ir.Function(module, KERNEL_TYPE, f"{symbol}_{t.mr}x{t.nr}")
+        fn.linkage = "internal"
+        _Variant(fn, dtype, t).emit()
+        bodies[vectors] = fn
+    _dispatch(entry, bodies, TILINGS[dtype].vectors)
     return module
 
 
@@ -434,33 +435,30 @@ class _Variant:
 
 
 @functools.cache
-def library_object(target: jit.Target) -> bytes:
-    """The library's object code for `target`, built once per process (and, with
-    $TESSEL_CACHE_DIR set, once per machine). PIC, so the same bytes link into MCJIT engines
-    and, later, into a shared library by the system linker."""
-    tm, text = _library_ir(target)
-    key = hashlib.sha256(
-        json.dumps([LIBRARY_VERSION, text, target.cpu, target.features, llvm.llvm_version_info])
-        .encode()
-    ).hexdigest()[:32]  # fmt: skip
+def library_object(target: jit.Target, dtype: DType) -> bytes:
+    """The `dtype` routine's object code for `target`: built once per process, and kept on disk
+    (see `_cache_dir`) so later processes load it in milliseconds instead of the ~0.7 s build.
+    PIC, so the same bytes link into MCJIT engines and into shared libraries."""
+    key = _cache_key(target, dtype)
     cached = _load_cached(key)
     if cached is not None:
         return cached
+    tm, text = _library_ir(target, dtype)
     code = bytes(tm.emit_object(_optimized(tm, text)))
     _store_cached(key, code, target)
     return code
 
 
-def library_assembly(target: jit.Target) -> str:
-    """The library's assembly, for `Compiled.asm()` of programs that call it (built anew:
+def library_assembly(target: jit.Target, dtype: DType) -> str:
+    """The routine's assembly, for `Compiled.asm()` of programs that call it (built anew:
     asking for assembly is rare, and the object code may have come from the disk cache)."""
-    tm, text = _library_ir(target)
+    tm, text = _library_ir(target, dtype)
     return str(tm.emit_assembly(_optimized(tm, text)))
 
 
-def _library_ir(target: jit.Target) -> tuple[llvm.TargetMachine, str]:
+def _library_ir(target: jit.Target, dtype: DType) -> tuple[llvm.TargetMachine, str]:
     tm = jit.target_machine(target, jit=False)
-    module = library_module()
+    module = library_module(dtype)
     module.triple = llvm.get_process_triple()
     module.data_layout = str(tm.target_data)
     return tm, str(module)
@@ -473,14 +471,39 @@ def _optimized(tm: llvm.TargetMachine, text: str) -> llvm.ModuleRef:
     return ref
 
 
-def calls_library(object_code: bytes) -> bool:
-    """Whether a program's object code refers to the library (its symbol table names it)."""
-    return any(symbol.encode() in object_code for symbol in SYMBOLS.values())
+@functools.cache
+def _codegen_fingerprint() -> str:
+    """A hash of the code generator's sources: the library is a function of them (and of the
+    target and LLVM), so a changed generator never reuses an old object."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _cache_key(target: jit.Target, dtype: DType) -> str:
+    facts = [LIBRARY_VERSION, _codegen_fingerprint(), dtype.value, target.cpu, target.features,
+             list(llvm.llvm_version_info)]  # fmt: skip
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
+
+
+def library_calls(object_code: bytes) -> list[DType]:
+    """The element types whose routine a program's object code calls (its symbol table names
+    them; each symbol is unique to the library)."""
+    return [dtype for dtype, symbol in SYMBOLS.items() if symbol.encode() in object_code]
 
 
 def _cache_dir() -> Path | None:
+    """$TESSEL_CACHE_DIR/lib, else the user's cache folder: the library is tessel's own code,
+    like an installed runtime, so it is kept by default; TESSEL_LIBRARY_CACHE=0 turns it off."""
+    if os.environ.get("TESSEL_LIBRARY_CACHE", "1") == "0":
+        return None
     root = os.environ.get("TESSEL_CACHE_DIR")
-    return Path(root) / "lib" if root else None
+    if root:
+        return Path(root) / "lib"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tessel" / "lib"
 
 
 def _load_cached(key: str) -> bytes | None:

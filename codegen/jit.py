@@ -119,8 +119,8 @@ class Compiled:
         text = str(tm.emit_assembly(llvm.parse_assembly(self.ir_after)))
         from codegen import gemm_lib  # see _link
 
-        if gemm_lib.calls_library(self.object_code):  # the code that runs includes it
-            text += "\n; linked library\n" + gemm_lib.library_assembly(self.target)
+        for dtype in gemm_lib.library_calls(self.object_code):  # the code that runs includes it
+            text += "\n; linked library\n" + gemm_lib.library_assembly(self.target, dtype)
         return text
 
 
@@ -132,8 +132,8 @@ def _link(object_code: bytes, target: Target) -> llvm.ExecutionEngine:
     from codegen import gemm_lib
 
     # The library first, so RuntimeDyld resolves the program's calls into it.
-    if gemm_lib.calls_library(object_code):
-        library = gemm_lib.library_object(target)
+    for dtype in gemm_lib.library_calls(object_code):
+        library = gemm_lib.library_object(target, dtype)
         engine.add_object_file(llvm.ObjectFileRef.from_data(library))
     engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
     engine.finalize_object()

@@ -149,9 +149,9 @@ def test_library_is_linked_only_where_called() -> None:
     x = parameter("x", TensorType((4, 4), F32))
     y = make_node(Op.RELU, [x])
     plain = CpuExecutable(Module((Function("main", (x,), (y,), (y,)),), "main"))
-    assert not gemm_lib.calls_library(plain.compiled.object_code)
+    assert not gemm_lib.library_calls(plain.compiled.object_code)
     dense = CpuExecutable(_dense(4, 4, 4, F32))
-    assert gemm_lib.calls_library(dense.compiled.object_code)
+    assert gemm_lib.library_calls(dense.compiled.object_code) == [DType.F32]
     # from object code alone (the on-disk cache's path) it links and runs the same
     args = random_inputs(dense.fn, seed=0)
     again = CpuExecutable.from_payload(*dense.payload())
