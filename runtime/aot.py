@@ -77,8 +77,8 @@ def load(path: str | Path, threads: int | None = None) -> AotExecutable:
         metadata = json.loads(meta_file.read_text())
     except FileNotFoundError:
         raise TesselError(f"{meta_file}: not found (it is written next to the library)") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise TesselError(f"{meta_file}: not a tessel library description ({e})") from None
-    if metadata.get("format") != FORMAT:
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:  # e.g. a JSON list
         raise TesselError(f"{meta_file}: not a tessel library description")
     return AotExecutable(metadata, meta_file.parent, threads)
