@@ -19,12 +19,22 @@ Emitter rules, so no op's semantics is written twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from llvmlite import ir
 
 from codegen.emit import Buffer, Emitter, Index, unravel
-from codegen.gemm_micro import PanelSource, Tiling, at, ceil_div, microkernel, pack, smin
+from codegen.gemm_micro import (
+    PanelSource,
+    Tile,
+    Tiling,
+    at,
+    ceil_div,
+    microkernel,
+    pack,
+    smin,
+    tile_grid,
+)
 from codegen.gemm_plan import Geometry, Plan, applicable, plan
 from codegen.loops import for_range
 from codegen.types import I64, PTR, STORAGE, element_ptr, store_value
@@ -174,25 +184,17 @@ class _Gen:
                depth: tuple[ir.Value, ir.Value, ir.Value], lhs: ir.Value) -> None:  # fmt: skip
         b, t = self.b, self.t
         p0, kc, pc = depth
-        with for_range(b, ceil_div(b, nc, t.nr), name="jr") as jr:
-            b_panel = at(b, self.b_scratch, b.mul(b.mul(jr, kc), I64(t.nr)), self.ty)
-            with for_range(b, ceil_div(b, mc, t.mr), name="ir") as i:
-                tile = _Tile(
-                    bi,
-                    b.add(m0, b.mul(i, I64(t.mr))),
-                    b.add(j0, b.mul(jr, I64(t.nr))),
-                    smin(b, I64(t.mr), b.sub(mc, b.mul(i, I64(t.mr)))),
-                    smin(b, I64(t.nr), b.sub(nc, b.mul(jr, I64(t.nr)))),
-                )
-                if self.direct_a:
-                    a_rows, a_step = self._lhs_rows(lhs, tile.m, p0)
-                else:
-                    panel = at(b, self.a_scratch, b.mul(b.mul(i, kc), I64(t.mr)), self.ty)
-                    a_rows = [at(b, panel, I64(r), self.ty) for r in range(t.mr)]
-                    a_step = t.mr
-                self._prefetch(tile)
-                acc = microkernel(b, t, self.p.dot.dtype, a_rows, a_step, b_panel, kc)
-                self._writeback(acc, tile, pc)
+        with tile_grid(b, t, self.ty, self.b_scratch, bi, (m0, mc, j0, nc), kc) as grid:
+            i, b_panel, tile = grid
+            if self.direct_a:
+                a_rows, a_step = self._lhs_rows(lhs, tile.m, p0)
+            else:
+                panel = at(b, self.a_scratch, b.mul(b.mul(i, kc), I64(t.mr)), self.ty)
+                a_rows = [at(b, panel, I64(r), self.ty) for r in range(t.mr)]
+                a_step = t.mr
+            self._prefetch(tile)
+            acc = microkernel(b, t, self.p.dot.dtype, a_rows, a_step, b_panel, kc)
+            self._writeback(acc, tile, pc)
 
     def _lhs_rows(self, lhs: ir.Value, m: ir.Value, p0: ir.Value) -> tuple[list[ir.Value], int]:
         """Pointers to the tile's rows of A at depth p0, read in place; rows past the edge
@@ -208,7 +210,7 @@ class _Gen:
             out.append(at(b, start, b.mul(row, I64(row_stride)), self.ty))
         return out, step
 
-    def _prefetch(self, tile: _Tile) -> None:
+    def _prefetch(self, tile: Tile) -> None:
         """Start fetching the output tile now, so it is in L1 when the K loop ends.
 
         A large output does not stay in cache between K blocks, and the microkernel's loop is
@@ -227,7 +229,7 @@ class _Gen:
                 ptr = b.gep(row, [I64(c)], source_etype=self.ty)
                 b.call(fn, [ptr, i32(1), i32(3), i32(1)])  # write, keep in L1, data
 
-    def _writeback(self, acc: list[ir.Value], tile: _Tile, pc: ir.Value) -> None:
+    def _writeback(self, acc: list[ir.Value], tile: Tile, pc: ir.Value) -> None:
         """Store the tile; K blocks after the first add to what earlier ones stored."""
         b = self.b
         if self.nk == 1:
@@ -242,7 +244,7 @@ class _Gen:
                 with middle:
                     self._store(acc, tile, first=False, last=False)
 
-    def _store(self, acc: list[ir.Value], tile: _Tile, first: bool, last: bool) -> None:
+    def _store(self, acc: list[ir.Value], tile: Tile, first: bool, last: bool) -> None:
         b, t = self.b, self.t
         full = b.and_(
             b.icmp_signed("==", tile.rows, I64(t.mr)), b.icmp_signed("==", tile.cols, I64(t.nr))
@@ -257,13 +259,13 @@ class _Gen:
             with edge:
                 self._elementwise(acc, tile, tile.rows, tile.cols, first, epilogue)
 
-    def _out_offset(self, tile: _Tile, r: ir.Value | int) -> ir.Value:
+    def _out_offset(self, tile: Tile, r: ir.Value | int) -> ir.Value:
         b = self.b
         _, m, n = self.g.sizes
         row = b.add(b.add(b.mul(tile.bi, I64(m)), tile.m), r if isinstance(r, ir.Value) else I64(r))
         return b.add(b.mul(row, I64(n)), tile.n)
 
-    def _vector_store(self, acc: list[ir.Value], tile: _Tile, first: bool) -> None:
+    def _vector_store(self, acc: list[ir.Value], tile: Tile, first: bool) -> None:
         b, t = self.b, self.t
         for r in range(t.mr):
             row = at(b, self.out, self._out_offset(tile, r), self.ty)
@@ -277,7 +279,7 @@ class _Gen:
                 st = b.store(value, ptr)
                 st.align = 4
 
-    def _elementwise(self, acc: list[ir.Value], tile: _Tile, rows: ir.Value, cols: ir.Value,
+    def _elementwise(self, acc: list[ir.Value], tile: Tile, rows: ir.Value, cols: ir.Value,
                      first: bool, epilogue: bool) -> None:  # fmt: skip
         """Element by element through a stack copy of the tile: edges, and the epilogue (a loop
         over a tile in L1 that LLVM vectorizes for the usual bias + activation)."""
@@ -298,7 +300,7 @@ class _Gen:
                 else:
                     b.store(x, ptr)
 
-    def _epilogue(self, x: ir.Value, tile: _Tile, r: ir.Value, c: ir.Value) -> None:
+    def _epilogue(self, x: ir.Value, tile: Tile, r: ir.Value, c: ir.Value) -> None:
         b = self.b
         row, col = b.add(tile.m, r), b.add(tile.n, c)
         store_epilogue(b, self.p, self.g, self.operands, self.out, x, (tile.bi, row, col))
@@ -323,15 +325,6 @@ def store_epilogue(
     _, m, n = g.sizes
     offset = b.add(b.mul(b.add(b.mul(bi, I64(m)), row), I64(n)), col)
     store_value(b, value, element_ptr(b, out, offset, p.node.dtype), p.node.dtype)
-
-
-@dataclass(frozen=True)
-class _Tile:
-    bi: ir.Value  # batch index
-    m: ir.Value  # first row and column of the tile
-    n: ir.Value
-    rows: ir.Value  # how many of its mr rows and nr columns are inside the output
-    cols: ir.Value
 
 
 class _TileEmitter(Emitter):

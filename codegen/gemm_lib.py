@@ -35,7 +35,6 @@ import json
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import NamedTuple
 
 import llvmlite.binding as llvm
 from llvmlite import ir
@@ -53,12 +52,14 @@ from codegen.gemm_micro import (
     Axis,
     PanelSource,
     RuntimeAxis,
+    Tile,
     Tiling,
     at,
     ceil_div,
     microkernel,
     pack,
     smin,
+    tile_grid,
 )
 from codegen.gemm_plan import Geometry, Plan, plan
 from codegen.loops import for_range
@@ -235,14 +236,6 @@ def _smax(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     return b.select(b.icmp_signed(">", x, y), x, y)
 
 
-class _Tile(NamedTuple):
-    bi: ir.Value
-    m: ir.Value  # first row and column
-    n: ir.Value
-    rows: ir.Value  # how many of its mr rows and nr columns are inside C
-    cols: ir.Value
-
-
 class _Variant:
     """One register tile's GEMM: gemm._Gen's loop nest with every size read from the struct.
     A is always read in place (the library only takes single-stride axes, where gemm._Gen does
@@ -308,45 +301,34 @@ class _Variant:
     def _block(self, bi: ir.Value, block: tuple[ir.Value, ir.Value, ir.Value, ir.Value],
                depth: tuple[ir.Value, ir.Value, ir.Value], lhs: ir.Value) -> None:  # fmt: skip
         b, t, f = self.b, self.t, self.f
-        m0, mc, j0, nc = block
         p0, kc, pc = depth
         last_row = b.sub(self.m, I64(1))
         a_start = at(b, lhs, b.mul(p0, f["a_k"]), self.ty)
-        with for_range(b, ceil_div(b, nc, t.nr), name="jr") as jr:
-            b_panel = at(b, self.b_scratch, b.mul(b.mul(jr, kc), I64(t.nr)), self.ty)
-            with for_range(b, ceil_div(b, mc, t.mr), name="ir") as i:
-                tile = _Tile(
-                    bi,
-                    b.add(m0, b.mul(i, I64(t.mr))),
-                    b.add(j0, b.mul(jr, I64(t.nr))),
-                    smin(b, I64(t.mr), b.sub(mc, b.mul(i, I64(t.mr)))),
-                    smin(b, I64(t.nr), b.sub(nc, b.mul(jr, I64(t.nr)))),
-                )
-                # Rows past the edge repeat the last row (their results are never stored), so
-                # no load leaves A.
-                a_rows = [
-                    at(b, a_start, b.mul(smin(b, b.add(tile.m, I64(r)), last_row), f["a_m"]),
-                       self.ty)
-                    for r in range(t.mr)
-                ]  # fmt: skip
-                self._prefetch(tile)
-                # A with unit stride along K (a plain row-major lhs) gets its own copy of the
-                # microkernel, with the step a constant as in the specialized kernel.
-                unit = b.icmp_signed("==", f["a_k"], I64(1))
-                with b.if_else(unit) as (contiguous, strided):
-                    with contiguous:
-                        acc = microkernel(b, t, self.dtype, a_rows, 1, b_panel, kc)
-                        self._writeback(acc, tile, pc)
-                    with strided:
-                        acc = microkernel(b, t, self.dtype, a_rows, f["a_k"], b_panel, kc)
-                        self._writeback(acc, tile, pc)
+        with tile_grid(b, t, self.ty, self.b_scratch, bi, block, kc) as (_, b_panel, tile):
+            # Rows past the edge repeat the last row (their results are never stored), so no
+            # load leaves A.
+            a_rows = [
+                at(b, a_start, b.mul(smin(b, b.add(tile.m, I64(r)), last_row), f["a_m"]), self.ty)
+                for r in range(t.mr)
+            ]
+            self._prefetch(tile)
+            # A with unit stride along K (a plain row-major lhs) gets its own copy of the
+            # microkernel, with the step a constant as in the specialized kernel.
+            unit = b.icmp_signed("==", f["a_k"], I64(1))
+            with b.if_else(unit) as (contiguous, strided):
+                with contiguous:
+                    acc = microkernel(b, t, self.dtype, a_rows, 1, b_panel, kc)
+                    self._writeback(acc, tile, pc)
+                with strided:
+                    acc = microkernel(b, t, self.dtype, a_rows, f["a_k"], b_panel, kc)
+                    self._writeback(acc, tile, pc)
 
-    def _offset(self, tile: _Tile, r: ir.Value | int) -> ir.Value:
+    def _offset(self, tile: Tile, r: ir.Value | int) -> ir.Value:
         b = self.b
         row = b.add(b.add(b.mul(tile.bi, self.m), tile.m), I64(r) if isinstance(r, int) else r)
         return b.add(b.mul(row, self.n), tile.n)
 
-    def _prefetch(self, tile: _Tile) -> None:
+    def _prefetch(self, tile: Tile) -> None:
         """Fetch the output tile during the K loop, as gemm._Gen does (a prefetch never faults,
         so rows and columns past the edge need no guard)."""
         b, t = self.b, self.t
@@ -359,7 +341,7 @@ class _Variant:
                 ptr = b.gep(row, [I64(c)], source_etype=self.ty)
                 b.call(fn, [ptr, I32(1), I32(3), I32(1)])
 
-    def _writeback(self, acc: list[ir.Value], tile: _Tile, pc: ir.Value) -> None:
+    def _writeback(self, acc: list[ir.Value], tile: Tile, pc: ir.Value) -> None:
         """K blocks after the first add to what earlier ones stored in C (old + new, as in
         gemm._Gen); the last hands the tile to the epilogue when there is one."""
         b, t, f = self.b, self.t, self.f
@@ -398,7 +380,7 @@ class _Variant:
         for i, value in enumerate(acc):
             self.b.store(value, at(self.b, self.tile, I64(i), self.vec)).align = 64
 
-    def _vector_store(self, acc: list[ir.Value], tile: _Tile, accumulate: bool) -> None:
+    def _vector_store(self, acc: list[ir.Value], tile: Tile, accumulate: bool) -> None:
         b, t = self.b, self.t
         for r in range(t.mr):
             row = at(b, self.f["c"], self._offset(tile, r), self.ty)
@@ -412,7 +394,7 @@ class _Variant:
                 b.store(value, ptr).align = 4
 
     def _elementwise(
-        self, tile: _Tile, into: ir.Value | None = None, accumulate: bool = True
+        self, tile: Tile, into: ir.Value | None = None, accumulate: bool = True
     ) -> None:
         """Edges through the spilled tile: C = (C +) tile, or `into` = C + tile (same layout as
         the tile) for the epilogue."""

@@ -173,6 +173,42 @@ def _pack(
                 zero(i, k)
 
 
+@dataclass(frozen=True)
+class Tile:
+    """One MR x NR tile of C: batch index, first row and column, and how many of its rows and
+    columns lie inside C (fewer at the edges)."""
+
+    bi: ir.Value
+    m: ir.Value
+    n: ir.Value
+    rows: ir.Value
+    cols: ir.Value
+
+
+@contextmanager
+def tile_grid(
+    b: ir.IRBuilder, t: Tiling, ty: ir.Type, b_scratch: ir.Value, bi: ir.Value,
+    block: tuple[ir.Value, ir.Value, ir.Value, ir.Value], kc: ir.Value,
+) -> Iterator[tuple[ir.Value, ir.Value, Tile]]:  # fmt: skip
+    """The tiles of one (m0, mc, j0, nc) block: yields (i, packed B panel, tile), columns
+    outer so each B panel is reused down the block's rows."""
+    m0, mc, j0, nc = block
+    with for_range(b, ceil_div(b, nc, t.nr), name="jr") as jr:
+        b_panel = at(b, b_scratch, b.mul(b.mul(jr, kc), I64(t.nr)), ty)
+        with for_range(b, ceil_div(b, mc, t.mr), name="ir") as i:
+            yield (
+                i,
+                b_panel,
+                Tile(
+                    bi,
+                    b.add(m0, b.mul(i, I64(t.mr))),
+                    b.add(j0, b.mul(jr, I64(t.nr))),
+                    smin(b, I64(t.mr), b.sub(mc, b.mul(i, I64(t.mr)))),
+                    smin(b, I64(t.nr), b.sub(nc, b.mul(jr, I64(t.nr)))),
+                ),
+            )
+
+
 def _fmuladd(module: ir.Module, vec: ir.VectorType) -> ir.Function:
     # llvm.fmuladd rather than llvm.fma: one FMA instruction where the target has FMA, a
     # multiply and an add (not a slow libm call) where it does not.
