@@ -54,9 +54,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
         facts=facts, output_names=output_names(fn),
     )  # fmt: skip
     out = Path(args.output)
-    staging = scratch_folder(out.parent if not out.exists() else out)
+    if out.exists() and not out.is_dir():
+        raise TesselError(f"-o {out}: exists and is not a directory")
     try:
-        written = _write(library, optimized, emit, staging)
+        staging = scratch_folder(out.parent if not out.exists() else out)
+    except OSError as e:
+        raise TesselError(f"-o {out}: cannot write there ({e.strerror}: {e.filename})") from None
+    try:
+        written = _write(library, optimized, emit, staging, out)
         _commit(staging, out, written)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -65,8 +70,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(library: Library, optimized: object, emit: list[str], folder: Path) -> list[str]:
-    """Every requested artifact, into `folder`; returns the file names."""
+def _write(
+    library: Library, optimized: object, emit: list[str], folder: Path, final: Path
+) -> list[str]:
+    """Every requested artifact, into `folder`; returns the file names. `final` is where they
+    end up: NAME.graph refers to weight files relative to it, not to the staging folder."""
     name = library.name
     files: list[str] = []
     if "so" in emit:
@@ -77,6 +85,11 @@ def _write(library: Library, optimized: object, emit: list[str], folder: Path) -
         (folder / f"{name}.h").write_text(library.header)
         (folder / f"{name}.c").write_text(library.source)
         files += [f"{name}.o", f"{name}.h", f"{name}.c"]
+        # NAME.o calls tessel's precompiled routines (the GEMM library): without their object
+        # files it cannot be linked
+        for file_name, code in library.runtime_objects.items():
+            (folder / f"{name}_{file_name}").write_bytes(code)
+            files.append(f"{name}_{file_name}")
     if "so" in emit or "obj" in emit:
         (folder / f"{name}.json").write_text(json.dumps(library.metadata, indent=1) + "\n")
         files.append(f"{name}.json")
@@ -84,8 +97,9 @@ def _write(library: Library, optimized: object, emit: list[str], folder: Path) -
             (folder / f"{name}.weights").write_bytes(library.weights)
             files.append(f"{name}.weights")
     if "ir" in emit:
-        weights = WeightSink(folder / f"{name}.ir.npz")
-        text = print_module(optimized, base_dir=folder, weights=weights)  # type: ignore[arg-type]
+        weights = WeightSink(final / f"{name}.ir.npz")  # what NAME.graph refers to
+        text = print_module(optimized, base_dir=final, weights=weights)  # type: ignore[arg-type]
+        weights.path = (folder / f"{name}.ir.npz").absolute()  # written here, moved there
         weights.save()
         (folder / f"{name}.graph").write_text(text)
         files += [f"{name}.graph"] + ([f"{name}.ir.npz"] if weights.arrays else [])

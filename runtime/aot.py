@@ -33,7 +33,9 @@ class AotExecutable(NativeProgram):
         library = folder / metadata["library"]
         if not library.exists():
             raise TesselError(f"{library}: no such library (did `tessel compile` finish?)")
-        self._lib = ctypes.CDLL(str(library), mode=ctypes.RTLD_LOCAL)
+        # an absolute path: dlopen("libNAME.so") would search the system's library path, not
+        # the current folder
+        self._lib = ctypes.CDLL(str(library.absolute()), mode=ctypes.RTLD_LOCAL)
         check = getattr(self._lib, f"{self.name}_missing_cpu_feature")
         check.restype = ctypes.c_char_p
         missing = check()
