@@ -47,7 +47,12 @@ class AotExecutable(NativeProgram):
             )
         weights = None
         if metadata.get("weights"):
-            weights = np.fromfile(folder / metadata["weights"], dtype=np.uint8)
+            blob = folder / metadata["weights"]
+            if not blob.exists():  # an error naming the file, not a bare FileNotFoundError
+                raise TesselError(
+                    f"{blob}: no such weights file (it is written next to the library)"
+                )
+            weights = np.fromfile(blob, dtype=np.uint8)
         spec = ProgramSpec.from_json(metadata["spec"])
         super().__init__(spec, self._address, threads, weights=weights)
 
