@@ -56,15 +56,20 @@ def cmd_compile(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise TesselError(f"-o {out}: exists and is not a directory")
+    created = _first_missing(out.parent)  # made for the staging folder: removed on error
     try:
         staging = scratch_folder(out.parent if not out.exists() else out)
     except OSError as e:
         raise TesselError(f"-o {out}: cannot write there ({e.strerror}: {e.filename})") from None
+    done = False
     try:
         written = _write(library, optimized, emit, staging, out)
         _commit(staging, out, written)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not done and created is not None:
+            shutil.rmtree(created, ignore_errors=True)
     for f in written:
         print(f"wrote {out / f}", file=sys.stderr)
     return 0
@@ -127,6 +132,16 @@ def _commit(staging: Path, out: Path, files: list[str]) -> None:
         raise TesselError(f"-o {out}: exists and is not a directory")
     for f in files:
         os.replace(staging / f, out / f)
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost of `folder` and its parents that does not exist yet, if any."""
+    missing = None
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 def _umask() -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -178,3 +180,27 @@ def test_relative_library_path(builds, reference, tessel, monkeypatch):
     proc = tessel("run", f"lib{build.name}.so", cwd=build.folder)
     assert proc.returncode == 0, proc.stderr
     assert "checksum" in proc.stdout
+
+
+@pytest.mark.parametrize("existing", [True, False])
+def test_late_error_leaves_nothing(tmp_path, samples_dir, existing):
+    """An error after the staging folder exists (here: no C compiler to link with) removes it,
+    and the folders made for it, and leaves an existing output folder as it was."""
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    out = tmp_path / "out"
+    if existing:
+        out.mkdir()
+        (out / "cnn.json").write_text("an older file")
+    before = listing(tmp_path)
+    target = out if existing else out / "deeper" / "lib"
+    proc = subprocess.run(
+        [sys.executable, "-m", "compiler", "compile", str(samples_dir / "cnn.graph"),
+         "-o", str(target)],
+        cwd=samples_dir.parent, env={**os.environ, "PATH": str(empty)},
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "C compiler" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert listing(tmp_path) == before
