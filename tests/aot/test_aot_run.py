@@ -3,6 +3,7 @@ interpreter's results; both paths run the same machine code, so they agree bit f
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -187,3 +188,53 @@ def test_tessel_run_library_matches_graph(builds, tessel, tmp_path):
     other_seed = tessel("run", str(build.library), "--seed", "1")
     assert other_seed.returncode == 0
     assert other_seed.stdout != so.stdout
+
+
+TWO_LIBRARIES = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "mlp.h"
+#include "mlp_v3.h"
+#include "cnn.h"
+
+/* Each library's own tessel_gemm_f32 (compiled for its CPU) serves its own calls. */
+int main(int argc, char** argv) {
+  static float x[256 * 784], img[8 * 28 * 28 * 1], a[256 * 10], b[256 * 10], c[8 * 10];
+  FILE* f = fopen(argv[1], "rb");
+  if (fread(x, sizeof x, 1, f) != 1 || fread(img, sizeof img, 1, f) != 1) return 90;
+  fclose(f);
+  int rc = mlp(x, a, NULL) * 100 + cnn(img, c, NULL) * 10 + mlp_v3(x, b, NULL);
+  f = fopen(argv[2], "wb");
+  fwrite(a, sizeof a, 1, f);
+  fwrite(b, sizeof b, 1, f);
+  fwrite(c, sizeof c, 1, f);
+  fclose(f);
+  return rc;
+}
+"""
+
+
+def test_two_libraries_in_one_c_program(builds, reference, tmp_path):
+    cc = shutil.which("cc") or "cc"
+    libs = [builds[k] for k in ("mlp", "mlp_v3", "cnn")]
+    (tmp_path / "main.c").write_text(TWO_LIBRARIES)
+    flags = [f for b in libs for f in (f"-I{b.folder}", f"-L{b.folder}", f"-Wl,-rpath,{b.folder}")]
+    link = subprocess.run(
+        [cc, "-O1", str(tmp_path / "main.c"), *flags, "-lmlp", "-lmlp_v3", "-lcnn",
+         "-o", str(tmp_path / "main")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert link.returncode == 0, link.stderr
+    (mlp_x,), _ = reference(builds["mlp"].graph)
+    (cnn_x,), _ = reference(builds["cnn"].graph)
+    (tmp_path / "in.bin").write_bytes(mlp_x.tobytes() + cnn_x.tobytes())
+    run = subprocess.run(
+        [str(tmp_path / "main"), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    raw = np.fromfile(tmp_path / "out.bin", dtype=np.float32)
+    got = np.split(raw, [256 * 10, 2 * 256 * 10])
+    for out, build, x in zip(got, libs, (mlp_x, mlp_x, cnn_x), strict=True):
+        want = runtime.load(build.library)(x)
+        assert out.tobytes() == want.tobytes(), build.name
