@@ -191,7 +191,7 @@ def compile_library(
         "library": f"lib{name}.so",
         "object": f"{name}.o",
         "header": f"{name}.h",
-        "source": f"{name}.c",
+        "c_source": f"{name}.c",
         "weights": f"{name}.weights" if weights is not None else None,
         "compiler": {"name": "tessel", "version": compiler_version()},
         **(facts or {}),
