@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.workloads import (
+    JIT_FUNCTIONS,
     MLP_GRAPH,
     MLP_WEIGHTS,
     Arrays,
@@ -112,18 +114,32 @@ class Tessel(Engine):
         if w.kind == "compile-deep":  # cache=False: the on-disk cache would answer later calls
             fn, x, params = w.numpy_function(), inputs["x"], deep_params(inputs)
             return lambda: jit(fn, cache=False)(x, params)
+        if w.kind == "compile-cached":
+            return self._from_disk_cache(w, inputs)
         if w.kind == "dispatch" or w.kind.startswith("jit-"):
             jitted, args = jit(w.numpy_function(), cache=False), tuple(inputs.values())
             return lambda: jitted(*args)
         return self.prepare_graph(w, inputs)
+
+    def _from_disk_cache(self, w: Workload, inputs: Arrays) -> Thunk:
+        """A fresh @jit of the MLP each call, answered by the on-disk cache: trace, hash the
+        graph, load the object code (no passes, no LLVM). The cache folder is this run's own."""
+        import tempfile
+
+        from compiler import jit
+
+        self._cache_folder = tempfile.TemporaryDirectory(prefix="tessel-bench-")
+        os.environ["TESSEL_CACHE_DIR"] = self._cache_folder.name  # read when a call compiles
+        fn, x = JIT_FUNCTIONS["mlp"](w), inputs["x"]
+        jit(fn, cache=True).lower(x)
+        jit(fn, cache=True)(x)  # fills the cache (and builds the GEMM routine there once)
+        return lambda: jit(fn, cache=True).compile(x)
 
     def prepare_graph(self, w: Workload, inputs: Arrays) -> Thunk:
         from ir.parser import parse_file, parse_module
 
         if w.kind == "compile":
             return lambda: self._compile(parse_file(MLP_GRAPH))
-        if w.kind == "compile-cached":
-            raise NotAvailable("tessel has no compile cache yet")
         text = w.graph()
         if not text:
             raise NotAvailable(f"no graph text for {w.kind}")

@@ -60,8 +60,7 @@ def test_quick_suite_prints_a_table_and_writes_json(repo_root, tmp_path):
     assert by_name["compile-mlp"]["engines"]["tessel"]["status"] == "ok"
     assert by_name["compile-mlp"]["engines"]["numpy"]["status"] == "n/a"
     cached = by_name["compile-mlp-cached"]["engines"]["tessel"]
-    assert cached["status"] == "n/a"
-    assert "no compile cache" in cached["reason"]
+    assert cached["status"] == "ok"  # a fresh @jit answered by the on-disk cache
     assert by_name["compile-mlp-cached"]["ratios"]["numpy"] is None
 
 
