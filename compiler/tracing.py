@@ -122,6 +122,13 @@ class Trace:
 
     def emit(self, op: Op, srcs: Sequence[Tracer], weak: bool = False, **attrs: Any) -> Tracer:
         loc = user_location()
+        if current_trace() is not self or any(s.trace is not self for s in srcs):
+            raise TraceError(
+                "a traced value was used outside the call that traced it (kept in a global, "
+                "an attribute or a closure from an earlier call?); return it instead, or pass "
+                "it in as an argument",
+                loc,
+            )
         try:
             node = make_node(op, [s.node for s in srcs], attrs, loc=loc)
         except GraphTypeError as e:

@@ -282,3 +282,20 @@ def test_cache_false_ignores_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("TESSEL_CACHE_DIR", str(tmp_path))
     jit(affine, cache=False)(*args_for())
     assert not (tmp_path / "entries").exists()
+
+
+def test_a_leaked_tracer_is_a_clear_error():
+    kept = []
+
+    @jit(target="interp")
+    def leak(x):
+        kept.append(x)
+        return x + 1
+
+    @jit(target="interp")
+    def use(y):
+        return y + kept[0]
+
+    leak(np.ones(2, np.float32))
+    with pytest.raises(TesselError, match="used outside the call that traced it"):
+        use(np.ones(2, np.float32))
