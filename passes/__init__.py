@@ -1,5 +1,6 @@
 """Graph passes. Importing this package registers every pass in `passes.base.REGISTRY`."""
 
+import passes.mixed_precision  # noqa: F401
 from passes import buffers, canonicalize, cleanup, decompose, fold, fuse, recompose  # noqa: F401
 from passes.base import REGISTRY, Pass, PassContext
 from passes.manager import PassManager
