@@ -1,0 +1,389 @@
+"""A packed int8 GEMM with int32 accumulation on AMX tiles, for 8-bit dot_generals.
+
+It takes a plain dot_general whose operands are i8 or u8 (any mix) and whose out_dtype is i32:
+C[b, m, n] = sum_k A[b, m, k] B[b, k, n], with the dimension numbers reduced as in
+codegen/gemm_plan.py. Output fusions around such a dot are declined (the generic emitter runs
+them), as are dots on hosts without AMX-INT8.
+
+The tile instructions do the work: TDPB{S,U}{S,U}D multiplies a 16 x 64-byte tile of A with
+a 16 x 64-byte tile of B holding 16 columns x 4 consecutive k per row (the "VNNI" layout) and
+adds the sums of four products into a 16 x 16 tile of int32. Four accumulator tiles make a
+32 x 32 block of C, fed by two tiles of A and two of B per 64 k. Both operands are packed
+into zero-padded scratch on the stack first: A as 32 rows of KCP bytes (KCP = the K block
+rounded up to 64), B as 16-column panels in the layout above, so edges and any dimension
+numbers cost nothing in the tile loop and zeros add nothing to the sums.
+
+Loop nest, one "row" being one 32-row M block of one (batch, column block):
+
+    for each (batch, column block of NB) in the thread's rows, for pc in K by KC:  pack B
+        for each 32-row M block:   pack A;  32 x NB block into a stack tile S;  add S to C
+
+Every sum is exact modulo 2^32: the tile instructions and the K-block additions wrap rather
+than saturate, and wrapping int32 addition is int64 addition followed by one wrap, which is
+what the reference does, so results are bit-identical however long K is.
+
+Linux hands out the AMX register state only to processes that ask for it (arch_prctl
+ARCH_REQ_XCOMP_PERM for XTILEDATA). The kernel asks itself, once per process, through the
+system call; if the kernel or CPU says no (an older kernel, a library loaded on another
+machine), a portable loop computes the same block from the same packed operands. The tile code
+lives in its own function carrying the AMX target features, so it compiles whatever CPU the
+module targets, and runs only after that check.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+
+from codegen.gemm_micro import Axis, PanelSource, at, ceil_div, smin
+from codegen.gemm_plan import Geometry
+from codegen.loops import for_range
+from codegen.types import I8, I32, I64, PTR
+from ir.dtypes import DType
+from ir.graph import Node
+from ir.ops import Op
+
+KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
+ENABLED = True
+USE_TILES = True  # False: the portable loop only (how tests reach the fallback on AMX hosts)
+OPERANDS = frozenset({DType.I8, DType.U8})
+MB = 32  # rows of C per block: two A tiles
+PANEL = 16  # columns of C per B tile
+KC_MAX = 2048  # bytes of K per block: B's block is KCP x NB bytes of stack (1 MB at most)
+NB_MAX = 512  # columns per column block; with N = 1024 two threads pack disjoint halves of B
+# The executor splits a kernel when rows * work_per_row reaches 32768; in multiply-adds that
+# is 32768 * 8192 = 256M, a 640^3 product, about 0.1 ms on one core at tile speed: below that
+# waking the pool costs more than a second thread saves.
+PARALLEL_MACS = 8192
+SYS_ARCH_PRCTL = 158  # x86-64 Linux
+ARCH_REQ_XCOMP_PERM = 0x1023
+XFEATURE_XTILEDATA = 18
+AMX_FEATURES = "+amx-tile,+amx-int8"
+# the tile instruction for each (A signed, B signed)
+DOT_INSTRUCTION = {
+    (True, True): "ss",
+    (True, False): "su",
+    (False, True): "us",
+    (False, False): "uu",
+}
+
+
+@functools.cache
+def _host_has_amx() -> bool:
+    llvm.initialize_native_target()
+    features = set(llvm.get_host_cpu_features().flatten().split(","))
+    linux = "linux" in llvm.get_process_triple()
+    return linux and {"+amx-tile", "+amx-int8"} <= features
+
+
+def applicable(node: Node) -> bool:
+    """A plain i8/u8 dot_general into i32, on a Linux host with AMX-INT8."""
+    if not ENABLED or node.op is not Op.DOT_GENERAL or node.dtype != DType.I32:
+        return False
+    if any(s.dtype not in OPERANDS for s in node.srcs) or node.type.size == 0:
+        return False
+    return Geometry.of(node).k > 0 and _host_has_amx()
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Static block sizes: K per block (kc) and its padded width (kcp), columns per block."""
+
+    kc: int
+    kcp: int
+    nb: int
+    nk: int  # K blocks
+    nj: int  # column blocks
+    mt: int  # 32-row M blocks
+
+
+def blocks(g: Geometry) -> Blocks:
+    _, m, n = g.sizes
+    nk = -(-g.k // KC_MAX)
+    kc = -(-g.k // nk)  # equal blocks, so the last is not a sliver
+    nb = min(NB_MAX, -(-n // (2 * PANEL)) * 2 * PANEL)
+    return Blocks(kc, -(-kc // 64) * 64, nb, nk, -(-n // nb), -(-m // MB))
+
+
+def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+    """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
+    # the object emitter assembles the inline `syscall` (see _amx_ready) only with a parser
+    llvm.initialize_native_asmparser()
+    g = Geometry.of(node)
+    z = blocks(g)
+    fn = ir.Function(module, KERNEL_TYPE, name)
+    fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
+    signed = tuple(s.dtype == DType.I8 for s in node.srcs)
+    _Gen(fn, g, z, (signed[0], signed[1])).emit()
+    batch, _, n = g.sizes
+    work = MB * -(-n // z.nj) * g.k // PARALLEL_MACS
+    return batch * z.nj * z.mt, max(1, work)
+
+
+def _memset(b: ir.IRBuilder, ptr: ir.Value, size: int) -> None:
+    fnty = ir.FunctionType(ir.VoidType(), [PTR, I8, I64, ir.IntType(1)])
+    fn = b.module.declare_intrinsic("llvm.memset", [PTR, I64], fnty)
+    b.call(fn, [ptr, I8(0), I64(size), ir.IntType(1)(0)])
+
+
+def _intrinsic(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Function:
+    existing = module.globals.get(name)
+    if isinstance(existing, ir.Function):
+        return existing
+    return ir.Function(module, ir.FunctionType(ir.VoidType(), args), name)
+
+
+def _amx_state(module: ir.Module) -> ir.GlobalVariable:
+    """0: not asked yet, 1: the process may use AMX, 2: it may not. One per module."""
+    name = "tessel_amx_state"
+    existing = module.globals.get(name)
+    if isinstance(existing, ir.GlobalVariable):
+        return existing
+    state = ir.GlobalVariable(module, I32, name)
+    state.linkage = "internal"
+    state.initializer = I32(0)
+    return state
+
+
+def _amx_ready(b: ir.IRBuilder) -> ir.Value:
+    """i1: whether this process may run tile instructions, asking the OS on first use.
+
+    Racing threads may both ask; the request is idempotent, so both store the same answer.
+    """
+    state = _amx_state(b.module)
+    known = b.load_atomic(state, "monotonic", 4, typ=I32)
+    with b.if_then(b.icmp_unsigned("==", known, I32(0))):
+        asm = ir.InlineAsm(
+            ir.FunctionType(I64, [I64, I64, I64]),
+            "syscall",
+            "={rax},{rax},{rdi},{rsi},~{rcx},~{r11},~{memory}",
+            side_effect=True,
+        )
+        request = (I64(SYS_ARCH_PRCTL), I64(ARCH_REQ_XCOMP_PERM), I64(XFEATURE_XTILEDATA))
+        result = b.call(asm, list(request))
+        answer = b.select(b.icmp_signed("==", result, I64(0)), I32(1), I32(2))
+        b.store_atomic(answer, state, "monotonic", 4)
+    return b.icmp_unsigned("==", b.load_atomic(state, "monotonic", 4, typ=I32), I32(1))
+
+
+def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool]) -> ir.Function:
+    """void f(ptr a, ptr b, ptr s): the MB x NB block S = A B of the packed operands on tiles.
+
+    Tiles 0-3 accumulate the 2 x 2 block of 16 x 16 int32, 4-5 hold A's two 16-row halves and
+    6-7 two 16-column panels of B, all 16 rows of 64 bytes: one tile configuration for all.
+    """
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    # llvmlite knows no string attributes: added as raw text, it is printed verbatim
+    set.add(fn.attributes, f'"target-features"="{AMX_FEATURES}"')
+    a, bp, s = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    config = b.alloca(I8, size=I64(64))
+    config.align = 64
+    _memset(b, config, 64)
+    b.store(I8(1), config)  # palette 1
+    for tile in range(8):
+        # bytes per row as a little-endian u16 whose high byte the memset cleared
+        b.store(I8(64), b.gep(config, [I64(16 + 2 * tile)], source_etype=I8))
+        b.store(I8(16), b.gep(config, [I64(48 + tile)], source_etype=I8))
+    b.call(_intrinsic(module, "llvm.x86.ldtilecfg", [PTR]), [config])
+    load = _intrinsic(module, "llvm.x86.tileloadd64", [I8, PTR, I64])
+    store = _intrinsic(module, "llvm.x86.tilestored64", [I8, PTR, I64])
+    zero = _intrinsic(module, "llvm.x86.tilezero", [I8])
+    dot = _intrinsic(module, f"llvm.x86.tdpb{DOT_INSTRUCTION[signed]}d", [I8, I8, I8])
+    panel_bytes = z.kcp * PANEL
+    row_bytes = z.nb * 4
+    with for_range(b, z.nb // (2 * PANEL), name="q") as q:
+        for tile in range(4):
+            b.call(zero, [I8(tile)])
+        b0 = at(b, bp, b.mul(q, I64(2 * panel_bytes)), I8)
+        b1 = at(b, b0, I64(panel_bytes), I8)
+        with for_range(b, z.kcp // 64, name="kt") as kt:
+            ka = b.mul(kt, I64(64))
+            b.call(load, [I8(4), at(b, a, ka, I8), I64(z.kcp)])
+            b.call(load, [I8(5), at(b, a, b.add(ka, I64(16 * z.kcp)), I8), I64(z.kcp)])
+            kb = b.mul(kt, I64(16 * 64))  # 16 rows of 4 k each per 64 k
+            b.call(load, [I8(6), at(b, b0, kb, I8), I64(64)])
+            b.call(load, [I8(7), at(b, b1, kb, I8), I64(64)])
+            for acc, (x, y) in enumerate(((4, 6), (4, 7), (5, 6), (5, 7))):
+                b.call(dot, [I8(acc), I8(x), I8(y)])
+        col = b.mul(q, I64(2 * PANEL * 4))
+        for acc in range(4):
+            offset = b.add(col, I64((acc // 2) * 16 * row_bytes + (acc % 2) * PANEL * 4))
+            b.call(store, [I8(acc), at(b, s, offset, I8), I64(row_bytes)])
+    b.call(_intrinsic(module, "llvm.x86.tilerelease", []), [])
+    b.ret_void()
+    return fn
+
+
+class _Gen:
+    def __init__(self, fn: ir.Function, g: Geometry, z: Blocks, signed: tuple[bool, bool]) -> None:
+        self.fn, self.g, self.z, self.signed = fn, g, z, signed
+        self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
+        buffers, self.start, self.stop = fn.args
+        pointers = [
+            b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
+            for i in range(3)
+        ]
+        self.out, self.lhs, self.rhs = pointers
+        self.a_pack = self._scratch(MB * z.kcp, I8)
+        self.b_pack = self._scratch(z.kcp * z.nb, I8)
+        self.s = self._scratch(MB * z.nb, I32)
+        self.amx = _amx_block(fn.module, f"{fn.name}_amx", z, signed)
+
+    def _scratch(self, elements: int, ty: ir.Type) -> ir.Value:
+        ptr = self.b.alloca(ty, size=I64(elements))
+        ptr.align = 64
+        # retyped as an opaque pointer (the printed IR is the same): llvmlite then lets
+        # vectors and scalars alike be stored through it
+        ptr.type = PTR
+        return ptr
+
+    def emit(self) -> None:
+        """Rows are (batch, column block, M block), M blocks innermost, as in codegen/gemm.py:
+        a thread's range is a few runs of M blocks, each run sharing one packed B."""
+        b, z = self.b, self.z
+        ready = _amx_ready(b) if USE_TILES else ir.IntType(1)(0)
+        tiles = I64(z.mt)
+        with for_range(b, ceil_div(b, self.stop, z.mt), b.sdiv(self.start, tiles), "group") as grp:
+            base = b.mul(grp, tiles)
+            lo = b.sub(self.start, base)
+            lo = b.select(b.icmp_signed("<", lo, I64(0)), I64(0), lo)
+            hi = smin(b, b.sub(self.stop, base), tiles)
+            bi, jc = b.udiv(grp, I64(z.nj)), b.urem(grp, I64(z.nj))
+            self._group(ready, bi, jc, lo, hi)
+        b.ret_void()
+
+    def _group(self, ready: ir.Value, bi: ir.Value, jc: ir.Value, lo: ir.Value,
+               hi: ir.Value) -> None:  # fmt: skip
+        b, z, g = self.b, self.z, self.g
+        _, m, n = g.sizes
+        ab, am, ak = g.a
+        bb, bk, bn = g.b
+        lhs = PanelSource(at(b, self.lhs, ab.offset(b, bi), I8), am, ak)
+        rhs = PanelSource(at(b, self.rhs, bb.offset(b, bi), I8), bn, bk)
+        j0 = b.mul(jc, I64(z.nb))
+        nc = smin(b, I64(z.nb), b.sub(I64(n), j0))
+        with for_range(b, z.nk, name="pc") as pc:
+            p0 = b.mul(pc, I64(z.kc))
+            kc = smin(b, I64(z.kc), b.sub(I64(g.k), p0))
+            _memset(b, self.b_pack, z.kcp * z.nb)
+            self._pack_b(rhs, j0, nc, p0, kc)
+            with for_range(b, hi, lo, name="mb") as mb:
+                m0 = b.mul(mb, I64(MB))
+                mc = smin(b, I64(MB), b.sub(I64(m), m0))
+                _memset(b, self.a_pack, MB * z.kcp)
+                self._pack_a(lhs, m0, mc, p0, kc)
+                with b.if_else(ready) as (tiles, portable):
+                    with tiles:
+                        b.call(self.amx, [self.a_pack, self.b_pack, self.s])
+                    with portable:
+                        self._portable_block()
+                self._write(bi, m0, mc, j0, nc, pc)
+
+    def _pack_a(self, src: PanelSource, m0: ir.Value, mc: ir.Value, p0: ir.Value,
+                kc: ir.Value) -> None:  # fmt: skip
+        """Rows of A at KCP bytes each; with K contiguous in A the copy loop vectorizes."""
+        b, kcp = self.b, self.z.kcp
+        with for_range(b, mc, name="ar") as r:
+            row = at(b, src.ptr, src.rows.offset(b, b.add(m0, r)), I8)
+            dst = at(b, self.a_pack, b.mul(r, I64(kcp)), I8)
+            with for_range(b, kc, name="ak") as k:
+                value = b.load(at(b, row, src.depth.offset(b, b.add(p0, k)), I8), typ=I8)
+                b.store(value, at(b, dst, k, I8))
+
+    def _pack_b(self, src: PanelSource, j0: ir.Value, nc: ir.Value, p0: ir.Value,
+                kc: ir.Value) -> None:  # fmt: skip
+        """16-column panels, each KCP / 4 rows of (16 columns x 4 consecutive k)."""
+        b, kcp = self.b, self.z.kcp
+        with for_range(b, ceil_div(b, nc, PANEL), name="bp") as p:
+            first = b.add(j0, b.mul(p, I64(PANEL)))
+            valid = smin(b, I64(PANEL), b.sub(nc, b.mul(p, I64(PANEL))))
+            panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), I8)
+            rows_of_four = I64(0)
+            if isinstance(src.rows, Axis) and src.rows.unit:
+                rows_of_four = b.select(
+                    b.icmp_signed("==", valid, I64(PANEL)), b.sdiv(kc, I64(4)), I64(0)
+                )
+                self._pack_b_vector(src, panel, first, p0, rows_of_four)
+            # the rest element by element: a partial panel, K's last k % 4, or strided columns
+            with for_range(b, kc, b.mul(rows_of_four, I64(4)), name="bk") as k:
+                depth = src.depth.offset(b, b.add(p0, k))
+                dst = at(b, panel, b.add(b.mul(b.udiv(k, I64(4)), I64(64)), b.urem(k, I64(4))), I8)
+                with for_range(b, valid, name="bn") as c:
+                    offset = b.add(src.rows.offset(b, b.add(first, c)), depth)
+                    value = b.load(at(b, src.ptr, offset, I8), typ=I8)
+                    b.store(value, at(b, dst, b.mul(c, I64(4)), I8))
+
+    def _pack_b_vector(self, src: PanelSource, panel: ir.Value, first: ir.Value, p0: ir.Value,
+                       count: ir.Value) -> None:  # fmt: skip
+        """Whole 16-column panels with columns contiguous: four rows of 16 bytes interleave
+        into one 64-byte row of the panel, with one shuffle."""
+        b = self.b
+        v16, v32, v64 = (ir.VectorType(I8, w) for w in (16, 32, 64))
+        i32 = ir.IntType(32)
+
+        def mask(values: list[int]) -> ir.Constant:
+            return ir.Constant(ir.VectorType(i32, len(values)), values)
+
+        column = src.rows.offset(b, first)
+        with for_range(b, count, name="bv") as k4:
+            rows = []
+            for j in range(4):
+                depth = src.depth.offset(b, b.add(p0, b.add(b.mul(k4, I64(4)), I64(j))))
+                load = b.load(at(b, src.ptr, b.add(column, depth), I8), typ=v16)
+                load.align = 1
+                rows.append(load)
+            low = b.shuffle_vector(rows[0], rows[1], mask(list(range(32))))
+            high = b.shuffle_vector(rows[2], rows[3], mask(list(range(32))))
+            assert low.type == v32
+            # lane 4c + j of the result is column c of row j
+            order = [j * 16 + c for c in range(16) for j in range(4)]
+            packed = b.shuffle_vector(low, high, mask(order))
+            assert packed.type == v64
+            b.store(packed, at(b, panel, k4, v64)).align = 64
+
+    def _portable_block(self) -> None:
+        """The tile code's block without tiles, from the same packed operands."""
+        b, z = self.b, self.z
+        _memset(b, self.s, MB * z.nb * 4)
+        ext_a = b.sext if self.signed[0] else b.zext
+        ext_b = b.sext if self.signed[1] else b.zext
+        with for_range(b, MB, name="sr") as r:
+            a_row = at(b, self.a_pack, b.mul(r, I64(z.kcp)), I8)
+            s_row = at(b, self.s, b.mul(r, I64(z.nb)), I32)
+            with for_range(b, z.nb // PANEL, name="sp") as p:
+                panel = at(b, self.b_pack, b.mul(p, I64(z.kcp * PANEL)), I8)
+                out = at(b, s_row, b.mul(p, I64(PANEL)), I32)
+                with for_range(b, z.kcp // 4, name="sk") as k4:
+                    quad = at(b, a_row, b.mul(k4, I64(4)), I8)
+                    a = [ext_a(b.load(at(b, quad, I64(j), I8), typ=I8), I32) for j in range(4)]
+                    line = at(b, panel, b.mul(k4, I64(64)), I8)
+                    with for_range(b, PANEL, name="sc") as c:
+                        total = b.load(at(b, out, c, I32), typ=I32)
+                        for j in range(4):
+                            x = b.load(at(b, line, b.add(b.mul(c, I64(4)), I64(j)), I8), typ=I8)
+                            total = b.add(total, b.mul(a[j], ext_b(x, I32)))
+                        b.store(total, at(b, out, c, I32))
+
+    def _write(self, bi: ir.Value, m0: ir.Value, mc: ir.Value, j0: ir.Value, nc: ir.Value,
+               pc: ir.Value) -> None:  # fmt: skip
+        """The valid part of S into C: stored by the first K block, added by later ones."""
+        b, z = self.b, self.z
+        _, m, n = self.g.sizes
+        later = b.icmp_signed("!=", pc, I64(0))
+        with for_range(b, mc, name="wr") as r:
+            row = b.add(b.mul(b.add(b.mul(bi, I64(m)), b.add(m0, r)), I64(n)), j0)
+            dst = at(b, self.out, row, I32)
+            src = at(b, self.s, b.mul(r, I64(z.nb)), I32)
+            with for_range(b, nc, name="wc") as c:
+                value = b.load(at(b, src, c, I32), typ=I32)
+                ptr = at(b, dst, c, I32)
+                if z.nk > 1:
+                    old = b.load(ptr, typ=I32)
+                    value = b.select(later, b.add(old, value), value)
+                b.store(value, ptr)
