@@ -403,3 +403,8 @@ EMIT: dict[Op, Callable[[Emitter, Node, Index], ir.Value]] = {
     Op.MAX_POOL: _max_pool,
     Op.FUSION: _fusion,
 }
+
+# The quantization ops' rows live in codegen/quant.py, which builds on this module's helpers.
+from codegen.quant import QUANT_EMIT  # noqa: E402
+
+EMIT.update(QUANT_EMIT)

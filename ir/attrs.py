@@ -92,6 +92,7 @@ class AttrKind(Enum):
     DTYPE = "a dtype (" + ", ".join(ALL_NAMES) + ")"
     ENUM = "one of"  # one identifier from a fixed list (AttrSpec.choices)
     INTS = "a list of ints"
+    FLOATS = "a list of numbers"
     INT_PAIRS = "a list of [low, high] pairs"
     PADDING = "same, valid, or a list of [low, high] pairs"
     ARRAY = "an array"
@@ -145,6 +146,15 @@ def _ints(v: Any, spec: AttrSpec) -> Any:
     return _BAD
 
 
+def _floats(v: Any, spec: AttrSpec) -> Any:
+    """Numbers, or one number standing for a one-element list (`scale = 0.5`)."""
+    items = v if isinstance(v, tuple | list) else (v,)
+    if items and all(isinstance(x, int | float | np.number) and not isinstance(x, bool)
+                     for x in items):  # fmt: skip
+        return tuple(float(x) for x in items)
+    return _BAD
+
+
 def _pairs(v: Any, spec: AttrSpec) -> Any:
     if isinstance(v, tuple | list) and all(
         isinstance(p, tuple | list) and len(p) == 2 and all(_is_int(x) for x in p) for p in v
@@ -178,6 +188,7 @@ _CHECKERS: dict[AttrKind, Callable[[Any, AttrSpec], Any]] = {
     AttrKind.FUNCTION: lambda v, s: v if hasattr(v, "params") and hasattr(v, "body") else _BAD,
     AttrKind.ENUM: lambda v, s: v if isinstance(v, str) and v in s.choices else _BAD,
     AttrKind.INTS: _ints,
+    AttrKind.FLOATS: _floats,
     AttrKind.INT_PAIRS: _pairs,
     AttrKind.PADDING: _padding,
     AttrKind.ARRAY: lambda v, s: v if isinstance(v, ConstData) else _BAD,

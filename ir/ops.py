@@ -69,6 +69,10 @@ class Op(Enum):
     CONV2D = "conv2d"
     MAX_POOL = "max_pool"
     AVG_POOL = "avg_pool"
+    # quantization: float <-> integer with a scale and zero point, per tensor or per channel
+    QUANTIZE = "quantize"
+    DEQUANTIZE = "dequantize"
+    REQUANTIZE = "requantize"
     # composites: a decompose pass rewrites them into the primitives above
     SOFTMAX = "softmax"
     MEAN = "mean"
@@ -99,6 +103,9 @@ MOVEMENT = frozenset(
 CONTRACTION = frozenset({Op.DOT_GENERAL, Op.CONV2D})
 WINDOWED = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 COMPOSITE = frozenset({Op.SOFTMAX, Op.MEAN})
+# Elementwise, but each element's parameters depend on its position along `axis`, so rewrites
+# that treat elementwise ops alike (broadcast sinking, ...) must not touch them.
+QUANTIZATION = frozenset({Op.QUANTIZE, Op.DEQUANTIZE, Op.REQUANTIZE})
 REDUCE_KINDS = ("sum", "max", "min", "prod")
 
 # Number of operands; None means variadic (at least one).
@@ -121,6 +128,7 @@ ARITY: dict[Op, int | None] = {
     Op.AVG_POOL: 1,
     Op.SOFTMAX: 1,
     Op.MEAN: 1,
+    **{op: 1 for op in QUANTIZATION},
     Op.FUSION: None,
 }
 
@@ -139,6 +147,9 @@ FLOAT = DTypeRule(dtypes.FLOATS, "a floating-point type")
 INT_OR_BOOL = DTypeRule(dtypes.INTEGERS | {DType.BOOL}, "an integer or bool type")
 NUMERIC_OR_BOOL = DTypeRule(dtypes.ALL, "a numeric or bool type")
 
+# the integer types quantized values take
+QUANT_INTS = (DType.I8, DType.U8, DType.I16, DType.I32)
+
 OPERAND_DTYPES: dict[Op, DTypeRule] = {
     **{op: ANY for op in SOURCES | MOVEMENT | COMPARE | {Op.SELECT, Op.CONVERT, Op.FUSION}},
     **{op: FLOAT for op in (Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
@@ -150,10 +161,14 @@ OPERAND_DTYPES: dict[Op, DTypeRule] = {
     Op.DOT_GENERAL: NUMERIC,
     Op.CONV2D: NUMERIC,
     Op.MAX_POOL: NUMERIC,
+    Op.QUANTIZE: FLOAT,
+    Op.DEQUANTIZE: DTypeRule(frozenset(QUANT_INTS), "i8, u8, i16 or i32"),
+    Op.REQUANTIZE: DTypeRule(frozenset({DType.I32}), "i32 (an int32 accumulator)"),
 }
 
 _INTS = AttrKind.INTS
 _OPT = None  # default filled in by the op's normalizer in typerules
+
 
 ATTRS: dict[Op, dict[str, AttrSpec]] = {
     Op.CONSTANT: {"value": AttrSpec(AttrKind.ARRAY)},
@@ -207,6 +222,30 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
         "count_include_pad": AttrSpec(AttrKind.BOOL, False),
     },
     Op.SOFTMAX: {"axis": AttrSpec(AttrKind.INT, -1)},
+    # x -> clamp(round_half_even(x / scale) + zero_point) in dtype's range
+    Op.QUANTIZE: {
+        "scale": AttrSpec(AttrKind.FLOATS),
+        "zero_point": AttrSpec(_INTS, (0,)),
+        "axis": AttrSpec(AttrKind.INT, _OPT),  # the channel axis; none: per tensor
+        "dtype": AttrSpec(AttrKind.DTYPE, DType.I8),
+    },
+    # q -> (q - zero_point) * scale in dtype
+    Op.DEQUANTIZE: {
+        "scale": AttrSpec(AttrKind.FLOATS),
+        "zero_point": AttrSpec(_INTS, (0,)),
+        "axis": AttrSpec(AttrKind.INT, _OPT),
+        "dtype": AttrSpec(AttrKind.DTYPE, DType.F32),
+    },
+    # acc -> clamp(round(acc * multiplier / 2^31 / 2^shift) + zero_point, min, max), integers only
+    Op.REQUANTIZE: {
+        "multiplier": AttrSpec(_INTS),
+        "shift": AttrSpec(_INTS),
+        "zero_point": AttrSpec(AttrKind.INT, 0),
+        "min": AttrSpec(AttrKind.INT, _OPT),  # default: dtype's range
+        "max": AttrSpec(AttrKind.INT, _OPT),
+        "axis": AttrSpec(AttrKind.INT, _OPT),
+        "dtype": AttrSpec(AttrKind.DTYPE, DType.I8),
+    },
     Op.MEAN: {"axes": AttrSpec(_INTS)},
     Op.FUSION: {"body": AttrSpec(AttrKind.FUNCTION)},
 }

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from ir import quant
 from ir.attrs import REQUIRED, Attrs, show_value
 from ir.dtypes import DType
 from ir.ops import ARITY, BINARY, COMPARE, OPERAND_DTYPES, UNARY, Op, attr_specs
@@ -163,6 +164,7 @@ def _n_pool(t: Types, a: dict[str, Any]) -> None:
 
 
 NORMALIZE: dict[Op, Callable[[Types, dict[str, Any]], None]] = {
+    **quant.NORMALIZE,
     Op.REDUCE: _n_reduce,
     Op.MEAN: _n_reduce,
     Op.SOFTMAX: _n_axis,
@@ -192,7 +194,7 @@ def normalize_attrs(op: Op, in_types: Types, raw: Mapping[str, Any]) -> Attrs:
             )
     out: dict[str, Any] = {}
     for name, spec in specs.items():
-        if name in raw:
+        if name in raw and not (raw[name] is None and spec.default is None):  # None: unset
             try:
                 out[name] = spec.check(raw[name])
             except ValueError as e:
@@ -464,6 +466,7 @@ def _t_fusion(t: Types, a: Attrs) -> TensorType:
 
 
 TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
+    **quant.TYPE_RULES,
     **{op: _t_elementwise for op in UNARY | BINARY},
     **{op: _t_compare for op in COMPARE},
     Op.SELECT: _t_select,

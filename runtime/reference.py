@@ -31,6 +31,7 @@ from ir.ops import Op
 from ir.types import TensorType
 from runtime.numerics import Reference, cast, divide, power, widen
 from runtime.reference_nn import NN_REFERENCE
+from runtime.reference_quant import QUANT_REFERENCE
 
 # --- elementwise --------------------------------------------------------------------------
 
@@ -212,4 +213,6 @@ _CORE: dict[Op, Reference] = {
     Op.FUSION: _fusion,
 }
 
-REFERENCE: dict[Op, Reference] = {op: _row(fn) for op, fn in (_CORE | NN_REFERENCE).items()}
+REFERENCE: dict[Op, Reference] = {
+    op: _row(fn) for op, fn in (_CORE | NN_REFERENCE | QUANT_REFERENCE).items()
+}

@@ -21,7 +21,8 @@ from ir import dtypes, ops
 from ir.builder import FunctionBuilder
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
-from ir.ops import OPERAND_DTYPES, REDUCE_KINDS, Op
+from ir.ops import OPERAND_DTYPES, QUANT_INTS, REDUCE_KINDS, Op
+from ir.quant import int_range
 from ir.types import TensorType
 
 DTYPES = sorted(DType, key=lambda t: t.value)
@@ -355,6 +356,54 @@ def g_pool(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, x, **attrs)
 
 
+def _per_channel(c: Ctx, x: Node, attrs: dict[str, Any]) -> int:
+    """Sometimes give the op an axis: how many parameters each list then takes."""
+    rank = x.type.rank
+    if rank and c.flag():
+        axis = c.integer(-rank, rank - 1)
+        if x.shape[axis]:  # an empty axis has no channels to give parameters to
+            attrs["axis"] = axis
+            return x.shape[axis]
+    return 1
+
+
+def _scales(c: Ctx, n: int) -> list[float]:
+    return [c.draw(st.floats(1e-3, 1e3, allow_nan=False, allow_infinity=False)) for _ in range(n)]
+
+
+def g_quantize(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    attrs: dict[str, Any] = {"dtype": c.pick(QUANT_INTS)}
+    n = _per_channel(c, x, attrs)
+    lo, hi = int_range(attrs["dtype"])
+    attrs["scale"] = _scales(c, n)
+    attrs["zero_point"] = [c.integer(max(lo, -300), min(hi, 300)) for _ in range(c.pick([1, n]))]
+    return c.op(op, x, **attrs)
+
+
+def g_dequantize(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    attrs: dict[str, Any] = {"dtype": c.pick(t for t in DTYPES if t.is_float)}
+    n = _per_channel(c, x, attrs)
+    lo, hi = int_range(dt)
+    attrs["scale"] = _scales(c, n)
+    attrs["zero_point"] = [c.integer(max(lo, -300), min(hi, 300)) for _ in range(c.pick([1, n]))]
+    return c.op(op, x, **attrs)
+
+
+def g_requantize(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    attrs: dict[str, Any] = {"dtype": c.pick(QUANT_INTS)}
+    n = _per_channel(c, x, attrs)
+    attrs["multiplier"] = [c.integer(0, (1 << 31) - 1) for _ in range(n)]
+    attrs["shift"] = [c.integer(-31, 31) for _ in range(n)]
+    lo, hi = int_range(attrs["dtype"])
+    attrs["zero_point"] = c.integer(max(lo, -100), min(hi, 100))
+    if c.flag():
+        attrs["min"], attrs["max"] = sorted((c.integer(lo, hi), c.integer(lo, hi)))
+    return c.op(op, x, **attrs)
+
+
 def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
     """A nested body of a few random nodes (no fusion in it), fed by operands of the same types."""
     inner = Ctx(c.draw, "fusion", c.depth + 1)
@@ -367,6 +416,9 @@ def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
 
 Generator = Callable[[Ctx, Op, DType], Node]
 GENERATORS: dict[Op, Generator] = {
+    Op.QUANTIZE: g_quantize,
+    Op.DEQUANTIZE: g_dequantize,
+    Op.REQUANTIZE: g_requantize,
     Op.PARAMETER: g_parameter,
     Op.CONSTANT: g_constant,
     Op.IOTA: g_iota,
