@@ -15,6 +15,7 @@ _LAZY = {
     "TraceError": "compiler.tracing",
     "ConcretizationError": "compiler.tracing",
     "UnsupportedError": "compiler.tracing",
+    "quantize": "compiler.quantize",
 }
 
 

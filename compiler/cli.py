@@ -11,13 +11,18 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from compiler import cmd_compile, cmd_opt, cmd_run
+from compiler import cmd_compile, cmd_opt, cmd_quantize, cmd_run
 from compiler.cliargs import Subparsers
 from ir.diagnostics import TesselError
 
 Verb = tuple[Callable[[Subparsers], argparse.ArgumentParser], Callable[[argparse.Namespace], int]]
 
-VERBS: dict[str, Verb] = {**cmd_run.VERBS, **cmd_opt.VERBS, **cmd_compile.VERBS}
+VERBS: dict[str, Verb] = {
+    **cmd_run.VERBS,
+    **cmd_opt.VERBS,
+    **cmd_compile.VERBS,
+    **cmd_quantize.VERBS,
+}
 
 
 def _version() -> str:

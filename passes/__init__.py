@@ -1,7 +1,16 @@
 """Graph passes. Importing this package registers every pass in `passes.base.REGISTRY`."""
 
-import passes.mixed_precision  # noqa: F401
-from passes import buffers, canonicalize, cleanup, decompose, fold, fuse, recompose  # noqa: F401
+from passes import (  # noqa: F401
+    buffers,
+    canonicalize,
+    cleanup,
+    decompose,
+    fold,
+    fuse,
+    mixed_precision,
+    recompose,
+    requantize,
+)
 from passes.base import REGISTRY, Pass, PassContext
 from passes.manager import PassManager
 from passes.pipeline import parse_pipeline

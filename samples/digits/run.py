@@ -8,7 +8,7 @@ reference interpreter) or a callable `x -> (logits, probs)` (a compiled executab
 accuracy it may lose. The first variant is the reference every other row is compared with:
 top-1 accuracy on the held-out split, agreement with its predictions, the largest absolute
 difference of the logits and of the probabilities, and the SQNR of the logits in dB.
-int8 rows plug in through `int8_variants` once a quantize function exists.
+int8 rows come from tessel's quantizer (compiler/quantize.py), one per observer.
 """
 
 from __future__ import annotations
@@ -93,14 +93,32 @@ def as_runner(built: Module | Runner) -> Runner:
     return built
 
 
-def default_variants() -> list[Variant]:
+OBSERVERS = ("minmax", "moving-average", "percentile:99.99")
+
+
+def default_variants(calibration: np.ndarray | None = None) -> list[Variant]:
+    """float32, bf16-mixed and, given calibration images, int8 with each observer (on the
+    interpreter, and the first observer again on the CPU: the same integers)."""
     bf16 = with_pipeline("bf16-mixed")
-    return [
+    variants = [
         Variant("float32 (interp)", lambda module: module),
         Variant("float32 (cpu)", on_cpu),
         Variant("bf16-mixed (interp)", bf16, BF16_MAX_DROP),
         Variant("bf16-mixed (cpu)", then_cpu(bf16), BF16_MAX_DROP),
     ]
+    if calibration is not None:
+        variants += int8_variants(tessel_int8, OBSERVERS, calibration)
+        first = OBSERVERS[0]
+        to_int8: Callable[[Module], Module] = lambda m: tessel_int8(m, calibration, first)  # noqa: E731
+        variants.append(Variant(f"int8 {first} (cpu)", then_cpu(to_int8), INT8_MAX_DROP))
+    return variants
+
+
+def tessel_int8(module: Module, calibration: np.ndarray, observer: str) -> Module:
+    """tessel's post-training int8 quantization (compiler/quantize.py), as run.py's Quantize."""
+    from compiler.quantize import quantize
+
+    return quantize(module, {"x": calibration}, observer)
 
 
 def int8_variants(
@@ -217,7 +235,7 @@ def main(argv: list[str] | None = None, variants: Sequence[Variant] | None = Non
     parser.add_argument("--report", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     module, data = load()
-    rows = measure(module, data, variants or default_variants())
+    rows = measure(module, data, variants or default_variants(data["x_calib"]))
     print(f"{len(data['y_test'])} held-out images; reference: {rows[0].name}")
     print(table(rows, markdown=args.report))
     missed = [r.name for r in rows if not r.passed]
