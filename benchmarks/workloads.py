@@ -30,12 +30,13 @@ Arrays = dict[str, np.ndarray]
 @dataclass(frozen=True)
 class Workload:
     name: str  # unique, used by --only
-    # elementwise | softmax | matmul | mlp | conv2d | compile | compile-cached | dispatch |
-    # compile-deep | jit-elementwise | jit-softmax | jit-mlp
+    # elementwise | softmax | matmul | matmul-int8 | mlp | conv2d | compile | compile-cached |
+    # dispatch | compile-deep | jit-elementwise | jit-softmax | jit-mlp
     kind: str
     description: str
     params: dict[str, Any] = field(default_factory=dict)
-    flops: float | None = None  # floating-point operations per call, for GFLOP/s
+    # operations per call, for GFLOP/s (integer multiplies and adds for matmul-int8: GOP/s)
+    flops: float | None = None
     rtol: float = 1e-4
     atol: float = 1e-5  # scaled by max(1, |reference|.max())
     unit: str = "ms"  # how the table shows a time: "us" for per-call overheads
@@ -111,6 +112,10 @@ INPUTS: dict[str, Callable[[Workload, np.random.Generator], Arrays]] = {
         "a": _randn(rng, w.params["n"], w.params["n"]),
         "b": _randn(rng, w.params["n"], w.params["n"]),
     },
+    "matmul-int8": lambda w, rng: {
+        "a": rng.integers(-128, 128, (w.params["n"], w.params["n"]), dtype=np.int8),
+        "b": rng.integers(-128, 128, (w.params["n"], w.params["n"]), dtype=np.int8),
+    },
     "mlp": lambda w, rng: {"x": _randn(rng, w.params["batch"], 784)},
     "compile": lambda w, rng: {"x": _randn(rng, w.params["batch"], 784)},
     "compile-cached": lambda w, rng: {"x": _randn(rng, w.params["batch"], 784)},
@@ -175,6 +180,8 @@ NUMPY: dict[str, Callable[[Workload, Arrays], np.ndarray]] = {
     "elementwise": lambda w, a: np_elementwise(a["x"], a["a"], a["b"]),
     "softmax": lambda w, a: np_softmax(a["x"]),
     "matmul": lambda w, a: a["a"] @ a["b"],
+    # in float64 every partial sum of 8-bit products (< 2^53) is exact: the integer result
+    "matmul-int8": lambda w, a: a["a"] @ a["b"],
     "mlp": _np_mlp_reference,
     "compile": _np_mlp_reference,
     "compile-cached": _np_mlp_reference,
@@ -237,6 +244,15 @@ def _graph_matmul(w: Workload) -> str:
 }}"""
 
 
+def _graph_matmul_int8(w: Workload) -> str:
+    n = w.params["n"]
+    dims = "lhs_contract = [1], rhs_contract = [0], lhs_batch = [], rhs_batch = []"
+    return f"""func @main(%a: i8[{n},{n}], %b: i8[{n},{n}]) -> i32[{n},{n}] {{
+  %c = dot_general(%a, %b) {{{dims}, out_dtype = i32}}
+  return %c
+}}"""
+
+
 def _graph_conv2d(w: Workload) -> str:
     hw, c = w.params["hw"], w.params["c"]
     return f"""func @main(%x: f32[1,{hw},{hw},{c}], %w: f32[3,3,{c},{c}]) -> f32[1,{hw},{hw},{c}] {{
@@ -258,6 +274,7 @@ GRAPHS: dict[str, Callable[[Workload], str]] = {
     "elementwise": _graph_elementwise,
     "softmax": _graph_softmax,
     "matmul": _graph_matmul,
+    "matmul-int8": _graph_matmul_int8,
     "mlp": lambda w: MLP_GRAPH.read_text(),
     "conv2d": _graph_conv2d,
     "dispatch": _graph_dispatch,
@@ -281,6 +298,12 @@ def suite(quick: bool = False) -> list[Workload]:
     ]
     for n in sizes:
         out.append(Workload(f"matmul-{n}", "matmul", f"matmul {n}^3", {"n": n}, 2.0 * n**3))
+    n = 64 if quick else 1024
+    desc = f"int8 matmul {n}^3, i8 x i8 -> i32 (exact)"
+    # the check is exact: integer sums have one right answer
+    out.append(
+        Workload(f"matmul-int8-{n}", "matmul-int8", desc, {"n": n}, 2.0 * n**3, rtol=0, atol=0)
+    )
     mlp = "MLP forward b256 784-512-512-10, bias+relu, softmax"
     out.append(Workload("mlp", "mlp", mlp, {"batch": 256}, mlp_flops))
     conv = f"conv2d NHWC 1x{hw}x{hw}x{c}, 3x3x{c}x{c}, stride 1, SAME"

@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 EXPECTED = [
-    "elementwise", "softmax", "matmul-32", "matmul-64", "mlp", "conv2d",
+    "elementwise", "softmax", "matmul-32", "matmul-64", "matmul-int8-64", "mlp", "conv2d",
     "compile-mlp", "compile-mlp-cached",
     "dispatch", "compile-mlp2", "jit-elementwise", "jit-softmax", "jit-mlp",
 ]  # fmt: skip
-RUNS = [*EXPECTED[:6], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # checked results, timed
+RUNS = [*EXPECTED[:4], *EXPECTED[5:7], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # timed
 JIT_ROWS = ["dispatch", "jit-elementwise", "jit-softmax", "jit-mlp"]  # with a graph-text twin
 
 
@@ -53,6 +53,10 @@ def test_quick_suite_prints_a_table_and_writes_json(repo_root, tmp_path):
     for name in JIT_ROWS:
         assert by_name[name]["graph"]["status"] == "ok", by_name[name]["graph"]
         assert by_name[name]["jit_over_graph"] > 0
+    int8 = by_name["matmul-int8-64"]  # checked exactly; NumPy's integer matmul is not timed
+    assert int8["engines"]["tessel"]["status"] == "ok", int8["engines"]["tessel"]
+    assert int8["engines"]["tessel"]["max_abs_err"] == 0
+    assert int8["engines"]["numpy"]["status"] == "n/a"
     assert by_name["dispatch"]["unit"] == "us"
     assert by_name["dispatch"]["engines"]["tessel"]["number"] >= 10_000
     assert by_name["compile-mlp2"]["engines"]["numpy"]["status"] == "n/a"
