@@ -382,18 +382,17 @@ class _Gen:
                 kc: ir.Value) -> None:  # fmt: skip
         """16-column panels, each KCP / 4 rows of (16 columns x 4 consecutive k)."""
         b, kcp = self.b, self.z.kcp
+        whole, fours = I64(0), I64(0)  # whole panels and rows of four k the vector loop packs
+        if isinstance(src.rows, Axis) and src.rows.unit:
+            whole, fours = b.sdiv(nc, I64(PANEL)), b.sdiv(kc, I64(4))
+            self._pack_b_vector(src, j0, whole, p0, fours)
+        # the rest element by element: a partial panel, K's last k % 4, or strided columns
         with for_range(b, ceil_div(b, nc, PANEL), name="bp") as p:
             first = b.add(j0, b.mul(p, I64(PANEL)))
             valid = smin(b, I64(PANEL), b.sub(nc, b.mul(p, I64(PANEL))))
             panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), I8)
-            rows_of_four = I64(0)
-            if isinstance(src.rows, Axis) and src.rows.unit:
-                rows_of_four = b.select(
-                    b.icmp_signed("==", valid, I64(PANEL)), b.sdiv(kc, I64(4)), I64(0)
-                )
-                self._pack_b_vector(src, panel, first, p0, rows_of_four)
-            # the rest element by element: a partial panel, K's last k % 4, or strided columns
-            with for_range(b, kc, b.mul(rows_of_four, I64(4)), name="bk") as k:
+            done = b.select(b.icmp_signed("<", p, whole), b.mul(fours, I64(4)), I64(0))
+            with for_range(b, kc, done, name="bk") as k:
                 depth = src.depth.offset(b, b.add(p0, k))
                 dst = at(b, panel, b.add(b.mul(b.udiv(k, I64(4)), I64(64)), b.urem(k, I64(4))), I8)
                 with for_range(b, valid, name="bn") as c:
@@ -401,33 +400,39 @@ class _Gen:
                     value = b.load(at(b, src.ptr, offset, I8), typ=I8)
                     b.store(value, at(b, dst, b.mul(c, I64(4)), I8))
 
-    def _pack_b_vector(self, src: PanelSource, panel: ir.Value, first: ir.Value, p0: ir.Value,
+    def _pack_b_vector(self, src: PanelSource, j0: ir.Value, panels: ir.Value, p0: ir.Value,
                        count: ir.Value) -> None:  # fmt: skip
         """Whole 16-column panels with columns contiguous: four rows of 16 bytes interleave
-        into one 64-byte row of the panel, with one shuffle."""
-        b = self.b
+        into one 64-byte row of a panel, with one shuffle. Along B's rows in the inner loop:
+        panel by panel, each line of B was fetched four times at K = 2048 (3x slower)."""
+        b, kcp = self.b, self.z.kcp
         v16, v32, v64 = (ir.VectorType(I8, w) for w in (16, 32, 64))
         i32 = ir.IntType(32)
 
         def mask(values: list[int]) -> ir.Constant:
             return ir.Constant(ir.VectorType(i32, len(values)), values)
 
-        column = src.rows.offset(b, first)
+        column = src.rows.offset(b, j0)
         with for_range(b, count, name="bv") as k4:
-            rows = []
+            starts = []
             for j in range(4):
                 depth = src.depth.offset(b, b.add(p0, b.add(b.mul(k4, I64(4)), I64(j))))
-                load = b.load(at(b, src.ptr, b.add(column, depth), I8), typ=v16)
-                load.align = 1
-                rows.append(load)
-            low = b.shuffle_vector(rows[0], rows[1], mask(list(range(32))))
-            high = b.shuffle_vector(rows[2], rows[3], mask(list(range(32))))
-            assert low.type == v32
-            # lane 4c + j of the result is column c of row j
-            order = [j * 16 + c for c in range(16) for j in range(4)]
-            packed = b.shuffle_vector(low, high, mask(order))
-            assert packed.type == v64
-            b.store(packed, at(b, panel, k4, v64)).align = 64
+                starts.append(at(b, src.ptr, b.add(column, depth), I8))
+            with for_range(b, panels, name="bw") as p:
+                rows = []
+                for j in range(4):
+                    load = b.load(at(b, starts[j], b.mul(p, I64(PANEL)), I8), typ=v16)
+                    load.align = 1
+                    rows.append(load)
+                low = b.shuffle_vector(rows[0], rows[1], mask(list(range(32))))
+                high = b.shuffle_vector(rows[2], rows[3], mask(list(range(32))))
+                assert low.type == v32
+                # lane 4c + j of the result is column c of row j
+                order = [j * 16 + c for c in range(16) for j in range(4)]
+                packed = b.shuffle_vector(low, high, mask(order))
+                assert packed.type == v64
+                panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), I8)
+                b.store(packed, at(b, panel, k4, v64)).align = 64
 
     def _portable_block(self) -> None:
         """The tile code's block without tiles, from the same packed operands."""
