@@ -1,6 +1,7 @@
 """A packed int8 GEMM with int32 accumulation on AMX tiles, for 8-bit dot_generals.
 
-It takes a plain dot_general whose operands are i8 or u8 (any mix) and whose out_dtype is i32:
+It takes a plain dot_general whose operands are i8 or u8 and whose out_dtype is i32 (any mix
+of the two, though the IR's type rules currently ask for equal operand dtypes):
 C[b, m, n] = sum_k A[b, m, k] B[b, k, n], with the dimension numbers reduced as in
 codegen/gemm_plan.py. Output fusions around such a dot are declined (the generic emitter runs
 them), as are dots on hosts without AMX-INT8.
@@ -16,7 +17,11 @@ numbers cost nothing in the tile loop and zeros add nothing to the sums.
 Loop nest, one "row" being one 32-row M block of one (batch, column block):
 
     for each (batch, column block of NB) in the thread's rows, for pc in K by KC:  pack B
-        for each 32-row M block:   pack A;  32 x NB block into a stack tile S;  add S to C
+        for each 32-row M block:   pack A;  the 32 x NB block of C on tiles
+
+A block wholly inside C is stored from the tiles straight into C (later K blocks load it back
+into the accumulators); an edge block goes through a stack copy S, of which only the part
+inside C is stored (added, after the first K block).
 
 Every sum is exact modulo 2^32: the tile instructions and the K-block additions wrap rather
 than saturate, and wrapping int32 addition is int64 addition followed by one wrap, which is
@@ -47,7 +52,7 @@ from ir.graph import Node
 from ir.ops import Op
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
-ENABLED = True
+ENABLED = True  # False: int8 dots go to the generic emitter, as on hosts without AMX
 DIRECT_C = True  # whole blocks on tiles store into the output, not through a stack tile
 USE_TILES = True  # False: the portable loop only (how tests reach the fallback on AMX hosts)
 OPERANDS = frozenset({DType.I8, DType.U8})

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from codegen import gemm_int8
+from codegen.jit import host_target
 from ir.builder import make_node, parameter
 from ir.diagnostics import GraphTypeError
 from ir.dtypes import DType
@@ -171,3 +172,14 @@ def test_declined_without_int8_operands_or_i32_result() -> None:
     assert not gemm_int8.applicable(make_node(Op.DOT_GENERAL, [x, w], dims))  # i8 result
     a, b = (parameter(s, TensorType((4, 4), DType.I16)) for s in "ab")
     assert not gemm_int8.applicable(make_node(Op.DOT_GENERAL, [a, b], {**dims, "out_dtype": I32}))
+
+
+@pytest.mark.parametrize("cpu", ["generic", "x86-64-v3"])
+def test_programs_for_other_cpus_still_use_the_tiles(cpu: str) -> None:
+    """The tile code carries its own target features, so a module built for a baseline CPU
+    compiles it too; it runs only after the OS has granted the tile state."""
+    module = _dot(70, 45, 130)
+    args = _inputs(module)
+    exe = CpuExecutable(module, target=host_target(cpu))
+    np.testing.assert_array_equal(exe(*args)[0], run_module(module, args)[0])
+    assert "tdpbssd" in exe.compiled.asm()
