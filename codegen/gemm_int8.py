@@ -4,7 +4,7 @@ It takes a plain dot_general whose operands are i8 or u8 and whose out_dtype is 
 of the two, though the IR's type rules currently ask for equal operand dtypes):
 C[b, m, n] = sum_k A[b, m, k] B[b, k, n], with the dimension numbers reduced as in
 codegen/gemm_plan.py. Output fusions around such a dot are declined (the generic emitter runs
-them), as are dots on hosts without AMX-INT8.
+them), as are dots on hosts with neither AMX-INT8 nor AVX-512 VNNI.
 
 The tile instructions do the work: TDPB{S,U}{S,U}D multiplies a 16 x 64-byte tile of A with
 a 16 x 64-byte tile of B holding 16 columns x 4 consecutive k per row (the "VNNI" layout) and
@@ -29,10 +29,12 @@ what the reference does, so results are bit-identical however long K is.
 
 Linux hands out the AMX register state only to processes that ask for it (arch_prctl
 ARCH_REQ_XCOMP_PERM for XTILEDATA). The kernel asks itself, once per process, through the
-system call; if the kernel or CPU says no (an older kernel, a library loaded on another
-machine), a portable loop computes the same block from the same packed operands. The tile code
-lives in its own function carrying the AMX target features, so it compiles whatever CPU the
-module targets, and runs only after that check.
+system call; if the kernel or CPU says no (an older kernel, a machine without AMX, a library
+loaded elsewhere), the same blocks are computed from the same packed operands with AVX-512
+VNNI (VPDPBUSD, about a tenth of the tile speed) where CPUID says the CPU has it, and by a
+portable loop otherwise. The tile and VNNI code live in functions of their own that carry
+their target features, so they compile whatever CPU the module targets, and run only after
+those checks.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ from ir.ops import Op
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
 ENABLED = True  # False: int8 dots go to the generic emitter, as on hosts without AMX
 DIRECT_C = True  # whole blocks on tiles store into the output, not through a stack tile
-USE_TILES = True  # False: the portable loop only (how tests reach the fallback on AMX hosts)
+USE_TILES = True  # False: never the tiles (how tests reach the fallbacks on AMX hosts)
+USE_VNNI = True  # False: the portable loop where the tiles are refused
 OPERANDS = frozenset({DType.I8, DType.U8})
 MB = 32  # rows of C per block: two A tiles
 PANEL = 16  # columns of C per B tile
@@ -69,6 +72,8 @@ ARCH_REQ_XCOMP_PERM = 0x1023
 XFEATURE_XTILEDATA = 18
 FALSE = ir.IntType(1)(0)
 AMX_FEATURES = "+amx-tile,+amx-int8"
+VNNI_FEATURES = "+avx512f,+avx512bw,+avx512vnni"
+VNNI_ROWS = 8  # rows of C per pass of the VNNI loop: 8 independent accumulator chains
 # the tile instruction for each (A signed, B signed)
 DOT_INSTRUCTION = {
     (True, True): "ss",
@@ -86,13 +91,20 @@ def _host_has_amx() -> bool:
     return linux and {"+amx-tile", "+amx-int8"} <= features
 
 
+@functools.cache
+def _host_has_vnni() -> bool:
+    llvm.initialize_native_target()
+    features = set(llvm.get_host_cpu_features().flatten().split(","))
+    return {"+avx512f", "+avx512bw", "+avx512vnni"} <= features
+
+
 def applicable(node: Node) -> bool:
-    """A plain i8/u8 dot_general into i32, on a Linux host with AMX-INT8."""
+    """A plain i8/u8 dot_general into i32, on a host with AMX-INT8 (Linux) or AVX-512 VNNI."""
     if not ENABLED or node.op is not Op.DOT_GENERAL or node.dtype != DType.I32:
         return False
     if any(s.dtype not in OPERANDS for s in node.srcs) or node.type.size == 0:
         return False
-    return Geometry.of(node).k > 0 and _host_has_amx()
+    return Geometry.of(node).k > 0 and (_host_has_amx() or _host_has_vnni())
 
 
 @dataclass(frozen=True)
@@ -270,6 +282,102 @@ def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool
     return fn
 
 
+def _vnni_supported(module: ir.Module) -> ir.Function:
+    """i1 f(): whether this CPU and OS run AVX-512 VNNI (CPUID, then the OS's XCR0 for the
+    opmask and zmm state). The VNNI code is compiled for any target, like the tile code, so
+    it must not run unchecked on a machine that lacks it."""
+    name = "tessel_vnni_supported"
+    existing = module.globals.get(name)
+    if isinstance(existing, ir.Function):
+        return existing
+    fn = ir.Function(module, ir.FunctionType(ir.IntType(1), []), name)
+    fn.linkage = "internal"
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    regs = ir.LiteralStructType([I32] * 4)
+    cpuid = ir.InlineAsm(
+        ir.FunctionType(regs, [I32, I32]), "cpuid", "={ax},={bx},={cx},={dx},{ax},{cx}"
+    )
+
+    def bit(word: ir.Value, n: int) -> ir.Value:
+        return b.icmp_unsigned("!=", b.and_(word, I32(1 << n)), I32(0))
+
+    leaf1 = b.call(cpuid, [I32(1), I32(0)])
+    osxsave = bit(b.extract_value(leaf1, 2), 27)  # else XGETBV is an invalid instruction
+    leaf7 = b.call(cpuid, [I32(7), I32(0)])
+    ebx, ecx = b.extract_value(leaf7, 1), b.extract_value(leaf7, 2)
+    cpu = b.and_(b.and_(bit(ebx, 16), bit(ebx, 30)), bit(ecx, 11))  # F, BW, VNNI
+    with b.if_then(b.and_(osxsave, cpu)):
+        xgetbv = ir.InlineAsm(
+            ir.FunctionType(ir.LiteralStructType([I32, I32]), [I32]), "xgetbv", "={ax},={dx},{cx}"
+        )
+        xcr0 = b.extract_value(b.call(xgetbv, [I32(0)]), 0)
+        state = I32(0xE6)  # SSE, AVX, opmask, upper zmm halves, zmm16-31
+        b.ret(b.icmp_unsigned("==", b.and_(xcr0, state), state))
+    b.ret(ir.IntType(1)(0))
+    return fn
+
+
+def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool]) -> ir.Function:
+    """void f(ptr a, ptr b, ptr s): the MB x NB block S = A B of the packed operands with
+    VPDPBUSD, which sums four u8 x s8 products into each int32 lane.
+
+    u8 x s8 maps straight onto it, s8 x u8 with the operands swapped. For s8 x s8, A is made
+    unsigned by adding 128 (flipping its sign bits), which adds 128 * (column sum of B) to
+    every element: that is computed with the same instruction and subtracted.
+    """
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    set.add(fn.attributes, f'"target-features"="{VNNI_FEATURES}"')
+    a, bp, s = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    vec = ir.VectorType(I32, 16)
+    dot = module.declare_intrinsic(
+        "llvm.x86.avx512.vpdpbusd.512", (), ir.FunctionType(vec, [vec, vec, vec])
+    )
+    zero = ir.Constant(vec, [0] * 16)
+    flip = ir.Constant(vec, [0x80808080 - (1 << 32)] * 16)  # 128 in every byte
+    both_signed = signed == (True, True)
+    acc = b.alloca(vec, size=I64(VNNI_ROWS + 1))  # registers once promoted; the last: 128 * sums
+    acc.align = 64
+
+    def slot(i: int) -> ir.Value:
+        return b.gep(acc, [I64(i)], source_etype=vec)
+
+    def splat(word: ir.Value) -> ir.Value:
+        one = b.insert_element(ir.Constant(vec, ir.Undefined), word, I32(0))
+        return b.shuffle_vector(one, ir.Constant(vec, ir.Undefined), ir.Constant(vec, [0] * 16))
+
+    with for_range(b, z.nb // PANEL, name="vp") as p:
+        panel = at(b, bp, b.mul(p, I64(z.kcp * PANEL)), I8)
+        b.store(zero, slot(VNNI_ROWS))
+        if both_signed:
+            with for_range(b, z.kcp // 4, name="vs") as k4:
+                line = b.load(at(b, panel, b.mul(k4, I64(64)), I8), typ=vec)
+                b.store(
+                    b.call(dot, [b.load(slot(VNNI_ROWS), typ=vec), flip, line]), slot(VNNI_ROWS)
+                )
+        sums = b.load(slot(VNNI_ROWS), typ=vec)
+        with for_range(b, MB // VNNI_ROWS, name="vg") as g:
+            rows = b.mul(g, I64(VNNI_ROWS))
+            for i in range(VNNI_ROWS):
+                b.store(zero, slot(i))
+            with for_range(b, z.kcp // 4, name="vk") as k4:
+                line = b.load(at(b, panel, b.mul(k4, I64(64)), I8), typ=vec)
+                for i in range(VNNI_ROWS):
+                    row = at(b, a, b.mul(b.add(rows, I64(i)), I64(z.kcp)), I8)
+                    word = b.load(at(b, row, b.mul(k4, I64(4)), I8), typ=I32)
+                    if both_signed:
+                        word = b.xor(word, I32(0x80808080 - (1 << 32)))
+                    x, y = (line, splat(word)) if signed == (True, False) else (splat(word), line)
+                    b.store(b.call(dot, [b.load(slot(i), typ=vec), x, y]), slot(i))
+            for i in range(VNNI_ROWS):
+                out = at(b, s, b.add(b.mul(b.add(rows, I64(i)), I64(z.nb)), b.mul(p, I64(16))), I32)
+                b.store(b.sub(b.load(slot(i), typ=vec), sums), out).align = 4
+    b.ret_void()
+    return fn
+
+
 class _Gen:
     def __init__(self, fn: ir.Function, g: Geometry, z: Blocks, signed: tuple[bool, bool]) -> None:
         self.fn, self.g, self.z, self.signed = fn, g, z, signed
@@ -284,6 +392,10 @@ class _Gen:
         self.b_pack = self._scratch(z.kcp * z.nb, I8)
         self.s = self._scratch(MB * z.nb, I32)
         self.amx = _amx_block(fn.module, f"{fn.name}_amx", z, signed)
+        # VPDPBUSD needs one operand unsigned and one signed; u8 x u8 keeps the portable loop
+        self.vnni = None
+        if USE_VNNI and _host_has_vnni() and signed != (False, False):
+            self.vnni = _vnni_block(fn.module, f"{fn.name}_vnni", z, signed)
 
     def _scratch(self, elements: int, ty: ir.Type) -> ir.Value:
         ptr = self.b.alloca(ty, size=I64(elements))
@@ -297,7 +409,10 @@ class _Gen:
         """Rows are (batch, column block, M block), M blocks innermost, as in codegen/gemm.py:
         a thread's range is a few runs of M blocks, each run sharing one packed B."""
         b, z = self.b, self.z
-        ready = _amx_ready(b) if USE_TILES else FALSE
+        ready = _amx_ready(b) if USE_TILES and _host_has_amx() else FALSE
+        self.vnni_ok = FALSE
+        if self.vnni is not None:
+            self.vnni_ok = b.call(_vnni_supported(b.module), [])
         configure, release = _amx_setup(b.module)
         with b.if_then(ready):
             b.call(configure, [])
@@ -347,7 +462,7 @@ class _Gen:
                                 args = [self.a_pack, I64(z.kcp), self.b_pack, self.s]
                                 b.call(self.amx, [*args, I64(z.nb * 4), FALSE])
                             with portable:
-                                self._portable_block()
+                                self._fallback_block()
                         self._write(*block)
 
     def _whole_block(self, lhs: PanelSource, block: tuple[ir.Value, ...], p0: ir.Value,
@@ -438,6 +553,16 @@ class _Gen:
                 assert packed.type == v64
                 panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), I8)
                 b.store(packed, at(b, panel, k4, v64)).align = 64
+
+    def _fallback_block(self) -> None:
+        if self.vnni is None:
+            self._portable_block()
+            return
+        with self.b.if_else(self.vnni_ok) as (vnni, portable):
+            with vnni:
+                self.b.call(self.vnni, [self.a_pack, self.b_pack, self.s])
+            with portable:
+                self._portable_block()
 
     def _portable_block(self) -> None:
         """The tile code's block without tiles, from the same packed operands."""

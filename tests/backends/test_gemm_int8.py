@@ -28,7 +28,8 @@ I8, U8, I32 = DType.I8, DType.U8, DType.I32
 SIZES = (1, 2, 3, 15, 17, 31, 33, 63, 64, 65, 100, 129)
 
 pytestmark = pytest.mark.skipif(
-    not gemm_int8._host_has_amx(), reason="the int8 GEMM needs a Linux host with AMX-INT8"
+    not (gemm_int8._host_has_amx() or gemm_int8._host_has_vnni()),
+    reason="the int8 GEMM needs a host with AMX-INT8 (Linux) or AVX-512 VNNI",
 )
 
 
@@ -138,12 +139,19 @@ def test_long_k_wraps_like_the_reference() -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_portable_fallback(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The loop that runs when the OS refuses the tile state computes the same bits."""
+@pytest.mark.parametrize("vnni", [True, False], ids=["vnni", "portable"])
+def test_fallbacks(vnni: bool, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What runs when the OS refuses the tile state, AVX-512 VNNI or a portable loop, computes
+    the same bits (u8 x u8 has no VNNI form and is always the portable loop)."""
     monkeypatch.setattr(gemm_int8, "USE_TILES", False)
-    _check(_dot(33, 47, 70), threads)
+    monkeypatch.setattr(gemm_int8, "USE_VNNI", vnni)
+    module = _dot(33, 47, 70)
+    _check(module, threads)
+    _check(_dot(35, 33, 259), fill=-128)  # the s8 x s8 correction at its largest
     _check(_dot(17, 20, 9, (U8, U8), transpose="a"), threads)
-    _check(_dot(5, 6, 7, (U8, U8)), threads)
+    _check(_dot(5, 6, 7, (U8, U8)), threads, fill=255)
+    if vnni and gemm_int8._host_has_vnni():
+        assert "vpdpbusd" in CpuExecutable(module).compiled.asm()
 
 
 def test_fused_epilogue_is_left_to_the_generic_path() -> None:
@@ -183,3 +191,15 @@ def test_programs_for_other_cpus_still_use_the_tiles(cpu: str) -> None:
     exe = CpuExecutable(module, target=host_target(cpu))
     np.testing.assert_array_equal(exe(*args)[0], run_module(module, args)[0])
     assert "tdpbssd" in exe.compiled.asm()
+
+
+def test_vnni_host_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a host with VNNI but no AMX the kernel is still chosen, and never asks for tiles."""
+    if not gemm_int8._host_has_vnni():
+        pytest.skip("this host has no AVX-512 VNNI")
+    monkeypatch.setattr(gemm_int8, "_host_has_amx", lambda: False)
+    module = _dot(65, 31, 100)
+    _check(module, threads=2)
+    asm = CpuExecutable(module).compiled.asm()
+    assert "vpdpbusd" in asm
+    assert "syscall" not in asm
