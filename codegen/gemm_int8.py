@@ -293,6 +293,12 @@ def _vnni_supported(module: ir.Module) -> ir.Function:
     fn = ir.Function(module, ir.FunctionType(ir.IntType(1), []), name)
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    state = ir.GlobalVariable(module, I32, "tessel_vnni_state")  # 0 unknown, 1 yes, 2 no
+    state.linkage = "internal"
+    state.initializer = I32(0)
+    known = b.load_atomic(state, "monotonic", 4, typ=I32)
+    with b.if_then(b.icmp_unsigned("!=", known, I32(0))):
+        b.ret(b.icmp_unsigned("==", known, I32(1)))
     regs = ir.LiteralStructType([I32] * 4)
     cpuid = ir.InlineAsm(
         ir.FunctionType(regs, [I32, I32]), "cpuid", "={ax},={bx},={cx},={dx},{ax},{cx}"
@@ -300,6 +306,10 @@ def _vnni_supported(module: ir.Module) -> ir.Function:
 
     def bit(word: ir.Value, n: int) -> ir.Value:
         return b.icmp_unsigned("!=", b.and_(word, I32(1 << n)), I32(0))
+
+    def answer(yes: ir.Value) -> None:
+        b.store_atomic(b.select(yes, I32(1), I32(2)), state, "monotonic", 4)
+        b.ret(yes)
 
     leaf1 = b.call(cpuid, [I32(1), I32(0)])
     osxsave = bit(b.extract_value(leaf1, 2), 27)  # else XGETBV is an invalid instruction
@@ -311,9 +321,9 @@ def _vnni_supported(module: ir.Module) -> ir.Function:
             ir.FunctionType(ir.LiteralStructType([I32, I32]), [I32]), "xgetbv", "={ax},={dx},{cx}"
         )
         xcr0 = b.extract_value(b.call(xgetbv, [I32(0)]), 0)
-        state = I32(0xE6)  # SSE, AVX, opmask, upper zmm halves, zmm16-31
-        b.ret(b.icmp_unsigned("==", b.and_(xcr0, state), state))
-    b.ret(ir.IntType(1)(0))
+        wanted = I32(0xE6)  # SSE, AVX, opmask, upper zmm halves, zmm16-31
+        answer(b.icmp_unsigned("==", b.and_(xcr0, wanted), wanted))
+    answer(ir.IntType(1)(0))
     return fn
 
 
@@ -410,9 +420,6 @@ class _Gen:
         a thread's range is a few runs of M blocks, each run sharing one packed B."""
         b, z = self.b, self.z
         ready = _amx_ready(b) if USE_TILES and _host_has_amx() else FALSE
-        self.vnni_ok = FALSE
-        if self.vnni is not None:
-            self.vnni_ok = b.call(_vnni_supported(b.module), [])
         configure, release = _amx_setup(b.module)
         with b.if_then(ready):
             b.call(configure, [])
@@ -558,7 +565,9 @@ class _Gen:
         if self.vnni is None:
             self._portable_block()
             return
-        with self.b.if_else(self.vnni_ok) as (vnni, portable):
+        # asked only here: CPUID traps to the hypervisor in a virtual machine
+        ok = self.b.call(_vnni_supported(self.b.module), [])
+        with self.b.if_else(ok) as (vnni, portable):
             with vnni:
                 self.b.call(self.vnni, [self.a_pack, self.b_pack, self.s])
             with portable:
