@@ -137,7 +137,12 @@ def _n_dot(t: Types, a: dict[str, Any]) -> None:
     a["lhs_contract"] = _axes(a["lhs_contract"], lhs.rank, "lhs_contract")
     a["rhs_contract"] = _axes(a["rhs_contract"], rhs.rank, "rhs_contract")
     if a["out_dtype"] is None:
-        a["out_dtype"] = lhs.dtype
+        a["out_dtype"] = lhs.dtype if lhs.dtype == rhs.dtype else DType.I32
+
+
+# i8 and u8 may meet in one product (asymmetric u8 activations times i8 weights, as VNNI's
+# vpdpbusd computes); other operand types must agree
+_MIXABLE = frozenset({DType.I8, DType.U8})
 
 
 def _n_conv(t: Types, a: dict[str, Any]) -> None:
@@ -379,7 +384,7 @@ def _check_out_dtype(operand: TensorType, out: DType) -> None:
 
 def _t_dot(t: Types, a: Attrs) -> TensorType:
     lhs, rhs = t
-    if lhs.dtype != rhs.dtype:
+    if lhs.dtype != rhs.dtype and not {lhs.dtype, rhs.dtype} <= _MIXABLE:
         _fail(f"operand dtypes differ: {lhs} vs {rhs}", operand=1)
     lb, rb, lc, rc = a["lhs_batch"], a["rhs_batch"], a["lhs_contract"], a["rhs_contract"]
     if len(lb) != len(rb):

@@ -148,3 +148,15 @@ def test_the_cpu_backend_gives_the_same_integers(multiplier, shift):
             np.array(SPECIAL, np.float16)]  # fmt: skip
     for got, want in zip(CpuExecutable(module)(*args), run_module(module, args), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_u8_times_i8_products_are_allowed_and_exact():
+    a = np.array([[0, 255, 128]], np.uint8)
+    b = np.array([[-128], [127], [1]], np.int8)
+    got = run_op(Op.DOT_GENERAL, a, b, lhs_contract=[1], rhs_contract=[0])
+    assert got.dtype == np.int32  # the default result of a mixed product
+    np.testing.assert_array_equal(got, a.astype(np.int64) @ b.astype(np.int64))
+    from ir.diagnostics import GraphTypeError
+
+    with pytest.raises(GraphTypeError, match="operand dtypes differ"):
+        run_op(Op.DOT_GENERAL, a, b.astype(np.int16), lhs_contract=[1], rhs_contract=[0])
