@@ -106,7 +106,12 @@ def _add_quantize(sub: Subparsers) -> argparse.ArgumentParser:
         help="how activation ranges are chosen: minmax (default), moving-average[:MOMENTUM], "
         "percentile:P (e.g. percentile:99.99)",
     )  # fmt: skip
-    p.add_argument(
+    granularity = p.add_mutually_exclusive_group()
+    granularity.add_argument(
+        "--per-channel", action="store_true",
+        help="one weight scale per output channel (the default)",
+    )  # fmt: skip
+    granularity.add_argument(
         "--per-tensor", action="store_true",
         help="one weight scale per tensor instead of one per output channel",
     )  # fmt: skip
