@@ -8,6 +8,8 @@ DEFAULT_PIPELINES: dict[str, str] = {
     "interp": _CLEANUP,
     # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels,
     # so it keeps softmax and recognizes the one traced NumPy code spells out
-    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},{_CLEANUP},fuse,buffer-assign",
+    # and computes f16/bf16 products on its f32 GEMM (exact: widen-products)
+    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},widen-products,{_CLEANUP},fuse,"
+    "buffer-assign",
     "tpu": f"{_CLEANUP},decompose,{_CLEANUP},buffer-assign",
 }

@@ -1,0 +1,61 @@
+"""widen-products: narrow-float products with f32 results computed on f32 operands."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from passcheck import apply, assert_golden, assert_unchanged
+
+from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
+from runtime.cpu import CpuExecutable
+from runtime.inputs import random_inputs
+from runtime.interp import run_module
+
+
+def test_dot_golden():
+    assert_golden(
+        "widen-products",
+        """func @main(%x: f16[4,8], %w: f16[8,3]) -> f32[4,3] {
+  %y = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = f32} : f32[4,3]
+  return %y
+}""",
+        """func @main(%x: f16[4,8], %w: f16[8,3]) -> f32[4,3] {
+          %0 = convert(%x) {dtype = f32} : f32[4,8]
+          %1 = convert(%w) {dtype = f32} : f32[8,3]
+          %y = dot_general(%0, %1) {lhs_contract = [1], rhs_contract = [0]} : f32[4,3]
+          return %y
+        }""",
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a bf16 result rounds the sum: not the same op on f32 operands
+        "func @main(%x: bf16[2,3], %w: bf16[3,2]) -> bf16[2,2] {\n"
+        "  %y = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0]} : bf16[2,2]\n"
+        "  return %y\n}",
+        "func @main(%x: f32[2,3], %w: f32[3,2]) -> f32[2,2] {\n"
+        "  %y = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0]} : f32[2,2]\n"
+        "  return %y\n}",
+    ],
+)
+def test_other_products_stay(text):
+    assert_unchanged("widen-products", text)
+
+
+def test_bf16_mixed_graph_runs_on_the_cpu_like_the_interpreter():
+    source = """func @main(%x: f32[64,96], %w: f32[96,40]) -> f32[64,40] {
+      %y = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0]} : f32[64,40]
+      return %y
+    }"""
+    mixed, _ = apply("bf16-mixed", source)
+    cpu = CpuExecutable(PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(mixed))
+    assert any((s.node is not None and s.node.op.value == "fusion") or "gemm" in str(s.info)
+               for s in cpu.steps)  # fmt: skip
+    args = random_inputs(mixed.entry_function, 3)
+    want = run_module(mixed, args)[0]
+    got = cpu(*args)[0]
+    # same products, f32 sums in another order: within f32 rounding of the sum of |terms|
+    bound = 96 * 2**-23 * (np.abs(args[0]) @ np.abs(args[1]))
+    assert np.all(np.abs(got - want) <= bound + 1e-30)
