@@ -32,6 +32,8 @@ SMALL_CONSTANT = 64  # constants up to this many elements are copied into bodies
 class FuseOptions:
     max_ops: int = 32  # largest group, counting every op in the body
     epilogue: bool = True  # let dot_general / conv2d absorb elementwise consumers (kOutput)
+    # ... also integer ones (false for a backend whose int8 kernels take no epilogue: the cpu)
+    int_epilogue: bool = True
     reductions: bool = True  # let reduce absorb elementwise producers (kInput)
 
     def __post_init__(self) -> None:
@@ -93,6 +95,8 @@ class _Fuser:
         if producer.op in CONTRACTION:
             if not self.options.epilogue or group.kind != "loop":
                 return "op kind not fusible: a contraction only absorbs an elementwise epilogue"
+            if not self.options.int_epilogue and not producer.srcs[0].dtype.is_float:
+                return "integer contraction: int-epilogue=false keeps it alone for its kernel"
             if producer in self.results:
                 return "expensive producer that is also a function result"
             if shared:

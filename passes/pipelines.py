@@ -8,8 +8,9 @@ DEFAULT_PIPELINES: dict[str, str] = {
     "interp": _CLEANUP,
     # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels,
     # so it keeps softmax and recognizes the one traced NumPy code spells out
-    # and computes f16/bf16 products on its f32 GEMM (exact: widen-products)
-    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},widen-products,{_CLEANUP},fuse,"
-    "buffer-assign",
+    # and computes f16/bf16 products on its f32 GEMM (exact: widen-products); its int8 GEMM
+    # takes no epilogue, so integer contractions stay unfused
+    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},widen-products,{_CLEANUP},"
+    "fuse{int-epilogue=false},buffer-assign",
     "tpu": f"{_CLEANUP},decompose,{_CLEANUP},buffer-assign",
 }
