@@ -29,7 +29,7 @@ from ir.graph import Function, Module, Node
 from ir.ops import Op
 from passes import PassManager, parse_pipeline
 from runtime.inputs import bind_inputs
-from runtime.interp import evaluate_node
+from runtime.interp import evaluate_node, run_op
 
 QMAX = 127
 CLEANUP = "canonicalize,fold,cse,dce"
@@ -190,7 +190,7 @@ def _scale(bound: float) -> float:
 
 def _weights(node: Node, per_channel: bool) -> tuple[np.ndarray, np.ndarray, int | None, int]:
     """(int8 weights, scale per channel, the channel axis of the weights and of the output)."""
-    w = node.srcs[1].attrs["value"].array.astype(np.float64)
+    w = node.srcs[1].attrs["value"].array
     w_axis: int | None
     if node.op is Op.CONV2D:
         w_axis, out_axis = 3, 3  # HWIO filter, NHWC output
@@ -200,18 +200,22 @@ def _weights(node: Node, per_channel: bool) -> tuple[np.ndarray, np.ndarray, int
         w_axis = free[0] if len(free) == 1 else None
         lhs_free = node.srcs[0].type.rank - len(a["lhs_contract"]) - len(a["lhs_batch"])
         out_axis = len(a["lhs_batch"]) + lhs_free
-    if not per_channel or w_axis is None:
-        scale = np.array([_scale(float(np.max(np.abs(w), initial=0.0)))])
-        return _round(w / scale[0]), scale, None, out_axis
-    moved = np.moveaxis(np.abs(w), w_axis, 0).reshape(w.shape[w_axis], -1)
-    scale = np.array([_scale(float(m)) for m in moved.max(axis=1, initial=0.0)])
-    shape = [1] * w.ndim
-    shape[w_axis] = -1
-    return _round(w / scale.reshape(shape)), scale, w_axis, out_axis
+    magnitude = np.abs(w.astype(np.float64))
+    if not per_channel or w_axis is None or w.shape[w_axis] < 2:
+        peaks = [float(np.max(magnitude, initial=0.0))]
+        w_axis = None
+    else:
+        peaks = list(np.moveaxis(magnitude, w_axis, 0).reshape(w.shape[w_axis], -1).max(axis=1))
+    scale = np.array([_scale(float(p)) for p in peaks], np.float32)  # what quantize computes in
+    return _quantized(w, scale, w_axis, DType.I8), scale.astype(np.float64), w_axis, out_axis
 
 
-def _round(x: np.ndarray) -> np.ndarray:
-    return np.asarray(np.clip(np.rint(x), -QMAX, QMAX).astype(np.int8))
+def _quantized(x: np.ndarray, scale: np.ndarray, axis: int | None, dtype: DType) -> np.ndarray:
+    """`x` through the quantize op's own reference semantics (one definition of rounding)."""
+    attrs: dict[str, Any] = {"scale": [float(s) for s in scale], "dtype": dtype}
+    if axis is not None:
+        attrs["axis"] = axis
+    return run_op(Op.QUANTIZE, np.asarray(x, np.float32), **attrs)
 
 
 def _const(value: np.ndarray) -> Node:
@@ -283,7 +287,7 @@ def _bias(node: Node, layers: Mapping[Node, Layer], add: Callable[[Node], Node])
         scales = np.array(layer.scales) if len(layer.scales) > 1 else np.full(1, layer.scales[0])
         if bias.size not in (1, node.shape[channel[0]]) or const.type.rank != 1:
             continue
-        bias_q = np.clip(np.rint(bias / scales), -(2**31), 2**31 - 1).astype(np.int32)
+        bias_q = _quantized(bias, scales, 0 if scales.size > 1 else None, DType.I32)
         qb = add(_const(bias_q))
         spread_q = add(make_node(Op.BROADCAST_IN_DIM, (qb,), dict(spread.attrs), loc=spread.loc))
         acc = add(make_node(Op.ADD, (layer.acc, spread_q), {}, loc=node.loc))
