@@ -1,0 +1,1 @@
+"""The simulated TPU: its configuration, instruction set, assembler, simulator and reports."""
