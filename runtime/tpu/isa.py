@@ -95,7 +95,7 @@ class Instruction:
 
     @property
     def semantics(self) -> str:
-        return (self.__doc__ or "").strip().splitlines()[0]
+        return semantics(type(self))
 
     def fields(self) -> dict[str, int]:
         return {f.name: int(getattr(self, f.name)) for f in self.FIELDS}
@@ -125,6 +125,11 @@ class Instruction:
         return word.to_bytes(WORD_BYTES, "little")
 
 
+def semantics(cls: type[Instruction]) -> str:
+    """The first line of the instruction's docstring: what it does, as pseudocode."""
+    return (cls.__doc__ or "").strip().splitlines()[0]
+
+
 def _asm_value(cls: type[Instruction], name: str, value: int) -> str:
     if cls is Act and name == "func":
         return Func(value).name.lower()
@@ -141,7 +146,7 @@ def _defaults(cls: type[Instruction]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Nop(Instruction):
-    """nothing happens in `queue`; it exists to carry dependency flags."""
+    """nothing happens, in queue queue_id; it exists to carry dependency flags."""
 
     queue_id: int = 1
 

@@ -55,7 +55,8 @@ class Machine:
     # --- addressing -------------------------------------------------------------------------
 
     def vector_rows(self, elems: int, itemsize: int) -> int:
-        """Unified buffer rows one vector of `elems` values occupies."""
+        """Unified buffer rows one vector of `elems` values occupies (ACT output vectors hold
+        `cols` values; a WHM reads vectors laid out that way)."""
         return max(1, -(-elems * itemsize // self.config.row_bytes))
 
     def _ub_range(self, i: Instruction, first: int, count: int) -> None:
@@ -173,7 +174,7 @@ class Machine:
     def whm(self, i: Whm) -> None:
         c = self.config
         itemsize = c.acc_dtype.itemsize if i.wide else c.input_dtype.itemsize
-        k = self.vector_rows(i.elems, itemsize)
+        k = self.vector_rows(c.cols, itemsize)  # vectors as an ACT lays them out
         count = i.y_size * i.x_size
         self._ub_range(i, i.ub_addr, count * k)
         rows = self.ub[i.ub_addr : i.ub_addr + count * k].reshape(count, k * c.row_bytes)

@@ -95,6 +95,7 @@ class _Run:
         for segment in self._segments():
             self._run_segment(segment)
             self.timing.barrier()
+            self.clock[:] = self.clock.max(axis=0)  # after a SYNC every queue knows it all
         problems = [
             f"{len(tokens)} token(s) from the {a.name.lower()} queue to the {b.name.lower()} "
             f"queue were never popped"
@@ -116,6 +117,9 @@ class _Run:
             useful_macs=self.useful if useful_macs is None else useful_macs,
             array_macs=sum(self.folds) * self.c.rows * self.c.cols,
             instructions=len(self.program),
+            matrix_cycles=max(
+                (r.end for r in self.records if isinstance(r.instruction, Mmc)), default=0
+            ),
             **self.bytes,
         )
         assert sum(breakdown[k] for k in CATEGORIES) == total, (breakdown, total)
@@ -177,10 +181,10 @@ class _Run:
         return "\n".join(lines)
 
     def _step(self, n: int, i: Instruction, q: Queue) -> None:
-        token_time = 0
+        token_time = dict.fromkeys(Queue, 0)  # when the popped tokens were pushed, by sender
         for ch in self._pops(i, q):
             token = self.channels[ch].popleft()
-            token_time = max(token_time, token.time)
+            token_time[ch[0]] = token.time
             np.maximum(self.clock[q], token.clock, out=self.clock[q])
         self.clock[q][q] += 1
         f = self._footprint(i)
@@ -229,7 +233,7 @@ class _Run:
             count = i.y_size * i.x_size
             nbytes = count * i.elems * size
             self.bytes["host_written"] += nbytes
-            k = m.vector_rows(i.elems, size)
+            k = m.vector_rows(c.cols, size)
             return Footprint(ub_read=_span(i.ub_addr, count * k), host_bytes=nbytes)
         assert isinstance(i, Nop), i
         return Footprint()

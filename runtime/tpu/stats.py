@@ -38,6 +38,7 @@ class RunStats:
     useful_macs: int
     array_macs: int  # rows x cols per streamed vector, padding included
     instructions: int
+    matrix_cycles: int = 0  # when the last matrix multiply's results were in the accumulators
     host_read: int = 0
     host_written: int = 0
     weights_read: int = 0

@@ -73,22 +73,22 @@ class NativeTiming:
         self.breakdown = dict.fromkeys(CATEGORIES, 0)
 
     def _dma(self, nbytes: int, per_cycle: float) -> int:
-        return max(1, math.ceil(nbytes / per_cycle)) if nbytes else 1
+        return math.ceil(nbytes / per_cycle)  # issue overheads are not modelled
 
     def barrier(self) -> None:
         """SYNC: nothing after it starts before everything before it has ended."""
         self.queue_free = [max(self.last_end, q) for q in self.queue_free]
 
-    def schedule(self, i: Instruction, q: Queue, token_time: int, f: Footprint) -> Slot:
-        ready = max(self.queue_free[q], token_time)
-        if isinstance(i, Mmc):
-            slot = self._mmc(i, ready, f)
+    def schedule(self, i: Instruction, q: Queue, tokens: dict[Queue, int], f: Footprint) -> Slot:
+        ready = max(self.queue_free[q], *tokens.values())
+        if isinstance(i, Mmc):  # waiting for the load queue's token is waiting for input
+            slot = self._mmc(i, max(self.queue_free[q], tokens[Queue.STORE]), f, tokens[Queue.LOAD])
         elif isinstance(i, Act):
             slot = self._act(i, ready, f)
         elif isinstance(i, (Rhm, Whm)):
             slot = self._dma_rows(i, ready, f)
         elif isinstance(i, Rw):
-            slot = Slot(ready, ready + 1)
+            slot = Slot(ready, ready)  # only queues the requests: decoupled access
             self.requests += [ready] * i.tiles
             self.queue_free[q] = slot.end
         else:
@@ -122,11 +122,11 @@ class NativeTiming:
         self.shift_end.append(shift_end)
         return arrival, shift_end
 
-    def _mmc(self, i: Mmc, ready: int, f: Footprint) -> Slot:
+    def _mmc(self, i: Mmc, ready: int, f: Footprint, input_token: int) -> Slot:
         steps = np.arange(f.ub_read.size, dtype=np.int64)
         limits = {
             "non_matrix": max(ready, self.array_free),
-            "input_stall": _max(self.ub_ready[f.ub_read] - steps),
+            "input_stall": max(input_token, _max(self.ub_ready[f.ub_read] - steps)),
             "acc": _max(self.acc_read[f.acc_write] - steps - self.latency + 1),
         }
         arrival = shift_end = 0

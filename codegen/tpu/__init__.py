@@ -1,0 +1,1 @@
+"""The TPU code generator: graph regions tiled into instruction streams for runtime/tpu."""
