@@ -159,12 +159,17 @@ class Shape:
         _, oh, ow, _ = node.shape
         pg = cout // g
         if tiles is None:
-            # 64-byte K steps and 16-channel panels: worth it only when they are mostly full
-            padded = -(-cin // 64) * 64 * -(-pg // 32) * 32
-            tiles = USE_TILES and gemm_int8._host_has_amx() and padded * 2 <= 3 * cin * pg
+            tiles = USE_TILES and gemm_int8._host_has_amx() and tiles_pay(cin, pg)
         (sh, sw), (dh, dw) = a["strides"], a["dilation"]
         return Shape(n, h, wd, kh, kw, cin, g, pg, oh, ow, pt, pl, sh, sw, dh, dw,
                      x.dtype == DType.I8, w.dtype == DType.I8, tiles)  # fmt: skip
+
+
+def tiles_pay(cin: int, pg: int) -> bool:
+    """Whether the tiles' 64-byte K steps and pairs of 16-channel panels are mostly full: they
+    are padded with zeros, which cost as much as real products."""
+    padded = -(-cin // 64) * 64 * -(-pg // 32) * 32
+    return 2 * padded <= 3 * cin * pg
 
 
 def applicable(node: Node) -> bool:
