@@ -30,6 +30,8 @@ class Executable:
 class BackendOptions:
     threads: int | None = None  # None: TESSEL_NUM_THREADS or the available cores
     cpu: str = "native"  # LLVM target CPU: native, x86-64-v3, x86-64-v2, generic
+    tpu: str = "tpu-v1"  # the simulated chip (runtime/tpu/config.py presets)
+    tpu_timing: str = "native"  # or "compat": the serialized analytic model
 
 
 def _interp(module: Module, entry: str | None, options: BackendOptions) -> Executable:
@@ -56,9 +58,25 @@ def cpu_from_payload(spec: dict[str, Any], code: bytes, options: BackendOptions)
     return Executable(exe.run, lambda: {}, exe.run_unchecked, exe)
 
 
+def _tpu(module: Module, entry: str | None, options: BackendOptions) -> Executable:
+    from runtime.tpu.config import preset
+    from runtime.tpu.executable import TpuExecutable
+
+    host = BackendOptions(threads=options.threads, cpu=options.cpu)
+    exe = TpuExecutable(module, entry, preset(options.tpu), options.tpu_timing, "cpu", host)
+
+    def artifacts() -> dict[str, str]:
+        from runtime.tpu.asm import listing
+
+        return {f"stage{i}.tasm": listing(p.instructions) for i, p in enumerate(exe.programs)}
+
+    return Executable(exe.run, artifacts, None, exe)
+
+
 BACKENDS: dict[str, Callable[[Module, str | None, BackendOptions], Executable]] = {
     "interp": _interp,
     "cpu": _cpu,
+    "tpu": _tpu,
 }
 
 

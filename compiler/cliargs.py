@@ -115,6 +115,7 @@ def pipeline_options(args: argparse.Namespace, target: str, name: str) -> Pipeli
         explain_fusion=args.explain_fusion,
         report_memory=args.report_memory,
         name=name,
+        tpu=getattr(args, "tpu", "tpu-v1"),
     )
 
 
@@ -131,10 +132,43 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tpu_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("tpu")
+    g.add_argument(
+        "--tpu",
+        default="tpu-v1",
+        metavar="PRESET",
+        help="the simulated chip: tpu-v1, tpu-v2-core, tiny-4x4, tiny-8x8, with "
+        "overrides after a colon (tpu-v1:rows=512,cols=512); docs/tpu.md",
+    )
+    g.add_argument(
+        "--tpu-timing",
+        choices=["native", "compat"],
+        default="native",
+        help="native: the chip's overlapped model; compat: SCALE-Sim's serialized one",
+    )
+    g.add_argument(
+        "--tpu-report", metavar="DIR", help="write the run's report, stats, trace and plots to DIR"
+    )
+
+
 def backend_options(args: argparse.Namespace) -> BackendOptions:
     if args.threads is not None and args.threads < 1:
         raise TesselError(f"--threads must be at least 1, got {args.threads}")
-    return BackendOptions(threads=args.threads, cpu=args.cpu)
+    tpu = getattr(args, "tpu", "tpu-v1")
+    if hasattr(args, "tpu"):
+        from runtime.tpu.config import preset
+
+        try:
+            preset(tpu)
+        except ValueError as e:
+            raise TesselError(f"--tpu: {e}") from None
+    return BackendOptions(
+        threads=args.threads,
+        cpu=args.cpu,
+        tpu=tpu,
+        tpu_timing=getattr(args, "tpu_timing", "native"),
+    )
 
 
 def write_artifacts(executable: Executable, args: argparse.Namespace, stream: TextIO) -> None:

@@ -16,6 +16,7 @@ from compiler.cliargs import (
     Subparsers,
     add_backend_args,
     add_pipeline_args,
+    add_tpu_args,
     backend_options,
     pipeline_options,
     write_artifacts,
@@ -122,7 +123,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     write_artifacts(executable, args, sys.stderr)
     outputs = executable.run(inputs)
     _report(output_names(fn), outputs, args.output)
+    if args.backend == "tpu":
+        report_tpu_run(executable.native, args.tpu_report)
     return 0
+
+
+def report_tpu_run(exe: Any, report_dir: str | None) -> None:
+    """The simulated chip's report on stderr, and the files of --tpu-report DIR."""
+    sys.stderr.write(exe.report() + "\n")
+    if report_dir:
+        exe.write_report(Path(report_dir))
+        print(f"wrote the TPU report to {report_dir}/", file=sys.stderr)
 
 
 def _run_library(args: argparse.Namespace) -> int:
@@ -171,11 +182,12 @@ def _add_run(sub: Subparsers) -> argparse.ArgumentParser:
         help="an input array (repeatable); FILE.npz supplies inputs by key; "
         "parameters not given get deterministic random values",
     )
-    p.add_argument("--backend", choices=sorted(BACKENDS), default="interp")
+    p.add_argument("--backend", "--target", choices=sorted(BACKENDS), default="interp")
     p.add_argument("--entry", help="function to run instead of the module's entry")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
     p.add_argument("--output", "-o", metavar="DIR", help="save each output as DIR/<name>.npy")
     add_backend_args(p)
+    add_tpu_args(p)
     add_pipeline_args(p)
     return p
 

@@ -39,12 +39,19 @@ class PipelineOptions:
     explain_fusion: bool = False
     report_memory: bool = False
     name: str = "module"  # the dump sub-folder
+    tpu: str = "tpu-v1"  # the TPU target's chip: placement depends on its multiplier
 
     extra_instruments: list[Instrument] = field(default_factory=list)
 
     def pipeline_text(self) -> str:
         if self.pipeline is not None:
             return self.pipeline
+        if self.target == "tpu" and self.tpu != "tpu-v1":
+            from runtime.tpu.config import preset
+
+            if preset(self.tpu).multiplier == "bf16":  # float contractions become bf16 ones
+                place = "bf16-mixed,canonicalize,fold,cse,dce,tpu-place{multiplier=bf16}"
+                return DEFAULT_PIPELINES["tpu"].replace("tpu-place", place)
         return DEFAULT_PIPELINES[self.target]
 
 

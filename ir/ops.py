@@ -247,7 +247,11 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
         "dtype": AttrSpec(AttrKind.DTYPE, DType.I8),
     },
     Op.MEAN: {"axes": AttrSpec(_INTS)},
-    Op.FUSION: {"body": AttrSpec(AttrKind.FUNCTION)},
+    # device: where the backend runs it; "tpu" regions come from the tpu-place pass
+    Op.FUSION: {
+        "body": AttrSpec(AttrKind.FUNCTION),
+        "device": AttrSpec(AttrKind.ENUM, "host", choices=("host", "tpu")),
+    },
 }
 
 

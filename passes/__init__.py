@@ -10,6 +10,7 @@ from passes import (  # noqa: F401
     mixed_precision,
     recompose,
     requantize,
+    tpu_place,
     widen,
 )
 from passes.base import REGISTRY, Pass, PassContext

@@ -12,5 +12,7 @@ DEFAULT_PIPELINES: dict[str, str] = {
     # takes no epilogue, so integer contractions stay unfused
     "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},widen-products,{_CLEANUP},"
     "fuse{int-epilogue=false},buffer-assign",
-    "tpu": f"{_CLEANUP},decompose,{_CLEANUP},buffer-assign",
+    # contractions the chip can run become `fusion {device = tpu}`; the host stages get the
+    # cpu pipeline when the TPU backend compiles them
+    "tpu": f"{_CLEANUP},decompose{{softmax=false}},{_CLEANUP},tpu-place",
 }

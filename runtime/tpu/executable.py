@@ -1,0 +1,159 @@
+"""Running a placed module: host stages on the CPU backend, TPU stages on the simulator.
+
+The report of a run sums the TPU stages (cycles, the stall breakdown, bytes) and keeps each
+stage's own simulator result for traces and plots.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from codegen.tpu.lower import compile_tpu_stage, is_tpu, split_stages, stage_function
+from codegen.tpu.regions import regions_of
+from ir.diagnostics import TesselError
+from ir.graph import Function, Module, Node
+from runtime.tpu.config import TpuConfig
+from runtime.tpu.program import TpuProgram
+from runtime.tpu.sim import Result
+from runtime.tpu.stats import RunStats
+from runtime.tpu.timing import CATEGORIES
+
+
+@dataclass
+class _Step:
+    inputs: list[Node]
+    outputs: list[Node]
+    program: TpuProgram | None = None
+    host: object = None  # an Executable from compiler.backends
+
+
+@dataclass
+class TpuRun:
+    """What the last run did on the TPU."""
+
+    results: list[Result] = field(default_factory=list)
+
+    def stats(self, config: TpuConfig, mode: str) -> RunStats:
+        total = RunStats(config, mode, 0, dict.fromkeys(CATEGORIES, 0), 0, 0, 0)
+        for r in self.results:
+            s = r.stats
+            total.cycles += s.cycles
+            for k in CATEGORIES:
+                total.breakdown[k] += s.breakdown[k]
+            total.useful_macs += s.useful_macs
+            total.array_macs += s.array_macs
+            total.instructions += s.instructions
+            total.host_read += s.host_read
+            total.host_written += s.host_written
+            total.weights_read += s.weights_read
+            total.matrix_cycles += s.matrix_cycles
+        return total
+
+
+class TpuExecutable:
+    def __init__(
+        self,
+        module: Module,
+        entry: str | None,
+        config: TpuConfig,
+        mode: str = "native",
+        host_backend: str = "cpu",
+        host_options: object = None,
+    ) -> None:
+        from compiler.backends import prepare  # the host stages' backend
+        from passes import DEFAULT_PIPELINES, PassContext, PassManager, parse_pipeline
+
+        self.config, self.mode = config, mode
+        self.fn: Function = module.function(entry or module.entry)
+        _check_placed(self.fn, config)
+        self.steps: list[_Step] = []
+        for stage in split_stages(self.fn):
+            step = _Step(stage.inputs, stage.outputs)
+            if stage.device == "tpu":
+                step.program = compile_tpu_stage(config, stage)
+            else:
+                stage_fn = stage_function(self.fn, stage)
+                host = Module((stage_fn,), stage_fn.name)
+                pipeline = parse_pipeline(DEFAULT_PIPELINES[host_backend])
+                host = PassManager(pipeline).run(host, PassContext())
+                step.host = prepare(host_backend, host, None, host_options)  # type: ignore[arg-type]
+            self.steps.append(step)
+        self.last = TpuRun()
+
+    @property
+    def programs(self) -> list[TpuProgram]:
+        return [s.program for s in self.steps if s.program is not None]
+
+    def run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
+        values: dict[Node, np.ndarray] = dict(zip(self.fn.params, args, strict=True))
+        run = TpuRun()
+        for step in self.steps:
+            inputs = [values[x] for x in step.inputs]
+            if step.program is not None:
+                outputs, result = step.program.run(inputs, self.mode)
+                run.results.append(result)
+            else:
+                outputs = step.host.run(inputs)  # type: ignore[attr-defined]
+            values.update(zip(step.outputs, outputs, strict=True))
+        self.last = run
+        return [values[r] if r in values else _constant(r) for r in self.fn.results]
+
+    def report(self) -> str:
+        stats = self.last.stats(self.config, self.mode)
+        host = sum(1 for s in self.steps if s.host is not None)
+        lines = [
+            stats.report(),
+            f"  stages           {len(self.programs)} on the TPU, {host} on the host",
+        ]
+        problems = [p for r in self.last.results for p in r.problems]
+        lines += [f"  problem: {p}" for p in problems]
+        return "\n".join(lines)
+
+    def write_report(self, folder: Path) -> None:
+        """report.txt and stats.json for the whole run; per TPU stage, its trace and plots."""
+        import json
+
+        from ir.files import write_text_atomic
+
+        folder.mkdir(parents=True, exist_ok=True)
+        stats = self.last.stats(self.config, self.mode)
+        write_text_atomic(folder / "report.txt", self.report() + "\n")
+        stages = [r.stats.as_dict() for r in self.last.results]
+        write_text_atomic(
+            folder / "stats.json",
+            json.dumps({"total": stats.as_dict(), "stages": stages}, indent=2) + "\n",
+        )
+        try:
+            plots = importlib.import_module("runtime.tpu.plots")
+        except ImportError:  # the plots module is optional
+            return
+        for i, result in enumerate(self.last.results):
+            plots.write_report(result, folder / f"stage{i}")
+
+
+def _check_placed(fn: Function, c: TpuConfig) -> None:
+    """A function with contractions but none on the TPU was not made for this chip: say why."""
+    if any(is_tpu(n) for n in fn.body):
+        return
+    _, rejected = regions_of(fn, c.multiplier)
+    if not rejected:
+        return
+    reasons = "; ".join(f"%{n.name or n.op.value}: {why}" for n, why in rejected.items())
+    hint = (
+        " Quantize it first (tessel quantize MODEL.graph --calibration ...), or run it on "
+        "the bf16 chip (--tpu tpu-v2-core)."
+        if c.multiplier == "int8"
+        else ""
+    )
+    raise TesselError(
+        f"nothing in @{fn.name} can run on the {c.name} TPU ({c.multiplier}): {reasons}.{hint}"
+    )
+
+
+def _constant(node: Node) -> np.ndarray:
+    return np.asarray(node.attrs["value"].array)

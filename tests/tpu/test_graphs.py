@@ -1,0 +1,106 @@
+"""Whole graphs on the simulated TPU: placement, host stages, exact integers, clear refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from compiler.backends import BackendOptions, prepare
+from compiler.cmd_run import load
+from compiler.driver import PipelineOptions, optimize
+from compiler.quantize import quantize
+from runtime.inputs import random_inputs
+from runtime.interp import run_module
+from runtime.tpu.config import preset
+from runtime.tpu.executable import TpuExecutable
+from tests.conftest import SAMPLES
+
+
+@pytest.fixture(scope="module")
+def quantized_samples():
+    out = {}
+    for name in ("mlp", "cnn"):
+        module = load(str(SAMPLES / f"{name}.graph"))
+        calibration = [random_inputs(module.entry_function, seed) for seed in range(2)]
+        out[name] = quantize(module, calibration)
+    return out
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+@pytest.mark.parametrize("chip", ["tpu-v1", "tiny-8x8", "tiny-8x8:rows=8,cols=4"])
+def test_quantized_samples_equal_the_interpreter_exactly(quantized_samples, name, chip):
+    module = quantized_samples[name]
+    placed, _ = optimize(module, PipelineOptions(target="tpu", tpu=chip))
+    # host stages on the interpreter too, so every output must be bit-identical
+    exe = TpuExecutable(placed, None, preset(chip), host_backend="interp")
+    assert exe.programs, "nothing was placed on the TPU"
+    args = random_inputs(module.entry_function, 7)
+    got = exe.run(args)
+    want = run_module(module, args)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    stats = exe.last.stats(preset(chip), "native")
+    assert sum(stats.breakdown.values()) == stats.cycles > 0
+    assert not [p for r in exe.last.results for p in r.problems]
+
+
+def test_tpu_backend_runs_host_stages_on_the_cpu(quantized_samples):
+    module = quantized_samples["mlp"]
+    placed, _ = optimize(module, PipelineOptions(target="tpu"))
+    exe = prepare("tpu", placed, None, BackendOptions())
+    args = random_inputs(module.entry_function, 1)
+    got = exe.run(args)[0]
+    want = run_module(module, args)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)  # softmax on the CPU backend
+    assert "stage0.tasm" in exe.artifacts()
+
+
+def test_float_graph_on_bf16_chip_matches_bf16_mixed_interpretation():
+    module = load(str(SAMPLES / "mlp.graph"))
+    placed, _ = optimize(module, PipelineOptions(target="tpu", tpu="tpu-v2-core"))
+    exe = TpuExecutable(placed, None, preset("tpu-v2-core"), host_backend="interp")
+    args = random_inputs(module.entry_function, 2)
+    got = exe.run(args)[0]
+    mixed, _ = optimize(module, PipelineOptions(pipeline="bf16-mixed"))
+    want = run_module(mixed, args)[0]
+    np.testing.assert_allclose(got, want, atol=2e-3)  # f32 sums in the array's order
+
+
+def test_float_graph_on_an_int8_chip_is_refused_with_advice(tessel):
+    r = tessel("run", "samples/mlp.graph", "--backend", "tpu")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "nothing in @main can run on the tpu-v1 TPU (int8)" in r.stderr
+    assert "tessel quantize" in r.stderr
+    assert "--tpu tpu-v2-core" in r.stderr
+
+
+def test_tessel_run_on_the_tpu_prints_the_report(tessel, tmp_path):
+    r = tessel(
+        "run",
+        "samples/mlp.graph",
+        "--target",
+        "tpu",
+        "--tpu",
+        "tiny-8x8:multiplier=bf16",
+        "--tpu-report",
+        str(tmp_path / "rep"),
+    )
+    assert r.returncode == 0, r.stderr
+    for label in (
+        "cycles",
+        "array active",
+        "weight stall",
+        "weight shift",
+        "input stall",
+        "non-matrix",
+        "utilization",
+        "TOPS",
+        "intensity",
+    ):
+        assert label in r.stderr
+    assert (tmp_path / "rep" / "report.txt").exists()
+    assert (tmp_path / "rep" / "stats.json").exists()
+    bad = tessel("run", "samples/mlp.graph", "--backend", "tpu", "--tpu", "tpu-v9")
+    assert bad.returncode == 1
+    assert "unknown TPU preset" in bad.stderr
