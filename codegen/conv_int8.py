@@ -56,8 +56,10 @@ VNNI_PANELS = 4  # ... times 16-channel panels: 24 accumulators + 4 filter vecto
 TILE_PIXELS = 32  # two 16-row A tiles
 STACK_LIMIT = 3 << 20  # bytes of scratch per call; larger convolutions keep the generic loop
 # The executor shares a kernel among threads at 32768 units of work; a unit here is this many
-# multiply-adds, so a convolution is split from about 64M of them (each thread packs W again).
-MACS_PER_UNIT = 2048
+# multiply-adds, so a convolution is split from about 256M of them, as the int8 GEMM is: the
+# 3x3 64 -> 64 convolution of a 56 x 56 image (115M) measured 1.4x slower on two threads
+# than on one (waking the pool, and each thread packs W again).
+MACS_PER_UNIT = 8192
 VEC = ir.VectorType(I32, LANES)
 VEC_BYTES = ir.VectorType(I8, 64)
 FLIP = 0x80
@@ -224,7 +226,7 @@ class _Kernel:
         tiles = self._tile_row() if s.tiles else None
         # the fallbacks read the input shifted by 128 when the signedness asks for it
         flip = b.select(ready, I8(0), I8(FLIP)) if s.flip else I8(0)
-        self._pack_w(b, w, ws, corr)
+        self._pack_w(b, w, ws, corr, ready)
         if tiles is not None:
             configure, release = _amx_setup(self.module)
             with b.if_then(ready):
@@ -267,29 +269,34 @@ class _Kernel:
         ptr.type = PTR
         return ptr
 
-    def _pack_w(self, b: ir.IRBuilder, w: ir.Value, ws: ir.Value, corr: ir.Value) -> None:
-        """W from the HWIO filter, and corr = +-128 x each output channel's filter sum (the
-        sign: a signed filter meets input + 128, an unsigned one input - 128)."""
+    def _pack_w(self, b: ir.IRBuilder, w: ir.Value, ws: ir.Value, corr: ir.Value,
+                ready: ir.Value) -> None:  # fmt: skip
+        """W from the HWIO filter, walked in its own order so the reads stream; and for the
+        fallbacks corr = +-128 x each output channel's filter sum (the sign: a signed filter
+        meets input + 128, an unsigned one input - 128)."""
         s = self.s
         gemm_int8._memset(b, ws, s.w_bytes)
+        with loop_nest(b, (s.kh * s.kw, s.cin, s.groups), name="w") as (tap, c, g):
+            src = at(b, w, b.add(b.mul(b.add(b.mul(tap, I64(s.cin)), c), I64(s.cout)),
+                                 b.mul(g, I64(s.pg))), I8)  # fmt: skip
+            quad = b.add(b.mul(b.udiv(c, I64(4)), I64(64)), b.urem(c, I64(4)))
+            dst = at(b, ws, b.add(b.mul(tap, I64(s.tap_bytes)), quad), I8)
+            dst = at(b, dst, b.mul(g, I64(s.panels * s.panel_bytes)), I8)
+            with for_range(b, s.pg, name="wo") as o:
+                panel, lane = b.udiv(o, I64(LANES)), b.urem(o, I64(LANES))
+                offset = b.add(b.mul(panel, I64(s.panel_bytes)), b.mul(lane, I64(4)))
+                b.store(b.load(at(b, src, o, I8), typ=I8), at(b, dst, offset, I8))
         gemm_int8._memset(b, corr, s.groups * s.panels * LANES * 4)
+        if not s.flip:
+            return
         ext = b.sext if s.w_signed else b.zext
         scale = I32(128 if s.w_signed else -128)
-        with for_range(b, s.groups, name="wg") as g, for_range(b, s.pg, name="wo") as o:
-            panel, lane = b.udiv(o, I64(LANES)), b.urem(o, I64(LANES))
-            base = b.add(b.mul(b.add(b.mul(g, I64(s.panels)), panel), I64(s.panel_bytes)),
-                         b.mul(lane, I64(4)))  # fmt: skip
-            sum_slot = at(b, corr, b.add(b.mul(g, I64(s.panels * LANES)), o), I32)
-            with for_range(b, s.kh * s.kw, name="wt") as tap, for_range(b, s.cin, name="wc") as c:
-                src = b.add(b.mul(b.add(b.mul(tap, I64(s.cin)), c), I64(s.cout)),
-                            b.add(b.mul(g, I64(s.pg)), o))  # fmt: skip
-                value = b.load(at(b, w, src, I8), typ=I8)
-                quad = b.add(b.mul(b.udiv(c, I64(4)), I64(64)), b.urem(c, I64(4)))
-                dst = b.add(b.mul(tap, I64(s.tap_bytes)), quad)
-                b.store(value, at(b, ws, b.add(base, dst), I8))
-                if s.flip:
-                    total = b.add(b.load(sum_slot, typ=I32), b.mul(ext(value, I32), scale))
-                    b.store(total, sum_slot)
+        extent = (s.kh * s.kw * s.cin, s.groups, s.pg)
+        with b.if_then(b.not_(ready)), loop_nest(b, extent, name="ws") as (k, g, o):
+            channel = b.add(b.mul(g, I64(s.pg)), o)  # the tiles need no shift
+            value = b.load(at(b, w, b.add(b.mul(k, I64(s.cout)), channel), I8), typ=I8)
+            slot = at(b, corr, b.add(b.mul(g, I64(s.panels * LANES)), o), I32)
+            b.store(b.add(b.load(slot, typ=I32), b.mul(ext(value, I32), scale)), slot)
 
     def _pack_x(self, b: ir.IRBuilder, x: ir.Value, xs: ir.Value, batch: ir.Value,
                 oh: ir.Value, flip: ir.Value) -> None:  # fmt: skip
@@ -459,8 +466,10 @@ class _Kernel:
 
     def _tile_row(self) -> ir.Function:
         """32 pixels x 32 channels per block: tiles 0-3 accumulate, 4-5 hold the two 16-pixel
-        halves of A (read from X, rows sw pixels apart), 6-7 two panels of W. The block goes
-        through S (32 x 32 int32) to the output, of which only its valid part is stored."""
+        halves of A (read from X, rows sw pixels apart), 6-7 two panels of W. A block inside
+        the output row is stored into it from the tiles; with 32 pixels or more a row's last
+        block is moved back to end at its edge (recomputing a few pixels) so that it is one.
+        Other blocks go through S (32 x 32 int32), of which only the valid part is stored."""
         s = self.s
         fn = _tile_function(self.module, f"{self.name}_tiles", [PTR] * 4)
         xs, ws, tile_s, out_row = fn.args
@@ -476,6 +485,8 @@ class _Kernel:
             p0 = b.mul(pp, I64(2))
             with for_range(b, -(-s.ow // TILE_PIXELS), name="tb") as mb:
                 px0 = b.mul(mb, I64(TILE_PIXELS))
+                if s.ow >= TILE_PIXELS:  # a last partial block overlaps the one before instead
+                    px0 = smin(b, px0, I64(s.ow - TILE_PIXELS))
                 for t in range(4):
                     b.call(zero, [I8(t)])
                 with loop_nest(b, (s.kh, s.kw, s.cp // 64), name="t") as (i, j, kc):
@@ -484,6 +495,8 @@ class _Kernel:
                     a1 = self._x_word(b, xs, g, b.add(px0, I64(16)), (i, j), quad)
                     b0 = self._w_line(b, ws, g, p0, (i, j), quad)
                     b1 = at(b, b0, I64(s.panel_bytes), I8)
+                    # Tiles are not renamed: a load waits for the last product reading its
+                    # tile. Each comes right after that product, overlapping those queued.
                     b.call(load, [I8(4), a0, a_stride])
                     b.call(load, [I8(6), b0, I64(64)])
                     b.call(dot, [I8(0), I8(4), I8(6)])
@@ -492,17 +505,35 @@ class _Kernel:
                     b.call(load, [I8(5), a1, a_stride])
                     b.call(dot, [I8(2), I8(5), I8(6)])
                     b.call(dot, [I8(3), I8(5), I8(7)])
-                for t in range(4):
-                    offset = (t // 2) * 16 * s_stride + (t % 2) * LANES * 4
-                    b.call(store, [I8(t), at(b, tile_s, I64(offset), I8), I64(s_stride)])
-                rows = smin(b, I64(TILE_PIXELS), b.sub(I64(s.ow), px0))
                 first = b.mul(p0, I64(LANES))
-                cols = smin(b, I64(2 * LANES), b.sub(I64(s.pg), first))
-                with for_range(b, rows, name="tr") as r:
-                    src = at(b, tile_s, b.mul(r, I64(2 * LANES)), I32)
-                    channel = b.add(b.mul(g, I64(s.pg)), first)
-                    dst = at(b, out_row, b.add(b.mul(b.add(px0, r), I64(s.cout)), channel), I32)
-                    with for_range(b, cols, name="tc") as c:
-                        b.store(b.load(at(b, src, c, I32), typ=I32), at(b, dst, c, I32))
+                channel = b.add(b.mul(g, I64(s.pg)), first)
+                whole = b.icmp_signed("<=", b.add(first, I64(2 * LANES)), I64(s.pg))
+                if s.ow < TILE_PIXELS:
+                    whole = ir.IntType(1)(0)
+                with b.if_else(whole) as (direct, edge):
+                    with direct:  # straight into the output, rows cout channels apart
+                        for t in range(4):
+                            pixel = b.add(px0, I64((t // 2) * 16))
+                            offset = b.add(b.mul(pixel, I64(s.cout)), channel)
+                            offset = b.add(offset, I64((t % 2) * LANES))
+                            dst = at(b, out_row, offset, I32)
+                            b.call(store, [I8(t), dst, I64(s.cout * 4)])
+                    with edge:
+                        for t in range(4):
+                            offset = (t // 2) * 16 * s_stride + (t % 2) * LANES * 4
+                            b.call(store, [I8(t), at(b, tile_s, I64(offset), I8), I64(s_stride)])
+                        self._copy_valid(b, tile_s, out_row, px0, channel, first)
         b.ret_void()
         return fn
+
+    def _copy_valid(self, b: ir.IRBuilder, tile_s: ir.Value, out_row: ir.Value, px0: ir.Value,
+                    channel: ir.Value, first: ir.Value) -> None:  # fmt: skip
+        """The part of a 32 x 32 block in S that lies inside the output row."""
+        s = self.s
+        rows = smin(b, I64(TILE_PIXELS), b.sub(I64(s.ow), px0))
+        cols = smin(b, I64(2 * LANES), b.sub(I64(s.pg), first))
+        with for_range(b, rows, name="tr") as r:
+            src = at(b, tile_s, b.mul(r, I64(2 * LANES)), I32)
+            dst = at(b, out_row, b.add(b.mul(b.add(px0, r), I64(s.cout)), channel), I32)
+            with for_range(b, cols, name="tc") as c:
+                b.store(b.load(at(b, src, c, I32), typ=I32), at(b, dst, c, I32))
