@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from codegen import conv_int8, gemm_int8
+from codegen.jit import host_target
 from ir.builder import make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
@@ -187,3 +188,16 @@ def test_tiles_pay() -> None:
     assert conv_int8.tiles_pay(256, 96)
     assert not conv_int8.tiles_pay(3, 64)  # a first layer: 3 of 64 bytes per step
     assert not conv_int8.tiles_pay(1, 1)  # depthwise
+
+
+@pytest.mark.parametrize("cpu", ["generic", "x86-64-v3"])
+def test_programs_for_other_cpus_still_use_the_tiles(cpu: str) -> None:
+    """The tile and VNNI code carry their own target features, so a module built for a
+    baseline CPU compiles them too; they run only after the run-time checks."""
+    if not gemm_int8._host_has_amx():
+        pytest.skip("this host has no AMX-INT8")
+    module = _conv((1, 6, 35, 64), (3, 3, 64, 48), {"padding": "same"})
+    args = _inputs(module)
+    exe = CpuExecutable(module, target=host_target(cpu))
+    np.testing.assert_array_equal(exe(*args)[0], run_module(module, args)[0])
+    assert "tdpbssd" in exe.compiled.asm()
