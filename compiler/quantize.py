@@ -1,16 +1,18 @@
-"""Post-training static int8 quantization: calibrate on real data, then rewrite the graph.
+"""Post-training static int8 quantization: calibrate on real data, write a QDQ graph, fold it.
 
     from compiler import quantize
     int8 = quantize(module, calibration, observer="percentile:99.99")
 
 Scheme (docs/quantization.md):
 - weights: symmetric int8, one scale per output channel (per tensor on request);
-- activations: symmetric int8 (zero point 0), one scale per tensor, from the observed range;
-- bias: int32, in the accumulator's scale (activation scale x weight scale);
-- each dot_general/conv2d with constant weights becomes quantize -> integer dot/conv with int32
-  accumulation (+ int32 bias) -> dequantize, and `fold-requantize` then turns every
-  dequantize -> relu -> quantize between layers into one integer `requantize`.
-Ops with no int8 form stay in float between dequantize and quantize.
+- activations: one scale per tensor from the observed range; symmetric int8 (zero point 0), or
+  asymmetric u8 with a zero point (`activations="asymmetric"`, dot_general inputs only);
+- bias: int32, in the accumulator's scale (activation scale x weight scale).
+
+`quantize_function` writes the QDQ graph: the float graph with `quantize -> dequantize` on every
+contraction input and int8 weight constants behind a `dequantize`. The passes of passes/qdq.py
+and passes/requantize.py then fold it into int32 contractions, int32 biases and `requantize`
+between layers. Ops with no int8 form stay in float between dequantize and quantize.
 """
 
 from __future__ import annotations
@@ -21,100 +23,23 @@ from typing import Any
 
 import numpy as np
 
-from ir.attrs import ConstData
+from compiler.observers import Observer, observer_factory
 from ir.builder import make_node
 from ir.diagnostics import TesselError
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import Op
 from passes import PassManager, parse_pipeline
+from passes.qdq import constant, quantized
 from runtime.inputs import bind_inputs
-from runtime.interp import evaluate_node, run_op
+from runtime.interp import evaluate_node
 
 QMAX = 127
+UMAX = 255
 CLEANUP = "canonicalize,fold,cse,dce"
-
-# --- observers ----------------------------------------------------------------------------
-
-
-class Observer:
-    """Watches one value across calibration batches and proposes its symmetric range."""
-
-    def add(self, values: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def bound(self) -> float:
-        raise NotImplementedError
-
-
-class MinMax(Observer):
-    def __init__(self) -> None:
-        self.peak = 0.0
-
-    def add(self, values: np.ndarray) -> None:
-        if values.size:
-            self.peak = max(self.peak, float(np.max(np.abs(values))))
-
-    def bound(self) -> float:
-        return self.peak
-
-
-class MovingAverage(Observer):
-    """The per-batch peak, averaged with momentum (outlier batches count less)."""
-
-    def __init__(self, momentum: float = 0.9) -> None:
-        self.momentum = momentum
-        self.average: float | None = None
-
-    def add(self, values: np.ndarray) -> None:
-        if not values.size:
-            return
-        peak = float(np.max(np.abs(values)))
-        if self.average is None:
-            self.average = peak
-        else:
-            self.average = self.momentum * self.average + (1 - self.momentum) * peak
-
-    def bound(self) -> float:
-        return self.average or 0.0
-
-
-class Percentile(Observer):
-    """A percentile of |x| over every value seen: clips rare outliers for finer steps."""
-
-    def __init__(self, percent: float) -> None:
-        if not 0 < percent <= 100:
-            raise TesselError(f"observer percentile:{percent}: the percentile must be in (0, 100]")
-        self.percent = percent
-        self.seen: list[np.ndarray] = []
-
-    def add(self, values: np.ndarray) -> None:
-        self.seen.append(np.abs(values.astype(np.float64)).reshape(-1))
-
-    def bound(self) -> float:
-        values = np.concatenate(self.seen) if self.seen else np.zeros(1)
-        return float(np.percentile(values, self.percent)) if values.size else 0.0
-
-
-def observer_factory(spec: str) -> Callable[[], Observer]:
-    """`minmax`, `moving-average[:momentum]`, or `percentile:P`."""
-    name, _, arg = spec.partition(":")
-    try:
-        if name == "minmax" and not arg:
-            return MinMax
-        if name == "moving-average":
-            momentum = float(arg) if arg else 0.9
-            return lambda: MovingAverage(momentum)
-        if name == "percentile":
-            percent = float(arg or "99.99")
-            Percentile(percent)  # checks the range now, not at the first batch
-            return lambda: Percentile(percent)
-    except ValueError:
-        pass
-    raise TesselError(
-        f"unknown observer {spec!r}: use minmax, moving-average[:MOMENTUM] or percentile:P"
-    )
-
+# fold-qdq must see the int8 weights behind their dequantize, before `fold` evaluates it
+FOLD = "fold-qdq,fold-requantize,cancel-qdq,drop-identity-requantize"
+ACTIVATIONS = ("symmetric", "asymmetric")
 
 # --- calibration --------------------------------------------------------------------------
 
@@ -156,8 +81,33 @@ def run_all(fn: Function, args: Sequence[np.ndarray]) -> dict[Node, np.ndarray]:
     return values
 
 
-def calibrate(fn: Function, data: Iterable[list[np.ndarray]], observer: str) -> dict[Node, float]:
-    """The symmetric range (largest |x| to represent) of every contraction's input."""
+@dataclass(frozen=True)
+class QParams:
+    """How one activation is quantized: x = (q - zero) * scale, q in `dtype`."""
+
+    scale: float
+    zero: int
+    dtype: DType
+
+
+def symmetric(bound: float) -> QParams:
+    return QParams(bound / QMAX if bound > 0 else 1.0, 0, DType.I8)
+
+
+def asymmetric(lo: float, hi: float) -> QParams:
+    """[lo, hi] (widened to hold 0, which must be exact) onto [0, 255]."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    if hi - lo <= 0:
+        return QParams(1.0, 0, DType.U8)
+    scale = (hi - lo) / UMAX
+    zero = int(min(max(round(-lo / scale), 0), UMAX))
+    return QParams(scale, zero, DType.U8)
+
+
+def calibrate(
+    fn: Function, data: Iterable[list[np.ndarray]], observer: str
+) -> dict[Node, Observer]:
+    """An observer, fed every calibration batch, for each contraction input."""
     make = observer_factory(observer)
     watched = {n.srcs[0] for n in fn.body if quantizable(n)}
     observers = {n: make() for n in watched}
@@ -169,37 +119,55 @@ def calibrate(fn: Function, data: Iterable[list[np.ndarray]], observer: str) -> 
             obs.add(values[node])
     if not seen:
         raise TesselError("calibration needs at least one batch of inputs")
-    return {node: obs.bound() for node, obs in observers.items()}
+    return observers
 
 
-# --- the rewrite --------------------------------------------------------------------------
+def activation_params(
+    fn: Function, observers: Mapping[Node, Observer], activations: str
+) -> dict[Node, QParams]:
+    """The quantization of each observed value. Asymmetric u8 only where every consumer can take
+    it: a dot_general whose zero-point correction is one constant per output channel (conv2d
+    has no u8 x i8 form, and its zero padding would not be the zero point)."""
+    if activations not in ACTIVATIONS:
+        raise TesselError(f"unknown activations {activations!r}: use symmetric or asymmetric")
+    users: dict[Node, list[Node]] = {}
+    for n in fn.body:
+        if quantizable(n):
+            users.setdefault(n.srcs[0], []).append(n)
+    params = {}
+    for node, obs in observers.items():
+        if activations == "asymmetric" and all(_takes_u8(u) for u in users[node]):
+            params[node] = asymmetric(*obs.range())
+        else:
+            params[node] = symmetric(obs.bound())
+    return params
 
 
-@dataclass(frozen=True)
-class Layer:
-    """A quantized contraction: its int32 accumulator and the scale of each output channel."""
+def _takes_u8(node: Node) -> bool:
+    if node.op is not Op.DOT_GENERAL or node.attrs["rhs_batch"]:
+        return False
+    a = node.attrs
+    free = [d for d in range(node.srcs[1].type.rank) if d not in a["rhs_contract"]]
+    return len(free) == 1
 
-    acc: Node
-    scales: tuple[float, ...]
-    axis: int | None
+
+# --- the QDQ graph ------------------------------------------------------------------------
 
 
 def _scale(bound: float) -> float:
     return bound / QMAX if bound > 0 else 1.0
 
 
-def _weights(node: Node, per_channel: bool) -> tuple[np.ndarray, np.ndarray, int | None, int]:
-    """(int8 weights, scale per channel, the channel axis of the weights and of the output)."""
+def _weights(node: Node, per_channel: bool) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(int8 weights, scale per channel, the channel axis of the weights)."""
     w = node.srcs[1].attrs["value"].array
     w_axis: int | None
     if node.op is Op.CONV2D:
-        w_axis, out_axis = 3, 3  # HWIO filter, NHWC output
+        w_axis = 3  # HWIO filter
     else:
         a = node.attrs
         free = [d for d in range(w.ndim) if d not in a["rhs_contract"] + a["rhs_batch"]]
         w_axis = free[0] if len(free) == 1 else None
-        lhs_free = node.srcs[0].type.rank - len(a["lhs_contract"]) - len(a["lhs_batch"])
-        out_axis = len(a["lhs_batch"]) + lhs_free
     magnitude = np.abs(w.astype(np.float64))
     if not per_channel or w_axis is None or w.shape[w_axis] < 2:
         peaks = [float(np.max(magnitude, initial=0.0))]
@@ -207,27 +175,16 @@ def _weights(node: Node, per_channel: bool) -> tuple[np.ndarray, np.ndarray, int
     else:
         peaks = list(np.moveaxis(magnitude, w_axis, 0).reshape(w.shape[w_axis], -1).max(axis=1))
     scale = np.array([_scale(float(p)) for p in peaks], np.float32)  # what quantize computes in
-    return _quantized(w, scale, w_axis, DType.I8), scale.astype(np.float64), w_axis, out_axis
-
-
-def _quantized(x: np.ndarray, scale: np.ndarray, axis: int | None, dtype: DType) -> np.ndarray:
-    """`x` through the quantize op's own reference semantics (one definition of rounding)."""
-    attrs: dict[str, Any] = {"scale": [float(s) for s in scale], "dtype": dtype}
-    if axis is not None:
-        attrs["axis"] = axis
-    return run_op(Op.QUANTIZE, np.asarray(x, np.float32), **attrs)
-
-
-def _const(value: np.ndarray) -> Node:
-    return make_node(Op.CONSTANT, (), {"value": ConstData(np.ascontiguousarray(value))})
+    return quantized(w, scale, w_axis, DType.I8), scale.astype(np.float64), w_axis
 
 
 def quantize_function(
-    fn: Function, ranges: Mapping[Node, float], per_channel: bool = True
+    fn: Function, params: Mapping[Node, QParams], per_channel: bool = True
 ) -> Function:
-    """`fn` with every calibrated contraction in int8 (see the module docstring)."""
+    """`fn` as a QDQ graph: each calibrated contraction reads `dequantize(quantize(x))` and
+    `dequantize(int8 weights)`; everything else is unchanged."""
     new: dict[Node, Node] = {p: p for p in fn.params}
-    layers: dict[Node, Layer] = {}
+    fake: dict[Node, Node] = {}  # one quantize -> dequantize per activation, however many users
     body: list[Node] = []
 
     def add(node: Node) -> Node:
@@ -236,63 +193,25 @@ def quantize_function(
 
     for node in fn.body:
         srcs = [new[s] for s in node.srcs]
-        layer = None
-        if quantizable(node) and node.srcs[0] in ranges:
-            layer = _quantize_layer(node, srcs[0], ranges[node.srcs[0]], per_channel, add)
-        else:
-            layer = _bias(node, layers, add)
-        if layer is not None:
-            layers[node] = layer
-            # the float value keeps its name, so reports can line it up with the original
-            new[node] = add(_dequantize(layer, node.dtype).replace(name=node.name))
-            continue
+        if quantizable(node) and node.srcs[0] in params:
+            x = node.srcs[0]
+            if x not in fake:
+                fake[x] = _qdq(srcs[0], params[x], add)
+            wq, scale_w, w_axis = _weights(node, per_channel)
+            qw = add(constant(wq))
+            attrs: dict[str, Any] = {"scale": [float(s) for s in scale_w], "dtype": node.dtype}
+            if w_axis is not None:
+                attrs["axis"] = w_axis
+            dw = add(make_node(Op.DEQUANTIZE, (qw,), attrs, loc=node.srcs[1].loc))
+            srcs = [fake[x], dw]
         new[node] = add(node.replace(srcs=tuple(srcs)) if srcs != list(node.srcs) else node)
     return fn.replace(body=tuple(body), results=tuple(new[r] for r in fn.results))
 
 
-def _quantize_layer(
-    node: Node, x: Node, bound: float, per_channel: bool, add: Callable[[Node], Node]
-) -> Layer:
-    scale_x = _scale(bound)
-    qx = add(make_node(Op.QUANTIZE, (x,), {"scale": [scale_x]}, loc=node.loc))
-    wq, scale_w, w_axis, out_axis = _weights(node, per_channel)
-    qw = add(_const(wq))
-    attrs = dict(node.attrs)
-    attrs["out_dtype"] = DType.I32
-    acc = add(make_node(node.op, (qx, qw), attrs, loc=node.loc))
-    scales = tuple(float(scale_x * s) for s in scale_w)
-    return Layer(acc, scales, out_axis if w_axis is not None else None)
-
-
-def _dequantize(layer: Layer, dtype: DType) -> Node:
-    attrs: dict[str, Any] = {"scale": list(layer.scales), "dtype": dtype}
-    if layer.axis is not None:
-        attrs["axis"] = layer.axis
-    return make_node(Op.DEQUANTIZE, (layer.acc,), attrs, loc=layer.acc.loc)
-
-
-def _bias(node: Node, layers: Mapping[Node, Layer], add: Callable[[Node], Node]) -> Layer | None:
-    """add(layer, broadcast(constant bias along the channel axis)) -> an int32 bias add."""
-    if node.op is not Op.ADD or node.dtype is not DType.F32:
-        return None
-    for i, j in ((0, 1), (1, 0)):
-        layer, spread = layers.get(node.srcs[i]), node.srcs[j]
-        if layer is None or spread.op is not Op.BROADCAST_IN_DIM:
-            continue
-        const = spread.srcs[0]
-        channel = [layer.axis] if layer.axis is not None else [node.type.rank - 1]
-        if const.op is not Op.CONSTANT or list(spread.attrs["dims"]) != channel[: const.type.rank]:
-            continue
-        bias = const.attrs["value"].array.astype(np.float64).reshape(-1)
-        scales = np.array(layer.scales) if len(layer.scales) > 1 else np.full(1, layer.scales[0])
-        if bias.size not in (1, node.shape[channel[0]]) or const.type.rank != 1:
-            continue
-        bias_q = _quantized(bias, scales, 0 if scales.size > 1 else None, DType.I32)
-        qb = add(_const(bias_q))
-        spread_q = add(make_node(Op.BROADCAST_IN_DIM, (qb,), dict(spread.attrs), loc=spread.loc))
-        acc = add(make_node(Op.ADD, (layer.acc, spread_q), {}, loc=node.loc))
-        return Layer(acc, layer.scales, layer.axis)
-    return None
+def _qdq(x: Node, p: QParams, add: Callable[[Node], Node]) -> Node:
+    attrs = {"scale": [p.scale], "zero_point": [p.zero]}
+    q = add(make_node(Op.QUANTIZE, (x,), {**attrs, "dtype": p.dtype}, loc=x.loc))
+    return add(make_node(Op.DEQUANTIZE, (q,), {**attrs, "dtype": x.dtype}, loc=x.loc))
 
 
 # --- the front door -----------------------------------------------------------------------
@@ -305,19 +224,22 @@ def quantize(
     per_channel: bool = True,
     entry: str | None = None,
     fold: bool = True,
+    activations: str = "symmetric",
 ) -> Module:
     """An int8 version of `model` (a Module, or a @jit function traced on the first batch),
-    calibrated on `calibration` with `observer` (`minmax`, `moving-average`, `percentile:P`).
+    calibrated on `calibration` with `observer` (`minmax`, `moving-average`, `percentile:P`,
+    `kl`), activations `symmetric` (i8) or `asymmetric` (u8 with a zero point).
 
-    `fold=False` stops before `fold-requantize`: every quantized layer then ends in a
-    dequantize to float, which shows where quantization error enters, layer by layer."""
+    `fold=False` returns the QDQ graph: float contractions on quantized-then-dequantized values,
+    which shows where quantization error enters, layer by layer."""
     module = _as_module(model, calibration)
     module = PassManager(parse_pipeline(CLEANUP)).run(module)
     fn = module.function(entry or module.entry)
-    ranges = calibrate(fn, batches(fn, calibration), observer)
-    quantized = module.replace_function(quantize_function(fn, ranges, per_channel))
-    pipeline = f"fold-requantize,{CLEANUP}" if fold else CLEANUP
-    return PassManager(parse_pipeline(pipeline), verify_each=True).run(quantized)
+    observers = calibrate(fn, batches(fn, calibration), observer)
+    params = activation_params(fn, observers, activations)
+    qdq = module.replace_function(quantize_function(fn, params, per_channel))
+    pipeline = f"{FOLD},{CLEANUP}" if fold else "canonicalize,cse,dce"
+    return PassManager(parse_pipeline(pipeline), verify_each=True).run(qdq)
 
 
 def _as_module(model: Any, calibration: Any) -> Module:

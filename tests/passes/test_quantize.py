@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from passcheck import apply, canonical
 
-from compiler.quantize import MinMax, MovingAverage, Percentile, observer_factory, quantize, run_all
+from compiler.observers import MinMax, MovingAverage, Percentile, observer_factory
+from compiler.quantize import quantize, run_all
 from ir.diagnostics import TesselError
 from ir.graph import Module
 from ir.parser import parse_file, parse_module
