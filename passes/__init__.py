@@ -8,6 +8,7 @@ from passes import (  # noqa: F401
     fold,
     fuse,
     mixed_precision,
+    qdq,
     recompose,
     requantize,
     tpu_place,
