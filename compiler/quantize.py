@@ -38,7 +38,7 @@ QMAX = 127
 UMAX = 255
 CLEANUP = "canonicalize,fold,cse,dce"
 # fold-qdq must see the int8 weights behind their dequantize, before `fold` evaluates it
-FOLD = "fold-qdq,fold-requantize,cancel-qdq,drop-identity-requantize"
+FOLD = "fold-qdq,fold-requantize,cancel-qdq,drop-requantize"
 ACTIVATIONS = ("symmetric", "asymmetric")
 
 # --- calibration --------------------------------------------------------------------------

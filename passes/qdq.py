@@ -12,7 +12,7 @@ changes. These passes then make it integer:
   `requantize`;
 - `cancel-qdq`: `quantize(dequantize(q))` with the same parameters is `q`; with other ones a
   `requantize`;
-- `drop-identity-requantize`: a `requantize` by exactly 1 that clamps nothing is its operand.
+- `drop-requantize`: a `requantize` by exactly 1 that clamps nothing is its operand.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ class FoldQdq(Pass):
         def fold(node: Node) -> Node | None:
             new = fold_contraction(node)
             if new is not None:
-                ctx.remark(self.name, f"{node.op.value} on {new.srcs[0].srcs[0].dtype.value}")
+                ctx.remark(self.name, f"{node.op.value} on {node.srcs[0].srcs[0].dtype.value}")
                 return new
             new = fold_bias(node)
             if new is not None:
@@ -298,7 +298,7 @@ class DropIdentityRequantize(Pass):
     clamped to int8 is itself); it appears when two layers happen to share a scale.
     """
 
-    name = "drop-identity-requantize"
+    name = "drop-requantize"
 
     def run_function(self, fn: Function, ctx: PassContext) -> Function:
         def drop(node: Node) -> Node | None:
