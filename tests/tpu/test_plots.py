@@ -34,6 +34,7 @@ RUNS = [
     ("tiny-4x4:weight_bandwidth=1e9", (9, 30, 13), "native"),
     ("tiny-8x8:host_bandwidth=1e9", (37, 20, 19), "native"),
     ("tiny-8x8:rows=8,cols=4", (1, 7, 1), "native"),
+    ("tiny-8x8", (3, 20, 19), "native"),  # fewer vectors than rows: every shift is exposed
     ("tiny-8x8", (37, 20, 19), "compat"),
 ]
 
@@ -109,6 +110,8 @@ def test_trace_has_one_event_per_instruction_in_track_order(run: Result, tmp_pat
         assert (e["args"]["start_cycle"], e["args"]["end_cycle"]) == (r.start, r.end)
         assert e["ts"] == pytest.approx(r.start * us, abs=1e-6)
         assert e["args"].get("stall_cycles_before", {}) == r.stall
+        if isinstance(r.instruction, Mmc):  # the array is busy while the vectors stream in
+            assert e["dur"] == pytest.approx(r.instruction.length * us, abs=2e-6)
     tracks: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for e in events:
         if e["ph"] == "X":
@@ -215,12 +218,17 @@ def test_utilization_svg_draws_the_bucket_shares(run: Result) -> None:
     assert [s.split("  ")[0] for s in legend] == [LABELS[k] for k in reversed(CATEGORIES)]
 
 
-def test_utilization_of_an_empty_program_is_an_empty_plot() -> None:
+def test_an_empty_program_gets_empty_plots(tmp_path: Path) -> None:
     c = preset("tiny-4x4")
     result = Simulator(c).run([Halt()], np.zeros(64, np.uint8), np.zeros(16, np.uint8))
     assert result.stats.cycles == 0
     root = svg_root(plots.utilization_svg(result))
     assert len(list(root.iter(f"{SVG}polygon"))) == len(CATEGORIES)
+    plots.write_report(result, tmp_path)
+    roof = svg_root((tmp_path / "roofline.svg").read_text())
+    assert not [e for e in roof.iter(f"{SVG}circle") if e.get("class") == "run"]
+    events = json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    assert not [e for e in events if e["ph"] == "X"]
 
 
 # ---- roofline -------------------------------------------------------------------------------
