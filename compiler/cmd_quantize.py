@@ -18,7 +18,7 @@ import numpy as np
 
 from compiler.cliargs import Subparsers
 from compiler.cmd_run import load
-from compiler.quantize import batches, quantize, run_all
+from compiler.quantize import ACTIVATIONS, batches, quantize, run_all
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 from ir.graph import Module
@@ -78,16 +78,18 @@ def _calibration(module: Module, spec: str) -> Any:
 def cmd_quantize(args: argparse.Namespace) -> int:
     module = load(args.file)
     calibration = _calibration(module, args.calibration)
-    quantized = quantize(module, calibration, args.observer, per_channel=not args.per_tensor)
+    options = {"per_channel": not args.per_tensor, "activations": args.activations}
+    quantized = quantize(module, calibration, args.observer, **options)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     weights = WeightSink(out.with_name(out.stem + ".npz"))
     text = print_module(quantized, base_dir=out.parent, weights=weights)
     weights.save()
-    write_text_atomic(out, f"# tessel quantize {args.file} --observer {args.observer}\n{text}")
+    how = f"--observer {args.observer} --activations {args.activations}"
+    write_text_atomic(out, f"# tessel quantize {args.file} {how}\n{text}")
     print(f"wrote {out}", file=sys.stderr)
-    if args.report:  # layer by layer on the unfolded graph, whose layers end in float
-        layers = quantize(module, calibration, args.observer, not args.per_tensor, fold=False)
+    if args.report:  # layer by layer on the QDQ graph, whose layers end in float
+        layers = quantize(module, calibration, args.observer, fold=False, **options)
         print(report(module, layers, batches(module.entry_function, calibration)))
     return 0
 
@@ -104,7 +106,13 @@ def _add_quantize(sub: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--observer", default="minmax",
         help="how activation ranges are chosen: minmax (default), moving-average[:MOMENTUM], "
-        "percentile:P (e.g. percentile:99.99)",
+        "percentile:P (e.g. percentile:99.99), kl (entropy: the clipping with the least "
+        "information lost)",
+    )  # fmt: skip
+    p.add_argument(
+        "--activations", choices=ACTIVATIONS, default="symmetric",
+        help="symmetric int8 activations (zero point 0, the default) or asymmetric u8 with a "
+        "zero point (matrix products only; convolutions stay symmetric)",
     )  # fmt: skip
     granularity = p.add_mutually_exclusive_group()
     granularity.add_argument(

@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 from passcheck import apply, canonical
 
-from compiler.observers import MinMax, MovingAverage, Percentile, observer_factory
-from compiler.quantize import quantize, run_all
+from compiler.observers import KLDivergence, MinMax, MovingAverage, Percentile, observer_factory
+from compiler.quantize import asymmetric, quantize, run_all
 from ir.diagnostics import TesselError
+from ir.dtypes import DType
 from ir.graph import Module
+from ir.ops import Op
 from ir.parser import parse_file, parse_module
 from ir.printer import print_module
 from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
 from passes.requantize import fixed_point
 from runtime.cpu import CpuExecutable
 from runtime.inputs import random_inputs
-from runtime.interp import run_module
+from runtime.interp import run_module, run_op
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
@@ -41,10 +43,52 @@ def test_observers():
     assert minmax.bound() == 50.0
     assert average.bound() == pytest.approx(0.5 * 1.0 + 0.5 * 50.0)
     assert percentile.bound() < 1.0  # the outlier is clipped
+    assert minmax.range() == (-1.0, 50.0)
+    # batch 1 spans [-1, -0.0002], batch 2 [0, 50]: the extremes are averaged separately
+    assert average.range() == pytest.approx((0.5 * -1.0 + 0.5 * 0.0, 0.5 * -0.0002 + 0.5 * 50.0))
+    lo, hi = percentile.range()
+    assert -1.0 < lo < -0.9
+    assert 0.9 < hi < 1.0
     with pytest.raises(TesselError, match="unknown observer"):
         observer_factory("kl-divergence")
+    with pytest.raises(TesselError, match="unknown observer"):
+        observer_factory("kl:3")
     with pytest.raises(TesselError, match="percentile must be in"):
         observer_factory("percentile:120")
+
+
+def test_kl_observer_clips_outliers_and_keeps_a_full_range():
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=50_000)
+    kl = KLDivergence()
+    kl.add(normal)
+    kl.add(np.array([60.0, -45.0]))  # two outliers in a second batch
+    assert 2.0 < kl.bound() < 10.0  # clipped far below the largest |x|, not into the bulk
+    lo, hi = kl.range()
+    assert (lo, hi) == (-kl.bound(), kl.bound())
+    uniform = KLDivergence()
+    uniform.add(rng.uniform(-1, 1, size=20_000))
+    assert uniform.bound() > 0.95  # nothing to clip: every bin is as full as the others
+    assert observer_factory("kl")().bound() == 0.0  # nothing seen
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "zero"), [(0.0, 2.55, 0), (-1.0, 1.55, 100), (-2.55, -1.0, 255), (0.0, 0.0, 0)]
+)
+def test_asymmetric_parameters_represent_zero_exactly(lo, hi, zero):
+    p = asymmetric(lo, hi)
+    assert p.zero == zero
+    assert p.dtype.value == "u8"
+    q = quantized_u8(np.array([lo, 0.0, hi]), p.scale, p.zero)
+    assert q[1] == zero  # 0.0 (relu's floor, padding) is exactly a code
+    assert q[0] == 0 or lo == 0
+
+
+def quantized_u8(x: np.ndarray, scale: float, zero: int) -> np.ndarray:
+
+    return run_op(
+        Op.QUANTIZE, x.astype(np.float32), scale=[scale], zero_point=[zero], dtype=DType.U8
+    )
 
 
 FOLD_BEFORE = """func @main(%acc: i32[2,3]) -> (i8[2,3], i8[2,3]) {
@@ -80,11 +124,21 @@ def digits() -> tuple[Module, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     return module, {"x": data["x_calib"]}, data["x_test"], data["y_test"]
 
 
-@pytest.mark.parametrize("observer", ["minmax", "moving-average", "percentile:99.99"])
-def test_digits_int8_accuracy_within_one_point(observer):
+@pytest.mark.parametrize(
+    ("observer", "activations"),
+    [
+        ("minmax", "symmetric"),
+        ("moving-average", "symmetric"),
+        ("percentile:99.99", "symmetric"),
+        ("kl", "symmetric"),
+        ("minmax", "asymmetric"),
+        ("kl", "asymmetric"),
+    ],
+)
+def test_digits_int8_accuracy_within_one_point(observer, activations):
     module, calibration, x, y = digits()
     float_logits = run_module(module, [x])[0]
-    int8 = quantize(module, calibration, observer)
+    int8 = quantize(module, calibration, observer, activations=activations)
     ops = {n.op.value for n in int8.entry_function.body}
     assert {"quantize", "requantize", "dequantize"} <= ops
     assert "relu" not in ops  # folded into requantize's clamp
@@ -94,11 +148,18 @@ def test_digits_int8_accuracy_within_one_point(observer):
     assert (logits.argmax(1) == float_logits.argmax(1)).mean() >= 0.99
 
 
+@pytest.mark.parametrize("activations", ["symmetric", "asymmetric"])
 @pytest.mark.parametrize("sample", ["mlp", "cnn"])
-def test_quantized_samples_give_the_same_integers_on_the_cpu(sample):
+def test_quantized_samples_give_the_same_integers_on_the_cpu(sample, activations):
     module = parse_file(SAMPLES / f"{sample}.graph")
     fn = module.entry_function
-    int8 = quantize(module, [random_inputs(fn, seed) for seed in range(2)])
+    calibration = [random_inputs(fn, seed) for seed in range(2)]
+    int8 = quantize(module, calibration, activations=activations)
+    u8 = [n for n in int8.entry_function.body if n.dtype is DType.U8]
+    if activations == "symmetric" or sample == "cnn":  # the CNN's dense layer reads relu >= 0
+        assert all(n.op is not Op.QUANTIZE or not n.attrs["zero_point"][0] for n in u8)
+    if sample == "mlp" and activations == "asymmetric":  # random inputs straddle zero
+        assert any(n.op is Op.QUANTIZE and n.attrs["zero_point"][0] for n in u8)
     args = random_inputs(int8.entry_function, 7)
     values = run_all(int8.entry_function, args)
     checked = [n for n in int8.entry_function.body if n.op.value in ("requantize", "dequantize")]
@@ -139,3 +200,35 @@ def test_cli_quantize_report_and_errors(tessel, tmp_path):
                      "-o", str(tmp_path / "y.graph"))  # fmt: skip
     assert missing.returncode == 1
     assert "cannot read it" in missing.stderr
+
+
+def test_cli_quantize_asymmetric_kl_and_bad_flags(tessel, tmp_path):
+    out = tmp_path / "mlp.u8.graph"
+    mlp = str(SAMPLES / "mlp.graph")
+    done = tessel("quantize", mlp, "--calibration", "random:2", "-o", str(out),
+                  "--observer", "kl", "--activations", "asymmetric", "--report")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "output 0" in done.stdout
+    text = out.read_text()
+    assert text.startswith(f"# tessel quantize {mlp} --observer kl --activations asymmetric\n")
+    assert "dtype = u8" in text
+    int8 = parse_file(out)
+    assert any(n.op is Op.QUANTIZE and n.attrs["zero_point"][0] for n in int8.entry_function.body)
+    assert tessel("run", str(out), "--backend", "cpu").returncode == 0
+    bad = tessel("quantize", mlp, "--calibration", "random:1", "-o", str(tmp_path / "x.graph"),
+                 "--activations", "zero")  # fmt: skip
+    assert bad.returncode == 2
+    assert "invalid choice: 'zero'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = tessel("quantize", mlp, "--calibration", "random:1", "-o", str(tmp_path / "x.graph"),
+                 "--observer", "kl:5")  # fmt: skip
+    assert bad.returncode == 1
+    assert "unknown observer 'kl:5'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.graph").exists()
+
+
+def test_api_rejects_unknown_activations():
+    module, calibration, _, _ = digits()
+    with pytest.raises(TesselError, match="unknown activations 'signed'"):
+        quantize(module, calibration, activations="signed")
