@@ -24,7 +24,7 @@ from runtime.tpu.config import TpuConfig
 from runtime.tpu.sim import Result
 from runtime.tpu.stats import LABELS, Record, RunStats
 from runtime.tpu.timing import CATEGORIES
-from runtime.tpu.trace import array_segments, trace_events
+from runtime.tpu.trace import TRACKS, array_segments, timeline, trace_events
 
 COLORS = {
     "array_active": "#2e7d32",
@@ -398,6 +398,15 @@ def kind_totals(result: Result) -> dict[str, dict[str, Any]]:
     return totals
 
 
+def unit_busy(result: Result) -> dict[str, int]:
+    """Cycles each unit of the chip worked: its trace track's events, stalls left out."""
+    busy = dict.fromkeys(TRACKS[:-1], 0)  # the last track is token-only NOPs: no unit
+    for s in timeline(result):
+        if s.category != "stall" and TRACKS[s.track] in busy:
+            busy[TRACKS[s.track]] += s.end - s.start
+    return busy
+
+
 def _stall_text(r: Record) -> str:
     return _stalls(r.stall)
 
@@ -423,6 +432,10 @@ def report_text(result: Result, slowest: int = 10) -> str:
     lines = [stats.report(), ""]
     if result.problems:
         lines += ["problems:", *(f"  {p}" for p in result.problems), ""]
+    lines.append("busy share of each unit (explains non-matrix time: what else was working)")
+    for name, busy in unit_busy(result).items():
+        lines.append(f"  {name:<36} {busy:>12,} cycles  {busy / max(1, stats.cycles):7.1%}")
+    lines.append("")
     lines.append("by instruction kind (cycles from start to end; stalls are the matrix unit's idle")
     lines.append("cycles the timing model charged to the instruction they delayed)")
     lines.append(f"  {'kind':<5} {'count':>7} {'cycles':>12} {'longest':>10}  stalls before")
@@ -462,6 +475,7 @@ def stats_json(result: Result, slowest: int = 10) -> dict[str, Any]:
     return {
         **result.stats.as_dict(),
         "problems": list(result.problems),
+        "unit_busy_cycles": unit_busy(result),
         "by_kind": kind_totals(result),
         "slowest": [_record_dict(r) for r in _slowest(result.records, slowest)],
     }

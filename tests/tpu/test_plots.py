@@ -288,6 +288,20 @@ def test_roofline_has_one_labeled_point_per_run() -> None:
     assert "not plotted (no MACs): no MACs" in texts
 
 
+def test_unit_busy_counts_each_unit_once(run: Result) -> None:
+    busy = plots.unit_busy(run)
+    assert all(0 <= cycles <= run.stats.cycles for cycles in busy.values())
+    assert busy[trace.TRACKS[trace.MATRIX]] == sum(
+        r.instruction.length for r in run.records if isinstance(r.instruction, Mmc)
+    )
+    # a queue runs one DMA at a time, so its busy cycles are its instructions' durations
+    for track, mnemonic in ((trace.STORE, "whm"), (trace.LOAD, "rhm")):
+        durations = [r.end - r.start for r in run.records if r.instruction.mnemonic == mnemonic]
+        assert busy[trace.TRACKS[track]] == sum(durations)
+    if run.stats.mode == "native":
+        assert busy[trace.TRACKS[trace.MATRIX]] == run.stats.breakdown["array_active"]
+
+
 # ---- report files ---------------------------------------------------------------------------
 
 FILES = ["report.txt", "stats.json", "trace.json", "roofline.svg", "utilization.svg"]
@@ -311,6 +325,7 @@ def test_write_report_writes_every_file(weight_bound: Result, tmp_path: Path) ->
     text = (out / "report.txt").read_text()
     assert text.startswith(weight_bound.stats.report())
     assert "the 3 slowest instructions" in text
+    assert stats["unit_busy_cycles"] == plots.unit_busy(weight_bound)
     assert f"stalled: {LABELS['weight_stall']}" in text
     json.loads((out / "trace.json").read_text())
     roof = svg_root((out / "roofline.svg").read_text())
