@@ -113,3 +113,22 @@ def test_a_missed_target_fails_the_command(run, capsys):
     captured = capsys.readouterr()
     assert "| broken |" in captured.out
     assert "missed the accuracy target: broken" in captured.err
+
+
+def test_every_int8_row_meets_its_target_and_the_cpu_gives_the_same_logits(run):
+    module, data = run.load()
+    variants = run.default_variants(data["x_calib"])
+    names = [v.name for v in variants]
+    for scheme in ("int8", "int8 asymmetric"):
+        assert f"{scheme} minmax" in names
+        assert f"{scheme} kl" in names
+        assert f"{scheme} minmax (cpu)" in names
+    int8 = [v for v in variants if v.name.startswith("int8")]
+    rows = {r.name: r for r in run.measure(module, data, [variants[0], *int8], repeats=0)}
+    assert all(r.passed for r in rows.values())
+    for scheme in ("int8", "int8 asymmetric"):
+        interp, cpu = rows[f"{scheme} minmax"], rows[f"{scheme} minmax (cpu)"]
+        assert cpu.logits_error == interp.logits_error  # the same integers, dequantized alike
+        assert cpu.agreement == interp.agreement
+    # zero points buy asymmetric u8 a finer step on the relu outputs (and the pixels)
+    assert rows["int8 asymmetric minmax"].sqnr_db > rows["int8 minmax"].sqnr_db

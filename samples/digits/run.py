@@ -8,7 +8,8 @@ reference interpreter) or a callable `x -> (logits, probs)` (a compiled executab
 accuracy it may lose. The first variant is the reference every other row is compared with:
 top-1 accuracy on the held-out split, agreement with its predictions, the largest absolute
 difference of the logits and of the probabilities, and the SQNR of the logits in dB.
-int8 rows come from tessel's quantizer (compiler/quantize.py), one per observer.
+int8 rows come from tessel's quantizer (compiler/quantize.py), one per observer with symmetric
+int8 activations, and asymmetric u8 activations (with a zero point) for two of the observers.
 """
 
 from __future__ import annotations
@@ -93,12 +94,14 @@ def as_runner(built: Module | Runner) -> Runner:
     return built
 
 
-OBSERVERS = ("minmax", "moving-average", "percentile:99.99")
+OBSERVERS = ("minmax", "moving-average", "percentile:99.99", "kl")
+ASYMMETRIC_OBSERVERS = ("minmax", "kl")
 
 
 def default_variants(calibration: np.ndarray | None = None) -> list[Variant]:
-    """float32, bf16-mixed and, given calibration images, int8 with each observer (on the
-    interpreter, and the first observer again on the CPU: the same integers)."""
+    """float32, bf16-mixed and, given calibration images, int8 with each observer, symmetric
+    and asymmetric (on the interpreter, and the first observer of each again on the CPU: the
+    same integers)."""
     bf16 = with_pipeline("bf16-mixed")
     variants = [
         Variant("float32 (interp)", lambda module: module),
@@ -111,6 +114,10 @@ def default_variants(calibration: np.ndarray | None = None) -> list[Variant]:
         first = OBSERVERS[0]
         to_int8: Callable[[Module], Module] = lambda m: tessel_int8(m, calibration, first)  # noqa: E731
         variants.append(Variant(f"int8 {first} (cpu)", then_cpu(to_int8), INT8_MAX_DROP))
+        u8 = int8_variants(tessel_u8, ASYMMETRIC_OBSERVERS, calibration, "int8 asymmetric")
+        variants += u8
+        to_u8: Callable[[Module], Module] = lambda m: tessel_u8(m, calibration, first)  # noqa: E731
+        variants.append(Variant(f"{u8[0].name} (cpu)", then_cpu(to_u8), INT8_MAX_DROP))
     return variants
 
 
@@ -121,15 +128,22 @@ def tessel_int8(module: Module, calibration: np.ndarray, observer: str) -> Modul
     return quantize(module, {"x": calibration}, observer)
 
 
+def tessel_u8(module: Module, calibration: np.ndarray, observer: str) -> Module:
+    """The same with asymmetric u8 activations: a zero point, and the u8 x i8 products."""
+    from compiler.quantize import quantize
+
+    return quantize(module, {"x": calibration}, observer, activations="asymmetric")
+
+
 def int8_variants(
-    quantize: Quantize, observers: Sequence[str], calibration: np.ndarray
+    quantize: Quantize, observers: Sequence[str], calibration: np.ndarray, label: str = "int8"
 ) -> list[Variant]:
     """One int8 row per observer, calibrated on `calibration` (digits_data.npz's x_calib)."""
 
     def build(observer: str) -> Build:
         return lambda module: quantize(module, calibration, observer)
 
-    return [Variant(f"int8 {o}", build(o), INT8_MAX_DROP) for o in observers]
+    return [Variant(f"{label} {o}", build(o), INT8_MAX_DROP) for o in observers]
 
 
 def load() -> tuple[Module, dict[str, np.ndarray]]:
