@@ -4,6 +4,7 @@
 
 The output is an ordinary graph file (explicit quantize, integer dot/conv, requantize and
 dequantize ops), so `tessel run`, `tessel opt` and `tessel compile` take it like any other.
+With `--qdq` it is the QDQ graph before the folding passes (docs/quantization.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from compiler.cliargs import Subparsers
 from compiler.cmd_run import load
-from compiler.quantize import ACTIVATIONS, batches, quantize, run_all
+from compiler.quantize import ACTIVATIONS, FOLD, batches, quantize, run_all
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 from ir.graph import Module
@@ -79,7 +80,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     module = load(args.file)
     calibration = _calibration(module, args.calibration)
     options = {"per_channel": not args.per_tensor, "activations": args.activations}
-    quantized = quantize(module, calibration, args.observer, **options)
+    quantized = quantize(module, calibration, args.observer, fold=not args.qdq, **options)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     weights = WeightSink(out.with_name(out.stem + ".npz"))
@@ -126,6 +127,11 @@ def _add_quantize(sub: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--report", action="store_true", help="SQNR and max error against the float graph"
     )
+    p.add_argument(
+        "--qdq", action="store_true",
+        help=f"write the QDQ graph (quantize -> dequantize around float contractions) before "
+        f"the folding passes; `tessel opt -p {FOLD},...` folds it",
+    )  # fmt: skip
     return p
 
 

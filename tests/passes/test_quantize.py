@@ -10,7 +10,7 @@ import pytest
 from passcheck import apply, canonical
 
 from compiler.observers import KLDivergence, MinMax, MovingAverage, Percentile, observer_factory
-from compiler.quantize import asymmetric, quantize, run_all
+from compiler.quantize import CLEANUP, FOLD, asymmetric, quantize, run_all
 from ir.diagnostics import TesselError
 from ir.dtypes import DType
 from ir.graph import Module
@@ -232,3 +232,21 @@ def test_api_rejects_unknown_activations():
     module, calibration, _, _ = digits()
     with pytest.raises(TesselError, match="unknown activations 'signed'"):
         quantize(module, calibration, activations="signed")
+
+
+def test_cli_qdq_graph_folds_with_tessel_opt(tessel, tmp_path):
+    data = np.load(SAMPLES / "digits" / "digits_data.npz")
+    np.savez(tmp_path / "calib.npz", x=data["x_calib"])
+    graph = str(SAMPLES / "digits" / "digits.graph")
+    common = ("--calibration", str(tmp_path / "calib.npz"), "--activations", "asymmetric")
+    qdq, direct = tmp_path / "digits.qdq.graph", tmp_path / "digits.int8.graph"
+    assert tessel("quantize", graph, *common, "-o", str(qdq), "--qdq").returncode == 0
+    assert tessel("quantize", graph, *common, "-o", str(direct)).returncode == 0
+    assert "requantize" not in qdq.read_text()
+    folded = tmp_path / "folded.graph"
+    done = tessel("opt", str(qdq), "-p", f"{FOLD},{CLEANUP}", "-o", str(folded))
+    assert done.returncode == 0, done.stderr
+    x = data["x_test"]
+    want = run_module(parse_file(direct), [x])
+    for got, ref in zip(run_module(parse_file(folded), [x]), want, strict=True):
+        np.testing.assert_array_equal(got, ref)
