@@ -1,10 +1,13 @@
 """A packed int8 GEMM with int32 accumulation on AMX tiles, for 8-bit dot_generals.
 
-It takes a plain dot_general whose operands are i8 or u8 and whose out_dtype is i32 (any mix
-of the two, though the IR's type rules currently ask for equal operand dtypes):
+It takes a dot_general whose operands are i8 or u8 and whose out_dtype is i32 (any mix of
+the two, though the IR's type rules currently ask for equal operand dtypes):
 C[b, m, n] = sum_k A[b, m, k] B[b, k, n], with the dimension numbers reduced as in
-codegen/gemm_plan.py. Output fusions around such a dot are declined (the generic emitter runs
-them), as are dots on hosts with neither AMX-INT8 nor AVX-512 VNNI.
+codegen/gemm_plan.py, alone or as the output fusion around it: an epilogue of elementwise and
+quantization ops (bias add in int32, requantize with its clamp, dequantize to f32, ...) that
+reads the dot only at the element it writes. The epilogue runs on each finished 32-row block
+of C while it is in L1, through gemm.store_epilogue (the Emitter's rules, so every op means
+what the reference says). Dots are declined on hosts with neither AMX-INT8 nor AVX-512 VNNI.
 
 The tile instructions do the work: TDPB{S,U}{S,U}D multiplies a 16 x 64-byte tile of A with
 a 16 x 64-byte tile of B holding 16 columns x 4 consecutive k per row (the "VNNI" layout) and
@@ -21,7 +24,9 @@ Loop nest, one "row" being one 32-row M block of one (batch, column block):
 
 A block wholly inside C is stored from the tiles straight into C (later K blocks load it back
 into the accumulators); an edge block goes through a stack copy S, of which only the part
-inside C is stored (added, after the first K block).
+inside C is stored (added, after the first K block). With an epilogue the output cannot hold
+int32 partial sums, so K is one block (the column block narrows to keep B's packed block
+within KC_MAX x NB_MAX bytes) and every block goes through S, where the epilogue reads it.
 
 Every sum is exact modulo 2^32: the tile instructions and the K-block additions wrap rather
 than saturate, and wrapping int32 addition is int64 addition followed by one wrap, which is
@@ -45,13 +50,14 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from codegen.gemm import store_epilogue
 from codegen.gemm_micro import Axis, PanelSource, at, ceil_div, smin
-from codegen.gemm_plan import Geometry
+from codegen.gemm_plan import Geometry, Plan
 from codegen.loops import for_range
 from codegen.types import I8, I32, I64, PTR
 from ir.dtypes import DType
 from ir.graph import Node
-from ir.ops import Op
+from ir.ops import ELEMENTWISE, QUANTIZATION, Op
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
 ENABLED = True  # False: int8 dots go to the generic emitter, as on hosts without AMX
@@ -98,13 +104,49 @@ def _host_has_vnni() -> bool:
     return {"+avx512f", "+avx512bw", "+avx512vnni"} <= features
 
 
+def plan(node: Node) -> Plan | None:
+    """An i8/u8 dot_general into i32, alone or in an output fusion whose epilogue this kernel
+    applies, on a host with AMX-INT8 (Linux) or AVX-512 VNNI; else None."""
+    if not ENABLED:
+        return None
+    if node.op is Op.DOT_GENERAL:
+        p: Plan | None = Plan(node, node, 0, 1, None)
+    else:
+        p = _fusion_plan(node) if node.op is Op.FUSION else None
+    if p is None or p.dot.dtype != DType.I32 or any(s.dtype not in OPERANDS for s in p.dot.srcs):
+        return None
+    g = Geometry.of(p.dot)
+    if p.dot.type.size == 0 or g.k == 0:
+        return None  # nothing to multiply: the generic loop writes the (epilogue of) zeros
+    if p.root is not None and blocks(g, True).nb == 0:
+        return None  # K too long for one block of B on the stack
+    return p if _host_has_amx() or _host_has_vnni() else None
+
+
+def _fusion_plan(node: Node) -> Plan | None:
+    """As gemm_plan's, with quantization ops in the epilogue: they too compute each element
+    from the same element of their operand (with parameters chosen by its channel)."""
+    body = node.attrs["body"]
+    dots = [n for n in body.body if n.op is Op.DOT_GENERAL]
+    if len(dots) != 1 or len(body.results) != 1:
+        return None
+    dot, root = dots[0], body.results[0]
+    params = [i for s in dot.srcs for i, p in enumerate(body.params) if p is s]
+    if len(params) != 2 or root.shape != dot.shape:
+        return None
+    tainted = {id(dot)}
+    for n in body.body:
+        if any(id(s) in tainted for s in n.srcs):
+            if n.op not in ELEMENTWISE | QUANTIZATION or n.shape != dot.shape:
+                return None
+            tainted.add(id(n))
+    if id(root) not in tainted:
+        return None
+    return Plan(node, dot, params[0], params[1], None if root is dot else root)
+
+
 def applicable(node: Node) -> bool:
-    """A plain i8/u8 dot_general into i32, on a host with AMX-INT8 (Linux) or AVX-512 VNNI."""
-    if not ENABLED or node.op is not Op.DOT_GENERAL or node.dtype != DType.I32:
-        return False
-    if any(s.dtype not in OPERANDS for s in node.srcs) or node.type.size == 0:
-        return False
-    return Geometry.of(node).k > 0 and (_host_has_amx() or _host_has_vnni())
+    return plan(node) is not None
 
 
 @dataclass(frozen=True)
@@ -119,24 +161,31 @@ class Blocks:
     mt: int  # 32-row M blocks
 
 
-def blocks(g: Geometry) -> Blocks:
+def blocks(g: Geometry, epilogue: bool) -> Blocks:
+    """Block sizes; with an epilogue K is one block and nb is 0 when even 32 columns of B's
+    block would not fit."""
     _, m, n = g.sizes
-    nk = -(-g.k // KC_MAX)
+    nk = 1 if epilogue else -(-g.k // KC_MAX)
     kc = -(-g.k // nk)  # equal blocks, so the last is not a sliver
-    nb = min(NB_MAX, -(-n // (2 * PANEL)) * 2 * PANEL)
-    return Blocks(kc, -(-kc // 64) * 64, nb, nk, -(-n // nb), -(-m // MB))
+    kcp = -(-kc // 64) * 64
+    fit = KC_MAX * NB_MAX // kcp // (2 * PANEL) * (2 * PANEL)
+    nb = min(NB_MAX, fit, -(-n // (2 * PANEL)) * 2 * PANEL)
+    return Blocks(kc, kcp, nb, nk, -(-n // max(nb, 1)), -(-m // MB))
 
 
 def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
     # the object emitter assembles the inline `syscall` (see _amx_ready) only with a parser
     llvm.initialize_native_asmparser()
-    g = Geometry.of(node)
-    z = blocks(g)
+    p = plan(node)
+    if p is None:
+        raise ValueError(f"gemm_int8.build: not an int8 GEMM: {node!r}")
+    g = Geometry.of(p.dot)
+    z = blocks(g, p.root is not None)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
-    signed = tuple(s.dtype == DType.I8 for s in node.srcs)
-    _Gen(fn, g, z, (signed[0], signed[1])).emit()
+    signed = tuple(s.dtype == DType.I8 for s in p.dot.srcs)
+    _Gen(fn, p, g, z, (signed[0], signed[1])).emit()
     batch, _, n = g.sizes
     work = MB * -(-n // z.nj) * g.k // PARALLEL_MACS
     return batch * z.nj * z.mt, max(1, work)
@@ -389,15 +438,17 @@ def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, boo
 
 
 class _Gen:
-    def __init__(self, fn: ir.Function, g: Geometry, z: Blocks, signed: tuple[bool, bool]) -> None:
-        self.fn, self.g, self.z, self.signed = fn, g, z, signed
+    def __init__(self, fn: ir.Function, p: Plan, g: Geometry, z: Blocks,
+                 signed: tuple[bool, bool]) -> None:  # fmt: skip
+        self.fn, self.p, self.g, self.z, self.signed = fn, p, g, z, signed
         self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
         buffers, self.start, self.stop = fn.args
         pointers = [
             b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-            for i in range(3)
+            for i in range(1 + len(p.node.srcs))
         ]
-        self.out, self.lhs, self.rhs = pointers
+        self.out, self.operands = pointers[0], pointers[1:]
+        self.lhs, self.rhs = self.operands[p.lhs], self.operands[p.rhs]
         self.a_pack = self._scratch(MB * z.kcp, I8)
         self.b_pack = self._scratch(z.kcp * z.nb, I8)
         self.s = self._scratch(MB * z.nb, I32)
@@ -483,7 +534,7 @@ class _Gen:
         _, m, n = g.sizes
         self._pack_a(lhs, m0, mc, p0, kc)
         a, a_stride = self.a_pack, I64(z.kcp)
-        if DIRECT_C:  # K blocks after the first add to what the earlier ones stored
+        if DIRECT_C and self.p.root is None:  # later K blocks add to what earlier ones stored
             row = b.add(b.mul(b.add(b.mul(bi, I64(m)), m0), I64(n)), j0)
             c = at(b, self.out, row, I32)
             later = b.icmp_signed("!=", block[5], I64(0))
@@ -598,9 +649,18 @@ class _Gen:
 
     def _write(self, bi: ir.Value, m0: ir.Value, mc: ir.Value, j0: ir.Value, nc: ir.Value,
                pc: ir.Value) -> None:  # fmt: skip
-        """The valid part of S into C: stored by the first K block, added by later ones."""
+        """The valid part of S into C: stored by the first K block, added by later ones; or
+        through the epilogue (K is then one block)."""
         b, z = self.b, self.z
         _, m, n = self.g.sizes
+        if self.p.root is not None:
+            with for_range(b, mc, name="er") as r:
+                src = at(b, self.s, b.mul(r, I64(z.nb)), I32)
+                with for_range(b, nc, name="ec") as c:
+                    x = b.load(at(b, src, c, I32), typ=I32)
+                    where = (bi, b.add(m0, r), b.add(j0, c))
+                    store_epilogue(b, self.p, self.g, self.operands, self.out, x, where)
+            return
         later = b.icmp_signed("!=", pc, I64(0))
         with for_range(b, mc, name="wr") as r:
             row = b.add(b.mul(b.add(b.mul(bi, I64(m)), b.add(m0, r)), I64(n)), j0)

@@ -6,6 +6,12 @@ Three kinds of group, named after XLA's:
 - output: a dot_general or conv2d with its elementwise epilogue (bias, activation, scale),
           applied while the output tile is still in registers.
 
+Quantization ops (quantize, dequantize, requantize) are elementwise too, with parameters read
+at the element's channel, so they join loop groups and the epilogues of integer contractions
+(bias add in int32, requantize with its relu clamp, dequantize to f32: the int8 GEMM applies
+them to each block of C). They stay out of float contractions' epilogues, which a float GEMM
+runs with elementwise ops only (codegen/gemm_plan.py).
+
 Consumers are visited from the results backwards; each tries to absorb its producers. Every
 producer-consumer pair left unfused is recorded with the reason, for `--explain-fusion`.
 """
@@ -19,12 +25,18 @@ import networkx as nx
 
 from ir.builder import make_node
 from ir.graph import Function, Node
-from ir.ops import CONTRACTION, ELEMENTWISE, Op, fusion_kind
+from ir.ops import CONTRACTION, ELEMENTWISE, QUANTIZATION, Op, fusion_kind
 from passes.base import Pass, PassContext, register
 
 # Cheap to recompute, so they may be copied into several groups instead of blocking fusion.
 CHEAP = frozenset({Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA})
-LOOP_OPS = ELEMENTWISE | {Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA}
+LOOP_OPS = ELEMENTWISE | QUANTIZATION | {Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA}
+# values of `int-epilogue`: which integer contractions absorb an epilogue
+INT_EPILOGUE = {
+    "true": CONTRACTION,
+    "false": frozenset(),
+    **{op.value: frozenset({op}) for op in CONTRACTION},
+}
 SMALL_CONSTANT = 64  # constants up to this many elements are copied into bodies, not passed in
 
 
@@ -32,8 +44,9 @@ SMALL_CONSTANT = 64  # constants up to this many elements are copied into bodies
 class FuseOptions:
     max_ops: int = 32  # largest group, counting every op in the body
     epilogue: bool = True  # let dot_general / conv2d absorb elementwise consumers (kOutput)
-    # ... also integer ones (false for a backend whose int8 kernels take no epilogue: the cpu)
-    int_epilogue: bool = True
+    # ... also integer ones: true, false, or the one contraction op that may (the cpu's int8
+    # GEMM applies epilogues, its int8 convolution does not: `dot_general` there)
+    int_epilogue: str = "true"
     reductions: bool = True  # let reduce absorb elementwise producers (kInput)
 
     def __post_init__(self) -> None:
@@ -41,6 +54,9 @@ class FuseOptions:
             raise ValueError(
                 f"max-ops must be at least 2 (a group has two ops), got {self.max_ops}"
             )
+        if self.int_epilogue not in INT_EPILOGUE:
+            choices = ", ".join(INT_EPILOGUE)
+            raise ValueError(f"int-epilogue must be one of {choices}, got '{self.int_epilogue}'")
 
 
 @dataclass
@@ -70,7 +86,7 @@ class _Fuser:
     # -- decisions ------------------------------------------------------------------------------
 
     def seed(self, node: Node) -> Group | None:
-        if node.op in ELEMENTWISE or node.op is Op.BROADCAST_IN_DIM:
+        if node.op in ELEMENTWISE | QUANTIZATION or node.op is Op.BROADCAST_IN_DIM:
             return Group(node, [node])
         if node.op is Op.REDUCE and self.options.reductions:
             return Group(node, [node])
@@ -95,8 +111,14 @@ class _Fuser:
         if producer.op in CONTRACTION:
             if not self.options.epilogue or group.kind != "loop":
                 return "op kind not fusible: a contraction only absorbs an elementwise epilogue"
-            if not self.options.int_epilogue and not producer.srcs[0].dtype.is_float:
-                return "integer contraction: int-epilogue=false keeps it alone for its kernel"
+            integer = not producer.srcs[0].dtype.is_float
+            if integer and producer.op not in INT_EPILOGUE[self.options.int_epilogue]:
+                return (
+                    f"integer contraction: int-epilogue={self.options.int_epilogue} keeps it"
+                    " alone for its kernel"
+                )
+            if not integer and any(m.op in QUANTIZATION for m in group.members):
+                return "float contraction: quantization ops join integer contractions only"
             if producer in self.results:
                 return "expensive producer that is also a function result"
             if shared:

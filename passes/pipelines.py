@@ -9,9 +9,10 @@ DEFAULT_PIPELINES: dict[str, str] = {
     # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels,
     # so it keeps softmax and recognizes the one traced NumPy code spells out
     # and computes f16/bf16 products on its f32 GEMM (exact: widen-products); its int8 GEMM
-    # takes no epilogue, so integer contractions stay unfused
+    # applies epilogues (bias, requantize, dequantize), its int8 convolution does not, so
+    # integer conv2ds stay unfused
     "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},widen-products,{_CLEANUP},"
-    "fuse{int-epilogue=false},buffer-assign",
+    "fuse{int-epilogue=dot_general},buffer-assign",
     # contractions the chip can run become `fusion {device = tpu}`; the host stages get the
     # cpu pipeline when the TPU backend compiles them
     "tpu": f"{_CLEANUP},decompose{{softmax=false}},{_CLEANUP},tpu-place",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import networkx as nx
+import pytest
 from passcheck import apply, assert_golden, assert_same_numbers, assert_unchanged
 
 from ir.ops import Op
 from ir.parser import parse_file, parse_module
+from passes.pipeline import PipelineError, parse_pipeline
 
 
 def test_loop_fusion_of_an_elementwise_chain():
@@ -181,3 +183,131 @@ def test_fused_graphs_stay_acyclic_on_samples(samples_dir):
         out, _ = apply("decompose,canonicalize,fuse", module)
         assert nx.is_directed_acyclic_graph(out.entry_function.dependency_graph())
         assert_same_numbers(module, out, seeds=1, rtol=1e-4)
+
+
+# --- quantization ops -------------------------------------------------------------------------
+
+INT8_LAYER = """func @main(%x: i8[4,6], %w: i8[6,3], %b: i32[3]) -> f32[4,3] {
+  %z = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = i32}
+  %a = add(%z, %b)
+  %q = requantize(%a) {multiplier = [1500000000, 1200000000, 1900000000], shift = [3, 4, -1], zero_point = -3, min = -3, axis = 1}
+  %r = dequantize(%q) {scale = [0.5], zero_point = [-3]}
+  return %r
+}"""
+
+
+def test_integer_contraction_absorbs_bias_requantize_and_dequantize():
+    assert_golden(
+        "fuse",
+        INT8_LAYER,
+        """func @main(%x: i8[4,6], %w: i8[6,3], %b: i32[3]) -> f32[4,3] {
+          %r = fusion(%x, %w, %b) {body = func @fusion(%x: i8[4,6], %w: i8[6,3], %b: i32[3]) -> f32[4,3] {
+            %z = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = i32} : i32[4,3]
+            %0 = broadcast_in_dim(%b) {shape = [4, 3]} : i32[4,3]
+            %a = add(%z, %0) : i32[4,3]
+            %q = requantize(%a) {multiplier = [1500000000, 1200000000, 1900000000], shift = [3, 4, -1], zero_point = -3, min = -3, axis = 1} : i8[4,3]
+            %r = dequantize(%q) {scale = [0.5], zero_point = [-3]} : f32[4,3]
+            return %r
+          }} : f32[4,3]
+          return %r
+        }""",
+    )
+
+
+def test_int_epilogue_false_keeps_integer_contractions_alone():
+    out = assert_golden(
+        "fuse{int-epilogue=false}",
+        INT8_LAYER,
+        """func @main(%x: i8[4,6], %w: i8[6,3], %b: i32[3]) -> f32[4,3] {
+          %z = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = i32} : i32[4,3]
+          %r = fusion(%b, %z) {body = func @fusion(%b: i32[3], %z: i32[4,3]) -> f32[4,3] {
+            %0 = broadcast_in_dim(%b) {shape = [4, 3]} : i32[4,3]
+            %a = add(%z, %0) : i32[4,3]
+            %q = requantize(%a) {multiplier = [1500000000, 1200000000, 1900000000], shift = [3, 4, -1], zero_point = -3, min = -3, axis = 1} : i8[4,3]
+            %r = dequantize(%q) {scale = [0.5], zero_point = [-3]} : f32[4,3]
+            return %r
+          }} : f32[4,3]
+          return %r
+        }""",
+    )
+    assert out.entry_function.body[0].op is Op.DOT_GENERAL
+
+
+def test_int_epilogue_names_the_one_contraction_that_takes_it():
+    """The cpu pipeline's `dot_general`: its int8 GEMM applies epilogues, its int8
+    convolution does not, so the conv's bias and requantize become a loop fusion."""
+    text = """func @main(%x: i8[1,5,5,2], %k: i8[3,3,2,4], %w: i8[4,4], %b: i32[4]) -> i32[9,4] {
+      %c = conv2d(%x, %k) {out_dtype = i32}
+      %a = add(%c, %b)
+      %q = requantize(%a) {multiplier = [1500000000], shift = [3]}
+      %f = reshape(%q) {shape = [9, 4]}
+      %z = dot_general(%f, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = i32}
+      %y = add(%z, %b)
+      return %y
+    }"""
+    assert_golden(
+        "fuse{int-epilogue=dot_general}",
+        text,
+        """func @main(%x: i8[1,5,5,2], %k: i8[3,3,2,4], %w: i8[4,4], %b: i32[4]) -> i32[9,4] {
+          %c = conv2d(%x, %k) {out_dtype = i32} : i32[1,3,3,4]
+          %q = fusion(%b, %c) {body = func @fusion(%b: i32[4], %c: i32[1,3,3,4]) -> i8[1,3,3,4] {
+            %0 = broadcast_in_dim(%b) {shape = [1, 3, 3, 4]} : i32[1,3,3,4]
+            %a = add(%c, %0) : i32[1,3,3,4]
+            %q = requantize(%a) {multiplier = [1500000000], shift = [3]} : i8[1,3,3,4]
+            return %q
+          }} : i8[1,3,3,4]
+          %f = reshape(%q) {shape = [9, 4]} : i8[9,4]
+          %y = fusion(%w, %b, %f) {body = func @fusion(%w: i8[4,4], %b: i32[4], %f: i8[9,4]) -> i32[9,4] {
+            %z = dot_general(%f, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = i32} : i32[9,4]
+            %0 = broadcast_in_dim(%b) {shape = [9, 4]} : i32[9,4]
+            %y = add(%z, %0) : i32[9,4]
+            return %y
+          }} : i32[9,4]
+          return %y
+        }""",
+    )
+    _, ctx = apply("fuse{int-epilogue=dot_general}", text)
+    assert (
+        "not fused: @main: %c (conv2d) -> %a (add): integer contraction: "
+        "int-epilogue=dot_general keeps it alone for its kernel"
+    ) in ctx.remarks["fuse"]
+
+
+def test_float_contraction_does_not_absorb_quantize():
+    text = """func @main(%x: f32[4,6], %w: f32[6,3]) -> i8[4,3] {
+      %z = matmul(%x, %w)
+      %q = quantize(%z) {scale = [0.25]}
+      return %q
+    }"""
+    out, ctx = apply("fuse", text)
+    assert [n.op for n in out.entry_function.body] == [Op.DOT_GENERAL, Op.QUANTIZE]
+    assert ctx.remarks["fuse"] == [
+        "not fused: @main: %z (dot_general) -> %q (quantize): "
+        "float contraction: quantization ops join integer contractions only"
+    ]
+
+
+def test_quantization_ops_join_loop_fusions():
+    assert_golden(
+        "fuse",
+        """func @main(%q: i8[4,3]) -> u8[4,3] {
+          %d = dequantize(%q) {scale = [0.1, 0.2, 0.3], axis = 1}
+          %e = exp(%d)
+          %r = quantize(%e) {scale = [0.05], zero_point = [10], dtype = u8}
+          return %r
+        }""",
+        """func @main(%q: i8[4,3]) -> u8[4,3] {
+          %r = fusion(%q) {body = func @fusion(%q: i8[4,3]) -> u8[4,3] {
+            %d = dequantize(%q) {scale = [0.1, 0.2, 0.3], axis = 1} : f32[4,3]
+            %e = exp(%d) : f32[4,3]
+            %r = quantize(%e) {scale = [0.05], zero_point = [10], dtype = u8} : u8[4,3]
+            return %r
+          }} : u8[4,3]
+          return %r
+        }""",
+    )
+
+
+def test_int_epilogue_rejects_unknown_values():
+    with pytest.raises(PipelineError, match="int-epilogue must be one of true, false, dot_general"):
+        parse_pipeline("fuse{int-epilogue=conv}")
