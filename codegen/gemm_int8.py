@@ -1,4 +1,5 @@
-"""A packed int8 GEMM with int32 accumulation on AMX tiles, for 8-bit dot_generals.
+"""A packed int8 GEMM with int32 accumulation on AMX tiles, for 8-bit dot_generals; the same
+loop nest with bf16 operands and f32 accumulation for bf16 ones (codegen/gemm_bf16.py).
 
 It takes a dot_general whose operands are i8 or u8 and whose out_dtype is i32 (any mix of
 the two, though the IR's type rules currently ask for equal operand dtypes):
@@ -40,6 +41,11 @@ VNNI (VPDPBUSD, about a tenth of the tile speed) where CPUID says the CPU has it
 portable loop otherwise. The tile and VNNI code live in functions of their own that carry
 their target features, so they compile whatever CPU the module targets, and run only after
 those checks.
+
+bf16 (Kind BF16) is the same structure with two k per 32-bit element instead of four: a tile
+row is still 64 bytes (32 k of A; 16 columns x 2 k of B), TDPBF16PS replaces TDPB*D, the
+AVX-512 BF16 VDPBF16PS replaces VPDPBUSD, and the sums are f32. Everything about K below is
+counted in bytes (KC_MAX, the padding to 64), so both kinds share the blocking.
 """
 
 from __future__ import annotations
@@ -77,8 +83,9 @@ SYS_ARCH_PRCTL = 158  # x86-64 Linux
 ARCH_REQ_XCOMP_PERM = 0x1023
 XFEATURE_XTILEDATA = 18
 FALSE = ir.IntType(1)(0)
-AMX_FEATURES = "+amx-tile,+amx-int8"
+AMX_FEATURES = "+amx-tile,+amx-int8,+amx-bf16"
 VNNI_FEATURES = "+avx512f,+avx512bw,+avx512vnni"
+BF16_FEATURES = "+avx512f,+avx512bw,+avx512bf16"
 VNNI_ROWS = 8  # rows of C per pass of the VNNI loop: 8 independent accumulator chains
 # the tile instruction for each (A signed, B signed)
 DOT_INSTRUCTION = {
@@ -90,37 +97,73 @@ DOT_INSTRUCTION = {
 
 
 @functools.cache
+def _host_features() -> frozenset[str]:
+    llvm.initialize_native_target()
+    return frozenset(llvm.get_host_cpu_features().flatten().split(","))
+
+
 def _host_has_amx() -> bool:
-    llvm.initialize_native_target()
-    features = set(llvm.get_host_cpu_features().flatten().split(","))
     linux = "linux" in llvm.get_process_triple()
-    return linux and {"+amx-tile", "+amx-int8"} <= features
+    return linux and {"+amx-tile", "+amx-int8"} <= _host_features()
 
 
-@functools.cache
 def _host_has_vnni() -> bool:
-    llvm.initialize_native_target()
-    features = set(llvm.get_host_cpu_features().flatten().split(","))
-    return {"+avx512f", "+avx512bw", "+avx512vnni"} <= features
+    return {"+avx512f", "+avx512bw", "+avx512vnni"} <= _host_features()
 
 
-def plan(node: Node) -> Plan | None:
-    """An i8/u8 dot_general into i32, alone or in an output fusion whose epilogue this kernel
-    applies, on a host with AMX-INT8 (Linux) or AVX-512 VNNI; else None."""
+def _host_has_amx_bf16() -> bool:
+    linux = "linux" in llvm.get_process_triple()
+    return linux and {"+amx-tile", "+amx-bf16"} <= _host_features()
+
+
+def _host_has_avx512_bf16() -> bool:
+    return {"+avx512f", "+avx512bw", "+avx512bf16"} <= _host_features()
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What the operands and sums are: int8 into int32, or bf16 into f32."""
+
+    name: str
+    size: int  # bytes per operand element
+    element: ir.Type  # how an operand element is moved (bf16 as its 16 bits)
+    acc: ir.Type  # the type of C's sums
+
+    @property
+    def per(self) -> int:
+        """k per 32-bit element of a B panel row (and per dot-product lane)."""
+        return 4 // self.size
+
+    def has_tiles(self) -> bool:
+        return _host_has_amx() if self is INT8 else _host_has_amx_bf16()
+
+    def has_vectors(self) -> bool:
+        return _host_has_vnni() if self is INT8 else _host_has_avx512_bf16()
+
+
+INT8 = Kind("int8", 1, I8, I32)
+BF16 = Kind("bf16", 2, ir.IntType(16), ir.FloatType())
+
+
+def plan(node: Node, kind: Kind = INT8) -> Plan | None:
+    """An i8/u8 dot_general into i32 (bf16 into f32 for BF16), alone or in an output fusion
+    whose epilogue this kernel applies, on a host with AMX-INT8 (Linux) or AVX-512 VNNI
+    (AMX-BF16 or AVX-512 BF16); else None."""
     if not ENABLED:
         return None
     if node.op is Op.DOT_GENERAL:
         p: Plan | None = Plan(node, node, 0, 1, None)
     else:
         p = _fusion_plan(node) if node.op is Op.FUSION else None
-    if p is None or p.dot.dtype != DType.I32 or any(s.dtype not in OPERANDS for s in p.dot.srcs):
+    result, operands = (DType.I32, OPERANDS) if kind is INT8 else (DType.F32, {DType.BF16})
+    if p is None or p.dot.dtype != result or any(s.dtype not in operands for s in p.dot.srcs):
         return None
     g = Geometry.of(p.dot)
     if p.dot.type.size == 0 or g.k == 0:
         return None  # nothing to multiply: the generic loop writes the (epilogue of) zeros
-    if p.root is not None and blocks(g, True).nb == 0:
+    if p.root is not None and blocks(g, True, kind).nb == 0:
         return None  # K too long for one block of B on the stack
-    return p if _host_has_amx() or _host_has_vnni() else None
+    return p if kind.has_tiles() or kind.has_vectors() else None
 
 
 def _fusion_plan(node: Node) -> Plan | None:
@@ -153,7 +196,7 @@ def applicable(node: Node) -> bool:
 class Blocks:
     """Static block sizes: K per block (kc) and its padded width (kcp), columns per block."""
 
-    kc: int
+    kc: int  # elements
     kcp: int
     nb: int
     nk: int  # K blocks
@@ -161,31 +204,32 @@ class Blocks:
     mt: int  # 32-row M blocks
 
 
-def blocks(g: Geometry, epilogue: bool) -> Blocks:
+def blocks(g: Geometry, epilogue: bool, kind: Kind = INT8) -> Blocks:
     """Block sizes; with an epilogue K is one block and nb is 0 when even 32 columns of B's
     block would not fit."""
     _, m, n = g.sizes
-    nk = 1 if epilogue else -(-g.k // KC_MAX)
+    nk = 1 if epilogue else -(-g.k * kind.size // KC_MAX)
     kc = -(-g.k // nk)  # equal blocks, so the last is not a sliver
-    kcp = -(-kc // 64) * 64
-    fit = KC_MAX * NB_MAX // kcp // (2 * PANEL) * (2 * PANEL)
+    step = 64 // kind.size  # k per 64-byte tile row
+    kcp = -(-kc // step) * step
+    fit = KC_MAX * NB_MAX // (kcp * kind.size) // (2 * PANEL) * (2 * PANEL)
     nb = min(NB_MAX, fit, -(-n // (2 * PANEL)) * 2 * PANEL)
     return Blocks(kc, kcp, nb, nk, -(-n // max(nb, 1)), -(-m // MB))
 
 
-def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+def build(module: ir.Module, node: Node, name: str, kind: Kind = INT8) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
     # the object emitter assembles the inline `syscall` (see _amx_ready) only with a parser
     llvm.initialize_native_asmparser()
-    p = plan(node)
+    p = plan(node, kind)
     if p is None:
-        raise ValueError(f"gemm_int8.build: not an int8 GEMM: {node!r}")
+        raise ValueError(f"gemm_int8.build: not a {kind.name} GEMM: {node!r}")
     g = Geometry.of(p.dot)
-    z = blocks(g, p.root is not None)
+    z = blocks(g, p.root is not None, kind)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     signed = tuple(s.dtype == DType.I8 for s in p.dot.srcs)
-    _Gen(fn, p, g, z, (signed[0], signed[1])).emit()
+    _Gen(fn, p, g, z, (signed[0], signed[1]), kind).emit()
     batch, _, n = g.sizes
     work = MB * -(-n // z.nj) * g.k // PARALLEL_MACS
     return batch * z.nj * z.mt, max(1, work)
@@ -278,7 +322,8 @@ def _amx_setup(module: ir.Module) -> tuple[ir.Function, ir.Function]:
     return fn, release
 
 
-def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool]) -> ir.Function:
+def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool],
+               kind: Kind) -> ir.Function:  # fmt: skip
     """void f(ptr a, i64 a_stride, ptr b, ptr c, i64 c_stride, i1 accumulate): the MB x NB
     block C = A B (C += A B when accumulating) on tiles configured by _amx_setup; A's rows
     are `a_stride` bytes apart, C's `c_stride`."""
@@ -291,8 +336,9 @@ def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool
     bload = _intrinsic(module, "llvm.x86.tileloaddt164", [I8, PTR, I64])
     store = _intrinsic(module, "llvm.x86.tilestored64", [I8, PTR, I64])
     zero = _intrinsic(module, "llvm.x86.tilezero", [I8])
-    dot = _intrinsic(module, f"llvm.x86.tdpb{DOT_INSTRUCTION[signed]}d", [I8, I8, I8])
-    panel_bytes = z.kcp * PANEL
+    op = f"tdpb{DOT_INSTRUCTION[signed]}d" if kind is INT8 else "tdpbf16ps"
+    dot = _intrinsic(module, f"llvm.x86.{op}", [I8, I8, I8])
+    panel_bytes = z.kcp * kind.size * PANEL
     with for_range(b, z.nb // (2 * PANEL), name="q") as q:
         col = b.mul(q, I64(2 * PANEL * 4))
         lower = b.mul(row_bytes, I64(16))
@@ -311,9 +357,9 @@ def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool
                     b.call(zero, [I8(acc)])
         b0 = at(b, bp, b.mul(q, I64(2 * panel_bytes)), I8)
         b1 = at(b, b0, I64(panel_bytes), I8)
-        with for_range(b, z.kcp // 64, name="kt") as kt:
+        with for_range(b, z.kcp * kind.size // 64, name="kt") as kt:
             ka = b.mul(kt, I64(64))
-            kb = b.mul(kt, I64(16 * 64))  # 16 rows of 4 k each per 64 k
+            kb = b.mul(kt, I64(16 * 64))  # 16 rows of 64 bytes per 64 bytes of K
             a1 = at(b, a, b.add(ka, b.mul(a_stride, I64(16))), I8)
             # Tiles are not renamed: a load waits for the last product reading its tile. Each
             # load comes right after that product, so it overlaps the products still queued.
@@ -331,18 +377,18 @@ def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool
     return fn
 
 
-def _vnni_supported(module: ir.Module) -> ir.Function:
-    """i1 f(): whether this CPU and OS run AVX-512 VNNI (CPUID, then the OS's XCR0 for the
-    opmask and zmm state). The VNNI code is compiled for any target, like the tile code, so
-    it must not run unchecked on a machine that lacks it."""
-    name = "tessel_vnni_supported"
+def _vnni_supported(module: ir.Module, bf16: bool = False) -> ir.Function:
+    """i1 f(): whether this CPU and OS run AVX-512 VNNI (AVX-512 BF16 with `bf16`): CPUID,
+    then the OS's XCR0 for the opmask and zmm state. The VNNI code is compiled for any target,
+    like the tile code, so it must not run unchecked on a machine that lacks it."""
+    name = "tessel_bf16_supported" if bf16 else "tessel_vnni_supported"
     existing = module.globals.get(name)
     if isinstance(existing, ir.Function):
         return existing
     fn = ir.Function(module, ir.FunctionType(ir.IntType(1), []), name)
     fn.linkage = "internal"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    state = ir.GlobalVariable(module, I32, "tessel_vnni_state")  # 0 unknown, 1 yes, 2 no
+    state = ir.GlobalVariable(module, I32, f"{name}_state")  # 0 unknown, 1 yes, 2 no
     state.linkage = "internal"
     state.initializer = I32(0)
     known = b.load_atomic(state, "monotonic", 4, typ=I32)
@@ -364,7 +410,12 @@ def _vnni_supported(module: ir.Module) -> ir.Function:
     osxsave = bit(b.extract_value(leaf1, 2), 27)  # else XGETBV is an invalid instruction
     leaf7 = b.call(cpuid, [I32(7), I32(0)])
     ebx, ecx = b.extract_value(leaf7, 1), b.extract_value(leaf7, 2)
-    cpu = b.and_(b.and_(bit(ebx, 16), bit(ebx, 30)), bit(ecx, 11))  # F, BW, VNNI
+    cpu = b.and_(bit(ebx, 16), bit(ebx, 30))  # F, BW
+    if bf16:
+        sub1 = b.call(cpuid, [I32(7), I32(1)])
+        cpu = b.and_(cpu, bit(b.extract_value(sub1, 0), 5))  # AVX512_BF16
+    else:
+        cpu = b.and_(cpu, bit(ecx, 11))  # VNNI
     with b.if_then(b.and_(osxsave, cpu)):
         xgetbv = ir.InlineAsm(
             ir.FunctionType(ir.LiteralStructType([I32, I32]), [I32]), "xgetbv", "={ax},={dx},{cx}"
@@ -376,9 +427,11 @@ def _vnni_supported(module: ir.Module) -> ir.Function:
     return fn
 
 
-def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool]) -> ir.Function:
+def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool],
+                kind: Kind = INT8) -> ir.Function:  # fmt: skip
     """void f(ptr a, ptr b, ptr s): the MB x NB block S = A B of the packed operands with
-    VPDPBUSD, which sums four u8 x s8 products into each int32 lane.
+    VPDPBUSD, which sums four u8 x s8 products into each int32 lane (for bf16, VDPBF16PS:
+    two bf16 products into each f32 lane).
 
     u8 x s8 maps straight onto it, s8 x u8 with the operands swapped. For s8 x s8, A is made
     unsigned by adding 128 (flipping its sign bits), which adds 128 * (column sum of B) to
@@ -387,16 +440,25 @@ def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, boo
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR]), name)
     fn.linkage = "internal"
     fn.attributes.add("noinline")
-    set.add(fn.attributes, f'"target-features"="{VNNI_FEATURES}"')
+    features = VNNI_FEATURES if kind is INT8 else BF16_FEATURES
+    set.add(fn.attributes, f'"target-features"="{features}"')
     a, bp, s = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    vec = ir.VectorType(I32, 16)
-    dot = module.declare_intrinsic(
-        "llvm.x86.avx512.vpdpbusd.512", (), ir.FunctionType(vec, [vec, vec, vec])
-    )
+    words = ir.VectorType(I32, 16)
+    vec = ir.VectorType(kind.acc, 16)
+    dot: ir.Function | ir.InlineAsm
+    if kind is INT8:
+        dot = module.declare_intrinsic(
+            "llvm.x86.avx512.vpdpbusd.512", (), ir.FunctionType(vec, [vec, vec, vec])
+        )
+    else:  # as inline assembly: llvmlite has no bfloat type for the intrinsic's operands
+        dot = ir.InlineAsm(
+            ir.FunctionType(vec, [vec, words, words]), "vdpbf16ps $3, $2, $0", "=v,0,v,v"
+        )
     zero = ir.Constant(vec, [0] * 16)
     flip = ir.Constant(vec, [0x80808080 - (1 << 32)] * 16)  # 128 in every byte
-    both_signed = signed == (True, True)
+    both_signed = kind is INT8 and signed == (True, True)
+    kcb = z.kcp * kind.size  # bytes of a packed row of A
     acc = b.alloca(vec, size=I64(VNNI_ROWS + 1))  # registers once promoted; the last: 128 * sums
     acc.align = 64
 
@@ -404,14 +466,14 @@ def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, boo
         return b.gep(acc, [I64(i)], source_etype=vec)
 
     def splat(word: ir.Value) -> ir.Value:
-        one = b.insert_element(ir.Constant(vec, ir.Undefined), word, I32(0))
-        return b.shuffle_vector(one, ir.Constant(vec, ir.Undefined), ir.Constant(vec, [0] * 16))
+        one = b.insert_element(ir.Constant(words, ir.Undefined), word, I32(0))
+        return b.shuffle_vector(one, ir.Constant(words, ir.Undefined), ir.Constant(words, [0] * 16))
 
     with for_range(b, z.nb // PANEL, name="vp") as p:
-        panel = at(b, bp, b.mul(p, I64(z.kcp * PANEL)), I8)
+        panel = at(b, bp, b.mul(p, I64(kcb * PANEL)), I8)
         b.store(zero, slot(VNNI_ROWS))
         if both_signed:
-            with for_range(b, z.kcp // 4, name="vs") as k4:
+            with for_range(b, kcb // 4, name="vs") as k4:
                 line = b.load(at(b, panel, b.mul(k4, I64(64)), I8), typ=vec)
                 b.store(
                     b.call(dot, [b.load(slot(VNNI_ROWS), typ=vec), flip, line]), slot(VNNI_ROWS)
@@ -421,10 +483,10 @@ def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, boo
             rows = b.mul(g, I64(VNNI_ROWS))
             for i in range(VNNI_ROWS):
                 b.store(zero, slot(i))
-            with for_range(b, z.kcp // 4, name="vk") as k4:
-                line = b.load(at(b, panel, b.mul(k4, I64(64)), I8), typ=vec)
+            with for_range(b, kcb // 4, name="vk") as k4:
+                line = b.load(at(b, panel, b.mul(k4, I64(64)), I8), typ=words)
                 for i in range(VNNI_ROWS):
-                    row = at(b, a, b.mul(b.add(rows, I64(i)), I64(z.kcp)), I8)
+                    row = at(b, a, b.mul(b.add(rows, I64(i)), I64(kcb)), I8)
                     word = b.load(at(b, row, b.mul(k4, I64(4)), I8), typ=I32)
                     if both_signed:
                         word = b.xor(word, I32(0x80808080 - (1 << 32)))
@@ -432,15 +494,17 @@ def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, boo
                     b.store(b.call(dot, [b.load(slot(i), typ=vec), x, y]), slot(i))
             for i in range(VNNI_ROWS):
                 out = at(b, s, b.add(b.mul(b.add(rows, I64(i)), I64(z.nb)), b.mul(p, I64(16))), I32)
-                b.store(b.sub(b.load(slot(i), typ=vec), sums), out).align = 4
+                total = b.load(slot(i), typ=vec)
+                b.store(b.sub(total, sums) if both_signed else total, out).align = 4
     b.ret_void()
     return fn
 
 
 class _Gen:
     def __init__(self, fn: ir.Function, p: Plan, g: Geometry, z: Blocks,
-                 signed: tuple[bool, bool]) -> None:  # fmt: skip
-        self.fn, self.p, self.g, self.z, self.signed = fn, p, g, z, signed
+                 signed: tuple[bool, bool], kind: Kind = INT8) -> None:  # fmt: skip
+        self.fn, self.p, self.g, self.z, self.signed, self.kind = fn, p, g, z, signed, kind
+        self.kcb = z.kcp * kind.size  # bytes of a packed row of A
         self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
         buffers, self.start, self.stop = fn.args
         pointers = [
@@ -449,14 +513,14 @@ class _Gen:
         ]
         self.out, self.operands = pointers[0], pointers[1:]
         self.lhs, self.rhs = self.operands[p.lhs], self.operands[p.rhs]
-        self.a_pack = self._scratch(MB * z.kcp, I8)
-        self.b_pack = self._scratch(z.kcp * z.nb, I8)
-        self.s = self._scratch(MB * z.nb, I32)
-        self.amx = _amx_block(fn.module, f"{fn.name}_amx", z, signed)
+        self.a_pack = self._scratch(MB * self.kcb, I8)
+        self.b_pack = self._scratch(self.kcb * z.nb, I8)
+        self.s = self._scratch(MB * z.nb, kind.acc)
+        self.amx = _amx_block(fn.module, f"{fn.name}_amx", z, signed, kind)
         # VPDPBUSD needs one operand unsigned and one signed; u8 x u8 keeps the portable loop
         self.vnni = None
-        if USE_VNNI and _host_has_vnni() and signed != (False, False):
-            self.vnni = _vnni_block(fn.module, f"{fn.name}_vnni", z, signed)
+        if USE_VNNI and kind.has_vectors() and (kind is BF16 or signed != (False, False)):
+            self.vnni = _vnni_block(fn.module, f"{fn.name}_vnni", z, signed, kind)
 
     def _scratch(self, elements: int, ty: ir.Type) -> ir.Value:
         ptr = self.b.alloca(ty, size=I64(elements))
@@ -470,7 +534,7 @@ class _Gen:
         """Rows are (batch, column block, M block), M blocks innermost, as in codegen/gemm.py:
         a thread's range is a few runs of M blocks, each run sharing one packed B."""
         b, z = self.b, self.z
-        ready = _amx_ready(b) if USE_TILES and _host_has_amx() else FALSE
+        ready = _amx_ready(b) if USE_TILES and self.kind.has_tiles() else FALSE
         configure, release = _amx_setup(b.module)
         with b.if_then(ready):
             b.call(configure, [])
@@ -492,8 +556,9 @@ class _Gen:
         _, m, n = g.sizes
         ab, am, ak = g.a
         bb, bk, bn = g.b
-        lhs = PanelSource(at(b, self.lhs, ab.offset(b, bi), I8), am, ak)
-        rhs = PanelSource(at(b, self.rhs, bb.offset(b, bi), I8), bn, bk)
+        ety = self.kind.element
+        lhs = PanelSource(at(b, self.lhs, ab.offset(b, bi), ety), am, ak)
+        rhs = PanelSource(at(b, self.rhs, bb.offset(b, bi), ety), bn, bk)
         j0 = b.mul(jc, I64(z.nb))
         nc = smin(b, I64(z.nb), b.sub(I64(n), j0))
         with for_range(b, z.nk, name="pc") as pc:
@@ -503,7 +568,7 @@ class _Gen:
             with b.if_then(
                 b.or_(b.icmp_signed("<", nc, I64(z.nb)), b.icmp_signed("<", kc, I64(z.kcp)))
             ):
-                _memset(b, self.b_pack, z.kcp * z.nb)
+                _memset(b, self.b_pack, self.kcb * z.nb)
             self._pack_b(rhs, j0, nc, p0, kc)
             with for_range(b, hi, lo, name="mb") as mb:
                 m0 = b.mul(mb, I64(MB))
@@ -517,7 +582,7 @@ class _Gen:
                         self._pack_a(lhs, m0, mc, p0, kc)
                         with b.if_else(ready) as (tiles, portable):
                             with tiles:
-                                args = [self.a_pack, I64(z.kcp), self.b_pack, self.s]
+                                args = [self.a_pack, I64(self.kcb), self.b_pack, self.s]
                                 b.call(self.amx, [*args, I64(z.nb * 4), FALSE])
                             with portable:
                                 self._fallback_block()
@@ -533,10 +598,10 @@ class _Gen:
         bi, m0, mc, j0 = block[:4]
         _, m, n = g.sizes
         self._pack_a(lhs, m0, mc, p0, kc)
-        a, a_stride = self.a_pack, I64(z.kcp)
+        a, a_stride = self.a_pack, I64(self.kcb)
         if DIRECT_C and self.p.root is None:  # later K blocks add to what earlier ones stored
             row = b.add(b.mul(b.add(b.mul(bi, I64(m)), m0), I64(n)), j0)
-            c = at(b, self.out, row, I32)
+            c = at(b, self.out, row, self.kind.acc)
             later = b.icmp_signed("!=", block[5], I64(0))
             b.call(self.amx, [a, a_stride, self.b_pack, c, I64(n * 4), later])
         else:
@@ -545,46 +610,48 @@ class _Gen:
 
     def _pack_a(self, src: PanelSource, m0: ir.Value, mc: ir.Value, p0: ir.Value,
                 kc: ir.Value) -> None:  # fmt: skip
-        """Rows of A at KCP bytes each; with K contiguous in A the copy loop vectorizes."""
-        b, kcp = self.b, self.z.kcp
+        """Rows of A at KCP elements each; with K contiguous in A the copy loop vectorizes."""
+        b, kcp, ety = self.b, self.z.kcp, self.kind.element
         with b.if_then(b.or_(b.icmp_signed("<", mc, I64(MB)), b.icmp_signed("<", kc, I64(kcp)))):
-            _memset(b, self.a_pack, MB * kcp)  # zero rows and columns past the operand
+            _memset(b, self.a_pack, MB * self.kcb)  # zero rows and columns past the operand
         with for_range(b, mc, name="ar") as r:
-            row = at(b, src.ptr, src.rows.offset(b, b.add(m0, r)), I8)
-            dst = at(b, self.a_pack, b.mul(r, I64(kcp)), I8)
+            row = at(b, src.ptr, src.rows.offset(b, b.add(m0, r)), ety)
+            dst = at(b, self.a_pack, b.mul(r, I64(kcp)), ety)
             with for_range(b, kc, name="ak") as k:
-                value = b.load(at(b, row, src.depth.offset(b, b.add(p0, k)), I8), typ=I8)
-                b.store(value, at(b, dst, k, I8))
+                value = b.load(at(b, row, src.depth.offset(b, b.add(p0, k)), ety), typ=ety)
+                b.store(value, at(b, dst, k, ety))
 
     def _pack_b(self, src: PanelSource, j0: ir.Value, nc: ir.Value, p0: ir.Value,
                 kc: ir.Value) -> None:  # fmt: skip
-        """16-column panels, each KCP / 4 rows of (16 columns x 4 consecutive k)."""
-        b, kcp = self.b, self.z.kcp
-        whole, fours = I64(0), I64(0)  # whole panels and rows of four k the vector loop packs
+        """16-column panels, each KCP / per rows of (16 columns x `per` consecutive k): 4 k
+        of int8 or 2 of bf16, 64 bytes a row either way."""
+        b, kcp, ety, per = self.b, self.z.kcp, self.kind.element, self.kind.per
+        whole, fours = I64(0), I64(0)  # whole panels and rows of `per` k the vector loop packs
         if isinstance(src.rows, Axis) and src.rows.unit:
-            whole, fours = b.sdiv(nc, I64(PANEL)), b.sdiv(kc, I64(4))
+            whole, fours = b.sdiv(nc, I64(PANEL)), b.sdiv(kc, I64(per))
             self._pack_b_vector(src, j0, whole, p0, fours)
         # the rest element by element: a partial panel, K's last k % 4, or strided columns
         with for_range(b, ceil_div(b, nc, PANEL), name="bp") as p:
             first = b.add(j0, b.mul(p, I64(PANEL)))
             valid = smin(b, I64(PANEL), b.sub(nc, b.mul(p, I64(PANEL))))
-            panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), I8)
-            done = b.select(b.icmp_signed("<", p, whole), b.mul(fours, I64(4)), I64(0))
+            panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), ety)
+            done = b.select(b.icmp_signed("<", p, whole), b.mul(fours, I64(per)), I64(0))
             with for_range(b, kc, done, name="bk") as k:
                 depth = src.depth.offset(b, b.add(p0, k))
-                dst = at(b, panel, b.add(b.mul(b.udiv(k, I64(4)), I64(64)), b.urem(k, I64(4))), I8)
+                line = b.mul(b.udiv(k, I64(per)), I64(PANEL * per))
+                dst = at(b, panel, b.add(line, b.urem(k, I64(per))), ety)
                 with for_range(b, valid, name="bn") as c:
                     offset = b.add(src.rows.offset(b, b.add(first, c)), depth)
-                    value = b.load(at(b, src.ptr, offset, I8), typ=I8)
-                    b.store(value, at(b, dst, b.mul(c, I64(4)), I8))
+                    value = b.load(at(b, src.ptr, offset, ety), typ=ety)
+                    b.store(value, at(b, dst, b.mul(c, I64(per)), ety))
 
     def _pack_b_vector(self, src: PanelSource, j0: ir.Value, panels: ir.Value, p0: ir.Value,
                        count: ir.Value) -> None:  # fmt: skip
-        """Whole 16-column panels with columns contiguous: four rows of 16 bytes interleave
-        into one 64-byte row of a panel, with one shuffle. Along B's rows in the inner loop:
-        panel by panel, each line of B was fetched four times at K = 2048 (3x slower)."""
-        b, kcp = self.b, self.z.kcp
-        v16, v32, v64 = (ir.VectorType(I8, w) for w in (16, 32, 64))
+        """Whole 16-column panels with columns contiguous: `per` rows of 16 elements
+        interleave into one 64-byte row of a panel, with shuffles. Along B's rows in the inner
+        loop: panel by panel, each line of B was fetched four times at K = 2048 (3x slower)."""
+        b, kcp, ety, per = self.b, self.z.kcp, self.kind.element, self.kind.per
+        v16, v64 = ir.VectorType(ety, 16), ir.VectorType(ety, 16 * per)
         i32 = ir.IntType(32)
 
         def mask(values: list[int]) -> ir.Constant:
@@ -593,23 +660,25 @@ class _Gen:
         column = src.rows.offset(b, j0)
         with for_range(b, count, name="bv") as k4:
             starts = []
-            for j in range(4):
-                depth = src.depth.offset(b, b.add(p0, b.add(b.mul(k4, I64(4)), I64(j))))
-                starts.append(at(b, src.ptr, b.add(column, depth), I8))
+            for j in range(per):
+                depth = src.depth.offset(b, b.add(p0, b.add(b.mul(k4, I64(per)), I64(j))))
+                starts.append(at(b, src.ptr, b.add(column, depth), ety))
             with for_range(b, panels, name="bw") as p:
                 rows = []
-                for j in range(4):
-                    load = b.load(at(b, starts[j], b.mul(p, I64(PANEL)), I8), typ=v16)
+                for j in range(per):
+                    load = b.load(at(b, starts[j], b.mul(p, I64(PANEL)), ety), typ=v16)
                     load.align = 1
                     rows.append(load)
-                low = b.shuffle_vector(rows[0], rows[1], mask(list(range(32))))
-                high = b.shuffle_vector(rows[2], rows[3], mask(list(range(32))))
-                assert low.type == v32
-                # lane 4c + j of the result is column c of row j
-                order = [j * 16 + c for c in range(16) for j in range(4)]
-                packed = b.shuffle_vector(low, high, mask(order))
+                if per == 4:  # shuffles take two operands: the four rows as two pairs
+                    rows = [
+                        b.shuffle_vector(rows[i], rows[i + 1], mask(list(range(32))))
+                        for i in (0, 2)
+                    ]
+                # lane per * c + j of the result is column c of row j
+                order = [j * 16 + c for c in range(16) for j in range(per)]
+                packed = b.shuffle_vector(rows[0], rows[1], mask(order))
                 assert packed.type == v64
-                panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), I8)
+                panel = at(b, self.b_pack, b.mul(p, I64(kcp * PANEL)), ety)
                 b.store(packed, at(b, panel, k4, v64)).align = 64
 
     def _fallback_block(self) -> None:
@@ -617,7 +686,7 @@ class _Gen:
             self._portable_block()
             return
         # asked only here: CPUID traps to the hypervisor in a virtual machine
-        ok = self.b.call(_vnni_supported(self.b.module), [])
+        ok = self.b.call(_vnni_supported(self.b.module, self.kind is BF16), [])
         with self.b.if_else(ok) as (vnni, portable):
             with vnni:
                 self.b.call(self.vnni, [self.a_pack, self.b_pack, self.s])
@@ -626,26 +695,40 @@ class _Gen:
 
     def _portable_block(self) -> None:
         """The tile code's block without tiles, from the same packed operands."""
-        b, z = self.b, self.z
+        b, z, ety, acc, per = self.b, self.z, self.kind.element, self.kind.acc, self.kind.per
         _memset(b, self.s, MB * z.nb * 4)
-        ext_a = b.sext if self.signed[0] else b.zext
-        ext_b = b.sext if self.signed[1] else b.zext
+        f32 = ir.FloatType()
+
+        def widen(x: ir.Value, signed: bool) -> ir.Value:
+            if self.kind is BF16:  # a bf16 is the high half of the f32 with the same value
+                return b.bitcast(b.shl(b.zext(x, I32), I32(16)), f32)
+            return b.sext(x, I32) if signed else b.zext(x, I32)
+
+        def mac(total: ir.Value, x: ir.Value, y: ir.Value) -> ir.Value:
+            if self.kind is BF16:  # the product is exact in f32, so no fused multiply-add
+                return b.fadd(total, b.fmul(x, y))
+            return b.add(total, b.mul(x, y))
+
         with for_range(b, MB, name="sr") as r:
-            a_row = at(b, self.a_pack, b.mul(r, I64(z.kcp)), I8)
-            s_row = at(b, self.s, b.mul(r, I64(z.nb)), I32)
+            a_row = at(b, self.a_pack, b.mul(r, I64(z.kcp)), ety)
+            s_row = at(b, self.s, b.mul(r, I64(z.nb)), acc)
             with for_range(b, z.nb // PANEL, name="sp") as p:
-                panel = at(b, self.b_pack, b.mul(p, I64(z.kcp * PANEL)), I8)
-                out = at(b, s_row, b.mul(p, I64(PANEL)), I32)
-                with for_range(b, z.kcp // 4, name="sk") as k4:
-                    quad = at(b, a_row, b.mul(k4, I64(4)), I8)
-                    a = [ext_a(b.load(at(b, quad, I64(j), I8), typ=I8), I32) for j in range(4)]
-                    line = at(b, panel, b.mul(k4, I64(64)), I8)
+                panel = at(b, self.b_pack, b.mul(p, I64(z.kcp * PANEL)), ety)
+                out = at(b, s_row, b.mul(p, I64(PANEL)), acc)
+                with for_range(b, z.kcp // per, name="sk") as k4:
+                    quad = at(b, a_row, b.mul(k4, I64(per)), ety)
+                    a = [
+                        widen(b.load(at(b, quad, I64(j), ety), typ=ety), self.signed[0])
+                        for j in range(per)
+                    ]
+                    line = at(b, panel, b.mul(k4, I64(PANEL * per)), ety)
                     with for_range(b, PANEL, name="sc") as c:
-                        total = b.load(at(b, out, c, I32), typ=I32)
-                        for j in range(4):
-                            x = b.load(at(b, line, b.add(b.mul(c, I64(4)), I64(j)), I8), typ=I8)
-                            total = b.add(total, b.mul(a[j], ext_b(x, I32)))
-                        b.store(total, at(b, out, c, I32))
+                        total = b.load(at(b, out, c, acc), typ=acc)
+                        for j in range(per):
+                            where = at(b, line, b.add(b.mul(c, I64(per)), I64(j)), ety)
+                            x = b.load(where, typ=ety)
+                            total = mac(total, a[j], widen(x, self.signed[1]))
+                        b.store(total, at(b, out, c, acc))
 
     def _write(self, bi: ir.Value, m0: ir.Value, mc: ir.Value, j0: ir.Value, nc: ir.Value,
                pc: ir.Value) -> None:  # fmt: skip
@@ -655,21 +738,23 @@ class _Gen:
         _, m, n = self.g.sizes
         if self.p.root is not None:
             with for_range(b, mc, name="er") as r:
-                src = at(b, self.s, b.mul(r, I64(z.nb)), I32)
+                src = at(b, self.s, b.mul(r, I64(z.nb)), self.kind.acc)
                 with for_range(b, nc, name="ec") as c:
-                    x = b.load(at(b, src, c, I32), typ=I32)
+                    x = b.load(at(b, src, c, self.kind.acc), typ=self.kind.acc)
                     where = (bi, b.add(m0, r), b.add(j0, c))
                     store_epilogue(b, self.p, self.g, self.operands, self.out, x, where)
             return
         later = b.icmp_signed("!=", pc, I64(0))
         with for_range(b, mc, name="wr") as r:
             row = b.add(b.mul(b.add(b.mul(bi, I64(m)), b.add(m0, r)), I64(n)), j0)
-            dst = at(b, self.out, row, I32)
-            src = at(b, self.s, b.mul(r, I64(z.nb)), I32)
+            acc = self.kind.acc
+            dst = at(b, self.out, row, acc)
+            src = at(b, self.s, b.mul(r, I64(z.nb)), acc)
             with for_range(b, nc, name="wc") as c:
-                value = b.load(at(b, src, c, I32), typ=I32)
-                ptr = at(b, dst, c, I32)
+                value = b.load(at(b, src, c, acc), typ=acc)
+                ptr = at(b, dst, c, acc)
                 if z.nk > 1:
-                    old = b.load(ptr, typ=I32)
-                    value = b.select(later, b.add(old, value), value)
+                    old = b.load(ptr, typ=acc)
+                    total = b.fadd(old, value) if self.kind is BF16 else b.add(old, value)
+                    value = b.select(later, total, value)
                 b.store(value, ptr)

@@ -1,0 +1,31 @@
+"""bf16 x bf16 -> f32 dot_generals (and their output fusions) on AMX-BF16 tiles (TDPBF16PS),
+AVX-512 BF16 (VDPBF16PS) where the OS refuses the tiles, or a portable loop.
+
+The kernel is codegen/gemm_int8.py's with Kind BF16: the same packing (two k per 32-bit
+element of a B panel row instead of four), blocking, run-time choice of path and epilogue.
+Each product of two bf16 values is exact in f32 and the sums are f32, in the order the tile
+instructions choose; the op leaves that order open (docs/graph-language.md).
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from codegen import gemm_int8
+from ir.graph import Node
+
+
+def applicable(node: Node) -> bool:
+    """A bf16 dot_general into f32, alone or with an epilogue, on a host with AMX-BF16 (Linux)
+    or AVX-512 BF16."""
+    return gemm_int8.plan(node, gemm_int8.BF16) is not None
+
+
+def host_supported() -> bool:
+    """Whether this host has the bf16 units the kernel needs (widen-products asks)."""
+    return gemm_int8.BF16.has_tiles() or gemm_int8.BF16.has_vectors()
+
+
+def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+    """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
+    return gemm_int8.build(module, node, name, gemm_int8.BF16)
