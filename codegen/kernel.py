@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen import conv, conv_int8, gemm, gemm_int8, gemm_lib, softmax
+from codegen import conv, conv_int8, gemm, gemm_bf16, gemm_int8, gemm_lib, softmax
 from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, element_ptr, store_value
@@ -57,6 +57,8 @@ def build_kernel(module: ir.Module, node: Node, name: str) -> KernelInfo:
     # time that the process may use AMX and otherwise computes the same blocks without it.
     if gemm_int8.applicable(node):
         return KernelInfo(name, *gemm_int8.build(module, node, name))
+    if gemm_bf16.applicable(node):  # the same kernel with bf16 operands and f32 sums
+        return KernelInfo(name, *gemm_bf16.build(module, node, name))
     if conv_int8.applicable(node):  # same run-time choice of AMX, VNNI or a portable loop
         return KernelInfo(name, *conv_int8.build(module, node, name))
     if gemm.applicable(node):  # dot_general, alone or with its fused epilogue
