@@ -4,14 +4,25 @@
 # decomposition because composites expand into foldable and shareable pieces.
 _CLEANUP = "canonicalize,fold,cse,dce"
 
+
+def _cpu_widen() -> str:
+    """bf16 dot_generals stay bf16 where the cpu backend's bf16 GEMM has AMX-BF16 or AVX-512
+    BF16 to run on (about ten times the f32 GEMM); elsewhere they are widened to run on the
+    f32 GEMM, faster than that kernel's portable loop (passes/widen.py)."""
+    from codegen.gemm_bf16 import host_supported
+
+    return "widen-products{bf16-dots=false}" if host_supported() else "widen-products"
+
+
 DEFAULT_PIPELINES: dict[str, str] = {
     "interp": _CLEANUP,
     # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels,
     # so it keeps softmax and recognizes the one traced NumPy code spells out
-    # and computes f16/bf16 products on its f32 GEMM (exact: widen-products); its int8 GEMM
+    # and computes f16/bf16 products on its f32 GEMM (exact: widen-products), bf16 dots on
+    # its bf16 GEMM where the host has the units; its int8 GEMM
     # applies epilogues (bias, requantize, dequantize), its int8 convolution does not, so
     # integer conv2ds stay unfused
-    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},widen-products,{_CLEANUP},"
+    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},{_cpu_widen()},{_CLEANUP},"
     "fuse{int-epilogue=dot_general},buffer-assign",
     # contractions the chip can run become `fusion {device = tpu}`; the host stages get the
     # cpu pipeline when the TPU backend compiles them

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from passcheck import apply, assert_golden, assert_unchanged
 
+from codegen import gemm_bf16
 from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
 from runtime.cpu import CpuExecutable
 from runtime.inputs import random_inputs
@@ -51,11 +52,45 @@ def test_bf16_mixed_graph_runs_on_the_cpu_like_the_interpreter():
     }"""
     mixed, _ = apply("bf16-mixed", source)
     cpu = CpuExecutable(PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(mixed))
-    assert any((s.node is not None and s.node.op.value == "fusion") or "gemm" in str(s.info)
-               for s in cpu.steps)  # fmt: skip
+    # on the bf16 GEMM where the host has the units, else widened onto the f32 GEMM
+    if gemm_bf16.host_supported():
+        assert any(s.node is not None and gemm_bf16.applicable(s.node) for s in cpu.steps)
+    else:
+        assert any((s.node is not None and s.node.op.value == "fusion") or "gemm" in str(s.info)
+                   for s in cpu.steps)  # fmt: skip
     args = random_inputs(mixed.entry_function, 3)
     want = run_module(mixed, args)[0]
     got = cpu(*args)[0]
     # same products, f32 sums in another order: within f32 rounding of the sum of |terms|
     bound = 96 * 2**-23 * (np.abs(args[0]) @ np.abs(args[1]))
     assert np.all(np.abs(got - want) <= bound + 1e-30)
+
+
+def test_bf16_dots_false_keeps_bf16_dots_only():
+    """For a native bf16 GEMM: bf16 dot_generals stay, f16 ones and bf16 conv2ds widen."""
+    assert_golden(
+        "widen-products{bf16-dots=false}",
+        """func @main(%x: bf16[4,8], %w: bf16[8,3], %h: f16[4,8], %v: f16[8,3],
+                      %i: bf16[1,5,5,2], %k: bf16[3,3,2,4]) -> (f32[4,3], f32[4,3], f32[1,3,3,4]) {
+          %y = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = f32}
+          %z = dot_general(%h, %v) {lhs_contract = [1], rhs_contract = [0], out_dtype = f32}
+          %c = conv2d(%i, %k) {out_dtype = f32}
+          return %y, %z, %c
+        }""",
+        """func @main(%x: bf16[4,8], %w: bf16[8,3], %h: f16[4,8], %v: f16[8,3], %i: bf16[1,5,5,2], %k: bf16[3,3,2,4]) -> (f32[4,3], f32[4,3], f32[1,3,3,4]) {
+          %y = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0], out_dtype = f32} : f32[4,3]
+          %0 = convert(%h) {dtype = f32} : f32[4,8]
+          %1 = convert(%v) {dtype = f32} : f32[8,3]
+          %z = dot_general(%0, %1) {lhs_contract = [1], rhs_contract = [0]} : f32[4,3]
+          %2 = convert(%i) {dtype = f32} : f32[1,5,5,2]
+          %3 = convert(%k) {dtype = f32} : f32[3,3,2,4]
+          %c = conv2d(%2, %3) : f32[1,3,3,4]
+          return %y, %z, %c
+        }""",  # noqa: E501
+    )
+
+
+def test_cpu_pipeline_keeps_bf16_dots_where_the_host_has_the_kernel():
+    expected = "widen-products{bf16-dots=false}" if gemm_bf16.host_supported() else None
+    steps = DEFAULT_PIPELINES["cpu"].split(",")
+    assert (expected in steps) if expected else ("widen-products" in steps)
