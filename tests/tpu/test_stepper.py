@@ -9,16 +9,20 @@ schedule a cycle too eager is caught as a register hazard.
 from __future__ import annotations
 
 import zlib
+from typing import ClassVar
 
 import numpy as np
 import pytest
 
+from codegen.tpu.kernels import Epilogue
+from runtime.tpu import sim as sim_module
 from runtime.tpu.config import TpuConfig, preset
 from runtime.tpu.isa import Halt, Instruction, Mmc, Rw
 from runtime.tpu.machine import Machine, column_sums_f32
 from runtime.tpu.sim import Simulator
 from runtime.tpu.stepper import StepHazard, measure_speed, step_matmul
 from runtime.tpu.timing import NativeTiming, compat_cycles
+from tests.tpu.helpers import conv_program, gemm_program
 
 SHAPES = ["tiny-4x4", "tiny-8x8", "tiny-8x8:rows=8,cols=4", "tiny-8x8:rows=4,cols=8"]
 SHAPES += ["tiny-8x8:rows=1,cols=7", "tiny-8x8:rows=7,cols=1", "tiny-4x4:rows=1,cols=1"]
@@ -136,17 +140,30 @@ def test_serialized_folds_take_the_published_count(spec):
     assert got.done[-1][-1] == compat_cycles(c, lengths)[0]
 
 
-def _native_mmc_records(c: TpuConfig, lengths: list[int]) -> list[tuple[int, int]]:
-    """(start, end) of each switching MMC in the native model, for one RW of all tiles."""
+def _native_mmc_records(
+    c: TpuConfig, lengths: list[int], split: bool = False
+) -> list[tuple[int, int]]:
+    """(start, end) of each fold in the native model, for one RW of all tiles; `split` streams
+    each fold of more than one vector with two MMCs, the second reusing the tile."""
     program: list[Instruction] = [Rw(weight_addr=0, tiles=len(lengths))]
     acc = 0
     for t in lengths:
-        program.append(Mmc(ub_addr=0, acc_addr=acc, rows=t, switch=True))
+        first = t // 2 if split and t > 1 else t
+        program.append(Mmc(ub_addr=0, acc_addr=acc, rows=first, switch=True))
+        if first < t:
+            program.append(Mmc(ub_addr=0, acc_addr=acc + first, rows=t - first))
         acc += t
     program.append(Halt())
     weights = np.zeros(len(lengths) * c.tile_bytes, np.uint8)
     result = Simulator(c, "native").run(program, np.zeros(1, np.uint8), weights)
-    return [(r.start, r.end) for r in result.records if isinstance(r.instruction, Mmc)]
+    folds: list[tuple[int, int]] = []
+    for r in result.records:
+        if isinstance(r.instruction, Mmc):
+            if r.instruction.switch:
+                folds.append((r.start, r.end))
+            else:
+                folds[-1] = (folds[-1][0], r.end)
+    return folds
 
 
 @pytest.mark.parametrize("spec", SHAPES)
@@ -157,9 +174,10 @@ def test_double_buffered_folds_match_the_native_model(spec):
         tiles = [_values(c, rng, (c.rows, c.cols)) for _ in lengths]
         inputs = [_values(c, rng, (t, c.rows)) for t in lengths]
         got = step_matmul(c, tiles, inputs)
-        native = _native_mmc_records(c, lengths)
-        assert got.stream_starts == [start for start, _ in native]
-        assert [int(d[-1]) + 1 for d in got.done] == [end for _, end in native]
+        for split in (False, True):
+            native = _native_mmc_records(c, lengths, split)
+            assert got.stream_starts == [start for start, _ in native]
+            assert [int(d[-1]) + 1 for d in got.done] == [end for _, end in native]
         for start, done in zip(got.stream_starts, got.done, strict=True):  # acc_ready - 1
             assert list(done) == [start + t + c.rows + c.cols - 2 for t in range(len(done))]
         assert got.cycles <= compat_cycles(c, lengths)[0] + 1  # never slower than serialized
@@ -210,6 +228,59 @@ def test_an_eager_schedule_is_a_hazard():
     crowded = [*plan[:2], (plan[1][0] + c.rows - 1, plan[2][1]), plan[3]]  # two tiles, one chain
     with pytest.raises(StepHazard, match="before tile 1 left it"):
         step_matmul(c, tiles, inputs, schedule=crowded)
+
+
+class _RecordingMachine(Machine):
+    """The functional simulator, keeping each MMC's operands and results for a replay."""
+
+    log: ClassVar[list[dict[str, np.ndarray | bool]]] = []
+
+    def mmc(self, i: Mmc) -> None:
+        c = self.config
+        ub, acc = self.mmc_rows(i)
+        before = self.acc[acc].copy()
+        super().mmc(i)
+        assert self.tile is not None
+        x = self.ub[ub, : c.rows * c.input_dtype.itemsize].view(c.input_dtype)
+        tile = self.tile.astype(c.input_dtype)
+        self.log.append(
+            {
+                "x": x,
+                "tile": tile,
+                "before": before,
+                "after": self.acc[acc].copy(),
+                "add": i.accumulate,
+            }
+        )
+
+
+@pytest.mark.parametrize("spec", ["tiny-4x4", "tiny-8x8:rows=8,cols=4", "tiny-4x4:multiplier=bf16"])
+def test_compiled_programs_replay_on_the_stepper(spec, monkeypatch):
+    """Every MMC of compiled GEMMs and convolutions (strided, padded, accumulating), replayed
+    PE by PE from the same operands, leaves the same accumulators bit for bit."""
+    c = preset(spec)
+    monkeypatch.setattr(sim_module, "Machine", _RecordingMachine)
+    monkeypatch.setattr(_RecordingMachine, "log", [])
+    rng = np.random.default_rng(9)
+    programs = [
+        (gemm_program(c, (13, 11), _values(c, rng, (11, 7)), Epilogue(wide=True)), (13, 11)),
+        (gemm_program(c, (1, 5), _values(c, rng, (5, 9)), Epilogue(wide=True)), (1, 5)),
+    ]
+    if c.multiplier == "int8":
+        attrs = {"strides": (2, 1), "padding": ((1, 1), (2, 0))}
+        conv = conv_program(
+            c, (1, 7, 6, 5), _values(c, rng, (3, 2, 5, 6)), attrs, Epilogue(wide=True)
+        )
+        programs.append((conv, (1, 7, 6, 5)))
+    for program, shape in programs:
+        program.run([_values(c, rng, shape)])
+    log = _RecordingMachine.log
+    assert len(log) >= 10
+    for op in log:
+        got = step_matmul(
+            c, [op["tile"]], [op["x"]], accumulate=[bool(op["add"])], acc=op["before"]
+        )
+        assert np.array_equal(got.acc.view(np.uint32), np.asarray(op["after"]).view(np.uint32))
 
 
 def test_measure_speed_reports_pe_cycles():
