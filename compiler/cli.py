@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from compiler import cmd_compile, cmd_opt, cmd_quantize, cmd_run
+from compiler import cmd_compile, cmd_opt, cmd_quantize, cmd_run, cmd_tpu
 from compiler.cliargs import Subparsers
 from ir.diagnostics import TesselError
 
@@ -22,6 +22,7 @@ VERBS: dict[str, Verb] = {
     **cmd_opt.VERBS,
     **cmd_compile.VERBS,
     **cmd_quantize.VERBS,
+    **cmd_tpu.VERBS,
 }
 
 

@@ -132,15 +132,16 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_tpu_args(p: argparse.ArgumentParser) -> None:
+def add_tpu_args(p: argparse.ArgumentParser, chip: bool = True) -> None:
     g = p.add_argument_group("tpu")
-    g.add_argument(
-        "--tpu",
-        default="tpu-v1",
-        metavar="PRESET",
-        help="the simulated chip: tpu-v1, tpu-v2-core, tiny-4x4, tiny-8x8, with "
-        "overrides after a colon (tpu-v1:rows=512,cols=512); docs/tpu.md",
-    )
+    if chip:  # not for a compiled program: it names its chip
+        g.add_argument(
+            "--tpu",
+            default="tpu-v1",
+            metavar="PRESET",
+            help="the simulated chip: tpu-v1, tpu-v2-core, tiny-4x4, tiny-8x8, with "
+            "overrides after a colon (tpu-v1:rows=512,cols=512); docs/tpu.md",
+        )
     g.add_argument(
         "--tpu-timing",
         choices=["native", "compat"],

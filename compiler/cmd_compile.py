@@ -18,8 +18,9 @@ import sys
 from pathlib import Path
 
 from codegen.aot import Library, aot_target, compile_library, link_shared, scratch_folder
-from compiler.cliargs import Subparsers, add_pipeline_args, pipeline_options
+from compiler.cliargs import Subparsers, add_pipeline_args, add_tpu_args, pipeline_options
 from compiler.cmd_run import entry_function, load, output_names
+from compiler.cmd_tpu import compile_tpu
 from compiler.driver import optimize
 from compiler.graphview import to_dot
 from ir.diagnostics import TesselError
@@ -35,16 +36,13 @@ def _default_name(path: str) -> str:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    emit = args.emit or ["so"]
-    if args.target == "tpu" or any(e.startswith("tpu-") for e in emit):
-        raise TesselError(
-            "the TPU backend does not exist yet: compile with --target cpu "
-            "(--emit tpu-asm/tpu-bin come with it)"
-        )
-    module = load(args.file)
     name = args.name or _default_name(args.file)
     if not name.isidentifier():
         raise TesselError(f"--name: {name!r} is not a C identifier")
+    if args.target == "tpu" or any(e.startswith("tpu-") for e in args.emit or []):
+        return compile_tpu(args, name, args.emit or ["tpu-bin", "tpu-asm"])
+    emit = args.emit or ["so"]
+    module = load(args.file)
     opts = pipeline_options(args, "cpu", name)
     optimized, _ = optimize(module, opts)
     fn = entry_function(native_ready(optimized), args.entry)
@@ -168,7 +166,8 @@ def _add_compile(sub: Subparsers) -> argparse.ArgumentParser:
         default=[],
         choices=EMIT_KINDS,
         help="so (default: libNAME.so, NAME.o, NAME.h, NAME.c, NAME.json), obj (the same "
-        "without the .so), ir (optimized graph), dot, llvm, asm; repeatable",
+        "without the .so), ir (optimized graph), dot, llvm, asm; with --target tpu: tpu-bin, "
+        "tpu-asm (the default: NAME.tpu.json and its stages) and ir; repeatable",
     )
     p.add_argument(
         "--cpu",
@@ -192,6 +191,7 @@ def _add_compile(sub: Subparsers) -> argparse.ArgumentParser:
         default="embedded",
         help="constants in the library (default) or in NAME.weights beside it",
     )
+    add_tpu_args(p)
     add_pipeline_args(p, emit=False)
     return p
 

@@ -71,6 +71,7 @@ class JitOptions:
     dump_dir: str | None = None
     cache: bool | None = None  # None: the on-disk cache is on when TESSEL_CACHE_DIR is set
     cpu: str = "native"
+    tpu: str = "tpu-v1"  # target="tpu": the simulated chip (runtime/tpu/config.py)
 
     def environment(self) -> tuple[tuple[str, Any], ...]:
         """Settings read from the environment that change the compiled code."""
@@ -136,12 +137,28 @@ def jit(
     verify: bool = False,
     cache: bool | None = None,
     cpu: str = "native",
+    tpu: str = "tpu-v1",
 ) -> Any:
-    """Compile `fn` for `target` ("cpu", "interp", "tpu"); usable as `@jit` or `@jit(...)`."""
+    """Compile `fn` for `target` ("cpu", "interp", "tpu"); usable as `@jit` or `@jit(...)`.
+
+    On the TPU, `tpu` names the chip; after a call, `f.tpu_report()` describes the last run."""
     if target not in TARGETS:
         raise TesselError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "tpu":
+        from runtime.tpu.config import preset
+
+        try:
+            preset(tpu)
+        except ValueError as e:
+            raise TesselError(f"tpu={tpu!r}: {e}") from None
     options = JitOptions(
-        target, pipeline, verify, None if dump_dir is None else os.fspath(dump_dir), cache, cpu
+        target,
+        pipeline,
+        verify,
+        None if dump_dir is None else os.fspath(dump_dir),
+        cache,
+        cpu,
+        tpu,
     )
 
     def wrap(f: Callable[..., Any]) -> JitFunction:
@@ -359,6 +376,18 @@ class JitFunction:
             self._entries.clear()
             self._fast.clear()
 
+    def tpu_report(self) -> str:
+        """target="tpu": the simulated chip's report of the most recent call."""
+        runs = [
+            e.executable.native
+            for e in self._entries.values()
+            if getattr(e.executable.native, "last", None) is not None
+        ]
+        if self.options.target != "tpu" or not runs:
+            raise TesselError(f"{self.name}: no TPU run yet (target={self.options.target!r})")
+        latest: Any = max(runs, key=lambda exe: exe.last.when)
+        return str(latest.report())
+
     def explain(self) -> str:
         """One line per compile so far: when, how long, and what changed since the last one."""
         return "\n".join(self._explanations) or f"{self.name} has not compiled yet"
@@ -387,8 +416,6 @@ class Lowered:
         return Compiled(self.compile_entry(JitOptions(), 0))
 
     def compile_entry(self, options: JitOptions, index: int) -> Entry:
-        if options.target == "tpu":
-            raise TesselError("target 'tpu': the TPU backend does not exist yet; use 'cpu'")
         cached = diskcache.lookup(self.module, options) if options.target == "cpu" else None
         if cached is not None:
             return self._entry(cached, None, options)
@@ -398,9 +425,12 @@ class Lowered:
             verify_each=options.verify,
             dump_dir=None if options.dump_dir is None else Path(options.dump_dir),
             name=_identifier(self.name) + (f".{index}" if index else ""),
+            tpu=options.tpu,
         )
         optimized, _ = optimize(self.module, popts)
-        exe = prepare(options.target, optimized, None, BackendOptions(cpu=options.cpu))
+        exe = prepare(
+            options.target, optimized, None, BackendOptions(cpu=options.cpu, tpu=options.tpu)
+        )
         if options.target == "cpu":
             diskcache.store(self.module, options, exe)
         return self._entry(exe, optimized, options)

@@ -126,10 +126,12 @@ def disassemble(program: list[Instruction]) -> str:
 
 
 def listing(program: list[Instruction]) -> str:
-    """The assembly with each instruction's address and encoding, for `--emit tpu-asm`."""
-    lines = []
-    for n, i in enumerate(program):
-        lines.append(f"{i.asm():<100} ; {n:5d}: {i.encode()[::-1].hex()[-20:]}")
+    """The assembly with each instruction's index and encoding (as one 256-bit hex number),
+    for `--emit tpu-asm`; it assembles back to the same program."""
+    width = max((len(i.asm()) for i in program), default=0)
+    lines = [
+        f"{i.asm():<{width}}  ; {n:5d}  {i.encode()[::-1].hex()}" for n, i in enumerate(program)
+    ]
     return "\n".join(lines) + "\n"
 
 

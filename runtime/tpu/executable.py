@@ -7,9 +7,11 @@ stage's own simulator result for traces and plots.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from codegen.tpu.lower import compile_tpu_stage, is_tpu, split_stages, stage_fun
 from codegen.tpu.regions import regions_of
 from ir.diagnostics import TesselError
 from ir.graph import Function, Module, Node
+from ir.ops import Op
 from runtime.tpu.config import TpuConfig
 from runtime.tpu.program import TpuProgram
 from runtime.tpu.sim import Result
@@ -26,10 +29,11 @@ from runtime.tpu.timing import CATEGORIES
 
 @dataclass
 class _Step:
-    inputs: list[Node]
-    outputs: list[Node]
+    inputs: list[Hashable]  # value keys: graph nodes, or names in a saved program
+    outputs: list[Hashable]
     program: TpuProgram | None = None
-    host: object = None  # an Executable from compiler.backends
+    host_module: Module | None = None  # a host stage, before its pipeline
+    host: Any = None  # its Executable (compiler.backends)
 
 
 @dataclass
@@ -37,6 +41,7 @@ class TpuRun:
     """What the last run did on the TPU."""
 
     results: list[Result] = field(default_factory=list)
+    when: float = 0.0  # time.monotonic() at the end of the run
 
     def stats(self, config: TpuConfig, mode: str) -> RunStats:
         total = RunStats(config, mode, 0, dict.fromkeys(CATEGORIES, 0), 0, 0, 0)
@@ -56,6 +61,8 @@ class TpuRun:
 
 
 class TpuExecutable:
+    """A placed function as host and TPU stages; `run` goes through them in order."""
+
     def __init__(
         self,
         module: Module,
@@ -65,32 +72,55 @@ class TpuExecutable:
         host_backend: str = "cpu",
         host_options: object = None,
     ) -> None:
-        from compiler.backends import prepare  # the host stages' backend
-        from passes import DEFAULT_PIPELINES, PassContext, PassManager, parse_pipeline
-
-        self.config, self.mode = config, mode
-        self.fn: Function = module.function(entry or module.entry)
-        _check_placed(self.fn, config)
-        self.steps: list[_Step] = []
-        for stage in split_stages(self.fn):
-            step = _Step(stage.inputs, stage.outputs)
+        fn = module.function(entry or module.entry)
+        _check_placed(fn, config)
+        steps = []
+        for stage in split_stages(fn):
+            step = _Step(list(stage.inputs), list(stage.outputs))
             if stage.device == "tpu":
                 step.program = compile_tpu_stage(config, stage)
             else:
-                stage_fn = stage_function(self.fn, stage)
-                host = Module((stage_fn,), stage_fn.name)
-                pipeline = parse_pipeline(DEFAULT_PIPELINES[host_backend])
-                host = PassManager(pipeline).run(host, PassContext())
-                step.host = prepare(host_backend, host, None, host_options)  # type: ignore[arg-type]
-            self.steps.append(step)
+                stage_fn = stage_function(fn, stage)
+                step.host_module = Module((stage_fn,), stage_fn.name)
+            steps.append(step)
+        constants: dict[Hashable, np.ndarray] = {
+            r: _constant(r) for r in fn.results if r.op is Op.CONSTANT
+        }
+        self._setup(config, mode, steps, list(fn.params), list(fn.results), constants)
+        self.fn = fn
+        self.prepare_hosts(host_backend, host_options)
+
+    def _setup(
+        self,
+        config: TpuConfig,
+        mode: str,
+        steps: list[_Step],
+        params: list[Hashable],
+        results: list[Hashable],
+        constants: dict[Hashable, np.ndarray],
+    ) -> None:
+        self.config, self.mode, self.steps = config, mode, steps
+        self.params, self.results, self.constants = params, results, constants
         self.last = TpuRun()
+
+    def prepare_hosts(self, backend: str, options: object) -> None:
+        """Compile the host stages for `backend` (their pipeline first)."""
+        from compiler.backends import prepare
+        from passes import DEFAULT_PIPELINES, PassContext, PassManager, parse_pipeline
+
+        for step in self.steps:
+            if step.host_module is not None:
+                pipeline = parse_pipeline(DEFAULT_PIPELINES[backend])
+                optimized = PassManager(pipeline).run(step.host_module, PassContext())
+                step.host = prepare(backend, optimized, None, options)  # type: ignore[arg-type]
 
     @property
     def programs(self) -> list[TpuProgram]:
         return [s.program for s in self.steps if s.program is not None]
 
     def run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
-        values: dict[Node, np.ndarray] = dict(zip(self.fn.params, args, strict=True))
+        values: dict[Hashable, np.ndarray] = dict(self.constants)
+        values.update(zip(self.params, args, strict=True))
         run = TpuRun()
         for step in self.steps:
             inputs = [values[x] for x in step.inputs]
@@ -98,10 +128,11 @@ class TpuExecutable:
                 outputs, result = step.program.run(inputs, self.mode)
                 run.results.append(result)
             else:
-                outputs = step.host.run(inputs)  # type: ignore[attr-defined]
+                outputs = step.host.run(inputs)
             values.update(zip(step.outputs, outputs, strict=True))
+        run.when = time.monotonic()
         self.last = run
-        return [values[r] if r in values else _constant(r) for r in self.fn.results]
+        return [values[r] for r in self.results]
 
     def report(self) -> str:
         stats = self.last.stats(self.config, self.mode)
@@ -145,8 +176,8 @@ def _check_placed(fn: Function, c: TpuConfig) -> None:
         return
     reasons = "; ".join(f"%{n.name or n.op.value}: {why}" for n, why in rejected.items())
     hint = (
-        " Quantize it first (tessel quantize MODEL.graph --calibration ...), or run it on "
-        "the bf16 chip (--tpu tpu-v2-core)."
+        " Quantize it first (tessel quantize, or compiler.quantize), or run it on the bf16 "
+        "chip tpu-v2-core (--tpu tpu-v2-core, or jit(..., tpu='tpu-v2-core'))."
         if c.multiplier == "int8"
         else ""
     )

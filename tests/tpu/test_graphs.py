@@ -104,3 +104,113 @@ def test_tessel_run_on_the_tpu_prints_the_report(tessel, tmp_path):
     bad = tessel("run", "samples/mlp.graph", "--backend", "tpu", "--tpu", "tpu-v9")
     assert bad.returncode == 1
     assert "unknown TPU preset" in bad.stderr
+
+
+def test_compile_for_the_tpu_then_simulate_gives_what_run_gives(
+    tessel, tmp_path, quantized_samples
+):
+    from ir.printer import WeightSink, print_module
+
+    graph = tmp_path / "qmlp.graph"
+    sink = WeightSink(tmp_path / "qmlp.npz")
+    graph.write_text(print_module(quantized_samples["mlp"], base_dir=tmp_path, weights=sink))
+    sink.save()
+    out = tmp_path / "out"
+    r = tessel(
+        "compile",
+        str(graph),
+        "--target",
+        "tpu",
+        "-o",
+        str(out),
+        "--emit",
+        "tpu-bin",
+        "--emit",
+        "tpu-asm",
+        "--emit",
+        "ir",
+    )
+    assert r.returncode == 0, r.stderr
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "qmlp.tpu.json",
+        "qmlp.stage1.tbin",
+        "qmlp.stage1.tasm",
+        "qmlp.stage1.weights",
+        "qmlp.graph",
+    } <= names
+    from runtime.tpu.asm import assemble
+    from runtime.tpu.isa import decode_program
+
+    listing = (out / "qmlp.stage1.tasm").read_text()
+    assert assemble(listing) == decode_program((out / "qmlp.stage1.tbin").read_bytes())
+    sim = tessel("tpu-sim", str(out / "qmlp.tpu.json"), "-o", str(tmp_path / "sim"))
+    run = tessel("run", str(graph), "--backend", "tpu", "-o", str(tmp_path / "run"))
+    assert sim.returncode == 0, sim.stderr
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "sim" / "probs.npy"), np.load(tmp_path / "run" / "probs.npy")
+    )
+    assert "cycles" in sim.stderr
+    assert "utilization" in sim.stderr
+    bad = tessel(
+        "compile", str(graph), "--target", "tpu", "--emit", "so", "-o", str(tmp_path / "x")
+    )
+    assert bad.returncode == 1
+    assert "not for --target tpu" in bad.stderr
+    assert not (tmp_path / "x").exists()
+    broken = tessel("tpu-sim", str(graph))
+    assert broken.returncode == 1
+    assert "not a TPU program manifest" in broken.stderr
+
+
+def test_jit_on_the_tpu():
+    from compiler import jit, nn
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((64, 32)).astype(np.float32)
+
+    @jit(target="tpu", tpu="tiny-8x8:multiplier=bf16")
+    def layer(x):
+        return nn.relu(x @ w)
+
+    x = rng.standard_normal((5, 64)).astype(np.float32)
+    y = layer(x)
+    assert y.shape == (5, 32)
+    np.testing.assert_allclose(y, np.maximum(x @ w, 0), atol=0.1)  # bf16 products
+    assert "array active" in layer.tpu_report()
+
+    @jit(target="tpu")
+    def float_on_int8(x):
+        return x @ w
+
+    from ir.diagnostics import TesselError
+
+    with pytest.raises(TesselError, match="Quantize it first"):
+        float_on_int8(x)
+
+
+def test_the_mlp_listing_in_the_docs_is_what_the_compiler_writes(tessel, tmp_path, repo_root):
+    """docs/tpu-mlp.tasm: the commands in docs/tpu.md, run again."""
+    q = tessel(
+        "quantize",
+        "samples/mlp.graph",
+        "--calibration",
+        "random:2",
+        "-o",
+        str(tmp_path / "mlp.int8.graph"),
+    )
+    c = tessel(
+        "compile",
+        str(tmp_path / "mlp.int8.graph"),
+        "--target",
+        "tpu",
+        "-o",
+        str(tmp_path / "out"),
+        "--name",
+        "mlp",
+    )
+    assert q.returncode == 0, q.stderr
+    assert c.returncode == 0, c.stderr
+    listing = (tmp_path / "out" / "mlp.stage1.tasm").read_text()
+    assert listing == (repo_root / "docs" / "tpu-mlp.tasm").read_text()

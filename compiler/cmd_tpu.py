@@ -1,0 +1,135 @@
+"""`tessel compile --target tpu` and `tessel tpu-sim`: TPU programs on disk, and running them.
+
+    tessel compile model.int8.graph --target tpu -o out/    # out/model.tpu.json + stages
+    tessel tpu-sim out/model.tpu.json -i x=x.npy --tpu-report rep/
+
+The package format is runtime/tpu/package.py's; like every other output, it is staged in a
+temporary folder and moved into place only when all of it was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from compiler.backends import BackendOptions
+from compiler.cliargs import (
+    Subparsers,
+    add_backend_args,
+    add_tpu_args,
+    backend_options,
+    pipeline_options,
+)
+from compiler.cmd_run import _report, entry_function, gather_inputs, load, report_tpu_run
+from compiler.driver import optimize
+from ir.diagnostics import TesselError
+from ir.dtypes import DType
+from ir.graph import Function, Node
+from ir.ops import Op
+from ir.types import TensorType
+from runtime.tpu.config import preset
+
+TPU_EMITS = {"tpu-bin", "tpu-asm", "ir"}
+
+
+def compile_tpu(args: argparse.Namespace, name: str, emit: list[str]) -> int:
+    from compiler.cmd_compile import _commit, _first_missing
+    from runtime.tpu.executable import TpuExecutable
+    from runtime.tpu.package import save
+
+    unknown = sorted(set(emit) - TPU_EMITS)
+    if unknown:
+        raise TesselError(
+            f"--emit {', '.join(unknown)}: not for --target tpu (it writes "
+            f"{', '.join(sorted(TPU_EMITS))})"
+        )
+    module = load(args.file)
+    opts = pipeline_options(args, "tpu", name)
+    placed, _ = optimize(module, opts)
+    fn = entry_function(placed, args.entry)
+    config = preset(args.tpu)
+    exe = TpuExecutable(placed, fn.name, config)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise TesselError(f"-o {out}: exists and is not a directory")
+    created = _first_missing(out)
+    import tempfile
+
+    (out if out.exists() else out.parent).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tessel-", dir=out if out.exists() else out.parent))
+    done = False
+    try:
+        files = save(exe, staging, name, final=out.absolute())
+        if "ir" in emit:
+            from ir.printer import print_module
+
+            (staging / f"{name}.graph").write_text(print_module(placed))
+            files.append(f"{name}.graph")
+        _commit(staging, out, files)
+        done = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not done and created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+    for f in files:
+        print(f"wrote {out / f}", file=sys.stderr)
+    return 0
+
+
+def cmd_tpu_sim(args: argparse.Namespace) -> int:
+    from runtime.tpu.package import load as load_package
+
+    options = backend_options(args)
+    exe = load_package(
+        args.program,
+        options.tpu_timing,
+        args.host,
+        BackendOptions(threads=options.threads, cpu=options.cpu),
+    )
+    signature = _signature(exe.signature)  # type: ignore[attr-defined]
+    inputs = gather_inputs(signature, args.input, args.seed)
+    outputs = exe.run(inputs)
+    _report([str(r) for r in exe.results], outputs, args.output)
+    report_tpu_run(exe, args.tpu_report)
+    return 0
+
+
+def _signature(inputs: list[dict[str, object]]) -> Function:
+    params = tuple(
+        Node(
+            Op.PARAMETER,
+            TensorType(tuple(t["shape"]), DType.parse(str(t["dtype"]))),  # type: ignore[arg-type]
+            name=str(t["name"]),
+        )
+        for t in inputs
+    )
+    return Function("program", params, (), ())
+
+
+def _add_tpu_sim(sub: Subparsers) -> argparse.ArgumentParser:
+    p = sub.add_parser("tpu-sim", help="run a compiled TPU program (NAME.tpu.json) and report")
+    p.add_argument("program", help="NAME.tpu.json from `tessel compile --target tpu`")
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="an input array (repeatable); FILE.npz by key; random for the rest",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--output", "-o", metavar="DIR", help="save each output as DIR/<name>.npy")
+    p.add_argument(
+        "--host",
+        choices=["cpu", "interp"],
+        default="cpu",
+        help="backend for the host stages (default cpu)",
+    )
+    add_backend_args(p)
+    add_tpu_args(p, chip=False)  # the chip is the one the program was compiled for
+    return p
+
+
+VERBS = {"tpu-sim": (_add_tpu_sim, cmd_tpu_sim)}
