@@ -188,6 +188,8 @@ class NumPy(Engine):
             return lambda: np_tiny(i["x"])
         if kind == "matmul-int8":  # measured once: 6.8 s at 1024, not worth waiting for
             raise NotAvailable("too slow: NumPy's integer matmul does not use BLAS (~7 s)")
+        if kind == "matmul-bf16":  # ml_dtypes' bfloat16 matmul is an element loop, no BLAS
+            raise NotAvailable("no bf16 matmul: NumPy has no bf16 BLAS path")
         raise NotAvailable("NumPy runs eagerly: nothing to compile")
 
 
@@ -230,6 +232,8 @@ class Jax(Engine):
             return lambda a, b: a @ b
         if kind == "matmul-int8":
             return lambda a, b: jax.lax.dot(a, b, preferred_element_type=jnp.int32)
+        if kind == "matmul-bf16":  # f32 accumulation, as tessel's bf16 dot_general
+            return lambda a, b: jax.lax.dot(a, b, preferred_element_type=jnp.float32)
         if kind == "mlp":
             return self._mlp()
         if kind == "conv2d":
@@ -377,6 +381,8 @@ class OnnxRuntime(Engine):
             raise NotAvailable("no in-process compile cache")
         if w.kind in ("dispatch", "compile-deep"):
             raise NotAvailable("not measured: the @jit rows compare with JAX and Numba")
+        if w.kind == "matmul-bf16":
+            raise NotAvailable("no bf16 MatMul kernel on ONNX Runtime's CPU provider")
         feed = dict(inputs)
         if w.kind == "conv2d":  # filter layout is prepared once, like a weight
             feed["w"] = np.ascontiguousarray(inputs["w"].transpose(3, 2, 0, 1))

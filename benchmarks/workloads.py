@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +31,8 @@ Arrays = dict[str, np.ndarray]
 @dataclass(frozen=True)
 class Workload:
     name: str  # unique, used by --only
-    # elementwise | softmax | matmul | matmul-int8 | mlp | conv2d | compile | compile-cached |
+    # elementwise | softmax | matmul | matmul-int8 | matmul-bf16 | mlp | conv2d | compile |
+    # compile-cached |
     # dispatch | compile-deep | jit-elementwise | jit-softmax | jit-mlp
     kind: str
     description: str
@@ -116,6 +118,10 @@ INPUTS: dict[str, Callable[[Workload, np.random.Generator], Arrays]] = {
         "a": rng.integers(-128, 128, (w.params["n"], w.params["n"]), dtype=np.int8),
         "b": rng.integers(-128, 128, (w.params["n"], w.params["n"]), dtype=np.int8),
     },
+    "matmul-bf16": lambda w, rng: {
+        "a": _randn(rng, w.params["n"], w.params["n"]).astype(ml_dtypes.bfloat16),
+        "b": _randn(rng, w.params["n"], w.params["n"]).astype(ml_dtypes.bfloat16),
+    },
     "mlp": lambda w, rng: {"x": _randn(rng, w.params["batch"], 784)},
     "compile": lambda w, rng: {"x": _randn(rng, w.params["batch"], 784)},
     "compile-cached": lambda w, rng: {"x": _randn(rng, w.params["batch"], 784)},
@@ -182,6 +188,8 @@ NUMPY: dict[str, Callable[[Workload, Arrays], np.ndarray]] = {
     "matmul": lambda w, a: a["a"] @ a["b"],
     # in float64 every partial sum of 8-bit products (< 2^53) is exact: the integer result
     "matmul-int8": lambda w, a: a["a"] @ a["b"],
+    # bf16 values are exact in float64, and so are their products
+    "matmul-bf16": lambda w, a: a["a"].astype(np.float64) @ a["b"].astype(np.float64),
     "mlp": _np_mlp_reference,
     "compile": _np_mlp_reference,
     "compile-cached": _np_mlp_reference,
@@ -253,6 +261,15 @@ def _graph_matmul_int8(w: Workload) -> str:
 }}"""
 
 
+def _graph_matmul_bf16(w: Workload) -> str:
+    n = w.params["n"]
+    dims = "lhs_contract = [1], rhs_contract = [0]"
+    return f"""func @main(%a: bf16[{n},{n}], %b: bf16[{n},{n}]) -> f32[{n},{n}] {{
+  %c = dot_general(%a, %b) {{{dims}, out_dtype = f32}}
+  return %c
+}}"""
+
+
 def _graph_conv2d(w: Workload) -> str:
     hw, c = w.params["hw"], w.params["c"]
     return f"""func @main(%x: f32[1,{hw},{hw},{c}], %w: f32[3,3,{c},{c}]) -> f32[1,{hw},{hw},{c}] {{
@@ -275,6 +292,7 @@ GRAPHS: dict[str, Callable[[Workload], str]] = {
     "softmax": _graph_softmax,
     "matmul": _graph_matmul,
     "matmul-int8": _graph_matmul_int8,
+    "matmul-bf16": _graph_matmul_bf16,
     "mlp": lambda w: MLP_GRAPH.read_text(),
     "conv2d": _graph_conv2d,
     "dispatch": _graph_dispatch,
@@ -304,6 +322,9 @@ def suite(quick: bool = False) -> list[Workload]:
     out.append(
         Workload(f"matmul-int8-{n}", "matmul-int8", desc, {"n": n}, 2.0 * n**3, rtol=0, atol=0)
     )
+    # f32 sums of exact products, as the f32 matmul's: the same tolerance
+    desc = f"bf16 matmul {n}^3, bf16 x bf16 -> f32"
+    out.append(Workload(f"matmul-bf16-{n}", "matmul-bf16", desc, {"n": n}, 2.0 * n**3))
     mlp = "MLP forward b256 784-512-512-10, bias+relu, softmax"
     out.append(Workload("mlp", "mlp", mlp, {"batch": 256}, mlp_flops))
     conv = f"conv2d NHWC 1x{hw}x{hw}x{c}, 3x3x{c}x{c}, stride 1, SAME"
