@@ -21,6 +21,12 @@ last vector has entered: that is double buffering. Serialized, a tile starts shi
 the previous fold's last output has left the array, which gives the published per-fold count of
 2R + C + T - 2 cycles.
 
+The separate transit chain has the same timing as the TPU paper's two weight registers per PE
+if the shadow registers themselves form the chain and shift only where new weights have
+arrived: shadow (k, c) is then first overwritten at S + c + k, after its swap at s + k + c as
+long as S >= s, and holds its final weight from S + c + R. A chain that shifts every row at
+once would instead need S >= s + R - 1 (and, without the column skew, S >= s + R + C - 2).
+
 Every latch and swap checks the tags carried with the weights (tile, row): a schedule that
 overwrites a shadow register before its PE has swapped, or swaps before the latch, raises
 `StepHazard` instead of producing wrong numbers silently.
