@@ -11,11 +11,12 @@ import subprocess
 import sys
 
 EXPECTED = [
-    "elementwise", "softmax", "matmul-32", "matmul-64", "matmul-int8-64", "mlp", "conv2d",
+    "elementwise", "softmax", "matmul-32", "matmul-64", "matmul-int8-64", "matmul-bf16-64",
+    "mlp", "conv2d",
     "compile-mlp", "compile-mlp-cached",
     "dispatch", "compile-mlp2", "jit-elementwise", "jit-softmax", "jit-mlp",
 ]  # fmt: skip
-RUNS = [*EXPECTED[:4], *EXPECTED[5:7], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # timed
+RUNS = [*EXPECTED[:4], *EXPECTED[6:8], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # timed
 JIT_ROWS = ["dispatch", "jit-elementwise", "jit-softmax", "jit-mlp"]  # with a graph-text twin
 
 
@@ -57,6 +58,9 @@ def test_quick_suite_prints_a_table_and_writes_json(repo_root, tmp_path):
     assert int8["engines"]["tessel"]["status"] == "ok", int8["engines"]["tessel"]
     assert int8["engines"]["tessel"]["max_abs_err"] == 0
     assert int8["engines"]["numpy"]["status"] == "n/a"
+    bf16 = by_name["matmul-bf16-64"]["engines"]  # NumPy has no bf16 matmul to time
+    assert bf16["tessel"]["status"] == "ok", bf16["tessel"]
+    assert bf16["numpy"]["status"] == "n/a"
     assert by_name["dispatch"]["unit"] == "us"
     assert by_name["dispatch"]["engines"]["tessel"]["number"] >= 10_000
     assert by_name["compile-mlp2"]["engines"]["numpy"]["status"] == "n/a"
