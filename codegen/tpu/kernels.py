@@ -14,6 +14,7 @@ weight image; `Epilogue` is what the activation unit applies.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -207,6 +208,94 @@ def _gemm_cost(c: TpuConfig, m: int, k: int, n: int, rows: int, out_itemsize: in
     compute = n_tiles * k_tiles * max(rows, tile, c.rows)  # a tile shifts in over `rows` cycles
     steady = max(load, compute, store)
     return load / k_tiles + math.ceil(m / rows) * steady + store / n_tiles + c.rows + c.cols
+
+
+def gemm_chain(
+    c: TpuConfig,
+    image: WeightImage,
+    a: HostTensor,
+    layers: list[tuple[np.ndarray, Epilogue]],
+    out: HostTensor,
+) -> list[Instruction]:
+    """out = layer_L(... layer_1(a)), each layer epilogue(x @ w), activations kept on chip.
+
+    As the TPU runs an MLP: the inputs are loaded once per chunk of rows, each layer's output
+    stays in the unified buffer as the next layer's input (an output vector of `cols` values is
+    an input vector of `rows` values on a square array: tile n of one layer is K tile n of the
+    next), and only the last layer is stored. Layers alternate between two scratch regions.
+    """
+    m, k0 = a.shape
+    if c.rows != c.cols:
+        raise TilingError("chained layers need a square array (outputs become inputs)")
+    if any(e.wide for _, e in layers[:-1]):
+        raise TilingError("only the last chained layer may write the accumulator type")
+    if m == 0:
+        return []
+    size = c.rows
+    tiles = [(math.ceil(w.shape[0] / size), math.ceil(w.shape[1] / size)) for w, _ in layers]
+    last = layers[-1][1]
+    osz, n_out = _out_dtype(c, last).itemsize, layers[-1][0].shape[1]
+    widest = max((nt for _, nt in tiles[:-1]), default=0)
+
+    def regions(rows: int) -> Regions:
+        return Regions(tiles[0][0] * rows, _out_rows(c, last, rows), rows, widest * rows)
+
+    mc = min(m, c.accumulator_rows // 2)
+    while mc > 1 and not _fits(c, regions(mc)):
+        mc = max(1, mc // 2)
+    weights = []
+    for w, e in layers:
+        kt, nt = math.ceil(w.shape[0] / size), math.ceil(w.shape[1] / size)
+        at = []
+        for n in range(nt):
+            width = min(size, w.shape[1] - n * size)
+            address = image.tiles(
+                [w[k * size : (k + 1) * size, n * size : n * size + width] for k in range(kt)]
+            )
+            at.append((address, image.add(e.params(c, n * size, width)) if e.has_params() else 0))
+        weights.append(at)
+    chunks = []
+    for m0 in range(0, m, mc):
+        rows = min(mc, m - m0)
+        isz = c.input_dtype.itemsize
+        loads = [
+            Rhm(
+                host_addr=a.offset + (m0 * k0 + kt * size) * isz,
+                ub_addr=kt * rows,
+                elems=min(size, k0 - kt * size),
+                x_size=rows,
+                x_stride=k0 * isz,
+            )
+            for kt in range(tiles[0][0])
+        ]
+        chunk = Chunk(loads)
+        for li, ((_, e), (kt, nt)) in enumerate(zip(layers, tiles, strict=True)):
+            final = li == len(layers) - 1
+            for n in range(nt):
+                mmcs = [
+                    Mmc(ub_addr=k * rows, acc_addr=0, rows=rows, switch=True, accumulate=k > 0)
+                    for k in range(kt)
+                ]
+                act = e.act(rows, weights[li][n][1])
+                whm = None
+                if final:
+                    whm = Whm(
+                        host_addr=out.offset + (m0 * n_out + n * size) * osz,
+                        ub_addr=0,
+                        elems=min(size, n_out - n * size),
+                        wide=e.wide,
+                        x_size=rows,
+                        x_stride=n_out * osz,
+                    )
+                else:
+                    act = dataclasses.replace(act, ub_addr=n * rows)
+                chunk.units.append(Unit(
+                    weights[li][n][0], kt, mmcs, act, whm, list(range(kt)) if li == 0 else [],
+                    source="input" if li == 0 else f"scratch{(li - 1) % 2}",
+                    dest="output" if final else f"scratch{li % 2}",
+                ))  # fmt: skip
+        chunks.append(chunk)
+    return build_stream(c, chunks, regions(mc))[:-1]
 
 
 @dataclass(frozen=True)

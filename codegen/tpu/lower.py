@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codegen.tpu.kernels import WeightImage, conv2d, gemm
-from codegen.tpu.regions import regions_of
+from codegen.tpu.kernels import WeightImage, conv2d, gemm, gemm_chain
+from codegen.tpu.regions import Region, regions_of
 from codegen.tpu.stream import TilingError
 from ir.graph import Function, Node
 from ir.ops import Op
 from runtime.tpu.config import TpuConfig
 from runtime.tpu.isa import Halt, Instruction, Sync
-from runtime.tpu.program import HostLayout, TpuProgram
+from runtime.tpu.program import HostLayout, HostTensor, TpuProgram
 
 
 def is_tpu(node: Node) -> bool:
@@ -96,43 +96,72 @@ def stage_function(fn: Function, s: Stage) -> Function:
     )
 
 
+def _region(c: TpuConfig, n: Node) -> Region:
+    body: Function = n.attrs["body"]
+    regions, rejected = regions_of(body, c.multiplier)
+    if len(regions) != 1 or regions[0].root is not body.results[0]:
+        raise TilingError(
+            f"%{n.name}: the fusion body is not one TPU region "
+            f"({'; '.join(rejected.values()) or 'its shape changed'})"
+        )
+    return regions[0]
+
+
+def _chains(c: TpuConfig, s: Stage) -> list[list[tuple[Node, Region, Node]]]:
+    """The stage's regions as (fusion, region, activation) runs: a GEMM whose only use is the
+    next GEMM's activation joins it, so the TPU keeps that activation in the unified buffer."""
+    uses: dict[Node, int] = {o: 1 for o in s.outputs}
+    for n in s.nodes:
+        for x in n.srcs:
+            uses[x] = uses.get(x, 0) + 1
+    runs: list[list[tuple[Node, Region, Node]]] = []
+    for n in s.nodes:
+        r = _region(c, n)
+        outer = n.srcs[list(n.attrs["body"].params).index(r.activation)]
+        prev = runs[-1][-1] if runs else None
+        if (
+            prev is not None and c.rows == c.cols and r.core.op is Op.DOT_GENERAL
+            and prev[1].core.op is Op.DOT_GENERAL and outer is prev[0] and uses[outer] == 1
+            and not prev[1].epilogue.wide and outer.shape[:-1] == prev[2].shape[:-1]
+        ):  # fmt: skip
+            runs[-1].append((n, r, outer))
+        else:
+            runs.append([(n, r, outer)])
+    return runs
+
+
 def compile_tpu_stage(c: TpuConfig, s: Stage) -> TpuProgram:
     layout = HostLayout()
     names: dict[Node, str] = {}
 
-    def place(x: Node) -> str:
+    def place(x: Node) -> HostTensor:
         if x not in names:
             names[x] = f"t{len(names)}"
             layout.add(names[x], np.dtype(x.dtype.np), x.shape)
-        return names[x]
+        return layout.tensors[names[x]]
 
     for x in s.inputs:
         place(x)
     image = WeightImage(c)
     code: list[Instruction] = []
     macs = 0
-    for n in s.nodes:
-        body: Function = n.attrs["body"]
-        regions, rejected = regions_of(body, c.multiplier)
-        if len(regions) != 1 or regions[0].root is not body.results[0]:
-            raise TilingError(
-                f"%{n.name}: the fusion body is not one TPU region "
-                f"({'; '.join(rejected.values()) or 'its shape changed'})"
-            )
-        r = regions[0]
-        outer = n.srcs[list(body.params).index(r.activation)]
-        src, dst = layout.tensors[place(outer)], layout.tensors[place(n)]
+    for run in _chains(c, s):
+        (_, r, outer), last = run[0], run[-1][0]
+        src, dst = place(outer), place(last)
         if r.core.op is Op.CONV2D:
             shape = r.conv_shape()
             kernel = conv2d(c, image, src, r.weights, dst, shape, r.epilogue)
             macs += int(np.prod(r.core.shape)) * shape.kh * shape.kw * (shape.cin // shape.groups)
         else:
-            k, cols = r.weights.shape
             m = int(np.prod(outer.shape[:-1]))
-            src = dataclasses.replace(src, shape=(m, k))  # [..., K] row-major is [M, K]
-            dst = dataclasses.replace(dst, shape=(m, cols))
-            kernel = gemm(c, image, src, r.weights, dst, r.epilogue)
-            macs += m * k * cols
+            src = dataclasses.replace(src, shape=(m, r.weights.shape[0]))  # [..., K] is [M, K]
+            dst = dataclasses.replace(dst, shape=(m, run[-1][1].weights.shape[1]))
+            layers = [(region.weights, region.epilogue) for _, region, _ in run]
+            if len(layers) > 1:
+                kernel = gemm_chain(c, image, src, layers, dst)
+            else:
+                kernel = gemm(c, image, src, r.weights, dst, r.epilogue)
+            macs += sum(m * w.shape[0] * w.shape[1] for w, _ in layers)
         code += [*kernel, Sync()]  # the next region may read what this one wrote
     return TpuProgram(
         c,

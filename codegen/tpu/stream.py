@@ -33,16 +33,22 @@ class TilingError(ValueError):
 
 @dataclass
 class Unit:
-    """MMCs into one accumulator block, then ACT and WHM. Addresses are relative: MMC ub_addr
-    to the chunk's input region, acc_addr to the accumulator half, ACT/WHM ub_addr to the output
-    region (the stream fills them in)."""
+    """MMCs into one accumulator block, then an ACT (and a WHM to the host).
+
+    Addresses are relative and the stream fills in the bases: acc_addr to the accumulator
+    half; MMC ub_addr to `source` (the chunk's input region, or scratch region 0/1 holding a
+    previous layer's output); ACT ub_addr to `dest` (the output region, whose WHM then stores
+    it, or a scratch region, where the next layer of a chain reads it and nothing is stored).
+    """
 
     weight_addr: int
     tiles: int
     mmcs: list[Mmc]
     act: Act
-    whm: Whm
+    whm: Whm | None
     needs: list[int] = field(default_factory=list)  # per MMC: the chunk load it reads last
+    source: str = "input"  # "input", "scratch0" or "scratch1"
+    dest: str = "output"  # "output", "scratch0" or "scratch1"
 
 
 @dataclass
@@ -56,14 +62,16 @@ class Regions:
     input_rows: int  # unified buffer rows one chunk's inputs need
     output_rows: int  # rows one unit's output needs
     acc_rows: int  # accumulator rows one unit needs
+    scratch_rows: int = 0  # rows of each of the two regions chained layers alternate between
 
 
 def check_fits(c: TpuConfig, r: Regions) -> None:
-    need = 2 * r.input_rows + 2 * r.output_rows
+    need = 2 * r.input_rows + 2 * r.output_rows + 2 * r.scratch_rows
     if need > c.ub_rows:
         raise TilingError(
             f"needs {need} unified buffer rows (2 x {r.input_rows} input, "
-            f"2 x {r.output_rows} output), the chip has {c.ub_rows}"
+            f"2 x {r.output_rows} output, 2 x {r.scratch_rows} between layers), the chip has "
+            f"{c.ub_rows}"
         )
     if 2 * r.acc_rows > c.accumulator_rows:
         raise TilingError(
@@ -71,76 +79,110 @@ def check_fits(c: TpuConfig, r: Regions) -> None:
         )
 
 
-def build_stream(c: TpuConfig, chunks: list[Chunk], r: Regions) -> list[Instruction]:
-    """The three queues' instructions, in one program, ending with HALT."""
-    check_fits(c, r)
-    input_base = (0, r.input_rows)
-    output_base = (2 * r.input_rows, 2 * r.input_rows + r.output_rows)
-    acc_base = (0, c.accumulator_rows // 2)
-    load: list[Instruction] = []
-    compute: list[Instruction] = []
-    store: list[Instruction] = []
-    units = [(ci, u) for ci, chunk in enumerate(chunks) for u in chunk.units]
-    last_unit_of_chunk = {ci: n for n, (ci, _) in enumerate(units)}
-    first_unit_of_chunk = {ci: n for n, (ci, _) in reversed(list(enumerate(units)))}
-    pending_act: list[Instruction] = []
+def _span(i: Mmc | Act, c: TpuConfig) -> tuple[int, int]:
+    """The unified-buffer rows an MMC reads or an ACT writes, as [first, last)."""
+    if isinstance(i, Act):
+        size = (c.acc_dtype if i.wide else c.input_dtype).itemsize
+        return i.ub_addr, i.ub_addr + i.rows * max(1, -(-c.cols * size // c.row_bytes))
+    last = i.ub_addr + (i.outer - 1) * i.ub_outer_stride + (i.rows - 1) * i.ub_stride
+    return i.ub_addr, last + 1
 
-    for ci, chunk in enumerate(chunks):
-        base = input_base[ci % 2]
+
+class _Stream:
+    def __init__(self, c: TpuConfig, chunks: list[Chunk], r: Regions) -> None:
+        check_fits(c, r)
+        self.c, self.chunks = c, chunks
+        self.base = {
+            "input": (0, r.input_rows),
+            "output": (2 * r.input_rows, 2 * r.input_rows + r.output_rows),
+            "scratch0": (2 * (r.input_rows + r.output_rows),) * 2,
+            "scratch1": (2 * (r.input_rows + r.output_rows) + r.scratch_rows,) * 2,
+        }
+        self.acc_base = (0, c.accumulator_rows // 2)
+        self.load: list[Instruction] = []
+        self.compute: list[Instruction] = []
+        self.store: list[Instruction] = []
+        self.pending: list[Act] = []  # the last unit's ACT, issued after the next unit's MMCs
+        self.units = [(ci, u) for ci, chunk in enumerate(chunks) for u in chunk.units]
+        readers = [(ci, n) for n, (ci, u) in enumerate(self.units) if u.source == "input"]
+        self.first_reader = {ci: n for ci, n in reversed(readers)}
+        self.last_reader = dict(readers)
+        self.stored = [n for n, (_, u) in enumerate(self.units) if u.whm is not None]
+
+    def build(self) -> list[Instruction]:
+        for ci, chunk in enumerate(self.chunks):
+            self._loads(ci, chunk)
+        for n, (ci, u) in enumerate(self.units):
+            self._unit(n, ci, u)
+        self.compute += self.pending
+        return self.load + self.compute + self.store + [Halt()]
+
+    def _loads(self, ci: int, chunk: Chunk) -> None:
+        base = self.base["input"][ci % 2]
         for u in chunk.units:  # first: the weight DMA then runs ahead while inputs load
-            load.append(Rw(weight_addr=u.weight_addr, tiles=u.tiles))
+            self.load.append(Rw(weight_addr=u.weight_addr, tiles=u.tiles))
         for k, rhm in enumerate(chunk.loads):
-            load.append(
-                dataclasses.replace(  # each load posts a token: compute starts early
-                    rhm,
-                    ub_addr=rhm.ub_addr + base,
-                    pop_next=k == 0 and ci >= 2,  # chunk ci - 2 has finished reading this region
-                    push_next=True,
-                )
-            )
-    for n, (ci, u) in enumerate(units):
-        half = acc_base[n % 2]
-        popped = 0 if n == first_unit_of_chunk[ci] else len(chunks[ci].loads)
+            self.load.append(dataclasses.replace(  # each load posts a token: compute starts early
+                rhm, ub_addr=rhm.ub_addr + base,
+                pop_next=k == 0 and ci >= 2,  # chunk ci - 2 has finished reading this region
+                push_next=True,
+            ))  # fmt: skip
+
+    def _unit(self, n: int, ci: int, u: Unit) -> None:
+        half = self.acc_base[n % 2]
+        loads = len(self.chunks[ci].loads)
+        popped = 0 if self.first_reader.get(ci) == n else loads
+        frees_input = (
+            self.last_reader.get(ci) == n and ci + 2 < len(self.chunks)
+            and bool(self.chunks[ci + 2].loads)
+        )  # fmt: skip
         for k, mmc in enumerate(u.mmcs):
-            last = k == len(u.mmcs) - 1
-            needed = (u.needs[k] + 1) if u.needs else len(chunks[ci].loads)
+            needed = (u.needs[k] + 1) if u.needs else loads
             while popped < needed - 1:  # more than one load to wait for: the extra tokens
-                compute.append(Nop(queue_id=Queue.COMPUTE, pop_prev=True))
+                self.compute.append(Nop(queue_id=Queue.COMPUTE, pop_prev=True))
                 popped += 1
-            compute.append(
-                dataclasses.replace(
-                    mmc,
-                    ub_addr=mmc.ub_addr + input_base[ci % 2],
-                    acc_addr=mmc.acc_addr + half,
-                    pop_prev=popped < needed,
-                    push_prev=last
-                    and n == last_unit_of_chunk[ci]
-                    and ci + 2 < len(chunks)
-                    and bool(chunks[ci + 2].loads),
-                )
-            )
+            placed = dataclasses.replace(
+                mmc, ub_addr=mmc.ub_addr + self.base[u.source][ci % 2],
+                acc_addr=mmc.acc_addr + half, pop_prev=popped < needed,
+                push_prev=frees_input and k == len(u.mmcs) - 1,
+            )  # fmt: skip
+            self._flush_if_read(placed)
+            self.compute.append(placed)
             popped = max(popped, needed)
-        while popped < len(chunks[ci].loads):
-            compute.append(Nop(queue_id=Queue.COMPUTE, pop_prev=True))
+        while popped < loads:
+            self.compute.append(Nop(queue_id=Queue.COMPUTE, pop_prev=True))
             popped += 1
-        compute += pending_act
-        out = output_base[n % 2]
-        pending_act = [
-            dataclasses.replace(
+        self.compute += self.pending
+        if u.whm is None:  # a chained layer: the next one reads it from the unified buffer
+            act = dataclasses.replace(
+                u.act, acc_addr=u.act.acc_addr + half, ub_addr=u.act.ub_addr + self.base[u.dest][0]
+            )
+        else:
+            s = self.stored.index(n)
+            out = self.base["output"][s % 2]
+            act = dataclasses.replace(
                 u.act,
                 acc_addr=u.act.acc_addr + half,
                 ub_addr=u.act.ub_addr + out,
-                pop_next=n >= 2,
+                pop_next=s >= 2,
                 push_next=True,
             )
-        ]
-        store.append(
-            dataclasses.replace(
-                u.whm,
-                ub_addr=u.whm.ub_addr + out,
-                pop_prev=True,
-                push_prev=n + 2 < len(units),
-            )
-        )
-    compute += pending_act
-    return load + compute + store + [Halt()]
+            self.store.append(dataclasses.replace(
+                u.whm, ub_addr=u.whm.ub_addr + out, pop_prev=True,
+                push_prev=s + 2 < len(self.stored),
+            ))  # fmt: skip
+        self.pending = [act]
+
+    def _flush_if_read(self, mmc: Mmc) -> None:
+        """An MMC that reads what the deferred ACT writes must come after it."""
+        if not self.pending:
+            return
+        (a0, a1), (m0, m1) = _span(self.pending[0], self.c), _span(mmc, self.c)
+        if a0 < m1 and m0 < a1:
+            self.compute += self.pending
+            self.pending = []
+
+
+def build_stream(c: TpuConfig, chunks: list[Chunk], r: Regions) -> list[Instruction]:
+    """The three queues' instructions, in one program, ending with HALT."""
+    return _Stream(c, chunks, r).build()

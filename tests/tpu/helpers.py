@@ -78,3 +78,26 @@ def reference_requantize(acc: np.ndarray, e: Epilogue) -> np.ndarray:
         axis=acc.ndim - 1,
         dtype=DType.I8,
     )
+
+
+def chain_program(c: TpuConfig, m: int, layers: list[tuple[np.ndarray, Epilogue]]) -> TpuProgram:
+    from codegen.tpu.kernels import gemm_chain
+
+    layout = HostLayout()
+    a = layout.add("a", c.input_dtype, (m, layers[0][0].shape[0]))
+    last = layers[-1][1]
+    out_dtype = c.acc_dtype if last.wide else c.input_dtype
+    out = layout.add("out", out_dtype, (m, layers[-1][0].shape[1]))
+    image = WeightImage(c)
+    code = [*gemm_chain(c, image, a, layers, out), Halt()]
+    macs = sum(m * w.shape[0] * w.shape[1] for w, _ in layers)
+    return TpuProgram(c, code, image.image(), layout, ["a"], ["out"], macs)
+
+
+def layer_starts(result: Result, layers: int) -> np.ndarray:
+    """When each chained layer's first matrix multiply started (layers share the MMC count)."""
+    from runtime.tpu.isa import Mmc
+
+    starts = [r.start for r in result.records if isinstance(r.instruction, Mmc)]
+    per = len(starts) // layers
+    return np.array(starts[::per][:layers])

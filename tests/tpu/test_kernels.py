@@ -3,6 +3,8 @@ on every array shape, and their timing behaves as the models promise."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -13,7 +15,13 @@ from ir.ops import Op
 from runtime.interp import run_op
 from runtime.tpu.config import preset
 from runtime.tpu.isa import Func
-from tests.tpu.helpers import conv_program, gemm_program, reference_requantize, run_gemm
+from tests.tpu.helpers import (
+    chain_program,
+    conv_program,
+    gemm_program,
+    reference_requantize,
+    run_gemm,
+)
 
 ARRAYS = [
     "tiny-4x4",
@@ -173,3 +181,40 @@ def test_512_cube_on_128x128_keeps_the_array_busy() -> None:
     assert 0.56 <= compat.stats.utilization <= 0.58
     assert compat.stats.cycles == 16 * (2 * 128 + 128 + 512 - 2) - 1
     assert len(program.instructions) < 64  # repeat fields: a few instructions per weight tile
+
+
+def _requant_layer(rng: np.random.Generator, k: int, n: int, relu: bool = True):
+    w = _ints(rng, (k, n))
+    e = Epilogue(
+        bias=rng.integers(-2000, 2000, n).astype(np.int32),
+        multiplier=rng.integers(1 << 29, (1 << 31) - 1, n).astype(np.int32),
+        shift=rng.integers(4, 10, n).astype(np.int32),
+        func=Func.RELU if relu else Func.IDENTITY,
+    )
+    return w, e
+
+
+@pytest.mark.parametrize("array", ["tiny-4x4", "tiny-8x8", "tiny-4x4:accumulator_rows=8"])
+def test_chained_layers_keep_activations_on_chip_and_stay_exact(array: str) -> None:
+    rng = np.random.default_rng(9)
+    for trial in range(25):
+        m = int(rng.integers(1, 30))
+        widths = [int(v) for v in rng.integers(1, 20, int(rng.integers(2, 5)))]
+        layers = [_requant_layer(rng, k, n) for k, n in itertools.pairwise(widths)]
+        if trial % 2:  # the last layer may write int32
+            w, e = layers[-1]
+            layers[-1] = (w, Epilogue(bias=e.bias, wide=True))
+        program = chain_program(preset(array), m, layers)
+        x = _ints(rng, (m, widths[0]))
+        (out,), result = program.run([x])
+        assert not result.problems
+        want = x
+        for w, e in layers:
+            acc = _dot(want, w)
+            want = reference_requantize(acc, e) if not e.wide else acc + e.bias
+        np.testing.assert_array_equal(out, want, err_msg=f"{array} {m} {widths}")
+        loads = sum(1 for i in program.instructions if i.mnemonic == "rhm")
+        stores = sum(1 for i in program.instructions if i.mnemonic == "whm")
+        chunks = -(-m // (preset(array).accumulator_rows // 2))
+        assert loads == chunks * -(-widths[0] // preset(array).rows)  # only the first layer's
+        assert stores == chunks * -(-widths[-1] // preset(array).cols)  # only the last layer's
