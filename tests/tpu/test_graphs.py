@@ -214,3 +214,21 @@ def test_the_mlp_listing_in_the_docs_is_what_the_compiler_writes(tessel, tmp_pat
     assert c.returncode == 0, c.stderr
     listing = (tmp_path / "out" / "mlp.stage1.tasm").read_text()
     assert listing == (repo_root / "docs" / "tpu-mlp.tasm").read_text()
+
+
+@pytest.mark.parametrize("chip", ["tpu-v1", "tiny-8x8"])
+def test_quantized_digits_classifier_on_the_tpu_equals_the_interpreter(chip):
+    digits = SAMPLES / "digits"
+    module = load(str(digits / "digits.graph"))
+    data = np.load(digits / "digits_data.npz")
+    quantized = quantize(module, {"x": data["x_calib"].astype(np.float32)})
+    placed, _ = optimize(quantized, PipelineOptions(target="tpu", tpu=chip))
+    exe = TpuExecutable(placed, None, preset(chip), host_backend="interp")
+    assert len(exe.programs) == 1  # the three layers, one chain
+    x = data["x_test"].astype(np.float32)
+    got = exe.run([x])
+    want = run_module(quantized, [x])
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+    accuracy = float(np.mean(np.argmax(got[0], axis=-1) == data["y_test"]))
+    assert accuracy > 0.95
