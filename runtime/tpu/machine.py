@@ -1,11 +1,12 @@
 """What each instruction does to the chip's memories: exact, one handler per opcode.
 
 The handlers work a whole instruction at a time with NumPy. An int8 matrix multiply is done
-in float64 on BLAS: int8 x int8 products and their sums are exact in float64 far beyond any
-tile (|sum| < 2^53), so it is the same integer the systolic array computes, then wrapped to
-int32 as the accumulators wrap. A bf16 multiply follows the array's documented order: each
-column's partial sum flows down the rows, adding one exact bf16 x bf16 product (exact in f32)
-per row with f32 rounding; the tile's sum is then added to the accumulator (docs/tpu.md).
+in floating point on BLAS: a tile's sum of int8 x int8 products is below rows x 2^14 in
+magnitude, exact in float32 for up to 1024 rows (float64 beyond), so it is the same integer
+the systolic array computes; adding it to the accumulator wraps modulo 2^32 as the adders do.
+A bf16 multiply follows the array's documented order: each column's partial sum flows down
+the rows, adding one exact bf16 x bf16 product (exact in f32) per row with f32 rounding; the
+tile's sum is then added to the accumulator (docs/tpu.md).
 
 The activation unit uses the reference interpreter's own definitions of requantize, quantize,
 dequantize, sigmoid and tanh, so an ACT computes exactly what the graph ops it replaces do.
@@ -46,6 +47,9 @@ class Machine:
         self.tile: np.ndarray | None = None  # the weight tile in the array, as float64
         self.tile_used = (0, 0)  # rows and columns of the active tile with a nonzero weight
         self.handlers = {Rhm: self.rhm, Rw: self.rw, Mmc: self.mmc, Act: self.act, Whm: self.whm}
+        # a sum of `rows` int8 x int8 products is below rows * 2^14 in magnitude: exact in
+        # float32's 24 bits up to 1024 rows (twice BLAS's float64 speed), in float64 beyond
+        self.exact = np.float32 if config.rows <= 1024 else np.float64
 
     def execute(self, i: Instruction) -> None:
         handler = self.handlers.get(type(i))
@@ -113,8 +117,8 @@ class Machine:
         if not self.fifo:
             raise TpuError(f"{i.asm()}: the weight FIFO is empty")
         tile = self.fifo.popleft()
-        self.tile = tile.astype(np.float64)
-        nonzero = tile.astype(np.float64) != 0
+        self.tile = tile.astype(self.exact)
+        nonzero = self.tile != 0
         self.tile_used = (int(nonzero.any(axis=1).sum()), int(nonzero.any(axis=0).sum()))
 
     def mmc_rows(self, i: Mmc) -> tuple[np.ndarray, np.ndarray]:
@@ -136,11 +140,12 @@ class Machine:
             raise TpuError(f"{i.asm()}: reads unified buffer rows outside [0, {c.ub_rows})")
         if acc_rows.size and acc_rows.max() >= c.accumulator_rows:
             raise TpuError(f"{i.asm()}: writes accumulator rows outside [0, {c.accumulator_rows})")
-        if np.unique(acc_rows).size != acc_rows.size:
+        overlapping = i.outer > 1 and i.acc_outer_stride < i.rows
+        if overlapping and np.unique(acc_rows).size != acc_rows.size:
             raise TpuError(f"{i.asm()}: writes the same accumulator row twice")
         x = self.ub[ub_rows, : c.rows * c.input_dtype.itemsize].view(c.input_dtype)
         if c.multiplier == "int8":
-            sums = (x.astype(np.float64) @ self.tile).astype(np.int64)
+            sums = (x.astype(self.exact) @ self.tile).astype(np.int64)
             if i.accumulate:
                 sums += self.acc[acc_rows]
             self.acc[acc_rows] = sums.astype(np.int32)  # wraps modulo 2^32, as the adders do
