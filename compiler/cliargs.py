@@ -149,6 +149,11 @@ def add_tpu_args(p: argparse.ArgumentParser, chip: bool = True) -> None:
         help="native: the chip's overlapped model; compat: SCALE-Sim's serialized one",
     )
     g.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="write the run's timeline (Chrome trace JSON: chrome://tracing, ui.perfetto.dev)",
+    )
+    g.add_argument(
         "--tpu-report", metavar="DIR", help="write the run's report, stats, trace and plots to DIR"
     )
 

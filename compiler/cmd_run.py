@@ -124,16 +124,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     outputs = executable.run(inputs)
     _report(output_names(fn), outputs, args.output)
     if args.backend == "tpu":
-        report_tpu_run(executable.native, args.tpu_report)
+        report_tpu_run(executable.native, args)
     return 0
 
 
-def report_tpu_run(exe: Any, report_dir: str | None) -> None:
-    """The simulated chip's report on stderr, and the files of --tpu-report DIR."""
+def report_tpu_run(exe: Any, args: argparse.Namespace) -> None:
+    """The simulated chip's report on stderr, and the files of --tpu-report DIR, --trace FILE."""
     sys.stderr.write(exe.report() + "\n")
-    if report_dir:
-        exe.write_report(Path(report_dir))
-        print(f"wrote the TPU report to {report_dir}/", file=sys.stderr)
+    if args.tpu_report:
+        exe.write_report(Path(args.tpu_report))
+        print(f"wrote the TPU report to {args.tpu_report}/", file=sys.stderr)
+    if args.trace:
+        for path in exe.write_traces(Path(args.trace)):
+            print(f"wrote the TPU timeline to {path}", file=sys.stderr)
 
 
 def _run_library(args: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def cmd_tpu_sim(args: argparse.Namespace) -> int:
     inputs = gather_inputs(signature, args.input, args.seed)
     outputs = exe.run(inputs)
     _report([str(r) for r in exe.results], outputs, args.output)
-    report_tpu_run(exe, args.tpu_report)
+    report_tpu_run(exe, args)
     return 0
 
 

@@ -164,7 +164,25 @@ class TpuExecutable:
         except ImportError:  # the plots module is optional
             return
         for i, result in enumerate(self.last.results):
-            plots.write_report(result, folder / f"stage{i}")
+            plots.write_report(result, folder / f"stage{i}", label=f"stage {i}")
+        points = [(f"stage {i}", r.stats) for i, r in enumerate(self.last.results)]
+        write_text_atomic(
+            folder / "roofline.svg",
+            plots.roofline_svg([*points, ("whole run", stats)], self.config),
+        )
+
+    def write_traces(self, path: Path) -> list[Path]:
+        """The last run's timeline: `path` for one TPU stage, `stem.stage<i>.json` for several."""
+        from runtime.tpu.trace import write_trace
+
+        results = self.last.results
+        paths = [path] if len(results) == 1 else [
+            path.with_name(f"{path.stem}.stage{i}{path.suffix or '.json'}")
+            for i in range(len(results))
+        ]  # fmt: skip
+        for result, p in zip(results, paths, strict=True):
+            write_trace(result, p)
+        return paths
 
 
 def _check_placed(fn: Function, c: TpuConfig) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -85,6 +87,8 @@ def test_tessel_run_on_the_tpu_prints_the_report(tessel, tmp_path):
         "tiny-8x8:multiplier=bf16",
         "--tpu-report",
         str(tmp_path / "rep"),
+        "--trace",
+        str(tmp_path / "timeline.json"),
     )
     assert r.returncode == 0, r.stderr
     for label in (
@@ -101,6 +105,10 @@ def test_tessel_run_on_the_tpu_prints_the_report(tessel, tmp_path):
         assert label in r.stderr
     assert (tmp_path / "rep" / "report.txt").exists()
     assert (tmp_path / "rep" / "stats.json").exists()
+    assert (tmp_path / "rep" / "roofline.svg").read_text().startswith("<svg")
+    assert (tmp_path / "rep" / "stage0" / "utilization.svg").exists()
+    events = json.loads((tmp_path / "timeline.json").read_text())["traceEvents"]
+    assert any(e.get("name", "").startswith("mmc") for e in events)
     bad = tessel("run", "samples/mlp.graph", "--backend", "tpu", "--tpu", "tpu-v9")
     assert bad.returncode == 1
     assert "unknown TPU preset" in bad.stderr
