@@ -35,7 +35,7 @@ LOOP_OPS = ELEMENTWISE | QUANTIZATION | {Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IO
 INT_EPILOGUE = {
     "true": CONTRACTION,
     "false": frozenset(),
-    **{op.value: frozenset({op}) for op in CONTRACTION},
+    **{op.value: frozenset({op}) for op in sorted(CONTRACTION, key=lambda op: op.value)},
 }
 SMALL_CONSTANT = 64  # constants up to this many elements are copied into bodies, not passed in
 

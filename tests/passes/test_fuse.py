@@ -309,5 +309,8 @@ def test_quantization_ops_join_loop_fusions():
 
 
 def test_int_epilogue_rejects_unknown_values():
-    with pytest.raises(PipelineError, match="int-epilogue must be one of true, false, dot_general"):
+    with pytest.raises(
+        PipelineError,
+        match="int-epilogue must be one of true, false, conv2d, dot_general, got 'conv'",
+    ):
         parse_pipeline("fuse{int-epilogue=conv}")
