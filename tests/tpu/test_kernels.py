@@ -257,7 +257,7 @@ def test_many_random_convolutions_every_array() -> None:
         w = _ints(rng, (kh, kw, cin // groups, cout))
         try:
             expected = run_op(Op.CONV2D, x, w, out_dtype=DType.I32, **attrs)
-        except Exception:  # noqa: BLE001  (a window larger than the padded input: no such conv)
+        except Exception:
             continue
         program = conv_program(preset(array), x.shape, w, attrs, Epilogue(wide=True))
         (out,), result = program.run([x])
