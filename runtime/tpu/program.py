@@ -84,7 +84,7 @@ class TpuProgram:
                 np.ascontiguousarray(value).view(np.uint8).ravel()
             )
         result = Simulator(self.config, mode).run(
-            self.instructions, host, self.weights, useful_macs=self.useful_macs
+            self.instructions, host, self.weights, useful_macs=self.useful_macs or None
         )
         outputs = []
         for name in self.outputs:

@@ -347,7 +347,8 @@ def test_nested_fusion_body_is_verified_in_its_own_scope() -> None:
     body = Function("fusion", (p,), (inner.replace(type=TensorType((3,), DType.F32)),), ())
     body = body.replace(results=body.body)
     x = parameter("x", F2)
-    fused = Node(Op.FUSION, TensorType((3,), DType.F32), (x,), Attrs({"body": body, "device": "host"}), name="f")
+    attrs = Attrs({"body": body, "device": "host"})
+    fused = Node(Op.FUSION, TensorType((3,), DType.F32), (x,), attrs, name="f")
     fails(
         func([x], [fused], [fused]),
         "in @fusion, at '%e = exp : f32[3]': type is f32[3] but the exp rule gives f32[2]",
