@@ -39,6 +39,9 @@ ENGINE_ORDER = ("tessel", "numpy", "jax", "ort", "numba")
 BLAS_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+TPU_SIM = "tpu-sim"  # not an engine comparison: how fast the TPU simulator itself runs
+
+
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -316,10 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.workloads import suite
 
     workloads = suite(args.quick)
+    with_tpu_sim = not args.only or any(TPU_SIM.startswith(o) for o in args.only)
     if args.only:
         chosen = [w for w in workloads if any(w.name.startswith(o) for o in args.only)]
-        if not chosen:
-            known = ", ".join(w.name for w in workloads)
+        if not chosen and not with_tpu_sim:
+            known = ", ".join([*(w.name for w in workloads), TPU_SIM])
             print(f"error: no workload matches {args.only}; choose from {known}", file=sys.stderr)
             return 2
         workloads = chosen
@@ -369,8 +373,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["jit_over_graph"] = jit_over_graph(cells["tessel"], graph)
         results.append(result)
     print(table(results, names, meta))
+    report: dict[str, Any] = {"meta": meta, "results": results}
+    if with_tpu_sim:
+        from benchmarks import tpu_speed
+
+        report[TPU_SIM] = tpu_speed.run(args.quick)
+        print("\n" + tpu_speed.table(report[TPU_SIM]))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.json}")
     failed = any(
         cell["status"] == "FAIL"

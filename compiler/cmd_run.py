@@ -133,7 +133,7 @@ def report_tpu_run(exe: Any, args: argparse.Namespace) -> None:
     sys.stderr.write(exe.report() + "\n")
     if args.tpu_report:
         exe.write_report(Path(args.tpu_report))
-        print(f"wrote the TPU report to {args.tpu_report}/", file=sys.stderr)
+        print(f"wrote the TPU report to {Path(args.tpu_report)}/", file=sys.stderr)
     if args.trace:
         for path in exe.write_traces(Path(args.trace)):
             print(f"wrote the TPU timeline to {path}", file=sys.stderr)

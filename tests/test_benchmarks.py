@@ -71,6 +71,14 @@ def test_quick_suite_prints_a_table_and_writes_json(repo_root, tmp_path):
     assert cached["status"] == "ok"  # a fresh @jit answered by the on-disk cache
     assert by_name["compile-mlp-cached"]["ratios"]["numpy"] is None
 
+    assert "TPU simulator speed" in proc.stdout
+    program, *steppers = data["tpu-sim"]  # the program row checks its GEMM exactly first
+    assert program["what"].startswith("program 128-cube int8 GEMM, tpu-v2-core")
+    assert program["simulated_mac_per_s"] > 0
+    assert program["cycles"] > 128
+    assert [s["what"] for s in steppers[:2]] == ["stepper 128x128 int8", "stepper 128x128 bf16"]
+    assert all(s["pe_cycles_per_s"] > 0 for s in steppers)
+
 
 def test_unknown_workload_is_an_error(repo_root, tmp_path):
     cmd = [sys.executable, "-m", "benchmarks", "--quick", "--engines", "tessel,numpy"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codegen.tpu.kernels import WeightImage, conv2d, gemm, gemm_chain
+from codegen.tpu.kernels import Epilogue, WeightImage, conv2d, gemm, gemm_chain
 from codegen.tpu.regions import Region, regions_of
 from codegen.tpu.stream import TilingError
 from ir.graph import Function, Node
@@ -172,3 +172,15 @@ def compile_tpu_stage(c: TpuConfig, s: Stage) -> TpuProgram:
         [names[o] for o in s.outputs],
         macs,
     )
+
+
+def gemm_program(c: TpuConfig, a_shape: tuple[int, int], w: np.ndarray, e: Epilogue) -> TpuProgram:
+    """One GEMM `a @ w` (w constant) with epilogue `e` as a program: input `a`, output `out`."""
+    layout = HostLayout()
+    a = layout.add("a", c.input_dtype, a_shape)
+    out_dtype = c.acc_dtype if e.wide else c.input_dtype
+    out = layout.add("out", out_dtype, (a_shape[0], w.shape[1]))
+    image = WeightImage(c)
+    code = [*gemm(c, image, a, w, out, e), Halt()]
+    macs = a_shape[0] * a_shape[1] * w.shape[1]
+    return TpuProgram(c, code, image.image(), layout, ["a"], ["out"], macs)

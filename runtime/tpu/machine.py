@@ -34,6 +34,9 @@ class TpuError(RuntimeError):
     """A program that the chip cannot run: out-of-range addresses, deadlock, a race."""
 
 
+_NONE = np.zeros(0, np.int64)
+
+
 class Machine:
     """The chip's state: host and weight memory, unified buffer, accumulators, weight FIFO."""
 
@@ -43,7 +46,9 @@ class Machine:
         self.weights = weights  # uint8, the weight memory image
         self.ub = np.zeros((config.ub_rows, config.row_bytes), np.uint8)
         self.acc = np.zeros((config.accumulator_rows, config.cols), config.acc_dtype)
-        self.fifo: deque[np.ndarray] = deque()  # tiles requested, not yet in the array
+        self.fifo: deque[int] = deque()  # weight addresses of tiles requested, not yet in the array
+        self._tiles: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+        self._last_rows: tuple[Mmc | None, tuple[np.ndarray, np.ndarray]] = (None, (_NONE, _NONE))
         self.tile: np.ndarray | None = None  # the weight tile in the array, as float64
         self.tile_used = (0, 0)  # rows and columns of the active tile with a nonzero weight
         self.handlers = {Rhm: self.rhm, Rw: self.rw, Mmc: self.mmc, Act: self.act, Whm: self.whm}
@@ -109,25 +114,35 @@ class Machine:
                 f"{i.asm()}: weight bytes [{start}, {start + size}) are outside the "
                 f"{self.weights.size} bytes of the weight image"
             )
-        tiles = self.weights[start : start + size].view(c.input_dtype)
-        for t in tiles.reshape(i.tiles, c.rows, c.cols):
-            self.fifo.append(t)
+        for offset in range(start, start + size, c.tile_bytes):
+            self.fifo.append(offset)
 
     def switch_tile(self, i: Mmc) -> None:
         if not self.fifo:
             raise TpuError(f"{i.asm()}: the weight FIFO is empty")
-        tile = self.fifo.popleft()
-        self.tile = tile.astype(self.exact)
-        nonzero = self.tile != 0
-        self.tile_used = (int(nonzero.any(axis=1).sum()), int(nonzero.any(axis=0).sum()))
+        self.tile, self.tile_used = self._tile(self.fifo.popleft())
+
+    def _tile(self, offset: int) -> tuple[np.ndarray, tuple[int, int]]:
+        """The weight tile at `offset` in the multiply's type, and its used rows and columns;
+        converted once per run (weight memory is read-only), as programs reuse tiles."""
+        if offset not in self._tiles:
+            c = self.config
+            raw = self.weights[offset : offset + c.tile_bytes].view(c.input_dtype)
+            tile = raw.reshape(c.rows, c.cols).astype(self.exact)
+            nonzero = tile != 0
+            used = (int(nonzero.any(axis=1).sum()), int(nonzero.any(axis=0).sum()))
+            self._tiles[offset] = (tile, used)
+        return self._tiles[offset]
 
     def mmc_rows(self, i: Mmc) -> tuple[np.ndarray, np.ndarray]:
         """(unified buffer rows read, accumulator rows written), in streaming order."""
-        o = np.arange(i.outer, dtype=np.int64)[:, None]
-        r = np.arange(i.rows, dtype=np.int64)[None, :]
-        ub = (i.ub_addr + o * i.ub_outer_stride + r * i.ub_stride).ravel()
-        acc = (i.acc_addr + o * i.acc_outer_stride + r).ravel()
-        return ub, acc
+        if self._last_rows[0] is not i:  # the simulator asks first, then executes
+            o = np.arange(i.outer, dtype=np.int64)[:, None]
+            r = np.arange(i.rows, dtype=np.int64)[None, :]
+            ub = (i.ub_addr + o * i.ub_outer_stride + r * i.ub_stride).ravel()
+            acc = (i.acc_addr + o * i.acc_outer_stride + r).ravel()
+            self._last_rows = (i, (ub, acc))
+        return self._last_rows[1]
 
     def mmc(self, i: Mmc) -> None:
         c = self.config
@@ -145,10 +160,10 @@ class Machine:
             raise TpuError(f"{i.asm()}: writes the same accumulator row twice")
         x = self.ub[ub_rows, : c.rows * c.input_dtype.itemsize].view(c.input_dtype)
         if c.multiplier == "int8":
-            sums = (x.astype(self.exact) @ self.tile).astype(np.int64)
+            sums = (x.astype(self.exact) @ self.tile).astype(np.int32)  # exact, see __init__
             if i.accumulate:
-                sums += self.acc[acc_rows]
-            self.acc[acc_rows] = sums.astype(np.int32)  # wraps modulo 2^32, as the adders do
+                sums += self.acc[acc_rows]  # int32 arrays wrap modulo 2^32, as the adders do
+            self.acc[acc_rows] = sums
         else:
             sums = column_sums_f32(x.astype(np.float32), self.tile.astype(np.float32))
             self.acc[acc_rows] = self.acc[acc_rows] + sums if i.accumulate else sums

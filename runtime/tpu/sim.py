@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import numpy as np
 
@@ -239,32 +240,37 @@ class _Run:
         return Footprint()
 
     def _check_races(self, n: int, i: Instruction, q: Queue, f: Footprint) -> None:
+        """An access to a row another queue wrote or read, not ordered by a token, is a race."""
         rows_read = f.ub_read[(f.ub_read >= 0) & (f.ub_read < self.c.ub_rows)]
         rows_written = f.ub_write[(f.ub_write >= 0) & (f.ub_write < self.c.ub_rows)]
-        for p in Queue:
-            if p == q:
-                continue
-            known = self.clock[q][p]
-            conflicts = [
-                ("reads", "written", rows_read, self._written_by(p, rows_read)),
-                ("writes", "written", rows_written, self._written_by(p, rows_written)),
-                ("writes", "read", rows_written, self.read_seq[p][rows_written]),
-            ]
-            for verb, other, rows, seqs in conflicts:
-                late = seqs > known
+        known = self.clock[q].copy()  # the last instruction of each queue this one is after
+        known[q] = np.iinfo(np.int64).max  # a queue's own instructions are in order
+        for verb, rows in (("reads", rows_read), ("writes", rows_written)):
+            if rows.size:
+                writer, seqs = self.writer[rows], self.write_seq[rows]
+                late = (writer >= 0) & (seqs > known[writer])
                 if late.any():
-                    raise TpuError(
-                        f"race at instruction {n} ({i.asm()}): it {verb} unified buffer row "
-                        f"{int(rows[late][0])}, {other} by instruction {int(seqs[late].max())} of "
-                        f"the {p.name.lower()} queue, and no dependency token orders the two"
-                    )
+                    k = int(np.argmax(late))
+                    self._race(n, i, verb, "written", int(rows[k]), int(seqs[k]), int(writer[k]))
+        if rows_written.size:
+            seqs = self.read_seq[:, rows_written]
+            late = seqs > known[:, None]
+            if late.any():
+                p, k = divmod(int(np.argmax(late)), late.shape[1])
+                self._race(n, i, "writes", "read", int(rows_written[k]), int(seqs[p, k]), p)
         seq = self.clock[q][q]
         self.read_seq[q][rows_read] = seq
-        self.writer[rows_written] = q
+        self.writer[rows_written] = q.value
         self.write_seq[rows_written] = seq
 
-    def _written_by(self, p: Queue, rows: np.ndarray) -> np.ndarray:
-        return np.where(self.writer[rows] == p, self.write_seq[rows], 0)
+    def _race(
+        self, n: int, i: Instruction, verb: str, other: str, row: int, seq: int, p: int
+    ) -> NoReturn:
+        raise TpuError(
+            f"race at instruction {n} ({i.asm()}): it {verb} unified buffer row {row}, {other} "
+            f"by instruction {seq} of the {Queue(p).name.lower()} queue, and no dependency "
+            f"token orders the two"
+        )
 
     def _compat_records(self) -> None:
         """Re-time the matrix multiplies as serialized folds; everything else takes no time."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.tpu.kernels import ConvShape, Epilogue, WeightImage, conv2d, gemm
+from codegen.tpu.kernels import ConvShape, Epilogue, WeightImage, conv2d
+from codegen.tpu.lower import gemm_program
 from ir.dtypes import DType
 from ir.ops import Op
 from runtime.interp import run_op
@@ -12,17 +13,6 @@ from runtime.tpu.config import TpuConfig
 from runtime.tpu.isa import Halt
 from runtime.tpu.program import HostLayout, TpuProgram
 from runtime.tpu.sim import Result
-
-
-def gemm_program(c: TpuConfig, a_shape: tuple[int, int], w: np.ndarray, e: Epilogue) -> TpuProgram:
-    layout = HostLayout()
-    a = layout.add("a", c.input_dtype, a_shape)
-    out_dtype = c.acc_dtype if e.wide else c.input_dtype
-    out = layout.add("out", out_dtype, (a_shape[0], w.shape[1]))
-    image = WeightImage(c)
-    code = [*gemm(c, image, a, w, out, e), Halt()]
-    macs = a_shape[0] * a_shape[1] * w.shape[1]
-    return TpuProgram(c, code, image.image(), layout, ["a"], ["out"], macs)
 
 
 def run_gemm(

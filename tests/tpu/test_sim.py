@@ -78,6 +78,23 @@ def test_overwriting_rows_the_store_has_not_read_is_a_race() -> None:
         _run(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "row"),
+    [
+        # the multiply reads what the load writes: read after write, or write after read
+        ("rw weight_addr=0\nrhm host_addr=0 ub_addr=3 elems=4\n"
+         "mmc ub_addr=3 acc_addr=0 rows=1 switch=1\nhalt\n", 3),
+        # the activation and a load write the same row: write after write
+        ("rw weight_addr=0\nrhm host_addr=0 ub_addr=0 elems=4 push_next\n"
+         "mmc ub_addr=0 acc_addr=0 rows=1 switch=1 pop_prev\n"
+         "act acc_addr=0 ub_addr=5 rows=1\nrhm host_addr=0 ub_addr=5 elems=4\nhalt\n", 5),
+    ],
+)  # fmt: skip
+def test_every_kind_of_unordered_access_is_a_race(text: str, row: int) -> None:
+    with pytest.raises(TpuError, match=rf"race at instruction .* unified buffer row {row}, "):
+        _run(text)
+
+
 def test_sync_orders_everything_without_tokens() -> None:
     host = np.zeros(256, np.uint8)
     host[:4] = [1, 2, 3, 4]
