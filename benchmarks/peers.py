@@ -188,6 +188,8 @@ class NumPy(Engine):
             return lambda: np_tiny(i["x"])
         if kind == "matmul-int8":  # measured once: 6.8 s at 1024, not worth waiting for
             raise NotAvailable("too slow: NumPy's integer matmul does not use BLAS (~7 s)")
+        if kind == "conv2d-int8":
+            raise NotAvailable("too slow: im2col's integer matmul does not use BLAS")
         if kind == "matmul-bf16":  # ml_dtypes' bfloat16 matmul is an element loop, no BLAS
             raise NotAvailable("no bf16 matmul: NumPy has no bf16 BLAS path")
         raise NotAvailable("NumPy runs eagerly: nothing to compile")
@@ -236,10 +238,11 @@ class Jax(Engine):
             return lambda a, b: jax.lax.dot(a, b, preferred_element_type=jnp.float32)
         if kind == "mlp":
             return self._mlp()
-        if kind == "conv2d":
+        if kind in ("conv2d", "conv2d-int8"):
             dims = ("NHWC", "HWIO", "NHWC")
+            out = jnp.int32 if kind == "conv2d-int8" else None
             return lambda x, w: jax.lax.conv_general_dilated(
-                x, w, (1, 1), "SAME", dimension_numbers=dims
+                x, w, (1, 1), "SAME", dimension_numbers=dims, preferred_element_type=out
             )
         raise AssertionError(kind)
 
@@ -300,6 +303,31 @@ def _onnx_int8_matmul(w: Workload, inputs: Arrays) -> Any:
     node = helper.make_node("MatMulInteger", ["a", "b", "a_zero"], ["y"])
     out = helper.make_tensor_value_info("y", tp.INT32, [shape[0], inputs["b"].shape[1]])
     graph = helper.make_graph([node], w.name, graph_inputs, [out], initializer=[zero])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
+    model.ir_version = _IR_VERSION
+    onnx.checker.check_model(model)
+    return model
+
+
+def _onnx_int8_conv(w: Workload, inputs: Arrays) -> Any:
+    """ConvInteger on u8 x s8 (x shifted by +128, zero point 128: exactly the int8 conv), NCHW
+    with transposes in and out as the float conv row; the filter is given as OIHW."""
+    onnx = _import("onnx")
+    helper, tp = onnx.helper, onnx.TensorProto
+    x_shape = list(inputs["x"].shape)
+    graph_inputs = [
+        helper.make_tensor_value_info("x", tp.UINT8, x_shape),
+        helper.make_tensor_value_info("w", tp.INT8, list(inputs["w"].transpose(3, 2, 0, 1).shape)),
+    ]
+    zero = onnx.numpy_helper.from_array(np.array(128, np.uint8), "x_zero")
+    n = helper.make_node
+    nodes = [
+        n("Transpose", ["x"], ["xc"], perm=[0, 3, 1, 2]),
+        n("ConvInteger", ["xc", "w", "x_zero"], ["yc"], pads=[1, 1, 1, 1]),
+        n("Transpose", ["yc"], ["y"], perm=[0, 2, 3, 1]),
+    ]
+    out = helper.make_tensor_value_info("y", tp.INT32, [*x_shape[:3], inputs["w"].shape[3]])
+    graph = helper.make_graph(nodes, w.name, graph_inputs, [out], initializer=[zero])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", _OPSET)])
     model.ir_version = _IR_VERSION
     onnx.checker.check_model(model)
@@ -384,12 +412,16 @@ class OnnxRuntime(Engine):
         if w.kind == "matmul-bf16":
             raise NotAvailable("no bf16 MatMul kernel on ONNX Runtime's CPU provider")
         feed = dict(inputs)
-        if w.kind == "conv2d":  # filter layout is prepared once, like a weight
+        if w.kind in ("conv2d", "conv2d-int8"):  # filter layout is prepared once, like a weight
             feed["w"] = np.ascontiguousarray(inputs["w"].transpose(3, 2, 0, 1))
         model = _onnx_model
-        if w.kind == "matmul-int8":  # the u8 operand, as a quantizer would have produced it
+        # the u8 operand, as a quantizer would have produced it
+        if w.kind == "matmul-int8":
             feed["a"] = (inputs["a"].astype(np.int16) + 128).astype(np.uint8)
             model = _onnx_int8_matmul
+        if w.kind == "conv2d-int8":
+            feed["x"] = (inputs["x"].astype(np.int16) + 128).astype(np.uint8)
+            model = _onnx_int8_conv
         model_bytes = model(w, inputs).SerializeToString()
         if w.kind == "compile":
             return lambda: self._session(model_bytes)

@@ -129,6 +129,10 @@ INPUTS: dict[str, Callable[[Workload, np.random.Generator], Arrays]] = {
         "x": _randn(rng, 1, w.params["hw"], w.params["hw"], w.params["c"]),
         "w": _randn(rng, 3, 3, w.params["c"], w.params["c"], scale=(9 * w.params["c"]) ** -0.5),
     },
+    "conv2d-int8": lambda w, rng: {
+        "x": rng.integers(-128, 128, (1, w.params["hw"], w.params["hw"], w.params["c"]), np.int8),
+        "w": rng.integers(-128, 128, (3, 3, w.params["c"], w.params["c"]), np.int8),
+    },
     "dispatch": lambda w, rng: {"x": _randn(rng, w.params["n"])},
     "compile-deep": _deep_inputs,
 }
@@ -194,6 +198,8 @@ NUMPY: dict[str, Callable[[Workload, Arrays], np.ndarray]] = {
     "compile": _np_mlp_reference,
     "compile-cached": _np_mlp_reference,
     "conv2d": lambda w, a: np_conv2d_same(a["x"], a["w"]),
+    # exact in float64, as matmul-int8 (a sum of 9 * c 16-bit products)
+    "conv2d-int8": lambda w, a: np_conv2d_same(a["x"], a["w"]),
     "dispatch": lambda w, a: np_tiny(a["x"]),
     "compile-deep": lambda w, a: np_deep_mlp(a["x"], deep_params(a)),
 }
@@ -278,6 +284,14 @@ def _graph_conv2d(w: Workload) -> str:
 }}"""
 
 
+def _graph_conv2d_int8(w: Workload) -> str:
+    hw, c = w.params["hw"], w.params["c"]
+    return f"""func @main(%x: i8[1,{hw},{hw},{c}], %w: i8[3,3,{c},{c}]) -> i32[1,{hw},{hw},{c}] {{
+  %y = conv2d(%x, %w) {{padding = same, out_dtype = i32}}
+  return %y
+}}"""
+
+
 def _graph_dispatch(w: Workload) -> str:
     n = w.params["n"]
     return f"""func @main(%x: f32[{n}]) -> f32[{n}] {{
@@ -295,6 +309,7 @@ GRAPHS: dict[str, Callable[[Workload], str]] = {
     "matmul-bf16": _graph_matmul_bf16,
     "mlp": lambda w: MLP_GRAPH.read_text(),
     "conv2d": _graph_conv2d,
+    "conv2d-int8": _graph_conv2d_int8,
     "dispatch": _graph_dispatch,
 }
 
@@ -329,6 +344,13 @@ def suite(quick: bool = False) -> list[Workload]:
     out.append(Workload("mlp", "mlp", mlp, {"batch": 256}, mlp_flops))
     conv = f"conv2d NHWC 1x{hw}x{hw}x{c}, 3x3x{c}x{c}, stride 1, SAME"
     out.append(Workload("conv2d", "conv2d", conv, {"hw": hw, "c": c}, 2.0 * hw * hw * 9 * c * c))
+    conv = f"int8 {conv}, i8 x i8 -> i32 (exact)"
+    out.append(
+        Workload(
+            "conv2d-int8", "conv2d-int8", conv, {"hw": hw, "c": c}, 2.0 * hw * hw * 9 * c * c,
+            rtol=0, atol=0,
+        )
+    )  # fmt: skip
     cold = "compile the MLP, cold: parse + passes + codegen + JIT"
     out.append(Workload("compile-mlp", "compile", cold, {"batch": 256}))
     cached = "compile the MLP again, from the compile cache"

@@ -12,7 +12,7 @@ import sys
 
 EXPECTED = [
     "elementwise", "softmax", "matmul-32", "matmul-64", "matmul-int8-64", "matmul-bf16-64",
-    "mlp", "conv2d",
+    "mlp", "conv2d", "conv2d-int8",
     "compile-mlp", "compile-mlp-cached",
     "dispatch", "compile-mlp2", "jit-elementwise", "jit-softmax", "jit-mlp",
 ]  # fmt: skip
