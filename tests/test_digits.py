@@ -130,5 +130,8 @@ def test_every_int8_row_meets_its_target_and_the_cpu_gives_the_same_logits(run):
         interp, cpu = rows[f"{scheme} minmax"], rows[f"{scheme} minmax (cpu)"]
         assert cpu.logits_error == interp.logits_error  # the same integers, dequantized alike
         assert cpu.agreement == interp.agreement
+    tpu, interp = rows["int8 minmax (tpu-v1)"], rows["int8 minmax"]
+    assert (tpu.logits_error, tpu.agreement) == (interp.logits_error, interp.agreement)
+    assert "TPU tpu-v1: 256x256 int8" in run.TPU_REPORTS[-1]
     # zero points buy asymmetric u8 a finer step on the relu outputs (and the pixels)
     assert rows["int8 asymmetric minmax"].sqnr_db > rows["int8 minmax"].sqnr_db
