@@ -58,7 +58,7 @@ from llvmlite import ir
 
 from codegen.gemm import store_epilogue
 from codegen.gemm_micro import Axis, PanelSource, at, ceil_div, smin
-from codegen.gemm_plan import Geometry, Plan
+from codegen.gemm_plan import Geometry, Plan, fusion_plan
 from codegen.loops import for_range
 from codegen.types import I8, I32, I64, PTR
 from ir.dtypes import DType
@@ -154,7 +154,8 @@ def plan(node: Node, kind: Kind = INT8) -> Plan | None:
     if node.op is Op.DOT_GENERAL:
         p: Plan | None = Plan(node, node, 0, 1, None)
     else:
-        p = _fusion_plan(node) if node.op is Op.FUSION else None
+        # quantization ops too compute each element from the same element of their operand
+        p = fusion_plan(node, ELEMENTWISE | QUANTIZATION) if node.op is Op.FUSION else None
     result, operands = (DType.I32, OPERANDS) if kind is INT8 else (DType.F32, {DType.BF16})
     if p is None or p.dot.dtype != result or any(s.dtype not in operands for s in p.dot.srcs):
         return None
@@ -164,28 +165,6 @@ def plan(node: Node, kind: Kind = INT8) -> Plan | None:
     if p.root is not None and blocks(g, True, kind).nb == 0:
         return None  # K too long for one block of B on the stack
     return p if kind.has_tiles() or kind.has_vectors() else None
-
-
-def _fusion_plan(node: Node) -> Plan | None:
-    """As gemm_plan's, with quantization ops in the epilogue: they too compute each element
-    from the same element of their operand (with parameters chosen by its channel)."""
-    body = node.attrs["body"]
-    dots = [n for n in body.body if n.op is Op.DOT_GENERAL]
-    if len(dots) != 1 or len(body.results) != 1:
-        return None
-    dot, root = dots[0], body.results[0]
-    params = [i for s in dot.srcs for i, p in enumerate(body.params) if p is s]
-    if len(params) != 2 or root.shape != dot.shape:
-        return None
-    tainted = {id(dot)}
-    for n in body.body:
-        if any(id(s) in tainted for s in n.srcs):
-            if n.op not in ELEMENTWISE | QUANTIZATION or n.shape != dot.shape:
-                return None
-            tainted.add(id(n))
-    if id(root) not in tainted:
-        return None
-    return Plan(node, dot, params[0], params[1], None if root is dot else root)
 
 
 def applicable(node: Node) -> bool:

@@ -34,7 +34,7 @@ def plan(node: Node) -> Plan | None:
     if node.op is Op.DOT_GENERAL:
         p = Plan(node, node, 0, 1, None)
     elif node.op is Op.FUSION:
-        found = _fusion_plan(node)
+        found = fusion_plan(node)
         if found is None:
             return None
         p = found
@@ -46,7 +46,8 @@ def plan(node: Node) -> Plan | None:
     return p
 
 
-def _fusion_plan(node: Node) -> Plan | None:
+def fusion_plan(node: Node, epilogue_ops: frozenset[Op] = ELEMENTWISE) -> Plan | None:
+    """A fusion of one dot_general and an epilogue of `epilogue_ops` applied to its result."""
     body = node.attrs["body"]
     dots = [n for n in body.body if n.op is Op.DOT_GENERAL]
     if len(dots) != 1 or len(body.results) != 1:
@@ -60,7 +61,7 @@ def _fusion_plan(node: Node) -> Plan | None:
     tainted = {id(dot)}
     for n in body.body:
         if any(id(s) in tainted for s in n.srcs):
-            if n.op not in ELEMENTWISE or n.shape != dot.shape:
+            if n.op not in epilogue_ops or n.shape != dot.shape:
                 return None
             tainted.add(id(n))
     if id(root) not in tainted:
