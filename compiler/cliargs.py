@@ -119,6 +119,21 @@ def pipeline_options(args: argparse.Namespace, target: str, name: str) -> Pipeli
     )
 
 
+def add_io_args(p: argparse.ArgumentParser) -> None:
+    """--input, --seed and --output: what a run reads and writes."""
+    p.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.npy",
+        help="an input array (repeatable); FILE.npz supplies inputs by key; "
+        "parameters not given get deterministic random values",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
+    p.add_argument("--output", "-o", metavar="DIR", help="save each output as DIR/<name>.npy")
+
+
 def add_backend_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("backend")
     g.add_argument(

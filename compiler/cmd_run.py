@@ -15,6 +15,7 @@ from compiler.backends import BACKENDS, prepare
 from compiler.cliargs import (
     Subparsers,
     add_backend_args,
+    add_io_args,
     add_pipeline_args,
     add_tpu_args,
     backend_options,
@@ -176,19 +177,9 @@ def _add_check(sub: Subparsers) -> argparse.ArgumentParser:
 def _add_run(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a graph file's entry function and summarize its outputs")
     p.add_argument("file", help="graph file, or a library from `tessel compile` (.so/.json)")
-    p.add_argument(
-        "--input",
-        "-i",
-        action="append",
-        default=[],
-        metavar="NAME=FILE.npy",
-        help="an input array (repeatable); FILE.npz supplies inputs by key; "
-        "parameters not given get deterministic random values",
-    )
+    add_io_args(p)
     p.add_argument("--backend", "--target", choices=sorted(BACKENDS), default="interp")
     p.add_argument("--entry", help="function to run instead of the module's entry")
-    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
-    p.add_argument("--output", "-o", metavar="DIR", help="save each output as DIR/<name>.npy")
     add_backend_args(p)
     add_tpu_args(p)
     add_pipeline_args(p)

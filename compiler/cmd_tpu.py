@@ -18,6 +18,7 @@ from compiler.backends import BackendOptions
 from compiler.cliargs import (
     Subparsers,
     add_backend_args,
+    add_io_args,
     add_tpu_args,
     backend_options,
     pipeline_options,
@@ -111,16 +112,7 @@ def _signature(inputs: list[dict[str, object]]) -> Function:
 def _add_tpu_sim(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("tpu-sim", help="run a compiled TPU program (NAME.tpu.json) and report")
     p.add_argument("program", help="NAME.tpu.json from `tessel compile --target tpu`")
-    p.add_argument(
-        "--input",
-        "-i",
-        action="append",
-        default=[],
-        metavar="NAME=FILE.npy",
-        help="an input array (repeatable); FILE.npz by key; random for the rest",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed for random inputs (default 0)")
-    p.add_argument("--output", "-o", metavar="DIR", help="save each output as DIR/<name>.npy")
+    add_io_args(p)
     p.add_argument(
         "--host",
         choices=["cpu", "interp"],
