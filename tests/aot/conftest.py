@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,8 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "samples"
+from tests.conftest import SAMPLES, run_tessel
+
 MODELS = ("mlp", "cnn", "attention")
 ALL_EMITS = ("so", "ir", "dot", "llvm", "asm")
 
@@ -38,17 +37,6 @@ BUILDS: dict[str, tuple[str, list[str]]] = {
     # the same model under another name, to load next to `mlp` in one process
     "mlp_twin": ("mlp", ["--name", "mlp_twin"]),
 }
-
-
-def run_tessel(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "compiler", *args],
-        cwd=cwd or REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @dataclass(frozen=True)
