@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from codegen.aot import Library, aot_target, compile_library, link_shared, scratch_folder
@@ -52,6 +53,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
         facts=facts, output_names=output_names(fn),
     )  # fmt: skip
     out = Path(args.output)
+    return write_atomically(out, lambda staging: _write(library, optimized, emit, staging, out))
+
+
+def write_atomically(out: Path, write: Callable[[Path], list[str]]) -> int:
+    """Have `write` fill a staging folder beside `out`, then move its files into `out`: on any
+    error nothing is left behind (not even folders made for the purpose)."""
     if out.exists() and not out.is_dir():
         raise TesselError(f"-o {out}: exists and is not a directory")
     created = _first_missing(out.parent)  # made for the staging folder: removed on error
@@ -61,7 +68,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise TesselError(f"-o {out}: cannot write there ({e.strerror}: {e.filename})") from None
     done = False
     try:
-        written = _write(library, optimized, emit, staging, out)
+        written = write(staging)
         _commit(staging, out, written)
         done = True
     finally:

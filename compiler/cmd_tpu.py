@@ -10,8 +10,6 @@ temporary folder and moved into place only when all of it was written.
 from __future__ import annotations
 
 import argparse
-import shutil
-import sys
 from pathlib import Path
 
 from compiler.backends import BackendOptions
@@ -36,7 +34,7 @@ TPU_EMITS = {"tpu-bin", "tpu-asm", "ir"}
 
 
 def compile_tpu(args: argparse.Namespace, name: str, emit: list[str]) -> int:
-    from compiler.cmd_compile import _commit, _first_missing
+    from compiler.cmd_compile import write_atomically
     from runtime.tpu.executable import TpuExecutable
     from runtime.tpu.package import save
 
@@ -53,30 +51,17 @@ def compile_tpu(args: argparse.Namespace, name: str, emit: list[str]) -> int:
     config = preset(args.tpu)
     exe = TpuExecutable(placed, fn.name, config)
     out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise TesselError(f"-o {out}: exists and is not a directory")
-    created = _first_missing(out)
-    import tempfile
 
-    (out if out.exists() else out.parent).mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tessel-", dir=out if out.exists() else out.parent))
-    done = False
-    try:
+    def write(staging: Path) -> list[str]:
         files = save(exe, staging, name, final=out.absolute())
         if "ir" in emit:
             from ir.printer import print_module
 
             (staging / f"{name}.graph").write_text(print_module(placed))
             files.append(f"{name}.graph")
-        _commit(staging, out, files)
-        done = True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not done and created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-    for f in files:
-        print(f"wrote {out / f}", file=sys.stderr)
-    return 0
+        return files
+
+    return write_atomically(out, write)
 
 
 def cmd_tpu_sim(args: argparse.Namespace) -> int:
