@@ -118,14 +118,63 @@ def _out_rows(c: TpuConfig, e: Epilogue, vectors: int) -> int:
     return vectors * per_vector
 
 
+def _row_loads(c: TpuConfig, a: HostTensor, m0: int, rows: int) -> list[Rhm]:
+    """Rows [m0, m0 + rows) of a[M, K] into the unified buffer, one RHM per K tile of `rows`."""
+    k, isz = a.shape[1], c.input_dtype.itemsize
+    return [
+        Rhm(
+            host_addr=a.offset + (m0 * k + k0) * isz,
+            ub_addr=kt * rows,
+            elems=min(c.rows, k - k0),
+            x_size=rows,
+            x_stride=k * isz,
+        )
+        for kt, k0 in enumerate(range(0, k, c.rows))
+    ]
+
+
+def _weight_columns(
+    c: TpuConfig, image: WeightImage, w: np.ndarray, e: Epilogue
+) -> list[tuple[int, int]]:
+    """Per column tile of w[K, N]: (address of its K tiles, address of its ACT parameters)."""
+    k, n = w.shape
+    columns = []
+    for n0 in range(0, n, c.cols):
+        width = min(c.cols, n - n0)
+        address = image.tiles([w[k0 : k0 + c.rows, n0 : n0 + width] for k0 in range(0, k, c.rows)])
+        columns.append((address, image.add(e.params(c, n0, width)) if e.has_params() else 0))
+    return columns
+
+
+def _mmcs(k_tiles: int, rows: int) -> list[Mmc]:
+    """One weight tile per K tile, summed into the accumulators."""
+    return [
+        Mmc(ub_addr=kt * rows, acc_addr=0, rows=rows, switch=True, accumulate=kt > 0)
+        for kt in range(k_tiles)
+    ]
+
+
+def _store(c: TpuConfig, out: HostTensor, m0: int, rows: int, n0: int, e: Epilogue) -> Whm:
+    """The ACT's output vectors for out[m0 : m0 + rows, n0 : n0 + cols] back to the host."""
+    n, osz = out.shape[1], _out_dtype(c, e).itemsize
+    return Whm(
+        host_addr=out.offset + (m0 * n + n0) * osz,
+        ub_addr=0,
+        elems=min(c.cols, n - n0),
+        wide=e.wide,
+        x_size=rows,
+        x_stride=n * osz,
+    )
+
+
 def gemm(
     c: TpuConfig, image: WeightImage, a: HostTensor, w: np.ndarray, out: HostTensor, e: Epilogue
 ) -> list[Instruction]:
     """out[M, N] = epilogue(a[M, K] @ w[K, N]); `a` and `out` row-major in host memory."""
     (m, k), n = a.shape, w.shape[1]
     R, C = c.rows, c.cols
-    isz, osz = c.input_dtype.itemsize, _out_dtype(c, e).itemsize
-    k_tiles, n_tiles = math.ceil(k / R), math.ceil(n / C)
+    osz = _out_dtype(c, e).itemsize
+    k_tiles = math.ceil(k / R)
     if m == 0 or n == 0:
         return []
     if k == 0:
@@ -137,51 +186,16 @@ def gemm(
             f"K = {k} needs {per_row} unified buffer rows per input row; the chip has {c.ub_rows}"
         )
     mc = min(_row_candidates(cap), key=lambda rows: (_gemm_cost(c, m, k, n, rows, osz), -rows))
-    weight_addr = [
-        image.tiles([w[kt * R : (kt + 1) * R, nt * C : (nt + 1) * C] for kt in range(k_tiles)])
-        for nt in range(n_tiles)
-    ]
-    params = [
-        image.add(e.params(c, nt * C, min(C, n - nt * C))) if e.has_params() else 0
-        for nt in range(n_tiles)
-    ]
+    columns = _weight_columns(c, image, w, e)
     chunks = []
     for m0 in range(0, m, mc):
         rows = min(mc, m - m0)
-        loads = [
-            Rhm(
-                host_addr=a.offset + (m0 * k + kt * R) * isz,
-                ub_addr=kt * rows,
-                elems=min(R, k - kt * R),
-                x_size=rows,
-                x_stride=k * isz,
-            )
-            for kt in range(k_tiles)
-        ]
-        chunk = Chunk(loads)
-        for nt in range(n_tiles):
-            mmcs = [
-                Mmc(ub_addr=kt * rows, acc_addr=0, rows=rows, switch=True, accumulate=kt > 0)
-                for kt in range(k_tiles)
-            ]
-            width = min(C, n - nt * C)
-            whm = Whm(
-                host_addr=out.offset + (m0 * n + nt * C) * osz,
-                ub_addr=0,
-                elems=width,
-                wide=e.wide,
-                x_size=rows,
-                x_stride=n * osz,
-            )
+        chunk = Chunk(_row_loads(c, a, m0, rows))
+        for nt, (address, params) in enumerate(columns):
+            whm = _store(c, out, m0, rows, nt * C, e)
+            act = e.act(rows, params)
             chunk.units.append(
-                Unit(
-                    weight_addr[nt],
-                    k_tiles,
-                    mmcs,
-                    e.act(rows, params[nt]),
-                    whm,
-                    list(range(k_tiles)),
-                )
+                Unit(address, k_tiles, _mmcs(k_tiles, rows), act, whm, list(range(k_tiles)))
             )
         chunks.append(chunk)
     regions = Regions(k_tiles * mc, _out_rows(c, e, mc), mc)
@@ -224,7 +238,7 @@ def gemm_chain(
     an input vector of `rows` values on a square array: tile n of one layer is K tile n of the
     next), and only the last layer is stored. Layers alternate between two scratch regions.
     """
-    m, k0 = a.shape
+    m = a.shape[0]
     if c.rows != c.cols:
         raise TilingError("chained layers need a square array (outputs become inputs)")
     if any(e.wide for _, e in layers[:-1]):
@@ -234,7 +248,6 @@ def gemm_chain(
     size = c.rows
     tiles = [(math.ceil(w.shape[0] / size), math.ceil(w.shape[1] / size)) for w, _ in layers]
     last = layers[-1][1]
-    osz, n_out = _out_dtype(c, last).itemsize, layers[-1][0].shape[1]
     widest = max((nt for _, nt in tiles[:-1]), default=0)
 
     def regions(rows: int) -> Regions:
@@ -243,54 +256,23 @@ def gemm_chain(
     mc = min(m, c.accumulator_rows // 2)
     while mc > 1 and not _fits(c, regions(mc)):
         mc = max(1, mc // 2)
-    weights = []
-    for w, e in layers:
-        kt, nt = math.ceil(w.shape[0] / size), math.ceil(w.shape[1] / size)
-        at = []
-        for n in range(nt):
-            width = min(size, w.shape[1] - n * size)
-            address = image.tiles(
-                [w[k * size : (k + 1) * size, n * size : n * size + width] for k in range(kt)]
-            )
-            at.append((address, image.add(e.params(c, n * size, width)) if e.has_params() else 0))
-        weights.append(at)
+    weights = [_weight_columns(c, image, w, e) for w, e in layers]
     chunks = []
     for m0 in range(0, m, mc):
         rows = min(mc, m - m0)
-        isz = c.input_dtype.itemsize
-        loads = [
-            Rhm(
-                host_addr=a.offset + (m0 * k0 + kt * size) * isz,
-                ub_addr=kt * rows,
-                elems=min(size, k0 - kt * size),
-                x_size=rows,
-                x_stride=k0 * isz,
-            )
-            for kt in range(tiles[0][0])
-        ]
-        chunk = Chunk(loads)
+        chunk = Chunk(_row_loads(c, a, m0, rows))
         for li, ((_, e), (kt, nt)) in enumerate(zip(layers, tiles, strict=True)):
             final = li == len(layers) - 1
             for n in range(nt):
-                mmcs = [
-                    Mmc(ub_addr=k * rows, acc_addr=0, rows=rows, switch=True, accumulate=k > 0)
-                    for k in range(kt)
-                ]
                 act = e.act(rows, weights[li][n][1])
                 whm = None
                 if final:
-                    whm = Whm(
-                        host_addr=out.offset + (m0 * n_out + n * size) * osz,
-                        ub_addr=0,
-                        elems=min(size, n_out - n * size),
-                        wide=e.wide,
-                        x_size=rows,
-                        x_stride=n_out * osz,
-                    )
+                    whm = _store(c, out, m0, rows, n * size, e)
                 else:
                     act = dataclasses.replace(act, ub_addr=n * rows)
                 chunk.units.append(Unit(
-                    weights[li][n][0], kt, mmcs, act, whm, list(range(kt)) if li == 0 else [],
+                    weights[li][n][0], kt, _mmcs(kt, rows), act, whm,
+                    list(range(kt)) if li == 0 else [],
                     source="input" if li == 0 else f"scratch{(li - 1) % 2}",
                     dest="output" if final else f"scratch{li % 2}",
                 ))  # fmt: skip
