@@ -22,7 +22,15 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from codegen.aot_c import c_names, c_source, header, nbytes
-from codegen.jit import CPU_CHOICES, Target, host_target, optimize, target_machine
+from codegen.jit import (
+    CPU_CHOICES,
+    Target,
+    host_target,
+    library_symbols,
+    optimize,
+    target_machine,
+)
+from codegen.objsyms import check_symbols
 from codegen.program import Program, lower_program
 from ir.diagnostics import TesselError
 from ir.graph import Function
@@ -171,6 +179,7 @@ def compile_library(
     ref.verify()
     _optimize(ref, tm, opt_level)
     object_code = bytes(tm.emit_object(ref))
+    check_symbols(object_code, library_symbols(), program.describe_kernels())
     runtime_objects = _runtime_objects(program, target)
     checked, unchecked = required_features(target)
     checked += [f for f in extra_features if f not in checked]
@@ -279,7 +288,7 @@ def link_shared(lib: Library, folder: Path) -> Path:
         command = [
             c_compiler(), "-shared", "-fPIC", "-O2", "-o", str(out),
             str(folder / f"{lib.name}.c"), str(folder / f"{lib.name}.o"), *runtime,
-            "-Wl,-Bsymbolic", "-Wl,-z,noexecstack", "-Wl,--no-undefined", "-lc",
+            "-Wl,-Bsymbolic", "-Wl,-z,noexecstack", "-Wl,--no-undefined", "-lm", "-lc",
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
     if done.returncode != 0:

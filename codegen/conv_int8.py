@@ -29,7 +29,6 @@ does once wrapped, so every path is bit-identical to it.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir
 
 from codegen import gemm_int8
+from codegen.cpu_caps import CpuCaps
 from codegen.gemm_int8 import _amx_ready, _amx_setup, _intrinsic, _tile_function, _vnni_supported
 from codegen.gemm_micro import at, smin
 from codegen.loops import for_range, loop_nest
@@ -46,9 +46,6 @@ from ir.graph import Node
 from ir.ops import Op
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
-ENABLED = True  # False: int8 convolutions take the generic loop (codegen/conv.py)
-USE_TILES = True  # False: never the tiles (how tests reach the fallbacks on AMX hosts)
-USE_VNNI = True  # False: the portable loop where the tiles are not used
 OPERANDS = frozenset({DType.I8, DType.U8})
 LANES = 16  # int32 lanes of a zmm register and columns of an accumulator tile
 VNNI_PIXELS = 6  # output pixels per VNNI block ...
@@ -63,11 +60,6 @@ MACS_PER_UNIT = 8192
 VEC = ir.VectorType(I32, LANES)
 VEC_BYTES = ir.VectorType(I8, 64)
 FLIP = 0x80
-
-
-@functools.cache
-def _host_ok() -> bool:
-    return gemm_int8._host_has_amx() or gemm_int8._host_has_vnni()
 
 
 @dataclass(frozen=True)
@@ -151,7 +143,7 @@ class Shape:
         return self.kh * self.x_row_bytes + self.w_bytes + corr + tile_out
 
     @staticmethod
-    def of(node: Node, tiles: bool | None = None) -> Shape:
+    def of(node: Node, caps: CpuCaps) -> Shape:
         x, w = node.srcs
         a = node.attrs
         (pt, _), (pl, _) = a["padding"]
@@ -160,8 +152,7 @@ class Shape:
         g = a["groups"]
         _, oh, ow, _ = node.shape
         pg = cout // g
-        if tiles is None:
-            tiles = USE_TILES and gemm_int8._host_has_amx() and tiles_pay(cin, pg)
+        tiles = caps.amx_int8 and tiles_pay(cin, pg)
         (sh, sw), (dh, dw) = a["strides"], a["dilation"]
         return Shape(n, h, wd, kh, kw, cin, g, pg, oh, ow, pt, pl, sh, sw, dh, dw,
                      x.dtype == DType.I8, w.dtype == DType.I8, tiles)  # fmt: skip
@@ -174,22 +165,22 @@ def tiles_pay(cin: int, pg: int) -> bool:
     return 2 * padded <= 3 * cin * pg
 
 
-def applicable(node: Node) -> bool:
-    """An i8/u8 conv2d into i32 with a non-empty sum, on a host with AMX-INT8 or VNNI."""
-    if not ENABLED or node.op is not Op.CONV2D or node.dtype != DType.I32:
+def applicable(node: Node, caps: CpuCaps) -> bool:
+    """An i8/u8 conv2d into i32 with a non-empty sum, on a CPU with AMX-INT8 or VNNI."""
+    if node.op is not Op.CONV2D or node.dtype != DType.I32:
         return False
     if any(s.dtype not in OPERANDS for s in node.srcs) or node.type.size == 0:
         return False
-    if math.prod(node.srcs[1].shape[:3]) == 0 or not _host_ok():
+    if math.prod(node.srcs[1].shape[:3]) == 0 or not (caps.amx_int8 or caps.vnni):
         return False  # no input channels: the generic loop writes the zeros
-    return Shape.of(node).scratch_bytes() <= STACK_LIMIT
+    return Shape.of(node, caps).scratch_bytes() <= STACK_LIMIT
 
 
-def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
     llvm.initialize_native_asmparser()  # for the inline `syscall` of _amx_ready
-    s = Shape.of(node)
-    _Kernel(module, s, name).emit()
+    s = Shape.of(node, caps)
+    _Kernel(module, s, name, caps).emit()
     macs = s.ow * s.cout * s.kh * s.kw * s.cin
     return s.n * s.oh, max(1, macs // MACS_PER_UNIT)
 
@@ -200,8 +191,8 @@ def _splat(b: ir.IRBuilder, word: ir.Value) -> ir.Value:
 
 
 class _Kernel:
-    def __init__(self, module: ir.Module, s: Shape, name: str) -> None:
-        self.module, self.s, self.name = module, s, name
+    def __init__(self, module: ir.Module, s: Shape, name: str, caps: CpuCaps) -> None:
+        self.module, self.s, self.name, self.caps = module, s, name, caps
 
     # --- the entry: packing and the choice of path ---------------------------------------
 
@@ -220,7 +211,7 @@ class _Kernel:
         corr = self._scratch(b, s.groups * s.panels * LANES * 4)
         tile_out = self._scratch(b, TILE_PIXELS * 2 * LANES * 4)
         ready = _amx_ready(b) if s.tiles else ir.IntType(1)(0)
-        vnni = self._vnni_row() if USE_VNNI and gemm_int8._host_has_vnni() else None
+        vnni = self._vnni_row() if self.caps.vnni else None
         vnni_ok = b.call(_vnni_supported(self.module), []) if vnni is not None else None
         portable = self._portable_row()
         tiles = self._tile_row() if s.tiles else None

@@ -23,6 +23,7 @@ from dataclasses import replace
 
 from llvmlite import ir
 
+from codegen.cpu_caps import CpuCaps
 from codegen.emit import Buffer, Emitter, Index, unravel
 from codegen.gemm_micro import (
     PanelSource,
@@ -42,32 +43,50 @@ from ir.dtypes import DType
 from ir.graph import Node
 
 # the interface codegen/kernel.py and codegen/gemm_lib.py use
-__all__ = ["Plan", "applicable", "build", "plan", "schedule", "store_epilogue", "tiling"]
+__all__ = [
+    "Plan", "applicable", "build", "plan", "schedule", "store_epilogue", "tiling", "variants",
+]  # fmt: skip
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
 
-# 512-bit vectors. A 6 x 64 tile is 24 accumulators (of 32 zmm registers) fed by 4 loads of B
-# and 6 broadcasts of A per step; it measured 5-10% faster than 8 x 32, 12 x 32 and 14 x 32
-# at 1024-2048. KC x NR of B (64 KB) streams from L1/L2 across an MC x KC block of A (96 KB, in
-# L2); KC x NC of B (1 MB) stays in the 2 MB L2.
-TILINGS = {
-    DType.F32: Tiling(width=16, mr=6, nr=64, kc=256, mc=96, nc=1024),
-    DType.F64: Tiling(width=8, mr=6, nr=32, kc=256, mc=96, nc=512),
-}
-# Narrow outputs (a classifier's 10 columns) would waste most of a 64-wide tile on zero
-# padding: give them fewer vectors per row and more rows (still about 24 accumulators).
-NARROW_ROWS = {1: 14, 2: 12}  # vectors per row -> mr
+# The register tile is mr rows x `vectors` vectors of C. With 32 vector registers (AVX-512),
+# 6 x 4 vectors: 24 accumulators fed by 4 loads of B and 6 broadcasts of A per step; at
+# 512 bits that is 6 x 64 floats, measured 5-10% faster than 8 x 32, 12 x 32 and 14 x 32 at
+# 1024-2048. With 16 registers (AVX2, SSE), 6 x 2 vectors: 12 accumulators, 2 loads of B and
+# a broadcast, 15 registers (the classic Haswell tile, 6 x 16 floats). KC x NR of B streams
+# from L1/L2 across an MC x KC block of A (96 KB, in L2); KC x NC of B stays in L2 or L3.
+CACHE_BLOCKS = {DType.F32: (256, 96, 1024), DType.F64: (256, 96, 512)}  # kc, mc, nc
+# Narrow outputs (a classifier's 10 columns) would waste most of a wide tile on zero padding:
+# give them fewer vectors per row and more rows (about as many accumulators).
+NARROW_ROWS = {32: {1: 14, 2: 12}, 16: {1: 12}}  # registers -> {vectors per row: mr}
 DIRECT_A = True  # read A in place where its layout allows (see _Gen.__init__)
 PARALLEL_MACS = 1024  # work_per_row is in units of this many multiply-adds (see build)
 SCRATCH_BYTES = 3 << 19  # per packed operand, on the stack (threads get 8 MB stacks on Linux)
 
 
-def tiling(p: Plan, g: Geometry) -> Tiling:
-    t = TILINGS[p.dot.dtype]
+def base_tiling(dtype: DType, caps: CpuCaps) -> Tiling:
+    """The full-width register tile and default cache blocks of `dtype` on `caps`."""
+    width = caps.vector_bits // (8 * dtype.np.itemsize)
+    vectors = 4 if caps.vector_registers >= 32 else 2
+    kc, mc, nc = CACHE_BLOCKS[dtype]
+    return Tiling(width=width, mr=6, nr=vectors * width, kc=kc, mc=mc, nc=nc)
+
+
+def variants(dtype: DType, caps: CpuCaps) -> dict[int, Tiling]:
+    """Every register tile of `dtype` on `caps`, by vectors per row."""
+    t = base_tiling(dtype, caps)
+    out = {t.vectors: t}
+    for vectors, mr in NARROW_ROWS[caps.vector_registers].items():
+        out[vectors] = replace(t, mr=mr, nr=vectors * t.width, mc=t.mc // mr * mr)
+    return out
+
+
+def tiling(p: Plan, g: Geometry, caps: CpuCaps) -> Tiling:
+    tiles = variants(p.dot.dtype, caps)
+    t = base_tiling(p.dot.dtype, caps)
     vectors = -(-g.sizes[2] // t.width)
-    if vectors in NARROW_ROWS:
-        mr = NARROW_ROWS[vectors]
-        t = replace(t, mr=mr, nr=vectors * t.width, mc=t.mc // mr * mr)
+    if vectors in tiles:
+        t = tiles[vectors]
     if p.node.dtype != p.dot.dtype:
         # The output cannot hold f32 partial sums, so the whole K is one block.
         t = replace(t, kc=max(g.k, 1))
@@ -86,13 +105,13 @@ def tiling(p: Plan, g: Geometry) -> Tiling:
     return replace(t, nc=nc, mc=max(t.mr, min(t.mc, fit // t.mr * t.mr)))
 
 
-def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
     p = plan(node)
     if p is None:
         raise ValueError(f"gemm.build: not a GEMM: {node!r}")
     g = Geometry.of(p.dot)
-    t = tiling(p, g)
+    t = tiling(p, g, caps)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     _Gen(fn, p, g, t).emit()

@@ -12,20 +12,21 @@ from __future__ import annotations
 from llvmlite import ir
 
 from codegen import gemm_int8
+from codegen.cpu_caps import CpuCaps
 from ir.graph import Node
 
 
-def applicable(node: Node) -> bool:
-    """A bf16 dot_general into f32, alone or with an epilogue, on a host with AMX-BF16 (Linux)
+def applicable(node: Node, caps: CpuCaps) -> bool:
+    """A bf16 dot_general into f32, alone or with an epilogue, on a CPU with AMX-BF16 (Linux)
     or AVX-512 BF16."""
-    return gemm_int8.plan(node, gemm_int8.BF16) is not None
+    return gemm_int8.plan(node, caps, gemm_int8.BF16) is not None
 
 
-def host_supported() -> bool:
-    """Whether this host has the bf16 units the kernel needs (widen-products asks)."""
-    return gemm_int8.BF16.has_tiles() or gemm_int8.BF16.has_vectors()
+def supported(caps: CpuCaps) -> bool:
+    """Whether `caps` has the bf16 units the kernel needs (the cpu pipeline asks)."""
+    return gemm_int8.BF16.has_tiles(caps) or gemm_int8.BF16.has_vectors(caps)
 
 
-def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
-    return gemm_int8.build(module, node, name, gemm_int8.BF16)
+    return gemm_int8.build(module, node, name, caps, gemm_int8.BF16)

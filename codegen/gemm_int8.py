@@ -50,12 +50,12 @@ counted in bytes (KC_MAX, the padding to 64), so both kinds share the blocking.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from codegen.cpu_caps import CpuCaps
 from codegen.gemm import store_epilogue
 from codegen.gemm_micro import Axis, PanelSource, at, ceil_div, smin
 from codegen.gemm_plan import Geometry, Plan, fusion_plan
@@ -66,10 +66,7 @@ from ir.graph import Node
 from ir.ops import ELEMENTWISE, QUANTIZATION, Op
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
-ENABLED = True  # False: int8 dots go to the generic emitter, as on hosts without AMX
 DIRECT_C = True  # whole blocks on tiles store into the output, not through a stack tile
-USE_TILES = True  # False: never the tiles (how tests reach the fallbacks on AMX hosts)
-USE_VNNI = True  # False: the portable loop where the tiles are refused
 OPERANDS = frozenset({DType.I8, DType.U8})
 MB = 32  # rows of C per block: two A tiles
 PANEL = 16  # columns of C per B tile
@@ -96,30 +93,6 @@ DOT_INSTRUCTION = {
 }
 
 
-@functools.cache
-def _host_features() -> frozenset[str]:
-    llvm.initialize_native_target()
-    return frozenset(llvm.get_host_cpu_features().flatten().split(","))
-
-
-def _host_has_amx() -> bool:
-    linux = "linux" in llvm.get_process_triple()
-    return linux and {"+amx-tile", "+amx-int8"} <= _host_features()
-
-
-def _host_has_vnni() -> bool:
-    return {"+avx512f", "+avx512bw", "+avx512vnni"} <= _host_features()
-
-
-def _host_has_amx_bf16() -> bool:
-    linux = "linux" in llvm.get_process_triple()
-    return linux and {"+amx-tile", "+amx-bf16"} <= _host_features()
-
-
-def _host_has_avx512_bf16() -> bool:
-    return {"+avx512f", "+avx512bw", "+avx512bf16"} <= _host_features()
-
-
 @dataclass(frozen=True)
 class Kind:
     """What the operands and sums are: int8 into int32, or bf16 into f32."""
@@ -134,23 +107,22 @@ class Kind:
         """k per 32-bit element of a B panel row (and per dot-product lane)."""
         return 4 // self.size
 
-    def has_tiles(self) -> bool:
-        return _host_has_amx() if self is INT8 else _host_has_amx_bf16()
+    def has_tiles(self, caps: CpuCaps) -> bool:
+        return caps.amx_int8 if self is INT8 else caps.amx_bf16
 
-    def has_vectors(self) -> bool:
-        return _host_has_vnni() if self is INT8 else _host_has_avx512_bf16()
+    def has_vectors(self, caps: CpuCaps) -> bool:
+        """VPDPBUSD (int8) or VDPBF16PS (bf16): the AVX-512 dot-product instructions."""
+        return caps.vnni if self is INT8 else caps.avx512_bf16
 
 
 INT8 = Kind("int8", 1, I8, I32)
 BF16 = Kind("bf16", 2, ir.IntType(16), ir.FloatType())
 
 
-def plan(node: Node, kind: Kind = INT8) -> Plan | None:
+def plan(node: Node, caps: CpuCaps, kind: Kind = INT8) -> Plan | None:
     """An i8/u8 dot_general into i32 (bf16 into f32 for BF16), alone or in an output fusion
     whose epilogue this kernel applies, on a host with AMX-INT8 (Linux) or AVX-512 VNNI
     (AMX-BF16 or AVX-512 BF16); else None."""
-    if not ENABLED:
-        return None
     if node.op is Op.DOT_GENERAL:
         p: Plan | None = Plan(node, node, 0, 1, None)
     else:
@@ -164,11 +136,11 @@ def plan(node: Node, kind: Kind = INT8) -> Plan | None:
         return None  # nothing to multiply: the generic loop writes the (epilogue of) zeros
     if p.root is not None and blocks(g, True, kind).nb == 0:
         return None  # K too long for one block of B on the stack
-    return p if kind.has_tiles() or kind.has_vectors() else None
+    return p if kind is INT8 or kind.has_tiles(caps) or kind.has_vectors(caps) else None
 
 
-def applicable(node: Node) -> bool:
-    return plan(node) is not None
+def applicable(node: Node, caps: CpuCaps) -> bool:
+    return plan(node, caps) is not None
 
 
 @dataclass(frozen=True)
@@ -196,11 +168,13 @@ def blocks(g: Geometry, epilogue: bool, kind: Kind = INT8) -> Blocks:
     return Blocks(kc, kcp, nb, nk, -(-n // max(nb, 1)), -(-m // MB))
 
 
-def build(module: ir.Module, node: Node, name: str, kind: Kind = INT8) -> tuple[int, int]:
+def build(
+    module: ir.Module, node: Node, name: str, caps: CpuCaps, kind: Kind = INT8
+) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
     # the object emitter assembles the inline `syscall` (see _amx_ready) only with a parser
     llvm.initialize_native_asmparser()
-    p = plan(node, kind)
+    p = plan(node, caps, kind)
     if p is None:
         raise ValueError(f"gemm_int8.build: not a {kind.name} GEMM: {node!r}")
     g = Geometry.of(p.dot)
@@ -208,7 +182,7 @@ def build(module: ir.Module, node: Node, name: str, kind: Kind = INT8) -> tuple[
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     signed = tuple(s.dtype == DType.I8 for s in p.dot.srcs)
-    _Gen(fn, p, g, z, (signed[0], signed[1]), kind).emit()
+    _Gen(fn, p, g, z, (signed[0], signed[1]), caps, kind).emit()
     batch, _, n = g.sizes
     work = MB * -(-n // z.nj) * g.k // PARALLEL_MACS
     return batch * z.nj * z.mt, max(1, work)
@@ -479,10 +453,117 @@ def _vnni_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, boo
     return fn
 
 
+@dataclass(frozen=True)
+class Madd:
+    """The PMADDWD block's shape on a CPU: vector width and register blocking."""
+
+    bits: int  # 128 (SSE2), 256 (AVX2) or 512 (AVX-512BW)
+    rows: int  # rows of A per pass, each one broadcast
+    vectors: int  # accumulators per row, each lanes / 2 columns
+
+    @property
+    def lanes(self) -> int:
+        """int32 lanes per vector: the two partial sums of lanes / 2 columns."""
+        return self.bits // 32
+
+    @property
+    def columns(self) -> int:
+        return self.vectors * self.lanes // 2
+
+    @staticmethod
+    def of(caps: CpuCaps) -> Madd:
+        if caps.has("avx512f", "avx512bw"):
+            return Madd(512, MADD_ROWS_32, MADD_VECTORS)
+        return Madd(256 if caps.avx2 else 128, MADD_ROWS_16, MADD_VECTORS)
+
+
+MADD_INTRINSIC = {
+    128: "llvm.x86.sse2.pmadd.wd",
+    256: "llvm.x86.avx2.pmadd.wd",
+    512: "llvm.x86.avx512.pmaddw.d.512",
+}
+MADD_ROWS_16 = 4
+MADD_ROWS_32 = 8
+MADD_VECTORS = 2
+MADD_ORDER = "strip"
+
+
+def _madd_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool],
+                shape: Madd) -> ir.Function:  # fmt: skip
+    """void f(ptr a, ptr b, ptr s, ptr a16): the MB x NB block S = A B of the packed int8
+    operands with PMADDWD, on any x86-64."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, PTR, PTR]), name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    a, bp, s, a16 = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    i16 = ir.IntType(16)
+    lanes, kcp = shape.lanes, z.kcp
+    words = ir.VectorType(i16, 2 * lanes)
+    bytes_ = ir.VectorType(I8, 2 * lanes)
+    quads = ir.VectorType(I64, lanes // 2)
+    vec = ir.VectorType(I32, lanes)
+    madd = module.declare_intrinsic(
+        MADD_INTRINSIC[shape.bits], (), ir.FunctionType(vec, [words, words])
+    )
+    ext_a = b.sext if signed[0] else b.zext
+    ext_b = b.sext if signed[1] else b.zext
+    acc = [[b.alloca(vec) for _ in range(shape.vectors)] for _ in range(shape.rows)]
+    with for_range(b, MB * kcp, name="wa") as i:
+        b.store(ext_a(b.load(at(b, a, i, I8), typ=I8), i16), at(b, a16, i, i16))
+    zero = ir.Constant(vec, [0] * lanes)
+    even = ir.Constant(ir.VectorType(I32, lanes), list(range(0, 2 * lanes, 2)))
+    odd = ir.Constant(ir.VectorType(I32, lanes), list(range(1, 2 * lanes, 2)))
+    splat = ir.Constant(ir.VectorType(I32, lanes // 2), [0] * (lanes // 2))
+
+    def rows_pass(panel: ir.Value, s_panel: ir.Value, strip: ir.Value, group: ir.Value) -> None:
+        first = b.mul(group, I64(shape.rows))
+        col = b.mul(strip, I64(shape.columns))
+        for row in acc:
+            for slot in row:
+                b.store(zero, slot)
+        with for_range(b, kcp // 4, name="mk") as k4:
+            line = at(b, panel, b.add(b.mul(k4, I64(64)), b.mul(col, I64(4))), I8)
+            bv = []
+            for v in range(shape.vectors):
+                load = b.load(at(b, line, I64(v * 2 * lanes), I8), typ=bytes_)
+                load.align = 1
+                bv.append(ext_b(load, words))
+            for r in range(shape.rows):
+                where = b.add(b.mul(b.add(first, I64(r)), I64(kcp)), b.mul(k4, I64(4)))
+                quad = b.load(at(b, a16, where, i16), typ=I64)
+                one = b.insert_element(ir.Constant(quads, ir.Undefined), quad, I32(0))
+                av = b.bitcast(b.shuffle_vector(one, ir.Constant(quads, ir.Undefined), splat), words)
+                for v in range(shape.vectors):
+                    total = b.add(b.load(acc[r][v], typ=vec), b.call(madd, [av, bv[v]]))
+                    b.store(total, acc[r][v])
+        for r in range(shape.rows):
+            row = at(b, s_panel, b.mul(b.add(first, I64(r)), I64(z.nb)), I32)
+            for v in range(0, shape.vectors, 2):
+                x, y = b.load(acc[r][v], typ=vec), b.load(acc[r][v + 1], typ=vec)
+                total = b.add(b.shuffle_vector(x, y, even), b.shuffle_vector(x, y, odd))
+                column = b.add(col, I64(v * lanes // 2))
+                b.store(total, at(b, row, column, I32)).align = 4
+
+    strips, groups = PANEL // shape.columns, MB // shape.rows
+    with for_range(b, z.nb // PANEL, name="mp") as p:
+        panel = at(b, bp, b.mul(p, I64(kcp * PANEL)), I8)
+        s_panel = at(b, s, b.mul(p, I64(PANEL)), I32)
+        if MADD_ORDER == "strip":
+            with for_range(b, strips, name="ms") as st, for_range(b, groups, name="mg") as g:
+                rows_pass(panel, s_panel, st, g)
+        else:
+            with for_range(b, groups, name="mg") as g, for_range(b, strips, name="ms") as st:
+                rows_pass(panel, s_panel, st, g)
+    b.ret_void()
+    return fn
+
+
 class _Gen:
     def __init__(self, fn: ir.Function, p: Plan, g: Geometry, z: Blocks,
-                 signed: tuple[bool, bool], kind: Kind = INT8) -> None:  # fmt: skip
+                 signed: tuple[bool, bool], caps: CpuCaps, kind: Kind = INT8) -> None:  # fmt: skip
         self.fn, self.p, self.g, self.z, self.signed, self.kind = fn, p, g, z, signed, kind
+        self.caps = caps
         self.kcb = z.kcp * kind.size  # bytes of a packed row of A
         self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
         buffers, self.start, self.stop = fn.args
@@ -498,8 +579,12 @@ class _Gen:
         self.amx = _amx_block(fn.module, f"{fn.name}_amx", z, signed, kind)
         # VPDPBUSD needs one operand unsigned and one signed; u8 x u8 keeps the portable loop
         self.vnni = None
-        if USE_VNNI and kind.has_vectors() and (kind is BF16 or signed != (False, False)):
+        self.madd = None
+        if kind.has_vectors(caps) and (kind is BF16 or signed != (False, False)):
             self.vnni = _vnni_block(fn.module, f"{fn.name}_vnni", z, signed, kind)
+        elif kind is INT8:
+            self.madd = _madd_block(fn.module, f"{fn.name}_madd", z, signed, Madd.of(caps))
+            self.a16 = self._scratch(MB * z.kcp, ir.IntType(16))
 
     def _scratch(self, elements: int, ty: ir.Type) -> ir.Value:
         ptr = self.b.alloca(ty, size=I64(elements))
@@ -513,7 +598,7 @@ class _Gen:
         """Rows are (batch, column block, M block), M blocks innermost, as in codegen/gemm.py:
         a thread's range is a few runs of M blocks, each run sharing one packed B."""
         b, z = self.b, self.z
-        ready = _amx_ready(b) if USE_TILES and self.kind.has_tiles() else FALSE
+        ready = _amx_ready(b) if self.kind.has_tiles(self.caps) else FALSE
         configure, release = _amx_setup(b.module)
         with b.if_then(ready):
             b.call(configure, [])
@@ -661,6 +746,9 @@ class _Gen:
                 b.store(packed, at(b, panel, k4, v64)).align = 64
 
     def _fallback_block(self) -> None:
+        if self.madd is not None:
+            self.b.call(self.madd, [self.a_pack, self.b_pack, self.s, self.a16])
+            return
         if self.vnni is None:
             self._portable_block()
             return

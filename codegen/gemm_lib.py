@@ -10,7 +10,7 @@ argument struct:
 `args` points to ARGS_TYPE (FIELDS below; all 8-byte fields): C[batch, m, n] = A B with one
 stride per logical axis of each operand, C contiguous, the cache blocks kc/mc/nc that
 gemm.tiling chose, `vectors` (which register tile: the library holds one per NR, as
-gemm.TILINGS and NARROW_ROWS define them) and an optional epilogue. [start, stop) are the
+gemm.variants defines them for the target) and an optional epilogue. [start, stop) are the
 kernel ABI's rows, tiles numbered exactly as gemm.build numbers them, so the executor's thread
 split is unchanged.
 
@@ -33,20 +33,20 @@ import functools
 import hashlib
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import llvmlite.binding as llvm
 from llvmlite import ir
 
 from codegen import jit
+from codegen.cpu_caps import CpuCaps
 from codegen.gemm import (
     KERNEL_TYPE,
-    NARROW_ROWS,
-    TILINGS,
+    base_tiling,
     schedule,
     store_epilogue,
     tiling,
+    variants,
 )
 from codegen.gemm_micro import (
     Axis,
@@ -89,15 +89,6 @@ SYMBOLS = {DType.F32: "tessel_gemm_f32", DType.F64: "tessel_gemm_f64"}
 I32 = ir.IntType(32)
 
 
-def variants(dtype: DType) -> dict[int, Tiling]:
-    """The register tiles of the library, by vectors per row (cache blocks come at run time)."""
-    t = TILINGS[dtype]
-    out = {t.vectors: t}
-    for vectors, mr in NARROW_ROWS.items():
-        out[vectors] = replace(t, mr=mr, nr=vectors * t.width)
-    return out
-
-
 def _single(axis: Axis) -> bool:
     return len(axis.parts) <= 1
 
@@ -106,7 +97,7 @@ def _stride(axis: Axis) -> int:
     return axis.parts[0][1] if axis.parts else 0  # no parts: every index is 0
 
 
-def covers(node: Node) -> bool:
+def covers(node: Node, caps: CpuCaps) -> bool:
     """Whether `node`'s GEMM calls the library: each logical axis of each operand one stride
     (otherwise the specialized kernel packs through the axes' parts), and not a large one."""
     p = plan(node)
@@ -116,18 +107,19 @@ def covers(node: Node) -> bool:
     batch, m, n = g.sizes
     if batch * m * n * g.k >= LARGE_MACS:
         return False
-    return all(_single(a) for a in (*g.a, *g.b)) and tiling(p, g).vectors in variants(p.dot.dtype)
+    vectors = tiling(p, g, caps).vectors
+    return all(_single(a) for a in (*g.a, *g.b)) and vectors in variants(p.dot.dtype, caps)
 
 
 # --- the thin kernel, per node ------------------------------------------------------------
 
 
-def build(module: ir.Module, node: Node, name: str) -> tuple[int, int]:
+def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int, int]:
     """Emit the kernel `name` calling the library; returns (rows, work per row) like gemm.build."""
     p = plan(node)
     assert p is not None, node
     g = Geometry.of(p.dot)
-    t = tiling(p, g)
+    t = tiling(p, g, caps)
     fn = ir.Function(module, KERNEL_TYPE, name)
     buffers, start, stop = fn.args
     buffers.name, start.name, stop.name = "buffers", "start", "stop"
@@ -193,18 +185,19 @@ def _epilogue(module: ir.Module, name: str, p: Plan, g: Geometry, t: Tiling) -> 
 # --- the library ---------------------------------------------------------------------------
 
 
-def library_module(dtype: DType) -> ir.Module:
-    """The routine for one element type: its entry point dispatches to the tile variants."""
+def library_module(dtype: DType, caps: CpuCaps) -> ir.Module:
+    """The routine for one element type on `caps`: its entry point dispatches to the tile
+    variants (the program's kernels choose among the same `variants`)."""
     symbol = SYMBOLS[dtype]
     module = ir.Module(name=f"tessel.{symbol}")
     entry = ir.Function(module, KERNEL_TYPE, symbol)
     bodies = {}
-    for vectors, t in variants(dtype).items():
+    for vectors, t in variants(dtype, caps).items():
         fn = ir.Function(module, KERNEL_TYPE, f"{symbol}_{t.mr}x{t.nr}")
         fn.linkage = "internal"
         _Variant(fn, dtype, t).emit()
         bodies[vectors] = fn
-    _dispatch(entry, bodies, TILINGS[dtype].vectors)
+    _dispatch(entry, bodies, base_tiling(dtype, caps).vectors)
     return module
 
 
@@ -440,7 +433,7 @@ def library_assembly(target: jit.Target, dtype: DType) -> str:
 
 def _library_ir(target: jit.Target, dtype: DType) -> tuple[llvm.TargetMachine, str]:
     tm = jit.target_machine(target, jit=False)
-    module = library_module(dtype)
+    module = library_module(dtype, target.caps)
     module.triple = llvm.get_process_triple()
     module.data_layout = str(tm.target_data)
     return tm, str(module)

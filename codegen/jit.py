@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 from llvmlite import ir
 
+from codegen.cpu_caps import CpuCaps, caps_of, host_caps
+from codegen.objsyms import check_symbols
 from ir.diagnostics import TesselError
 
-CPU_CHOICES = ("native", "x86-64-v3", "x86-64-v2", "generic")
+CPU_CHOICES = ("native", "x86-64-v4", "x86-64-v3", "x86-64-v2", "generic")
 
 
 @functools.cache
@@ -35,17 +37,21 @@ class Target:
     features: str
 
     @property
-    def has_avx512(self) -> bool:
-        return "+avx512f" in self.features.split(",")
+    def caps(self) -> CpuCaps:
+        """What the code may use: kernels are chosen by this, never by probing the host."""
+        return caps_of(self.cpu, self.features)
+
+
+def caps_target(caps: CpuCaps) -> Target:
+    """The LLVM target whose code runs on exactly `caps` (a level, the host, or less)."""
+    return Target(caps.cpu, caps.llvm_features)
 
 
 def host_target(cpu: str = "native") -> Target:
     _init()
     if cpu == "native":
-        features = llvm.get_host_cpu_features().flatten()
-        if "+avx512f" in features.split(","):
-            features += ",-prefer-256-bit"  # let the vectorizer use zmm registers
-        return Target(llvm.get_host_cpu_name(), features)
+        host = host_caps()
+        return Target(host.cpu, host.llvm_features)
     if cpu not in CPU_CHOICES:
         raise ValueError(f"unknown --cpu {cpu!r}; choose one of {', '.join(CPU_CHOICES)}")
     return Target(cpu, "")
@@ -140,7 +146,18 @@ def _link(object_code: bytes, target: Target) -> llvm.ExecutionEngine:
     return engine
 
 
-def compile_ir(module: ir.Module, target: Target | None = None) -> Compiled:
+def library_symbols() -> frozenset[str]:
+    """The symbols tessel links next to generated code (the precompiled GEMM routines)."""
+    from codegen import gemm_lib  # see _link
+
+    return frozenset(gemm_lib.SYMBOLS.values())
+
+
+def compile_ir(
+    module: ir.Module, target: Target | None = None, describe: dict[str, str] | None = None
+) -> Compiled:
+    """Optimize, emit and link `module`. `describe` names the node behind each function for
+    the error raised if the code calls a symbol nothing provides (checked before linking)."""
     target = target or host_target()
     tm = target_machine(target)
     module.triple = llvm.get_process_triple()
@@ -150,6 +167,7 @@ def compile_ir(module: ir.Module, target: Target | None = None) -> Compiled:
     ref.verify()
     optimize(ref, tm)
     object_code = bytes(tm.emit_object(ref))
+    check_symbols(object_code, library_symbols(), describe)
     return Compiled(_link(object_code, target), text, ref, target, object_code)
 
 
@@ -173,4 +191,5 @@ def load_object(object_code: bytes, target: Target) -> Compiled:
             f"this code was compiled for a CPU with {', '.join(missing)}, which this machine "
             f"lacks; compile it again here, or for a baseline with --cpu generic"
         )
+    check_symbols(object_code, library_symbols())
     return Compiled(_link(object_code, target), "", None, target, bytes(object_code))

@@ -12,11 +12,13 @@ leading `parallel_dims` dimensions flattened; the runtime splits [0, rows) acros
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llvmlite import ir
 
 from codegen import conv, conv_int8, gemm, gemm_bf16, gemm_int8, gemm_lib, softmax
+from codegen.cpu_caps import CpuCaps
 from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, element_ptr, store_value
@@ -52,20 +54,40 @@ def parallel_dims(shape: tuple[int, ...]) -> int:
     return dims
 
 
-def build_kernel(module: ir.Module, node: Node, name: str) -> KernelInfo:
-    # Decided on the host's features, not the program's target: the int8 kernel checks at run
-    # time that the process may use AMX and otherwise computes the same blocks without it.
-    if gemm_int8.applicable(node):
-        return KernelInfo(name, *gemm_int8.build(module, node, name))
-    if gemm_bf16.applicable(node):  # the same kernel with bf16 operands and f32 sums
-        return KernelInfo(name, *gemm_bf16.build(module, node, name))
-    if conv_int8.applicable(node):  # same run-time choice of AMX, VNNI or a portable loop
-        return KernelInfo(name, *conv_int8.build(module, node, name))
-    if gemm.applicable(node):  # dot_general, alone or with its fused epilogue
-        # Calling the precompiled library leaves LLVM a few dozen instructions instead of a
-        # whole specialized GEMM; operands whose axes need several strides keep the latter.
-        build = gemm_lib.build if gemm_lib.covers(node) else gemm.build
-        return KernelInfo(name, *build(module, node, name))
+@dataclass(frozen=True)
+class SpecialKernel:
+    """A hand-built kernel for the nodes it is `applicable` to on a CPU with `caps`."""
+
+    name: str
+    applicable: Callable[[Node, CpuCaps], bool]
+    build: Callable[[ir.Module, Node, str, CpuCaps], tuple[int, int]]
+
+
+def _float_gemm(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int, int]:
+    # Calling the precompiled library leaves LLVM a few dozen instructions instead of a whole
+    # specialized GEMM; operands whose axes need several strides keep the latter.
+    build = gemm_lib.build if gemm_lib.covers(node, caps) else gemm.build
+    return build(module, node, name, caps)
+
+
+# In priority order: the first applicable one builds the node; else the generic loop nest.
+# The int8 and bf16 kernels still check at run time that the OS lets the process use AMX.
+SPECIAL_KERNELS = (
+    SpecialKernel("gemm-int8", gemm_int8.applicable, gemm_int8.build),
+    SpecialKernel("gemm-bf16", gemm_bf16.applicable, gemm_bf16.build),
+    SpecialKernel("conv-int8", conv_int8.applicable, conv_int8.build),
+    SpecialKernel("gemm", lambda node, caps: gemm.applicable(node), _float_gemm),
+)
+
+
+def special_kernel(node: Node, caps: CpuCaps) -> SpecialKernel | None:
+    return next((k for k in SPECIAL_KERNELS if k.applicable(node, caps)), None)
+
+
+def build_kernel(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> KernelInfo:
+    special = special_kernel(node, caps)
+    if special is not None:
+        return KernelInfo(name, *special.build(module, node, name, caps))
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -74,9 +96,9 @@ def build_kernel(module: ir.Module, node: Node, name: str) -> KernelInfo:
     def pointer(i: int) -> ir.Value:
         return b.load(b.gep(buffers_arg, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
 
-    for special in (conv, softmax):  # whole-kernel lowerings with their own loop nests
-        if special.applicable(node):
-            rows = special.build_body(b, node, pointer, start, stop)
+    for lowering in (conv, softmax):  # whole-kernel lowerings with their own loop nests
+        if lowering.applicable(node):
+            rows = lowering.build_body(b, node, pointer, start, stop)
             b.ret_void()
             return KernelInfo(name, rows, node.type.size // max(rows, 1))
     out = Buffer(pointer(0), node.dtype, node.shape)

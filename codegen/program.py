@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
+from codegen.cpu_caps import caps_of
+from codegen.halfconv import define_conversions
 from codegen.kernel import KernelInfo, build_kernel
 from codegen.types import I8, I64, PTR
 from ir.graph import Function, Node, structural_key
 from ir.ops import Op
+from ir.verify import describe
 from passes.buffers import assign_buffers
 from runtime.program_spec import (
     ALIGN,
@@ -43,6 +46,13 @@ class Program:
     kernel_nodes: tuple[Node, ...]  # the node each step computes, parallel to `spec.steps`
     constant_values: tuple[np.ndarray, ...]  # parallel to `spec.constants`
 
+    def describe_kernels(self) -> dict[str, str]:
+        """Kernel function name -> what it computes, for messages about the code."""
+        return {
+            step.kernel: f"{step.kernel} ('{describe(node)}')"
+            for step, node in zip(self.spec.steps, self.kernel_nodes, strict=True)
+        }
+
 
 def _tensor(name: str, node: Node) -> TensorSpec:
     return TensorSpec(name, node.shape, node.dtype.value)
@@ -60,6 +70,7 @@ def lower_program(
     prefixed with `name` (default: the function's name). With `external_weights`, constants
     are not in the code but in a blob given to `NAME_set_weights` at run time."""
     name = name or fn.name
+    caps = caps_of(target_cpu, target_features)
     module = ir.Module(name=f"tessel.{name}")
     refs: dict[Node, Ref] = {p: Ref(PARAM, i) for i, p in enumerate(fn.params)}
     outputs: list[TensorSpec] = []
@@ -92,7 +103,7 @@ def lower_program(
         # A kernel depends only on its node's op, types and attributes, so equal nodes (the
         # layers of a deep MLP) share one: compile time grows with distinct layers, not depth.
         key = _kernel_key(node)
-        info = built.get(key) or build_kernel(module, node, f"{name}_k{i}_{node.op.value}")
+        info = built.get(key) or build_kernel(module, node, f"{name}_k{i}_{node.op.value}", caps)
         built[key] = info
         # Size-0 operands own no bytes; any valid pointer will do.
         buffers = tuple(refs.get(n, Ref(ARENA, 0)) for n in (node, *node.srcs))
@@ -117,6 +128,7 @@ def lower_program(
     _build_constants(module, spec, _constant_addresses(module, spec, values))
     if data_offset is not None:
         _build_py(module, spec, run, data_offset)
+    define_conversions(module, caps)
     return Program(module, spec, tuple(nodes), tuple(values))
 
 

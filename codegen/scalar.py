@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from llvmlite import ir
 
 from codegen import mathlib
-from codegen.types import COMPUTE, F16, F32, F64, I1, I32, round_to
+from codegen.types import COMPUTE, F32, F64, I1, I32, round_to
 from ir.dtypes import DType
 from ir.ops import Op
 
@@ -227,9 +227,9 @@ def convert(b: ir.IRBuilder, src: DType, out: DType, a: Sequence[ir.Value]) -> i
         return b.call(fn, [x])
     if out.is_float:
         to_float = b.sitofp if src.is_signed else b.uitofp
-        if out == DType.F16:  # one rounding step, straight to half
-            return b.fpext(to_float(x, F16), F32)
-        if out == DType.BF16:
+        if out in (DType.F16, DType.BF16):
+            # exact in f64 up to 2^53, and anything larger overflows f16 or rounds the same
+            # in bf16 (round to odd keeps the sticky bit), so one rounding step in effect
             return _float_to_float(b, to_float(x, F64), out)
         return to_float(x, target)
     if target.width < x.type.width:
@@ -244,13 +244,11 @@ def _float_to_float(b: ir.IRBuilder, x: ir.Value, out: DType) -> ir.Value:
         return b.fpext(x, F64) if x.type != F64 else x
     if out == DType.F32:
         return b.fptrunc(x, F32) if x.type == F64 else x
-    if out == DType.F16:
-        half = b.fptrunc(x, F16)
-        return b.fpext(half, F32)
-    # bf16 from f64: round to odd into f32 first, so the second rounding is exact
+    # f16 and bf16 from f64: round to odd into f32 first, so the second rounding is exact
+    # (f16 through F16C or integer code: codegen/halfconv.py, never a runtime helper)
     if x.type == F64:
         x = _f64_to_f32_round_to_odd(b, x)
-    return round_to(b, x, DType.BF16)
+    return round_to(b, x, out)
 
 
 def _f64_to_f32_round_to_odd(b: ir.IRBuilder, x: ir.Value) -> ir.Value:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from codegen.halfconv import f32_to_half, half_to_f32
 from ir.dtypes import DType
 
 I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
@@ -47,7 +48,7 @@ def load_value(b: ir.IRBuilder, ptr: ir.Value, dtype: DType) -> ir.Value:
 
 def widen(b: ir.IRBuilder, raw: ir.Value, dtype: DType) -> ir.Value:
     if dtype == DType.F16:
-        return b.fpext(raw, F32)
+        return half_to_f32(b, raw)
     if dtype == DType.BF16:  # bf16 is the top half of an f32
         return b.bitcast(b.shl(b.zext(raw, I32), I32(16)), F32)
     if dtype == DType.BOOL:
@@ -58,7 +59,7 @@ def widen(b: ir.IRBuilder, raw: ir.Value, dtype: DType) -> ir.Value:
 def narrow(b: ir.IRBuilder, value: ir.Value, dtype: DType) -> ir.Value:
     """Compute type to storage type, rounding to nearest even for f16/bf16."""
     if dtype == DType.F16:
-        return b.fptrunc(value, F16)
+        return f32_to_half(b, value)
     if dtype == DType.BF16:
         return _f32_to_bf16(b, value)
     if dtype == DType.BOOL:

@@ -9,9 +9,10 @@ def _cpu_widen() -> str:
     """bf16 dot_generals stay bf16 where the cpu backend's bf16 GEMM has AMX-BF16 or AVX-512
     BF16 to run on (six times the f32 GEMM at 1024^3); elsewhere they are widened to run on the
     f32 GEMM, faster than that kernel's portable loop (passes/widen.py)."""
-    from codegen.gemm_bf16 import host_supported
+    from codegen.cpu_caps import host_caps
+    from codegen.gemm_bf16 import supported
 
-    return "widen-products{bf16-dots=false}" if host_supported() else "widen-products"
+    return "widen-products{bf16-dots=false}" if supported(host_caps()) else "widen-products"
 
 
 DEFAULT_PIPELINES: dict[str, str] = {

@@ -44,7 +44,7 @@ class CpuExecutable(NativeProgram):
         self.fn: Function = module.function(entry or module.entry)
         target = target or host_target()
         program = lower_program(self.fn, target.cpu, target.features, ARRAY_DATA_OFFSET)
-        self.compiled: Compiled = compile_ir(program.module, target)
+        self.compiled: Compiled = compile_ir(program.module, target, program.describe_kernels())
         super().__init__(program.spec, self.compiled.address, threads, program.kernel_nodes)
 
     @classmethod

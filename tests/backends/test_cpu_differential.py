@@ -3,6 +3,10 @@
 Graphs come from the same generator as the round-trip tests (every op, every dtype it accepts,
 scalars, size-0 and size-1 dimensions, nan/inf/-0.0 constants). Integers and data movement must
 match exactly; floats within a tolerance that covers libm differences and summation order.
+
+Each op x dtype runs at every capability level this host can execute (generic, x86-64-v2, -v3,
+-v4, and the host itself), so a smaller machine's code paths are tested on a bigger one; the
+lower levels take one graph per case, the host three.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import pytest
 from graphgen import OP_DTYPES, functions
 from hypothesis import HealthCheck, given, settings
 
+from codegen.cpu_caps import host_levels
+from codegen.jit import host_target
 from ir.dtypes import DType
 from ir.graph import Function, Module
 from ir.ops import Op
@@ -41,25 +47,29 @@ def assert_matches(expected: np.ndarray, got: np.ndarray, accumulating: bool) ->
     np.testing.assert_allclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
 
 
-def check(fn: Function, seed: int = 0) -> None:
+def check(fn: Function, seed: int = 0, cpu: str = "native") -> None:
     accumulating = any(n.op in ACCUMULATING for n in fn.body)
     args = random_inputs(fn, seed)
     expected = run_function(fn, args)
-    got = CpuExecutable(Module((fn,), fn.name), threads=1)(*args)
+    got = CpuExecutable(Module((fn,), fn.name), threads=1, target=host_target(cpu))(*args)
     for e, g in zip(expected, got, strict=True):
         assert_matches(e, g, accumulating)
 
 
+@pytest.mark.parametrize("cpu", host_levels())
 @pytest.mark.parametrize(
     ("op", "dtype"), [pytest.param(o, d, id=f"{o.value}-{d.value}") for o, d in OP_DTYPES]
 )
-def test_op_dtype(op, dtype):
+def test_op_dtype(op, dtype, cpu):
     @settings(
-        max_examples=3, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+        max_examples=3 if cpu == "native" else 1,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
     )
     @given(functions(op=op, dtype=dtype))
     def run(fn: Function) -> None:
-        check(fn)
+        check(fn, cpu=cpu)
 
     run()
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 import numpy as np
 import pytest
@@ -162,7 +164,8 @@ def test_narrow_floats_match_the_interpreter(fn: str, dtype: DType) -> None:
 def test_exp_kernel_is_vectorized_without_libm_calls() -> None:
     exe = compile_op("exp", "f32", 4096)
     text = exe.llvm_ir_optimized
-    assert ("<16 x float>" if exe.compiled.target.has_avx512 else "x float>") in text
+    width = exe.compiled.target.caps.vector_bits // 32
+    assert f"<{width} x float>" in text
     for symbol in ("@expf", "@exp(", "@llvm.exp"):
         assert symbol not in text
 
@@ -195,8 +198,25 @@ def test_helpers_are_defined_once_per_type() -> None:
     np.testing.assert_allclose(c, np.exp(z), rtol=1e-15)
 
 
-def test_coefficients_are_the_fit_script_output() -> None:
-    """The tables in mathlib.py are what `python -m codegen.mathlib_fit` derives."""
+def _weighted_error(
+    fn: Callable[[Decimal], Decimal], weight: Callable[[np.ndarray], np.ndarray],
+    piece: tuple[float, float, float], coef: Sequence[float],
+) -> float:  # fmt: skip
+    """The weighted max error of sum c_j (v - center)^j against fn, on the fit's own points."""
+    lo, hi, center = piece
+    n = 40 * len(coef)
+    v = (lo + hi) / 2 + (hi - lo) / 2 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+    v = np.concatenate([v, [lo, hi]])
+    target = np.array([fn(Decimal(float(t))) for t in v], dtype=np.longdouble)
+    powers = np.vander((v - center).astype(np.longdouble), len(coef), increasing=True)
+    approx = powers @ np.array(coef, dtype=np.longdouble)
+    return float(np.max(np.abs((target - approx).astype(float)) * weight(v)))
+
+
+def test_coefficients_are_as_good_as_the_fit_script_output() -> None:
+    """The tables in mathlib.py are as accurate as what `python -m codegen.mathlib_fit` derives
+    on this machine. The fit's last bits depend on the host's LAPACK, so the coefficients
+    themselves may differ; what matters is the approximation error, compared here."""
     from codegen import mathlib, mathlib_fit
 
     tables = {
@@ -208,11 +228,12 @@ def test_coefficients_are_the_fit_script_output() -> None:
     for name, (fn, weight, per_dtype) in mathlib_fit.FITS.items():
         for dt, (degree, pieces) in per_dtype.items():
             for i, (lo, hi, center) in enumerate(pieces):
-                coef, _ = mathlib_fit.fit(fn, lo, hi, degree, center, weight, NP[dt])
+                coef, fit_error = mathlib_fit.fit(fn, lo, hi, degree, center, weight, NP[dt])
                 if name == "ERF_TAIL":
                     upper, mid, table = mathlib.ERF_Q[dt][i]
                     assert (upper, mid) == (hi, center)
                 else:
                     table = tables[name][dt]
-                # equal on this machine; a loose bound so another LAPACK's last bits still pass
-                np.testing.assert_allclose(coef, table, rtol=1e-4, err_msg=f"{name} {dt} {i}")
+                assert len(table) == len(coef), f"{name} {dt} {i}: degree changed"
+                error = _weighted_error(fn, weight, (lo, hi, center), table)
+                assert error <= 1.25 * fit_error, f"{name} {dt} {i}: {error:.3g} > {fit_error:.3g}"
