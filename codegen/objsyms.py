@@ -18,6 +18,7 @@ from ir.diagnostics import TesselError
 # turns large copies and fills into them) and the C math library, which every process that
 # runs Python has loaded and AOT libraries link (-lm).
 C_LIBRARY = frozenset({"memset", "memcpy", "memmove"})
+LINKER = frozenset({"_GLOBAL_OFFSET_TABLE_"})  # position-independent code refers to it
 MATH_LIBRARY = frozenset(
     f"{name}{suffix}"
     for name in ("pow", "fmod", "exp", "exp2", "log", "log2", "log10", "sin", "cos", "tan",
@@ -26,7 +27,7 @@ MATH_LIBRARY = frozenset(
                  "floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven")
     for suffix in ("", "f")
 )  # fmt: skip
-PROVIDED = C_LIBRARY | MATH_LIBRARY
+PROVIDED = C_LIBRARY | MATH_LIBRARY | LINKER
 
 SHT_SYMTAB, SHT_RELA = 2, 4
 STT_FUNC = 2

@@ -1,15 +1,28 @@
-"""Shared test fixtures: repository paths and a CLI runner."""
+"""Shared test fixtures: repository paths, a CLI runner, and a private cache folder."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Tests never write into the user's ~/.cache/tessel: the cache root (the GEMM library
+    and `cache=True`) is a folder of this session's, shared by its tests and the CLIs they run.
+    TESSEL_CACHE_DIR stays unset, so @jit's on-disk cache is off unless a test turns it on."""
+    root = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(root))
+        patch.delenv("TESSEL_CACHE_DIR", raising=False)
+        yield root
 
 
 @pytest.fixture
