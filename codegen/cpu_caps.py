@@ -5,6 +5,9 @@
 Forcing a lower level on a bigger host gives exactly what a smaller machine would run, so the
 code paths of an AVX2 laptop are tested on an AVX-512 server.
 
+`TESSEL_CPU=x86-64-v2` (or any level below the host's) makes `host_caps()` that level, so a
+whole test run exercises what a smaller machine would run.
+
 The psABI levels are sets of LLVM feature names. A level compiles with LLVM's CPU of the same
 name and no feature string, so LLVM uses exactly that set; the host compiles with its own name
 and feature string.
@@ -13,6 +16,7 @@ and feature string.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from dataclasses import dataclass
 
@@ -143,6 +147,20 @@ def caps_of(cpu: str, llvm_features: str) -> CpuCaps:
 
 @functools.cache
 def host_caps() -> CpuCaps:
+    """This machine's caps, or a lower level's where TESSEL_CPU names one: the whole of tessel
+    (tests included) then compiles as for that smaller machine."""
+    caps = detected_caps()
+    forced = os.environ.get("TESSEL_CPU", "native")
+    if forced == "native":
+        return caps
+    if forced not in LEVELS:
+        raise ValueError(f"TESSEL_CPU={forced!r}: choose native or one of {', '.join(LEVELS)}")
+    return caps.restricted(forced)
+
+
+@functools.cache
+def detected_caps() -> CpuCaps:
+    """What the CPU this process runs on reports, whatever TESSEL_CPU says."""
     import llvmlite.binding as llvm
 
     llvm.initialize_native_target()

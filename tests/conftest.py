@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,3 +53,17 @@ def run_tessel(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
 def tessel():
     """The CLI as a subprocess: `tessel("run", "x.graph")` returns the CompletedProcess."""
     return run_tessel
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many tests were skipped and why, one line per reason (CI's log shows what this host
+    could not run, e.g. the AMX kernels on an AVX2 machine)."""
+    reasons: Counter[str] = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.write_sep("-", f"{sum(reasons.values())} skipped, by reason")
+        for reason, count in reasons.most_common():
+            terminalreporter.write_line(f"{count:6d}  {reason}")

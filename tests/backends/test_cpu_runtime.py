@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
+from codegen.cpu_caps import level_caps
 from codegen.jit import host_target
 from codegen.kernel import build_kernel
 from compiler.cli import main
@@ -29,7 +30,7 @@ def optimized(module):
 
 def test_golden_llvm_for_a_tiny_kernel():
     mod = ir.Module(name="golden")
-    build_kernel(mod, parse_module(ADD).entry_function.body[0], "add_f32")
+    build_kernel(mod, parse_module(ADD).entry_function.body[0], "add_f32", level_caps("generic"))
     assert str(mod) == (GOLDEN / "add_f32.ll").read_text()
     llvm.parse_assembly(str(mod)).verify()
 
