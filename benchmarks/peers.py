@@ -102,10 +102,11 @@ class Tessel(Engine):
         return _version("tessel")
 
     def _compile(self, module: Any) -> Any:
-        from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
-        from runtime.cpu import CpuExecutable
+        from codegen.executable import CpuExecutable
+        from compiler.targets import default_pipeline
+        from passes import PassManager, parse_pipeline
 
-        module = PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(module)
+        module = PassManager(parse_pipeline(default_pipeline("cpu"))).run(module)
         return CpuExecutable(module, threads=self.threads)
 
     def prepare(self, w: Workload, inputs: Arrays) -> Thunk:

@@ -1,6 +1,6 @@
 """One kernel per top-level node: a loop nest over the output that stores `Emitter.value`.
 
-Kernel ABI, shared with runtime/cpu.py:
+Kernel ABI, shared with runtime/native.py:
 
     void kernel(ptr* buffers, i64 start, i64 stop)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TextIO, TypeAlias
 
 from codegen.jit import CPU_CHOICES
-from compiler.backends import BackendOptions, Executable
 from compiler.driver import PipelineOptions
+from compiler.targets import Executable, TargetOptions
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 
@@ -116,6 +116,7 @@ def pipeline_options(args: argparse.Namespace, target: str, name: str) -> Pipeli
         report_memory=args.report_memory,
         name=name,
         tpu=getattr(args, "tpu", "tpu-v1"),
+        cpu=getattr(args, "cpu", "native"),
     )
 
 
@@ -173,7 +174,7 @@ def add_tpu_args(p: argparse.ArgumentParser, chip: bool = True) -> None:
     )
 
 
-def backend_options(args: argparse.Namespace) -> BackendOptions:
+def backend_options(args: argparse.Namespace) -> TargetOptions:
     if args.threads is not None and args.threads < 1:
         raise TesselError(f"--threads must be at least 1, got {args.threads}")
     tpu = getattr(args, "tpu", "tpu-v1")
@@ -184,7 +185,7 @@ def backend_options(args: argparse.Namespace) -> BackendOptions:
             preset(tpu)
         except ValueError as e:
             raise TesselError(f"--tpu: {e}") from None
-    return BackendOptions(
+    return TargetOptions(
         threads=args.threads,
         cpu=args.cpu,
         tpu=tpu,

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codegen.aot import Library, aot_target, compile_library, link_shared, scratch_folder
+from codegen.executable import native_ready
 from compiler.cliargs import Subparsers, add_pipeline_args, add_tpu_args, pipeline_options
 from compiler.cmd_run import entry_function, load, output_names
 from compiler.cmd_tpu import compile_tpu
@@ -26,7 +27,6 @@ from compiler.driver import optimize
 from compiler.graphview import to_dot
 from ir.diagnostics import TesselError
 from ir.printer import WeightSink, print_module
-from runtime.cpu import native_ready
 
 EMIT_KINDS = ("so", "obj", "ir", "dot", "llvm", "asm", "tpu-asm", "tpu-bin")
 

@@ -7,7 +7,6 @@ import io
 import sys
 from pathlib import Path
 
-from compiler.backends import prepare
 from compiler.bisect import bisect, side_by_side, write_bad_step
 from compiler.cliargs import (
     CODE_ARTIFACTS,
@@ -21,22 +20,21 @@ from compiler.cliargs import (
 from compiler.cmd_run import entry_function, gather_inputs, load
 from compiler.driver import optimize
 from compiler.graphview import to_dot
+from compiler.targets import TARGETS, default_pipeline, prepare, target
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 from ir.printer import WeightSink, print_module
-from passes import DEFAULT_PIPELINES, REGISTRY, parse_pipeline
+from passes import REGISTRY, parse_pipeline
 from passes.base import format_option
-
-TARGETS = sorted(DEFAULT_PIPELINES)
 
 
 def cmd_opt(args: argparse.Namespace) -> int:
     module = load(args.file)
     out, _ = optimize(module, pipeline_options(args, args.target, Path(args.file).stem))
     if any(e in CODE_ARTIFACTS for e in args.emit):
-        if args.target != "cpu":
+        if not target(args.target).generates_code:
             raise TesselError(f"--emit {args.emit[-1]} needs --target cpu")
-        executable = prepare("cpu", out, None, backend_options(args))
+        executable = prepare(args.target, out, None, backend_options(args))
         if args.output is None:
             write_artifacts(executable, args, sys.stdout)
         else:
@@ -69,9 +67,9 @@ def cmd_passes(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {cls.summary()}")
         for f in cls.option_fields():
             print(f"{'':<{width}}    {f.name.replace('_', '-')}={format_option(f.default)}")
-    print("\ndefault pipelines:")
-    for target, text in DEFAULT_PIPELINES.items():
-        print(f"  {target:<7} {text}")
+    print("\ndefault pipelines (on this machine):")
+    for name in TARGETS:
+        print(f"  {name:<7} {default_pipeline(name)}")
     return 0
 
 
@@ -79,7 +77,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     module = load(args.file)
     fn = entry_function(module, args.entry)
     inputs = gather_inputs(fn, args.input, args.seed)
-    text = args.pipeline if args.pipeline is not None else DEFAULT_PIPELINES[args.target]
+    text = args.pipeline if args.pipeline is not None else default_pipeline(args.target)
     passes = parse_pipeline(text)
     steps, bad = bisect(module, passes, inputs, args.rtol, args.atol, entry=fn.name)
     for step in steps:
@@ -98,7 +96,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 def _add_opt(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("opt", help="run a pass pipeline on a graph file and print the result")
     p.add_argument("file", help="graph file")
-    p.add_argument("--target", choices=TARGETS, default="cpu", help="whose default pipeline to use")
+    p.add_argument(
+        "--target", choices=sorted(TARGETS), default="cpu", help="whose default pipeline to use"
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write the IR here (weights next to it)")
     add_backend_args(p)
     add_pipeline_args(p)
@@ -118,7 +118,7 @@ def _add_bisect(sub: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--entry")
     p.add_argument("-p", "--pipeline", help="passes to check (default: the target's pipeline)")
-    p.add_argument("--target", choices=TARGETS, default="cpu")
+    p.add_argument("--target", choices=sorted(TARGETS), default="cpu")
     p.add_argument("--rtol", type=float, default=1e-5)
     p.add_argument("--atol", type=float, default=1e-6)
     p.add_argument("--dump-dir", metavar="DIR", help="write the IR before/after the bad pass here")

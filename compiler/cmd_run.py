@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from compiler.backends import BACKENDS, prepare
 from compiler.cliargs import (
     Subparsers,
     add_backend_args,
@@ -24,6 +23,7 @@ from compiler.cliargs import (
 )
 from compiler.driver import optimize
 from compiler.summary import summarize
+from compiler.targets import TARGETS, prepare
 from ir.diagnostics import InputError
 from ir.files import atomic_write, write_text_atomic
 from ir.graph import Function, Module
@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     write_artifacts(executable, args, sys.stderr)
     outputs = executable.run(inputs)
     _report(output_names(fn), outputs, args.output)
-    if args.backend == "tpu":
+    if executable.report is not None:  # the target has something to say about the run
         report_tpu_run(executable.native, args)
     return 0
 
@@ -178,7 +178,13 @@ def _add_run(sub: Subparsers) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a graph file's entry function and summarize its outputs")
     p.add_argument("file", help="graph file, or a library from `tessel compile` (.so/.json)")
     add_io_args(p)
-    p.add_argument("--backend", "--target", choices=sorted(BACKENDS), default="interp")
+    p.add_argument(
+        "--backend",
+        "--target",
+        choices=sorted(TARGETS),
+        default="cpu",
+        help="where to run: cpu (compiled, the default), interp (the reference), tpu (simulated)",
+    )
     p.add_argument("--entry", help="function to run instead of the module's entry")
     add_backend_args(p)
     add_tpu_args(p)

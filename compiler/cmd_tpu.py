@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from compiler.backends import BackendOptions
 from compiler.cliargs import (
     Subparsers,
     add_backend_args,
@@ -21,7 +20,14 @@ from compiler.cliargs import (
     backend_options,
     pipeline_options,
 )
-from compiler.cmd_run import _report, entry_function, gather_inputs, load, report_tpu_run
+from compiler.cmd_run import (
+    _report,
+    entry_function,
+    gather_inputs,
+    load,
+    output_names,
+    report_tpu_run,
+)
 from compiler.driver import optimize
 from ir.diagnostics import TesselError
 from ir.dtypes import DType
@@ -34,8 +40,8 @@ TPU_EMITS = {"tpu-bin", "tpu-asm", "ir"}
 
 
 def compile_tpu(args: argparse.Namespace, name: str, emit: list[str]) -> int:
+    from codegen.tpu.build import compile_tpu
     from compiler.cmd_compile import write_atomically
-    from runtime.tpu.executable import TpuExecutable
     from runtime.tpu.package import save
 
     unknown = sorted(set(emit) - TPU_EMITS)
@@ -49,11 +55,13 @@ def compile_tpu(args: argparse.Namespace, name: str, emit: list[str]) -> int:
     placed, _ = optimize(module, opts)
     fn = entry_function(placed, args.entry)
     config = preset(args.tpu)
-    exe = TpuExecutable(placed, fn.name, config)
+    exe = compile_tpu(placed, fn.name, config)
     out = Path(args.output)
 
     def write(staging: Path) -> list[str]:
-        files = save(exe, staging, name, final=out.absolute())
+        files = save(
+            exe, staging, name, out.absolute(), entry=fn.name, result_names=output_names(fn)
+        )
         if "ir" in emit:
             from ir.printer import print_module
 
@@ -65,15 +73,12 @@ def compile_tpu(args: argparse.Namespace, name: str, emit: list[str]) -> int:
 
 
 def cmd_tpu_sim(args: argparse.Namespace) -> int:
+    from compiler.targets import attach_hosts
     from runtime.tpu.package import load as load_package
 
     options = backend_options(args)
-    exe = load_package(
-        args.program,
-        options.tpu_timing,
-        args.host,
-        BackendOptions(threads=options.threads, cpu=options.cpu),
-    )
+    exe = load_package(args.program, options.tpu_timing)
+    attach_hosts(exe, options, args.host)
     signature = _signature(exe.signature)  # type: ignore[attr-defined]
     inputs = gather_inputs(signature, args.input, args.seed)
     outputs = exe.run(inputs)

@@ -33,8 +33,8 @@ from ir.graph import Module
 from ir.printer import Printer, WeightSink
 
 if TYPE_CHECKING:
-    from compiler.backends import Executable
     from compiler.jitfunc import JitOptions
+    from compiler.targets import Executable
 
 FORMAT = 1
 _PACKAGES = ("ir", "passes", "codegen", "runtime", "compiler")
@@ -123,9 +123,9 @@ def lookup(module: Module, options: JitOptions) -> Executable | None:
         code = (root / "objects" / f"{meta['object']}.o").read_bytes()
         if hashlib.sha256(code).hexdigest() != meta["object"]:
             raise ValueError("the object code does not match its hash")
-        from compiler.backends import BackendOptions, cpu_from_payload
+        from compiler.targets import TargetOptions, cpu_from_payload
 
-        return cpu_from_payload(meta["spec"], code, BackendOptions(cpu=options.cpu))
+        return cpu_from_payload(meta["spec"], code, TargetOptions(cpu=options.cpu))
     except Exception as e:  # any unusable entry is a miss, never a failure
         warnings.warn(
             f"tessel: cache entry {path} is unusable ({e}); compiling again",

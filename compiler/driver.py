@@ -15,7 +15,7 @@ from compiler.instruments import Dump, PrintIR, Timing
 from ir.diagnostics import TesselError
 from ir.graph import Module
 from ir.printer import print_module
-from passes import DEFAULT_PIPELINES, PassContext, PassManager, parse_pipeline
+from passes import PassContext, PassManager, parse_pipeline
 from passes.buffers import BufferAssign, format_memory_report
 from passes.manager import Instrument
 
@@ -40,19 +40,16 @@ class PipelineOptions:
     report_memory: bool = False
     name: str = "module"  # the dump sub-folder
     tpu: str = "tpu-v1"  # the TPU target's chip: placement depends on its multiplier
+    cpu: str = "native"  # the CPU code is built for: its pipeline depends on the units it has
 
     extra_instruments: list[Instrument] = field(default_factory=list)
 
     def pipeline_text(self) -> str:
         if self.pipeline is not None:
             return self.pipeline
-        if self.target == "tpu" and self.tpu != "tpu-v1":
-            from runtime.tpu.config import preset
+        from compiler.targets import TargetOptions, default_pipeline
 
-            if preset(self.tpu).multiplier == "bf16":  # float contractions become bf16 ones
-                place = "bf16-mixed,canonicalize,fold,cse,dce,tpu-place{multiplier=bf16}"
-                return DEFAULT_PIPELINES["tpu"].replace("tpu-place", place)
-        return DEFAULT_PIPELINES[self.target]
+        return default_pipeline(self.target, TargetOptions(cpu=self.cpu, tpu=self.tpu))
 
 
 def _regex(text: str | None) -> re.Pattern[str] | None:

@@ -25,10 +25,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from compiler import diskcache, pytree
+from compiler import diskcache, pytree, targets
 from compiler import tracer_methods as _tracer_methods  # noqa: F401  (installs the methods)
-from compiler.backends import BackendOptions, Executable, prepare
 from compiler.driver import PipelineOptions, optimize
+from compiler.targets import Executable, TargetOptions, prepare, target
 from compiler.tracing import Trace, TraceError, Tracer, lift, user_location
 from ir.diagnostics import TesselError
 from ir.dtypes import DType
@@ -36,7 +36,6 @@ from ir.graph import Module
 from ir.printer import print_module
 
 log = logging.getLogger("tessel.jit")
-TARGETS = ("cpu", "interp", "tpu")
 
 
 class RecompileError(TesselError):
@@ -142,15 +141,7 @@ def jit(
     """Compile `fn` for `target` ("cpu", "interp", "tpu"); usable as `@jit` or `@jit(...)`.
 
     On the TPU, `tpu` names the chip; after a call, `f.tpu_report()` describes the last run."""
-    if target not in TARGETS:
-        raise TesselError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    if target == "tpu":
-        from runtime.tpu.config import preset
-
-        try:
-            preset(tpu)
-        except ValueError as e:
-            raise TesselError(f"tpu={tpu!r}: {e}") from None
+    targets.target(target).check(targets.TargetOptions(cpu=cpu, tpu=tpu))
     options = JitOptions(
         target,
         pipeline,
@@ -381,9 +372,9 @@ class JitFunction:
         runs = [
             e.executable.native
             for e in self._entries.values()
-            if getattr(e.executable.native, "last", None) is not None
+            if e.executable.report is not None and e.executable.native.last.results
         ]
-        if self.options.target != "tpu" or not runs:
+        if not runs:
             raise TesselError(f"{self.name}: no TPU run yet (target={self.options.target!r})")
         latest: Any = max(runs, key=lambda exe: exe.last.when)
         return str(latest.report())
@@ -416,7 +407,8 @@ class Lowered:
         return Compiled(self.compile_entry(JitOptions(), 0))
 
     def compile_entry(self, options: JitOptions, index: int) -> Entry:
-        cached = diskcache.lookup(self.module, options) if options.target == "cpu" else None
+        disk = target(options.target).disk_cache
+        cached = diskcache.lookup(self.module, options) if disk else None
         if cached is not None:
             return self._entry(cached, None, options)
         popts = PipelineOptions(
@@ -426,12 +418,13 @@ class Lowered:
             dump_dir=None if options.dump_dir is None else Path(options.dump_dir),
             name=_identifier(self.name) + (f".{index}" if index else ""),
             tpu=options.tpu,
+            cpu=options.cpu,
         )
         optimized, _ = optimize(self.module, popts)
         exe = prepare(
-            options.target, optimized, None, BackendOptions(cpu=options.cpu, tpu=options.tpu)
+            options.target, optimized, None, TargetOptions(cpu=options.cpu, tpu=options.tpu)
         )
-        if options.target == "cpu":
+        if disk:
             diskcache.store(self.module, options, exe)
         return self._entry(exe, optimized, options)
 

@@ -17,6 +17,5 @@ from passes import (  # noqa: F401
 from passes.base import REGISTRY, Pass, PassContext
 from passes.manager import PassManager
 from passes.pipeline import parse_pipeline
-from passes.pipelines import DEFAULT_PIPELINES
 
-__all__ = ["DEFAULT_PIPELINES", "REGISTRY", "Pass", "PassContext", "PassManager", "parse_pipeline"]
+__all__ = ["REGISTRY", "Pass", "PassContext", "PassManager", "parse_pipeline"]

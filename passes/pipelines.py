@@ -1,31 +1,34 @@
-"""The default pipeline of each target, in one place."""
+"""Each target's default pipeline, built from what the target can do (never by probing the host:
+the caller passes that in; compiler/targets.py derives it from the target's options)."""
 
 # Cleanup first so that decomposition and fusion see a small graph; cleanup again after
 # decomposition because composites expand into foldable and shareable pieces.
-_CLEANUP = "canonicalize,fold,cse,dce"
+CLEANUP = "canonicalize,fold,cse,dce"
 
 
-def _cpu_widen() -> str:
-    """bf16 dot_generals stay bf16 where the cpu backend's bf16 GEMM has AMX-BF16 or AVX-512
-    BF16 to run on (six times the f32 GEMM at 1024^3); elsewhere they are widened to run on the
-    f32 GEMM, faster than that kernel's portable loop (passes/widen.py)."""
-    from codegen.cpu_caps import host_caps
-    from codegen.gemm_bf16 import supported
-
-    return "widen-products{bf16-dots=false}" if supported(host_caps()) else "widen-products"
+def interp_pipeline() -> str:
+    return CLEANUP
 
 
-DEFAULT_PIPELINES: dict[str, str] = {
-    "interp": _CLEANUP,
-    # the cpu backend has a one-kernel row softmax, faster than the four decomposed kernels,
-    # so it keeps softmax and recognizes the one traced NumPy code spells out
-    # and computes f16/bf16 products on its f32 GEMM (exact: widen-products), bf16 dots on
-    # its bf16 GEMM where the host has the units; its int8 GEMM
-    # applies epilogues (bias, requantize, dequantize), its int8 convolution does not, so
-    # integer conv2ds stay unfused
-    "cpu": f"{_CLEANUP},recompose,decompose{{softmax=false}},{_cpu_widen()},{_CLEANUP},"
-    "fuse{int-epilogue=dot_general},buffer-assign",
-    # contractions the chip can run become `fusion {device = tpu}`; the host stages get the
-    # cpu pipeline when the TPU backend compiles them
-    "tpu": f"{_CLEANUP},decompose{{softmax=false}},{_CLEANUP},tpu-place",
-}
+def cpu_pipeline(bf16_dots: bool = False) -> str:
+    """The cpu backend has a one-kernel row softmax, faster than the four decomposed kernels, so
+    it keeps softmax and recognizes the one traced NumPy code spells out. It computes f16/bf16
+    products on its f32 GEMM (exact: widen-products), except bf16 dots where `bf16_dots` says
+    its bf16 GEMM has AMX-BF16 or AVX-512 BF16 to run on (six times the f32 GEMM at 1024^3;
+    elsewhere that kernel is not used). Its int8 GEMM applies epilogues (bias, requantize,
+    dequantize); its int8 convolution does not, so integer conv2ds stay unfused."""
+    widen = "widen-products{bf16-dots=false}" if bf16_dots else "widen-products"
+    return (
+        f"{CLEANUP},recompose,decompose{{softmax=false}},{widen},{CLEANUP},"
+        "fuse{int-epilogue=dot_general},buffer-assign"
+    )
+
+
+def tpu_pipeline(multiplier: str = "int8") -> str:
+    """Contractions the chip can run become `fusion {device = tpu}`; the host stages get the cpu
+    pipeline when the TPU backend compiles them. A chip with bf16 multipliers runs float
+    contractions as bf16 ones (bf16 operands, f32 sums)."""
+    place = "tpu-place"
+    if multiplier == "bf16":
+        place = f"bf16-mixed,{CLEANUP},tpu-place{{multiplier=bf16}}"
+    return f"{CLEANUP},decompose{{softmax=false}},{CLEANUP},{place}"

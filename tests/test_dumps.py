@@ -9,11 +9,12 @@ import pytest
 
 from compiler.bisect import bisect, compare, side_by_side
 from compiler.cli import main
+from compiler.targets import default_pipeline
 from ir.builder import make_node
 from ir.graph import Function
 from ir.ops import Op
 from ir.parser import parse_file, parse_module
-from passes import DEFAULT_PIPELINES, REGISTRY, PassContext, parse_pipeline
+from passes import REGISTRY, PassContext, parse_pipeline
 from passes.base import Pass
 from passes.rewrite import rewrite_function
 from runtime.inputs import random_inputs
@@ -36,7 +37,7 @@ def test_every_dump_is_a_rerunnable_graph_with_the_same_outputs(
     assert code == 0, err
     folder = tmp_path / sample
     dumps = sorted(folder.glob("*.graph"))
-    n_passes = len(parse_pipeline(DEFAULT_PIPELINES["cpu"]))
+    n_passes = len(parse_pipeline(default_pipeline("cpu")))
     assert len(dumps) == n_passes + 1
     assert dumps[0].name == "000-input.graph"
     assert [int(p.name[:3]) for p in dumps] == list(range(n_passes + 1))
@@ -143,7 +144,7 @@ def test_pass_timing_and_memory_report(samples_dir, capsys):
     code, _, err = cli(capsys, "opt", samples_dir / "mlp.graph", "--pass-timing", "--report-memory")
     assert code == 0
     rows = [line for line in err.splitlines() if re.match(r"\s+\d+\s+\S", line)]
-    assert len(rows) == len(parse_pipeline(DEFAULT_PIPELINES["cpu"]))
+    assert len(rows) == len(parse_pipeline(default_pipeline("cpu")))
     assert "fuse" in err
     assert "total" in err
     assert "peak live" in err

@@ -15,11 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from codegen.tpu.lower import compile_tpu_stage, is_tpu, split_stages, stage_function
-from codegen.tpu.regions import regions_of
-from ir.diagnostics import TesselError
-from ir.graph import Function, Module, Node
-from ir.ops import Op
+from ir.graph import Module
 from runtime.tpu.config import TpuConfig
 from runtime.tpu.program import TpuProgram
 from runtime.tpu.sim import Result
@@ -33,7 +29,7 @@ class _Step:
     outputs: list[Hashable]
     program: TpuProgram | None = None
     host_module: Module | None = None  # a host stage, before its pipeline
-    host: Any = None  # its Executable (compiler.backends)
+    host: Any = None  # what runs it: an object with run(arrays) -> arrays
 
 
 @dataclass
@@ -61,36 +57,13 @@ class TpuRun:
 
 
 class TpuExecutable:
-    """A placed function as host and TPU stages; `run` goes through them in order."""
+    """A placed function as host and TPU stages; `run` goes through them in order.
+
+    codegen/tpu/build.py compiles one from a module (runtime/tpu/package.py loads one from
+    disk); a host stage runs through whatever `host` object it was given (anything with a
+    `run(arrays) -> arrays`: the cpu or interp target's executable)."""
 
     def __init__(
-        self,
-        module: Module,
-        entry: str | None,
-        config: TpuConfig,
-        mode: str = "native",
-        host_backend: str = "cpu",
-        host_options: object = None,
-    ) -> None:
-        fn = module.function(entry or module.entry)
-        _check_placed(fn, config)
-        steps = []
-        for stage in split_stages(fn):
-            step = _Step(list(stage.inputs), list(stage.outputs))
-            if stage.device == "tpu":
-                step.program = compile_tpu_stage(config, stage)
-            else:
-                stage_fn = stage_function(fn, stage)
-                step.host_module = Module((stage_fn,), stage_fn.name)
-            steps.append(step)
-        constants: dict[Hashable, np.ndarray] = {
-            r: _constant(r) for r in fn.results if r.op is Op.CONSTANT
-        }
-        self._setup(config, mode, steps, list(fn.params), list(fn.results), constants)
-        self.fn = fn
-        self.prepare_hosts(host_backend, host_options)
-
-    def _setup(
         self,
         config: TpuConfig,
         mode: str,
@@ -102,17 +75,6 @@ class TpuExecutable:
         self.config, self.mode, self.steps = config, mode, steps
         self.params, self.results, self.constants = params, results, constants
         self.last = TpuRun()
-
-    def prepare_hosts(self, backend: str, options: object) -> None:
-        """Compile the host stages for `backend` (their pipeline first)."""
-        from compiler.backends import prepare
-        from passes import DEFAULT_PIPELINES, PassContext, PassManager, parse_pipeline
-
-        for step in self.steps:
-            if step.host_module is not None:
-                pipeline = parse_pipeline(DEFAULT_PIPELINES[backend])
-                optimized = PassManager(pipeline).run(step.host_module, PassContext())
-                step.host = prepare(backend, optimized, None, options)  # type: ignore[arg-type]
 
     @property
     def programs(self) -> list[TpuProgram]:
@@ -183,26 +145,3 @@ class TpuExecutable:
         for result, p in zip(results, paths, strict=True):
             write_trace(result, p)
         return paths
-
-
-def _check_placed(fn: Function, c: TpuConfig) -> None:
-    """A function with contractions but none on the TPU was not made for this chip: say why."""
-    if any(is_tpu(n) for n in fn.body):
-        return
-    _, rejected = regions_of(fn, c.multiplier)
-    if not rejected:
-        return
-    reasons = "; ".join(f"%{n.name or n.op.value}: {why}" for n, why in rejected.items())
-    hint = (
-        " Quantize it first (tessel quantize, or compiler.quantize), or run it on the bf16 "
-        "chip tpu-v2-core (--tpu tpu-v2-core, or jit(..., tpu='tpu-v2-core'))."
-        if c.multiplier == "int8"
-        else ""
-    )
-    raise TesselError(
-        f"nothing in @{fn.name} can run on the {c.name} TPU ({c.multiplier}): {reasons}.{hint}"
-    )
-
-
-def _constant(node: Node) -> np.ndarray:
-    return np.asarray(node.attrs["value"].array)

@@ -13,7 +13,7 @@ and a person can read or edit every piece.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +30,18 @@ from runtime.tpu.program import TpuProgram
 FORMAT = "tessel-tpu-1"
 
 
-def save(exe: TpuExecutable, folder: Path, name: str, final: Path | None = None) -> list[str]:
-    """Write the package into `folder` (whose contents will move to `final`); the file names."""
+def save(
+    exe: TpuExecutable, folder: Path, name: str, final: Path | None = None,
+    entry: str | None = None, result_names: Sequence[str] = (),
+) -> list[str]:  # fmt: skip
+    """Write the package into `folder` (whose contents will move to `final`); the file names.
+    Results are called `result_names` where given (the graph's names), else v0, v1, ..."""
     final = final or folder
     names: dict[Hashable, str] = {}
     for i, p in enumerate(exe.params):
         names[p] = getattr(p, "name", None) or f"arg{i}"
-
-    fn = getattr(exe, "fn", None)
-    if fn is not None:  # results keep their graph names where those are usable
-        from compiler.cmd_run import output_names
-
-        for r, out_name in zip(exe.results, output_names(fn), strict=True):
-            names.setdefault(r, out_name)
+    for r, out_name in zip(exe.results, result_names, strict=False):
+        names.setdefault(r, out_name)
 
     def key(x: Hashable) -> str:
         if x not in names:
@@ -83,7 +82,7 @@ def save(exe: TpuExecutable, folder: Path, name: str, final: Path | None = None)
     manifest = {
         "format": FORMAT,
         "preset": exe.config.name,
-        "entry": fn.name if fn is not None else name,
+        "entry": entry or name,
         "inputs": [_tensor(names[p], p) for p in exe.params],
         "outputs": [key(r) for r in exe.results],
         "constants": {key(r): v.tolist() for r, v in exe.constants.items()},
@@ -97,9 +96,9 @@ def _tensor(name: str, node: Any) -> dict[str, Any]:
     return {"name": name, "dtype": str(node.dtype), "shape": list(node.shape)}
 
 
-def load(
-    path: str | Path, mode: str = "native", host_backend: str = "cpu", host_options: object = None
-) -> TpuExecutable:
+def load(path: str | Path, mode: str = "native") -> TpuExecutable:
+    """A saved program; its host stages still need compiling (codegen/tpu/build.py's
+    `prepare_hosts`, as compiler/targets.py's `attach_hosts` does)."""
     path = Path(path)
     try:
         manifest = json.loads(path.read_text())
@@ -121,11 +120,8 @@ def load(
         else:
             step.host_module = parse_file(str(folder / stage["graph"]))
         steps.append(step)
-    exe = TpuExecutable.__new__(TpuExecutable)
     constants = {k: np.asarray(v) for k, v in manifest.get("constants", {}).items()}
-    exe._setup(
-        config, mode, steps, [t["name"] for t in manifest["inputs"]], manifest["outputs"], constants
-    )
+    params = [t["name"] for t in manifest["inputs"]]
+    exe = TpuExecutable(config, mode, steps, params, manifest["outputs"], constants)
     exe.signature = manifest["inputs"]  # type: ignore[attr-defined]
-    exe.prepare_hosts(host_backend, host_options)
     return exe

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 import passes  # noqa: F401  (registers every pass, bf16-mixed included)
+from codegen.executable import CpuExecutable
 from compiler.driver import PipelineOptions, optimize
 from ir.graph import Module
 from ir.parser import parse_file
 from passes.base import PassContext
 from passes.manager import PassManager
 from passes.pipeline import parse_pipeline
-from runtime.cpu import CpuExecutable
 from runtime.interp import run_module
 
 HERE = Path(__file__).resolve().parent
@@ -87,12 +87,11 @@ def on_cpu(module: Module) -> Runner:
 def on_tpu(chip: str, reports: list[str]) -> Callable[[Module], Runner]:
     """Compile for the simulated TPU `chip` (contractions on the chip, the rest on the CPU);
     each run's chip report (cycles, stalls, TOPS) is appended to `reports`."""
-    from runtime.tpu.config import preset
-    from runtime.tpu.executable import TpuExecutable
+    from compiler.targets import TargetOptions, tpu_executable
 
     def build(module: Module) -> Runner:
         placed, _ = optimize(module, PipelineOptions(target="tpu", tpu=chip))
-        exe = TpuExecutable(placed, None, preset(chip))
+        exe = tpu_executable(placed, None, TargetOptions(tpu=chip))
 
         def run(x: np.ndarray) -> Sequence[np.ndarray]:
             outputs = exe.run([x])

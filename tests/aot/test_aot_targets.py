@@ -9,11 +9,11 @@ import pytest
 
 import runtime
 from codegen.aot import aot_target, compile_library, link_shared
+from codegen.executable import native_ready
 from compiler.cmd_run import entry_function, output_names
 from compiler.driver import PipelineOptions, optimize
 from ir.diagnostics import TesselError
 from ir.parser import parse_file
-from runtime.cpu import native_ready
 
 RTOL, ATOL = 1e-4, 1e-5
 MISSING = "avx5124fmaps"  # a Xeon Phi feature no current CPU has

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from codegen.executable import CpuExecutable
 from ir.dtypes import DType
 from ir.parser import parse_module
-from runtime.cpu import CpuExecutable
 from runtime.interp import run_module
 
 SPECIAL = [0.0, -0.0, 0.5, -0.5, 1.5, -2.7, 126.9, 127.5, 128.0, -129.0, 255.9, 256.0,

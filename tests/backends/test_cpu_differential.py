@@ -17,11 +17,11 @@ from graphgen import OP_DTYPES, functions
 from hypothesis import HealthCheck, given, settings
 
 from codegen.cpu_caps import host_levels
+from codegen.executable import CpuExecutable
 from codegen.jit import host_target
 from ir.dtypes import DType
 from ir.graph import Function, Module
 from ir.ops import Op
-from runtime.cpu import CpuExecutable
 from runtime.inputs import random_inputs
 from runtime.interp import run_function
 

@@ -10,16 +10,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-import runtime.cpu as cpu
+import codegen.executable as cpu
 import runtime.native as native
+from codegen.executable import CpuExecutable
 from codegen.program import ProgramSpec
+from compiler.targets import default_pipeline
 from ir.diagnostics import TesselError
 from ir.graph import Module
 from ir.parser import parse_file, parse_module
-from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
-from runtime.cpu import PARALLEL_MIN_ELEMENTS, CpuExecutable
+from passes import PassManager, parse_pipeline
 from runtime.inputs import random_inputs
 from runtime.interp import run_module
+from runtime.native import PARALLEL_MIN_ELEMENTS
 
 SMALL = """func @main(%x: f32[4], %y: f32[4]) -> f32[4] {
  %z = add(%x, %y)
@@ -37,7 +39,7 @@ assert PARALLEL_MIN_ELEMENTS <= 64 * 1024
 
 
 def optimized(module: Module) -> Module:
-    return PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(module)
+    return PassManager(parse_pipeline(default_pipeline("cpu"))).run(module)
 
 
 def reload(exe: CpuExecutable, threads: int | None = None) -> CpuExecutable:

@@ -10,13 +10,14 @@ import pytest
 from llvmlite import ir
 
 from codegen.cpu_caps import level_caps
+from codegen.executable import CpuExecutable
 from codegen.jit import host_target
 from codegen.kernel import build_kernel
 from compiler.cli import main
+from compiler.targets import default_pipeline
 from ir.diagnostics import InputError
 from ir.parser import parse_file, parse_module
-from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
-from runtime.cpu import CpuExecutable
+from passes import PassManager, parse_pipeline
 from runtime.inputs import random_inputs
 from runtime.interp import run_module
 
@@ -25,7 +26,7 @@ ADD = "func @main(%x: f32[5], %y: f32[5]) -> f32[5] {\n %z = add(%x, %y)\n retur
 
 
 def optimized(module):
-    return PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(module)
+    return PassManager(parse_pipeline(default_pipeline("cpu"))).run(module)
 
 
 def test_golden_llvm_for_a_tiny_kernel():

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from codegen import gemm
+from codegen.executable import CpuExecutable
 from codegen.gemm_micro import Axis
 from codegen.jit import host_target
 from ir.builder import constant, make_node, parameter
@@ -27,7 +28,6 @@ from ir.graph import Function, Module, Node
 from ir.ops import Op
 from ir.types import TensorType
 from passes import PassManager, parse_pipeline
-from runtime.cpu import CpuExecutable
 from runtime.inputs import random_inputs
 from runtime.interp import run_function
 

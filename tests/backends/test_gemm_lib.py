@@ -14,13 +14,13 @@ import pytest
 
 from codegen import gemm, gemm_lib
 from codegen.cpu_caps import host_caps
+from codegen.executable import CpuExecutable
 from ir.builder import make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import Op
 from ir.types import TensorType
 from passes import PassManager, parse_pipeline
-from runtime.cpu import CpuExecutable
 from runtime.inputs import random_inputs
 from runtime.interp import run_module
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from codegen.cpu_caps import host_levels
+from codegen.executable import CpuExecutable
 from codegen.jit import host_target
 from codegen.objsyms import UnresolvedSymbolError, check_symbols, undefined_calls
 from ir.parser import parse_module
-from runtime.cpu import CpuExecutable
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast")
 LEVELS = host_levels()

@@ -17,9 +17,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from codegen.executable import CpuExecutable
 from ir.dtypes import DType
 from ir.parser import parse_module
-from runtime.cpu import CpuExecutable
 from runtime.interp import run_function
 
 FUNCTIONS = ["exp", "log", "tanh", "sigmoid", "erf"]

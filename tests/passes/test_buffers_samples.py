@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from passcheck import apply
 
+from compiler.targets import default_pipeline
 from ir.parser import parse_file
-from passes import DEFAULT_PIPELINES
 
 
 @pytest.mark.parametrize("sample", ["mlp", "cnn", "attention"])
 @pytest.mark.parametrize(
-    "pipeline", ["canonicalize,fold,cse,dce,buffer-assign", DEFAULT_PIPELINES["cpu"]]
+    "pipeline", ["canonicalize,fold,cse,dce,buffer-assign", default_pipeline("cpu")]
 )
 def test_arena_equals_peak_live_bytes(samples_dir, sample, pipeline):
     module = parse_file(samples_dir / f"{sample}.graph")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from passcheck import apply, assert_unchanged, canonical
 
+from codegen.executable import CpuExecutable
 from compiler.driver import PipelineOptions, optimize
 from ir.graph import Module
 from ir.parser import parse_module
 from ir.printer import print_module
 from passes.mixed_precision import Bf16Mixed, Bf16MixedOptions
-from runtime.cpu import CpuExecutable
 from runtime.inputs import random_inputs
 from runtime.interp import run_module
 

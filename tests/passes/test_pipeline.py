@@ -6,13 +6,13 @@ import pytest
 from passcheck import apply
 
 import passes  # noqa: F401
+from compiler.targets import TARGETS, TargetOptions, default_pipeline
 from ir.diagnostics import VerifyError
 from ir.graph import Function, Module
 from ir.parser import parse_module
 from passes.base import REGISTRY, Pass, PassContext, register
 from passes.manager import Instrument, PassManager, PassRecord, PassVerifyError
 from passes.pipeline import PipelineError, format_pipeline, parse_pipeline
-from passes.pipelines import DEFAULT_PIPELINES
 
 TEXT = """func @main(%x: f32[4]) -> f32[4] {
   %a = neg(%x)
@@ -82,9 +82,12 @@ def test_pipeline_errors_point_at_the_problem(text, col, message):
     assert lines[2] == "  " + " " * (col - 1) + "^"
 
 
-def test_default_pipelines_parse():
-    for target, text in DEFAULT_PIPELINES.items():
-        assert parse_pipeline(text), target
+@pytest.mark.parametrize(
+    "options", [TargetOptions(), TargetOptions(cpu="generic", tpu="tpu-v2-core")]
+)
+def test_default_pipelines_parse(options):
+    for name, row in TARGETS.items():
+        assert parse_pipeline(row.pipeline(options)), name
 
 
 class _Recorder(Instrument):
@@ -152,5 +155,5 @@ def test_pipeline_keeps_numbers_on_samples(samples_dir):
 
     for sample in sorted(samples_dir.glob("*.graph")):
         module = parse_file(sample)
-        out, _ = apply(DEFAULT_PIPELINES["cpu"], module)
+        out, _ = apply(default_pipeline("cpu"), module)
         assert_same_numbers(module, out, seeds=1, rtol=1e-4)

@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 from passcheck import apply, canonical
 
+from codegen.executable import CpuExecutable
 from compiler.observers import KLDivergence, MinMax, MovingAverage, Percentile, observer_factory
 from compiler.quantize import CLEANUP, FOLD, asymmetric, quantize, run_all
+from compiler.targets import default_pipeline
 from ir.diagnostics import TesselError
 from ir.dtypes import DType
 from ir.graph import Module
 from ir.ops import Op
 from ir.parser import parse_file, parse_module
 from ir.printer import print_module
-from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
+from passes import PassManager, parse_pipeline
 from passes.requantize import fixed_point
-from runtime.cpu import CpuExecutable
 from runtime.inputs import random_inputs
 from runtime.interp import run_module, run_op
 
@@ -166,7 +167,7 @@ def test_quantized_samples_give_the_same_integers_on_the_cpu(sample, activations
     assert checked
     body = int8.entry_function
     probe = Module((body.replace(results=tuple(checked)),), body.name)
-    cpu = CpuExecutable(PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(probe))
+    cpu = CpuExecutable(PassManager(parse_pipeline(default_pipeline("cpu"))).run(probe))
     for node, got in zip(checked, cpu(*args), strict=True):
         np.testing.assert_array_equal(got, values[node])
 

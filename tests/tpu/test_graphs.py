@@ -7,14 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from compiler.backends import BackendOptions, prepare
 from compiler.cmd_run import load
 from compiler.driver import PipelineOptions, optimize
 from compiler.quantize import quantize
+from compiler.targets import TargetOptions, prepare, tpu_executable
 from runtime.inputs import random_inputs
 from runtime.interp import run_module
 from runtime.tpu.config import preset
-from runtime.tpu.executable import TpuExecutable
 from tests.conftest import SAMPLES
 
 
@@ -34,7 +33,7 @@ def test_quantized_samples_equal_the_interpreter_exactly(quantized_samples, name
     module = quantized_samples[name]
     placed, _ = optimize(module, PipelineOptions(target="tpu", tpu=chip))
     # host stages on the interpreter too, so every output must be bit-identical
-    exe = TpuExecutable(placed, None, preset(chip), host_backend="interp")
+    exe = tpu_executable(placed, None, TargetOptions(tpu=chip), host="interp")
     assert exe.programs, "nothing was placed on the TPU"
     args = random_inputs(module.entry_function, 7)
     got = exe.run(args)
@@ -49,7 +48,7 @@ def test_quantized_samples_equal_the_interpreter_exactly(quantized_samples, name
 def test_tpu_backend_runs_host_stages_on_the_cpu(quantized_samples):
     module = quantized_samples["mlp"]
     placed, _ = optimize(module, PipelineOptions(target="tpu"))
-    exe = prepare("tpu", placed, None, BackendOptions())
+    exe = prepare("tpu", placed, None, TargetOptions())
     args = random_inputs(module.entry_function, 1)
     got = exe.run(args)[0]
     want = run_module(module, args)[0]
@@ -60,7 +59,7 @@ def test_tpu_backend_runs_host_stages_on_the_cpu(quantized_samples):
 def test_float_graph_on_bf16_chip_matches_bf16_mixed_interpretation():
     module = load(str(SAMPLES / "mlp.graph"))
     placed, _ = optimize(module, PipelineOptions(target="tpu", tpu="tpu-v2-core"))
-    exe = TpuExecutable(placed, None, preset("tpu-v2-core"), host_backend="interp")
+    exe = tpu_executable(placed, None, TargetOptions(tpu="tpu-v2-core"), host="interp")
     args = random_inputs(module.entry_function, 2)
     got = exe.run(args)[0]
     mixed, _ = optimize(module, PipelineOptions(pipeline="bf16-mixed"))
@@ -231,7 +230,7 @@ def test_quantized_digits_classifier_on_the_tpu_equals_the_interpreter(chip):
     data = np.load(digits / "digits_data.npz")
     quantized = quantize(module, {"x": data["x_calib"].astype(np.float32)})
     placed, _ = optimize(quantized, PipelineOptions(target="tpu", tpu=chip))
-    exe = TpuExecutable(placed, None, preset(chip), host_backend="interp")
+    exe = tpu_executable(placed, None, TargetOptions(tpu=chip), host="interp")
     assert len(exe.programs) == 1  # the three layers, one chain
     x = data["x_test"].astype(np.float32)
     got = exe.run([x])

@@ -128,7 +128,7 @@ def test_bad_attributes_are_located_errors(text, message):
 
 @pytest.mark.parametrize(("multiplier", "shift"), FACTORS)
 def test_the_cpu_backend_gives_the_same_integers(multiplier, shift):
-    from runtime.cpu import CpuExecutable
+    from codegen.executable import CpuExecutable
     from runtime.interp import run_module
 
     n, m = len(SPECIAL), len(ACCUMULATORS)

@@ -1,4 +1,4 @@
-"""The CPU backend's executable: a function compiled by LLVM into one native program.
+"""The CPU target's executable: a function compiled by LLVM into one native program.
 
 `CpuExecutable(module)` lowers the function (codegen/program.py), compiles it, and runs it with
 `runtime.native.NativeProgram`; `payload()`/`from_payload()` save and restore it as JSON plus
@@ -16,21 +16,10 @@ from ir.graph import Function, Module, Node
 from ir.ops import COMPOSITE, Op
 from passes.base import PassContext
 from passes.decompose import Decompose
-from runtime.native import (  # re-exported: the CPU executor's knobs live with the executor
-    ARRAY_DATA_OFFSET,
-    PARALLEL_MIN_ELEMENTS,
-    NativeProgram,
-    default_threads,
-)
+from runtime.native import ARRAY_DATA_OFFSET, NativeProgram
 from runtime.program_spec import ProgramSpec
 
-__all__ = [
-    "ARRAY_DATA_OFFSET",
-    "PARALLEL_MIN_ELEMENTS",
-    "CpuExecutable",
-    "default_threads",
-    "native_ready",
-]
+__all__ = ["CpuExecutable", "native_ready"]
 
 
 class CpuExecutable(NativeProgram):
