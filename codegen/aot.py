@@ -26,10 +26,10 @@ from codegen.jit import (
     CPU_CHOICES,
     Target,
     host_target,
-    library_symbols,
     optimize,
     target_machine,
 )
+from codegen.link import library_symbols
 from codegen.objsyms import check_symbols
 from codegen.program import Program, lower_program
 from ir.diagnostics import TesselError

@@ -20,12 +20,19 @@ from llvmlite import ir
 
 from codegen.loops import loop_nest
 from codegen.scalar import SCALAR, convert
-from codegen.types import COMPUTE, I1, I64, element_ptr, load_value, round_to
+from codegen.types import (
+    COMPUTE,
+    I1,
+    I64,
+    Index,
+    element_ptr,
+    global_array,
+    load_value,
+    round_to,
+)
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import ELEMENTWISE, Op
-
-Index = tuple[ir.Value, ...]
 
 
 class LoweringError(Exception):
@@ -110,7 +117,7 @@ def _constant(e: Emitter, n: Node, idx: Index) -> ir.Value:
     flat = arr.reshape(-1)
     if flat.size and (flat == flat[0]).all() and not np.isnan(flat.astype(np.float64)).any():
         return _scalar_constant(e, flat[0], n.dtype)
-    glob = _global_array(e.b.module, np.ascontiguousarray(arr))
+    glob = global_array(e.b.module, np.ascontiguousarray(arr))
     ptr = element_ptr(e.b, glob, linear(e.b, idx, n.shape), n.dtype)
     return load_value(e.b, ptr, n.dtype)
 
@@ -122,18 +129,6 @@ def _scalar_constant(e: Emitter, value: object, dtype: DType) -> ir.Value:
     if dtype.is_float:
         return ir.Constant(ty, float(value))  # type: ignore[arg-type]
     return ir.Constant(ty, int(value))  # type: ignore[call-overload]
-
-
-def _global_array(module: ir.Module, arr: np.ndarray) -> ir.GlobalVariable:
-    name = f"tessel.const.{len(module.globals)}"
-    data = bytearray(arr.tobytes())
-    ty = ir.ArrayType(ir.IntType(8), len(data))
-    glob = ir.GlobalVariable(module, ty, name)
-    glob.global_constant = True
-    glob.linkage = "internal"
-    glob.initializer = ir.Constant(ty, data)
-    glob.align = 64
-    return glob
 
 
 def _iota(e: Emitter, n: Node, idx: Index) -> ir.Value:

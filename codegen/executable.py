@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from codegen import softmax as softmax_kernel
-from codegen.jit import Compiled, Target, compile_ir, host_target, load_object
+from codegen.jit import Target, host_target
+from codegen.link import Compiled, compile_ir, load_object
 from codegen.program import lower_program
 from ir.graph import Function, Module, Node
 from ir.ops import COMPOSITE, Op

@@ -24,7 +24,7 @@ from dataclasses import replace
 from llvmlite import ir
 
 from codegen.cpu_caps import CpuCaps
-from codegen.emit import Buffer, Emitter, Index, unravel
+from codegen.emit import Buffer, Emitter, unravel
 from codegen.gemm_micro import (
     PanelSource,
     Tile,
@@ -38,7 +38,7 @@ from codegen.gemm_micro import (
 )
 from codegen.gemm_plan import Geometry, Plan, applicable, plan
 from codegen.loops import for_range
-from codegen.types import I64, PTR, STORAGE, element_ptr, store_value
+from codegen.types import I64, PTR, STORAGE, Index, element_ptr, store_value
 from ir.dtypes import DType
 from ir.graph import Node
 

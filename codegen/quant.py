@@ -8,12 +8,12 @@ the channel axis; per-tensor ones are constants in the code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 from llvmlite import ir
 
-from codegen.emit import Emitter, Index, _global_array
-from codegen.types import COMPUTE, F64, I64
+from codegen.types import COMPUTE, F64, I64, Index, global_array
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import Op
@@ -22,11 +22,19 @@ from ir.quant import int_range
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
 
+class Emitter(Protocol):
+    """What these rows use of codegen.emit.Emitter (which imports this module's table)."""
+
+    b: ir.IRBuilder
+
+    def value(self, node: Node, index: Index) -> ir.Value: ...
+
+
 def _param(e: Emitter, n: Node, values: Sequence[float | int], ty: ir.Type, idx: Index) -> ir.Value:
     if len(values) == 1:
         return ir.Constant(ty, values[0])
     np_type = np.float64 if ty == F64 else np.float32 if isinstance(ty, ir.FloatType) else np.int64
-    table = _global_array(e.b.module, np.asarray(values, dtype=np_type))
+    table = global_array(e.b.module, np.asarray(values, dtype=np_type))
     ptr = e.b.gep(table, [idx[n.attrs["axis"]]], inbounds=True, source_etype=ty)
     return e.b.load(ptr, typ=ty)
 

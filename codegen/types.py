@@ -6,6 +6,7 @@ the reference interpreter does; bool is a byte in memory (numpy's layout) and an
 
 from __future__ import annotations
 
+import numpy as np
 from llvmlite import ir
 
 from codegen.halfconv import f32_to_half, half_to_f32
@@ -14,6 +15,7 @@ from ir.dtypes import DType
 I1, I8, I16, I32, I64 = (ir.IntType(n) for n in (1, 8, 16, 32, 64))
 F16, F32, F64 = ir.HalfType(), ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
+Index = tuple[ir.Value, ...]  # one position in a tensor, a value per dimension
 
 STORAGE: dict[DType, ir.Type] = {
     DType.F64: F64,
@@ -91,3 +93,16 @@ def store_value(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, dtype: DType) -
 
 def element_ptr(b: ir.IRBuilder, base: ir.Value, index: ir.Value, dtype: DType) -> ir.Value:
     return b.gep(base, [index], inbounds=True, source_etype=STORAGE[dtype])
+
+
+def global_array(module: ir.Module, arr: np.ndarray) -> ir.GlobalVariable:
+    """`arr`'s bytes as a read-only, 64-byte aligned global of `module`."""
+    name = f"tessel.const.{len(module.globals)}"
+    data = bytearray(arr.tobytes())
+    ty = ir.ArrayType(ir.IntType(8), len(data))
+    glob = ir.GlobalVariable(module, ty, name)
+    glob.global_constant = True
+    glob.linkage = "internal"
+    glob.initializer = ir.Constant(ty, data)
+    glob.align = 64
+    return glob

@@ -11,20 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import shutil
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from codegen.aot import Library, aot_target, compile_library, link_shared, scratch_folder
+from codegen.aot import Library, aot_target, compile_library, link_shared
 from codegen.executable import native_ready
 from compiler.cliargs import Subparsers, add_pipeline_args, add_tpu_args, pipeline_options
 from compiler.cmd_run import entry_function, load, output_names
 from compiler.cmd_tpu import compile_tpu
 from compiler.driver import optimize
 from compiler.graphview import to_dot
+from compiler.staging import write_atomically
 from ir.diagnostics import TesselError
 from ir.printer import WeightSink, print_module
 
@@ -54,30 +51,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
     )  # fmt: skip
     out = Path(args.output)
     return write_atomically(out, lambda staging: _write(library, optimized, emit, staging, out))
-
-
-def write_atomically(out: Path, write: Callable[[Path], list[str]]) -> int:
-    """Have `write` fill a staging folder beside `out`, then move its files into `out`: on any
-    error nothing is left behind (not even folders made for the purpose)."""
-    if out.exists() and not out.is_dir():
-        raise TesselError(f"-o {out}: exists and is not a directory")
-    created = _first_missing(out.parent)  # made for the staging folder: removed on error
-    try:
-        staging = scratch_folder(out.parent if not out.exists() else out)
-    except OSError as e:
-        raise TesselError(f"-o {out}: cannot write there ({e.strerror}: {e.filename})") from None
-    done = False
-    try:
-        written = write(staging)
-        _commit(staging, out, written)
-        done = True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not done and created is not None:
-            shutil.rmtree(created, ignore_errors=True)
-    for f in written:
-        print(f"wrote {out / f}", file=sys.stderr)
-    return 0
 
 
 def _write(
@@ -124,35 +97,6 @@ def _write(
         (folder / f"{name}.s").write_text(library.asm)
         files.append(f"{name}.s")
     return files
-
-
-def _commit(staging: Path, out: Path, files: list[str]) -> None:
-    """Move the finished files into `out`: one rename of the whole folder when it is new."""
-    if not out.exists():
-        staging.chmod(0o777 & ~_umask())  # mkdtemp made it private
-        os.replace(staging, out)
-        staging.mkdir()  # the caller removes it again
-        return
-    if not out.is_dir():
-        raise TesselError(f"-o {out}: exists and is not a directory")
-    for f in files:
-        os.replace(staging / f, out / f)
-
-
-def _first_missing(folder: Path) -> Path | None:
-    """The outermost of `folder` and its parents that does not exist yet, if any."""
-    missing = None
-    for p in [folder, *folder.parents]:
-        if p.exists():
-            break
-        missing = p
-    return missing
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _add_compile(sub: Subparsers) -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ TPU_EMITS = {"tpu-bin", "tpu-asm", "ir"}
 
 def compile_tpu(args: argparse.Namespace, name: str, emit: list[str]) -> int:
     from codegen.tpu.build import compile_tpu
-    from compiler.cmd_compile import write_atomically
+    from compiler.staging import write_atomically
     from runtime.tpu.package import save
 
     unknown = sorted(set(emit) - TPU_EMITS)

@@ -33,7 +33,7 @@ from ir.graph import Module
 from ir.printer import Printer, WeightSink
 
 if TYPE_CHECKING:
-    from compiler.jitfunc import JitOptions
+    from compiler.jitoptions import JitOptions
     from compiler.targets import Executable
 
 FORMAT = 1

@@ -28,6 +28,7 @@ import numpy as np
 from compiler import diskcache, pytree, targets
 from compiler import tracer_methods as _tracer_methods  # noqa: F401  (installs the methods)
 from compiler.driver import PipelineOptions, optimize
+from compiler.jitoptions import JitOptions
 from compiler.targets import Executable, TargetOptions, prepare, target
 from compiler.tracing import Trace, TraceError, Tracer, lift, user_location
 from ir.diagnostics import TesselError
@@ -60,21 +61,6 @@ def no_recompile() -> Iterator[None]:
         yield
     finally:
         _no_recompile.reset(token)
-
-
-@dataclass(frozen=True)
-class JitOptions:
-    target: str = "cpu"
-    pipeline: str | None = None
-    verify: bool = False
-    dump_dir: str | None = None
-    cache: bool | None = None  # None: the on-disk cache is on when TESSEL_CACHE_DIR is set
-    cpu: str = "native"
-    tpu: str = "tpu-v1"  # target="tpu": the simulated chip (runtime/tpu/config.py)
-
-    def environment(self) -> tuple[tuple[str, Any], ...]:
-        """Settings read from the environment that change the compiled code."""
-        return (("threads", os.environ.get("TESSEL_NUM_THREADS")),)
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from compiler.tracing import (
     transpose,
 )
 from ir.builder import broadcast_shapes
+from ir.diagnostics import ShapeError
 from ir.dtypes import DType
 from ir.ops import Op
-from ir.typerules import ShapeError
 
 
 def _operands(a: Any, b: Any, out: DType | None = None) -> tuple[Tracer, Tracer]:

@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ir.builder import FunctionBuilder, broadcast_shapes, make_node
-from ir.diagnostics import GraphTypeError, Loc, TesselError
+from ir.diagnostics import GraphTypeError, Loc, ShapeError, TesselError
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import Op
-from ir.typerules import ShapeError
 from ir.types import TensorType
 
 Scalar = bool | int | float

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from ir.attrs import ConstData, WeightRef
-from ir.diagnostics import GraphTypeError, Loc
+from ir.diagnostics import GraphTypeError, Loc, ShapeError
 from ir.dtypes import DType
 from ir.graph import Function, Node
 from ir.ops import ELEMENTWISE, Op
-from ir.typerules import ShapeError, infer
+from ir.typerules import infer
 from ir.types import TensorType
 
 

@@ -55,3 +55,16 @@ class VerifyError(TesselError):
 
 class InputError(TesselError):
     """Arguments given to a compiled or interpreted function do not match its signature."""
+
+
+class ShapeError(ValueError):
+    """A type rule failed. The message is about the op's operands and attributes.
+
+    `attr` (an attribute name) or `operand` (an operand index) says what is at fault, so a
+    front end can point its caret at that token rather than at the op.
+    """
+
+    def __init__(self, msg: str, *, attr: str | None = None, operand: int | None = None) -> None:
+        super().__init__(msg)
+        self.attr = attr
+        self.operand = operand

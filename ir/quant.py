@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from ir.attrs import Attrs
+from ir.diagnostics import ShapeError
 from ir.dtypes import DType
 from ir.ops import QUANT_INTS, Op
 from ir.types import TensorType
@@ -23,8 +24,6 @@ Q31_MAX = (1 << 31) - 1
 
 
 def _fail(msg: str, attr: str | None = None) -> NoReturn:
-    from ir.typerules import ShapeError  # typerules imports this module's tables
-
     raise ShapeError(msg, attr=attr)
 
 

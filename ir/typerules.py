@@ -14,24 +14,12 @@ from typing import Any, NoReturn
 
 from ir import quant
 from ir.attrs import REQUIRED, Attrs, show_value
+from ir.diagnostics import ShapeError
 from ir.dtypes import DType
 from ir.ops import ARITY, BINARY, COMPARE, OPERAND_DTYPES, UNARY, Op, attr_specs
 from ir.types import TensorType
 
 Types = Sequence[TensorType]
-
-
-class ShapeError(ValueError):
-    """A type rule failed. The message is about the op's operands and attributes.
-
-    `attr` (an attribute name) or `operand` (an operand index) says what is at fault, so a
-    front end can point its caret at that token rather than at the op.
-    """
-
-    def __init__(self, msg: str, *, attr: str | None = None, operand: int | None = None) -> None:
-        super().__init__(msg)
-        self.attr = attr
-        self.operand = operand
 
 
 def _fail(msg: str, *, attr: str | None = None, operand: int | None = None) -> NoReturn:

@@ -12,10 +12,10 @@ from typing import NoReturn
 import networkx as nx
 
 from ir.attrs import show_value
-from ir.diagnostics import VerifyError
+from ir.diagnostics import ShapeError, VerifyError
 from ir.graph import Function, Module, Node
 from ir.ops import Op
-from ir.typerules import ShapeError, infer
+from ir.typerules import infer
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 

@@ -8,7 +8,7 @@ test call these rows; nothing else defines what an op does.
 This module holds sources, elementwise ops and data movement; `runtime.reference_nn` holds
 reductions, contractions, windows and composites; `runtime.numerics` the shared number rules
 (conversion, narrow-float widening, integer division and power). Parameters have no row: their
-value is an input. A fusion runs its nested body through the interpreter.
+value is an input. A fusion runs its nested body through this table.
 
 Choices the op docs leave open:
 - sign(x) for x = +-0.0 is x itself, so -0.0 keeps its sign (as in XLA); sign(NaN) is NaN.
@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ir.attrs import Attrs
+from ir.graph import Node
 from ir.ops import Op
 from ir.types import TensorType
 from runtime.numerics import Reference, cast, divide, power, widen
@@ -171,16 +172,18 @@ def _pad(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
 
 
 def _fusion(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
-    # A fused group means exactly what its body means. Imported here because the interpreter
-    # itself is built on this table.
-    from runtime.interp import run_function
-
+    """A fused group means exactly what its body means: its nodes through this same table (the
+    interpreter checks the fusion's result type, as it checks every node's)."""
     body = attrs["body"]
     if len(body.results) != 1:
         raise ValueError(
             f"a fusion body returns one value, @{body.name} returns {len(body.results)}"
         )
-    return run_function(body, args)[0]
+    env: dict[Node, np.ndarray] = dict(zip(body.params, args, strict=True))
+    for node in body.body:
+        env[node] = REFERENCE[node.op](node.attrs, [env[s] for s in node.srcs], node.type)
+    value = env[body.results[0]]
+    return value.copy() if any(value is a for a in args) else value  # fresh, never an operand
 
 
 # --- the table ----------------------------------------------------------------------------

@@ -18,12 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ir.builder import FunctionBuilder
+from ir.diagnostics import ShapeError
 from ir.dtypes import DType
 from ir.graph import Module
 from ir.ops import ARITY, OPERAND_DTYPES, SOURCES, Op
 from ir.parser import parse_module
 from ir.printer import WeightSink, is_splat, print_module
-from ir.typerules import ShapeError, check_operands, infer
+from ir.typerules import check_operands, infer
 from ir.types import TensorType
 from ir.verify import verify_module
 
