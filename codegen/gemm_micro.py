@@ -209,15 +209,20 @@ def tile_grid(
             )
 
 
-def _fmuladd(module: ir.Module, vec: ir.VectorType) -> ir.Function:
-    # llvm.fmuladd rather than llvm.fma: one FMA instruction where the target has FMA, a
-    # multiply and an add (not a slow libm call) where it does not.
-    suffix = f"v{vec.count}f{32 if vec.element == ir.FloatType() else 64}"
-    name = f"llvm.fmuladd.{suffix}"
+def fmuladd(module: ir.Module, ty: ir.Type) -> ir.Function:
+    """llvm.fmuladd for a float or a vector of floats.
+
+    llvm.fmuladd rather than llvm.fma: one FMA instruction where the target has FMA, a multiply
+    and an add (not a slow libm call) where it does not."""
+    element = ty.element if isinstance(ty, ir.VectorType) else ty
+    bits = 32 if element == ir.FloatType() else 64
+    name = f"llvm.fmuladd.v{ty.count}f{bits}" if isinstance(ty, ir.VectorType) else (
+        f"llvm.fmuladd.f{bits}"
+    )  # fmt: skip
     existing = module.globals.get(name)
     if isinstance(existing, ir.Function):
         return existing
-    return ir.Function(module, ir.FunctionType(vec, [vec, vec, vec]), name)
+    return ir.Function(module, ir.FunctionType(ty, [ty, ty, ty]), name)
 
 
 @contextmanager
@@ -263,7 +268,7 @@ def microkernel(
     """
     ty = STORAGE[dtype]
     vec = ir.VectorType(ty, t.width)
-    fma = _fmuladd(b.module, vec)
+    fma = fmuladd(b.module, vec)
     zeros = ir.Constant(vec, [ir.Constant(ty, 0)] * t.width)
     lane0 = ir.Constant(ir.VectorType(ir.IntType(32), t.width), [0] * t.width)
     acc = [zeros] * (t.mr * t.vectors)
