@@ -372,7 +372,10 @@ def _onnx_model(w: Workload, inputs: Arrays) -> Any:
     if kind == "mlp":
         with np.load(MLP_WEIGHTS) as archive:
             init += [onnx.numpy_helper.from_array(archive[k], k) for k in archive.files]
-    shape = list(inputs["a" if kind == "matmul" else "x"].shape)  # the result's shape
+    # the result's shape
+    shape = (
+        [len(inputs["a"]), inputs["b"].shape[1]] if kind == "matmul" else list(inputs["x"].shape)
+    )
     if kind == "mlp":
         shape[-1] = 10
     out = helper.make_tensor_value_info("y", f32, shape)

@@ -257,6 +257,7 @@ def table(results: list[dict[str, Any]], engines: Sequence[str], meta: dict[str,
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = [
         f"tessel benchmarks  threads={meta['threads']}  commit={meta['commit']}  {meta['date']}",
+        f"CPU: {meta['cpu']}",
         "'x PEER' = PEER time / tessel time (median of repeats): > 1.0 means tessel is faster",
     ]
     if twins:
@@ -288,6 +289,24 @@ def table(results: list[dict[str, Any]], engines: Sequence[str], meta: dict[str,
         }
     )
     return "\n".join(lines + ([""] if notes else []) + [f"note: {n}" for n in notes])
+
+
+def _cpu_summary() -> str:
+    """The processor and what tessel's kernels use of it (ratios depend on both; TESSEL_CPU may
+    hold the kernels to a lower level than the host's)."""
+    from codegen.cpu_caps import detected_caps, host_caps
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), name
+            )
+    except OSError:
+        pass
+    used = host_caps()
+    level = "" if used == detected_caps() else f"; kernels held to {used.level}"
+    return f"{name}: {detected_caps().summary()}{level}"
 
 
 def git_commit() -> str:
@@ -340,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "budget_s": args.budget,
         "python": platform.python_version(),
         "machine": platform.machine(),
+        "cpu": _cpu_summary(),
         "versions": {name: e.version() for name, e in engines.items()},
         "thread_control": how,
         "ratio": "peer median time / tessel median time; > 1.0 means tessel is faster",

@@ -111,8 +111,8 @@ INPUTS: dict[str, Callable[[Workload, np.random.Generator], Arrays]] = {
     },
     "softmax": lambda w, rng: {"x": _randn(rng, w.params["rows"], w.params["cols"])},
     "matmul": lambda w, rng: {
-        "a": _randn(rng, w.params["n"], w.params["n"]),
-        "b": _randn(rng, w.params["n"], w.params["n"]),
+        "a": _randn(rng, *_mkn(w)[:2]),
+        "b": _randn(rng, *_mkn(w)[1:]),
     },
     "matmul-int8": lambda w, rng: {
         "a": rng.integers(-128, 128, (w.params["n"], w.params["n"]), dtype=np.int8),
@@ -250,9 +250,15 @@ def _graph_softmax(w: Workload) -> str:
 }}"""
 
 
-def _graph_matmul(w: Workload) -> str:
+def _mkn(w: Workload) -> tuple[int, int, int]:
+    """A matmul's (M, K, N): square unless the workload says otherwise."""
     n = w.params["n"]
-    return f"""func @main(%a: f32[{n},{n}], %b: f32[{n},{n}]) -> f32[{n},{n}] {{
+    return w.params.get("m", n), w.params.get("k", n), n
+
+
+def _graph_matmul(w: Workload) -> str:
+    m, k, n = _mkn(w)
+    return f"""func @main(%a: f32[{m},{k}], %b: f32[{k},{n}]) -> f32[{m},{n}] {{
   %c = matmul(%a, %b)
   return %c
 }}"""
@@ -331,6 +337,11 @@ def suite(quick: bool = False) -> list[Workload]:
     ]
     for n in sizes:
         out.append(Workload(f"matmul-{n}", "matmul", f"matmul {n}^3", {"n": n}, 2.0 * n**3))
+    n = 64 if quick else 4096  # matrix-vector products: bound by reading the matrix once
+    shape = {"m": n, "k": n, "n": 1}
+    out.append(Workload(f"matvec-{n}", "matmul", f"{n}x{n} @ {n}x1", shape, 2.0 * n * n))
+    shape = {"m": 1, "k": n, "n": n}
+    out.append(Workload(f"vecmat-{n}", "matmul", f"1x{n} @ {n}x{n}", shape, 2.0 * n * n))
     n = 64 if quick else 1024
     desc = f"int8 matmul {n}^3, i8 x i8 -> i32 (exact)"
     # the check is exact: integer sums have one right answer

@@ -11,12 +11,12 @@ import subprocess
 import sys
 
 EXPECTED = [
-    "elementwise", "softmax", "matmul-32", "matmul-64", "matmul-int8-64", "matmul-bf16-64",
-    "mlp", "conv2d", "conv2d-int8",
+    "elementwise", "softmax", "matmul-32", "matmul-64", "matvec-64", "vecmat-64",
+    "matmul-int8-64", "matmul-bf16-64", "mlp", "conv2d", "conv2d-int8",
     "compile-mlp", "compile-mlp-cached",
     "dispatch", "compile-mlp2", "jit-elementwise", "jit-softmax", "jit-mlp",
 ]  # fmt: skip
-RUNS = [*EXPECTED[:4], *EXPECTED[6:8], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # timed
+RUNS = [*EXPECTED[:6], *EXPECTED[8:10], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # timed
 JIT_ROWS = ["dispatch", "jit-elementwise", "jit-softmax", "jit-mlp"]  # with a graph-text twin
 
 
@@ -42,6 +42,7 @@ def test_quick_suite_prints_a_table_and_writes_json(repo_root, tmp_path):
     data = json.loads(out.read_text())
     assert data["meta"]["threads"] == 2
     assert data["meta"]["quick"] is True
+    assert "vectors" in data["meta"]["cpu"]  # ratios are quoted with the CPU they came from
     assert [r["workload"] for r in data["results"]] == EXPECTED
     by_name = {r["workload"]: r for r in data["results"]}
     for name in RUNS:
