@@ -174,3 +174,10 @@ def host_levels() -> list[str]:
     """The levels this host can execute, lowest first, then "native"."""
     host = host_caps()
     return [name for name, needs in LEVELS.items() if needs <= host.features] + ["native"]
+
+
+def lower_levels() -> list[str]:
+    """The levels below this machine's own that it can run (what CI tests again)."""
+    host = detected_caps()
+    names = list(LEVELS)
+    return [name for name in names if LEVELS[name] <= host.features][: names.index(host.level)]

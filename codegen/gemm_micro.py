@@ -258,9 +258,10 @@ def _counted(b: ir.IRBuilder, count: ir.Value, carried: list[ir.Value]) -> Itera
 
 def microkernel(
     b: ir.IRBuilder, t: Tiling, dtype: DType, a_rows: Sequence[ir.Value], a_step: int | ir.Value,
-    b_panel: ir.Value, kc: ir.Value,
+    b_panel: ir.Value, kc: ir.Value, start: Sequence[ir.Value] = (),
 ) -> list[ir.Value]:  # fmt: skip
-    """C_tile = A B over kc steps; returns mr * vectors accumulators, row-major.
+    """C_tile = A B over kc steps (added to `start` where given: a convolution's earlier taps);
+    returns mr * vectors accumulators, row-major.
 
     Row r of A is read from `a_rows[r]`, `a_step` elements apart per k: a packed panel or the
     operand itself. Every step loads `vectors` vectors of B, broadcasts mr scalars of A and
@@ -271,7 +272,7 @@ def microkernel(
     fma = fmuladd(b.module, vec)
     zeros = ir.Constant(vec, [ir.Constant(ty, 0)] * t.width)
     lane0 = ir.Constant(ir.VectorType(ir.IntType(32), t.width), [0] * t.width)
-    acc = [zeros] * (t.mr * t.vectors)
+    acc = list(start) or [zeros] * (t.mr * t.vectors)
     with _counted(b, kc, acc) as (k, cur, nxt):
         brow = at(b, b_panel, b.mul(k, I64(t.nr)), ty)
         bvec = [b.load(at(b, brow, I64(v * t.width), ty), typ=vec) for v in range(t.vectors)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen import conv, conv_int8, gemm, gemm_bf16, gemm_int8, gemm_lib, gemv, softmax
+from codegen import conv, conv_gemm, conv_int8, gemm, gemm_bf16, gemm_int8, gemm_lib, gemv, softmax
 from codegen.cpu_caps import CpuCaps
 from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
 from codegen.loops import for_range, loop_nest
@@ -76,6 +76,7 @@ SPECIAL_KERNELS = (
     SpecialKernel("gemm-int8", gemm_int8.applicable, gemm_int8.build),
     SpecialKernel("gemm-bf16", gemm_bf16.applicable, gemm_bf16.build),
     SpecialKernel("conv-int8", conv_int8.applicable, conv_int8.build),
+    SpecialKernel("conv", conv_gemm.applicable, conv_gemm.build),  # float, one group
     SpecialKernel("gemv", gemv.applicable, gemv.build),  # before the GEMM: M or N is 1
     SpecialKernel("gemm", lambda node, caps: gemm.applicable(node), _float_gemm),
 )
