@@ -242,7 +242,8 @@ def test_disk_cache_survives_a_new_function_object(tmp_path, monkeypatch):
     assert len(entries) == 1
     assert len(objects) == 1
     meta = json.loads(entries[0].read_text())
-    assert meta["built_for"]["features"]
+    assert meta["built_for"]["cpu"]  # the CPU, or the level (TESSEL_CPU) the code is for
+    assert "features" in meta["built_for"]
     assert "spec" in meta
     assert not list(tmp_path.rglob("*.tmp"))  # written atomically
     with warnings.catch_warnings():
