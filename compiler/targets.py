@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+import codegen.tpu.place  # noqa: F401  (registers tpu-place: the TPU target's own pass)
 from ir.diagnostics import TesselError
 from ir.graph import Module
 from passes.pipelines import cpu_pipeline, interp_pipeline, tpu_pipeline

@@ -11,7 +11,6 @@ from passes import (  # noqa: F401
     qdq,
     recompose,
     requantize,
-    tpu_place,
     widen,
 )
 from passes.base import REGISTRY, Pass, PassContext

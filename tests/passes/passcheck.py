@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import codegen.tpu.place  # noqa: F401  (registers the TPU target's pass)
 import passes  # noqa: F401  (registers every pass)
 from ir.graph import Module
 from ir.parser import parse_module

@@ -1,5 +1,8 @@
 """Device placement for the TPU target: contraction regions become `fusion {device = tpu}`.
 
+A pass of the pass registry like any other, kept with the TPU's code generator because only
+it knows which regions the chip runs; importing compiler/targets.py registers it.
+
 Everything else stays on the host (the CPU backend runs it). The dump after this pass shows
 exactly what runs where, and is a valid graph: a tpu fusion's body is the ops it stands for,
 so the interpreter and the CPU backend can still run the file.
