@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from codegen.emit import Emitter, _dot_accumulator, _scalar_constant
+from codegen.emit import Emitter, dot_accumulator, scalar_constant
 from codegen.loops import for_range
 from codegen.scalar import SCALAR, convert
 from codegen.types import COMPUTE, I64, element_ptr, load_value, store_value
@@ -41,11 +41,11 @@ def build_body(
     _, oh_count, ow_count, _ = node.shape
     groups = a["groups"]
     per_group = cout // groups
-    acc_dtype = _dot_accumulator(x.dtype)
+    acc_dtype = dot_accumulator(x.dtype)
     acc_ty = COMPUTE[acc_dtype]
     out_ptr, x_ptr, w_ptr = pointer(0), pointer(1), pointer(2)
     e = Emitter(b, {})
-    zero = _scalar_constant(e, 0, acc_dtype)
+    zero = scalar_constant(e, 0, acc_dtype)
     with b.goto_entry_block():
         acc = b.alloca(acc_ty, size=I64(cout), name="acc")
 

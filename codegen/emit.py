@@ -116,13 +116,13 @@ def _constant(e: Emitter, n: Node, idx: Index) -> ir.Value:
     arr = n.attrs["value"].array
     flat = arr.reshape(-1)
     if flat.size and (flat == flat[0]).all() and not np.isnan(flat.astype(np.float64)).any():
-        return _scalar_constant(e, flat[0], n.dtype)
+        return scalar_constant(e, flat[0], n.dtype)
     glob = global_array(e.b.module, np.ascontiguousarray(arr))
     ptr = element_ptr(e.b, glob, linear(e.b, idx, n.shape), n.dtype)
     return load_value(e.b, ptr, n.dtype)
 
 
-def _scalar_constant(e: Emitter, value: object, dtype: DType) -> ir.Value:
+def scalar_constant(e: Emitter, value: object, dtype: DType) -> ir.Value:
     ty = COMPUTE[dtype]
     if dtype == DType.BOOL:
         return ir.Constant(I1, int(bool(value)))
@@ -241,15 +241,15 @@ def _accumulate(
     max/min use llvm.maximum/minimum, which propagate NaN.
     """
     b = e.b
-    init = _scalar_constant(e, REDUCE_IDENTITY[kind](acc_dtype), acc_dtype)
+    init = scalar_constant(e, REDUCE_IDENTITY[kind](acc_dtype), acc_dtype)
     slot = e.slot(COMPUTE[acc_dtype], init)
     with e.scope(), loop_nest(b, extents, name="r") as inner:
         acc = b.load(slot, typ=COMPUTE[acc_dtype])
-        b.store(_combine(b, kind, acc_dtype, acc, term(inner)), slot)
+        b.store(combine(b, kind, acc_dtype, acc, term(inner)), slot)
     return b.load(slot, typ=COMPUTE[acc_dtype])
 
 
-def _combine(b: ir.IRBuilder, kind: str, dtype: DType, acc: ir.Value, t: ir.Value) -> ir.Value:
+def combine(b: ir.IRBuilder, kind: str, dtype: DType, acc: ir.Value, t: ir.Value) -> ir.Value:
     if dtype == DType.BOOL:  # max is any, min is all
         return b.or_(acc, t) if kind == "max" else b.and_(acc, t)
     if not dtype.is_float:
@@ -294,7 +294,7 @@ def _dot(e: Emitter, n: Node, idx: Index) -> ir.Value:
     batch = [next(it) for _ in lb]
     lout = [next(it) for _ in lfree]
     rout = [next(it) for _ in rfree]
-    acc_dtype = _dot_accumulator(lhs.dtype)
+    acc_dtype = dot_accumulator(lhs.dtype)
 
     def operand_index(rank: int, bdims: Sequence[int], bvals: Sequence[ir.Value],
                       cdims: Sequence[int], cvals: Sequence[ir.Value],
@@ -316,7 +316,7 @@ def _dot(e: Emitter, n: Node, idx: Index) -> ir.Value:
     return convert(e.b, acc_dtype, n.dtype, [acc])
 
 
-def _dot_accumulator(dtype: DType) -> DType:
+def dot_accumulator(dtype: DType) -> DType:
     if dtype.is_float:
         return DType.F64 if dtype == DType.F64 else DType.F32
     return DType.I64  # exact for every product of two operands of 32 bits or fewer
@@ -332,7 +332,7 @@ def _conv(e: Emitter, n: Node, idx: Index) -> ir.Value:
     per_group = cout // a["groups"]
     batch, oh, ow, oc = idx
     group_base = b.mul(b.udiv(oc, I64(per_group)), I64(cin))
-    acc_dtype = _dot_accumulator(x.dtype)
+    acc_dtype = dot_accumulator(x.dtype)
 
     def term(inner: list[ir.Value]) -> ir.Value:
         i, j, c = inner
@@ -346,7 +346,7 @@ def _conv(e: Emitter, n: Node, idx: Index) -> ir.Value:
         tap = (batch, _clamp(b, h, x.shape[1]), _clamp(b, v, x.shape[2]), b.add(group_base, c))
         # padding is zeros in the input, so 0 * inf = nan in the filter still shows (as in XLA)
         xv = convert(b, x.dtype, acc_dtype, [e.value(x, tap)])
-        xv = b.select(inside, xv, _scalar_constant(e, 0, acc_dtype))
+        xv = b.select(inside, xv, scalar_constant(e, 0, acc_dtype))
         wv = convert(b, w.dtype, acc_dtype, [e.value(w, (i, j, c, oc))])
         return SCALAR[Op.MUL](b, acc_dtype, acc_dtype, [xv, wv])
 
@@ -360,7 +360,7 @@ def _max_pool(e: Emitter, n: Node, idx: Index) -> ir.Value:
     (pt, _), (pl, _) = a["padding"]
     sh, sw = a["strides"]
     batch, oh, ow, c = idx
-    lowest = _scalar_constant(e, REDUCE_IDENTITY["max"](x.dtype), x.dtype)
+    lowest = scalar_constant(e, REDUCE_IDENTITY["max"](x.dtype), x.dtype)
 
     def term(inner: list[ir.Value]) -> ir.Value:
         i, j = inner

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from codegen.emit import REDUCE_IDENTITY, Emitter, _combine, _scalar_constant
+from codegen.emit import REDUCE_IDENTITY, Emitter, combine, scalar_constant
 from codegen.loops import for_range
 from codegen.scalar import SCALAR
 from codegen.types import COMPUTE, I64, element_ptr, load_value, store_value
@@ -41,25 +41,25 @@ def build_body(
     length = node.shape[-1]
     out_ptr, x_ptr = pointer(0), pointer(1)
     e = Emitter(b, {})
-    peak_slot = e.slot(ty, _scalar_constant(e, REDUCE_IDENTITY["max"](dtype), dtype))
-    total_slot = e.slot(ty, _scalar_constant(e, 0, dtype))
+    peak_slot = e.slot(ty, scalar_constant(e, REDUCE_IDENTITY["max"](dtype), dtype))
+    total_slot = e.slot(ty, scalar_constant(e, 0, dtype))
 
     def at(base: ir.Value, row_start: ir.Value, i: ir.Value) -> ir.Value:
         return element_ptr(b, base, b.add(row_start, i), dtype)
 
     with for_range(b, stop, start, name="row") as row:
         row_start = b.mul(row, I64(length))
-        b.store(_scalar_constant(e, REDUCE_IDENTITY["max"](dtype), dtype), peak_slot)
-        b.store(_scalar_constant(e, 0, dtype), total_slot)
+        b.store(scalar_constant(e, REDUCE_IDENTITY["max"](dtype), dtype), peak_slot)
+        b.store(scalar_constant(e, 0, dtype), total_slot)
         with for_range(b, length, name="max") as i:
             v = load_value(b, at(x_ptr, row_start, i), dtype)
-            b.store(_combine(b, "max", dtype, b.load(peak_slot, typ=ty), v), peak_slot)
+            b.store(combine(b, "max", dtype, b.load(peak_slot, typ=ty), v), peak_slot)
         peak = b.load(peak_slot, typ=ty)
         with for_range(b, length, name="exp") as i:
             v = load_value(b, at(x_ptr, row_start, i), dtype)
             ev = SCALAR[Op.EXP](b, dtype, dtype, [SCALAR[Op.SUB](b, dtype, dtype, [v, peak])])
             store_value(b, ev, at(out_ptr, row_start, i), dtype)
-            b.store(_combine(b, "sum", dtype, b.load(total_slot, typ=ty), ev), total_slot)
+            b.store(combine(b, "sum", dtype, b.load(total_slot, typ=ty), ev), total_slot)
         total = b.load(total_slot, typ=ty)
         with for_range(b, length, name="div") as i:
             ev = load_value(b, at(out_ptr, row_start, i), dtype)
