@@ -14,7 +14,6 @@ weight image; `Epilogue` is what the activation unit applies.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -269,7 +268,7 @@ def gemm_chain(
                 if final:
                     whm = _store(c, out, m0, rows, n * size, e)
                 else:
-                    act = dataclasses.replace(act, ub_addr=n * rows)
+                    act = act.replace(ub_addr=n * rows)
                 chunk.units.append(Unit(
                     weights[li][n][0], kt, _mmcs(kt, rows), act, whm,
                     list(range(kt)) if li == 0 else [],

@@ -20,7 +20,6 @@ Only tokens that someone pops are pushed, so a finished program leaves none behi
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from runtime.tpu.config import TpuConfig
@@ -122,8 +121,8 @@ class _Stream:
         for u in chunk.units:  # first: the weight DMA then runs ahead while inputs load
             self.load.append(Rw(weight_addr=u.weight_addr, tiles=u.tiles))
         for k, rhm in enumerate(chunk.loads):
-            self.load.append(dataclasses.replace(  # each load posts a token: compute starts early
-                rhm, ub_addr=rhm.ub_addr + base,
+            self.load.append(rhm.replace(  # each load posts a token: compute starts early
+                ub_addr=rhm.ub_addr + base,
                 pop_next=k == 0 and ci >= 2,  # chunk ci - 2 has finished reading this region
                 push_next=True,
             ))  # fmt: skip
@@ -141,8 +140,8 @@ class _Stream:
             while popped < needed - 1:  # more than one load to wait for: the extra tokens
                 self.compute.append(Nop(queue_id=Queue.COMPUTE, pop_prev=True))
                 popped += 1
-            placed = dataclasses.replace(
-                mmc, ub_addr=mmc.ub_addr + self.base[u.source][ci % 2],
+            placed = mmc.replace(
+                ub_addr=mmc.ub_addr + self.base[u.source][ci % 2],
                 acc_addr=mmc.acc_addr + half, pop_prev=popped < needed,
                 push_prev=frees_input and k == len(u.mmcs) - 1,
             )  # fmt: skip
@@ -154,21 +153,20 @@ class _Stream:
             popped += 1
         self.compute += self.pending
         if u.whm is None:  # a chained layer: the next one reads it from the unified buffer
-            act = dataclasses.replace(
-                u.act, acc_addr=u.act.acc_addr + half, ub_addr=u.act.ub_addr + self.base[u.dest][0]
+            act = u.act.replace(
+                acc_addr=u.act.acc_addr + half, ub_addr=u.act.ub_addr + self.base[u.dest][0]
             )
         else:
             s = self.stored.index(n)
             out = self.base["output"][s % 2]
-            act = dataclasses.replace(
-                u.act,
+            act = u.act.replace(
                 acc_addr=u.act.acc_addr + half,
                 ub_addr=u.act.ub_addr + out,
                 pop_next=s >= 2,
                 push_next=True,
             )
-            self.store.append(dataclasses.replace(
-                u.whm, ub_addr=u.whm.ub_addr + out, pop_prev=True,
+            self.store.append(u.whm.replace(
+                ub_addr=u.whm.ub_addr + out, pop_prev=True,
                 push_prev=s + 2 < len(self.stored),
             ))  # fmt: skip
         self.pending = [act]

@@ -8,6 +8,7 @@ bytes; bandwidths are bytes per second and become bytes per cycle at the clock.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -23,6 +24,8 @@ class TpuConfig:
     Weights are tiles of rows x cols values; an input vector has `rows` values (one per array
     row, the contraction), an output vector `cols` values (one per array column). A unified
     buffer row holds one input or output vector: max(rows, cols) elements of the input type.
+
+    The derived sizes are cached properties: the simulator reads them for every instruction.
     """
 
     name: str
@@ -45,28 +48,28 @@ class TpuConfig:
         if self.accumulator_rows < 1 or self.weight_fifo_tiles < 1 or self.ub_rows < 1:
             raise ValueError(f"{self.name}: memories must hold at least one vector or tile")
 
-    @property
+    @functools.cached_property
     def input_dtype(self) -> np.dtype:
         return np.dtype(np.int8) if self.multiplier == "int8" else np.dtype(ml_dtypes.bfloat16)
 
-    @property
+    @functools.cached_property
     def acc_dtype(self) -> np.dtype:
         return np.dtype(np.int32) if self.multiplier == "int8" else np.dtype(np.float32)
 
-    @property
+    @functools.cached_property
     def width(self) -> int:
         """Elements per unified buffer row."""
         return max(self.rows, self.cols)
 
-    @property
+    @functools.cached_property
     def row_bytes(self) -> int:
         return self.width * self.input_dtype.itemsize
 
-    @property
+    @functools.cached_property
     def ub_rows(self) -> int:
         return self.unified_buffer_bytes // self.row_bytes
 
-    @property
+    @functools.cached_property
     def tile_bytes(self) -> int:
         return self.rows * self.cols * self.input_dtype.itemsize
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, Self
 
 WORD_BITS = 256
 WORD_BYTES = WORD_BITS // 8
@@ -103,6 +103,16 @@ class Instruction:
     def flags(self) -> tuple[str, ...]:
         return tuple(name for name in FLAG_NAMES if getattr(self, name))
 
+    def replace(self, **changes: int | bool) -> Self:
+        """A copy with some fields changed. dataclasses.replace inspects the fields and runs
+        __init__ on every call; code generation makes hundreds of thousands of these."""
+        unknown = changes.keys() - self.__dict__.keys()
+        if unknown:
+            raise TypeError(f"{self.mnemonic} has no field {', '.join(sorted(unknown))}")
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__, **changes)
+        return copy
+
     def asm(self) -> str:
         """One line of assembly: fields that differ from their defaults, then the flags."""
         defaults = _defaults(type(self))
@@ -136,12 +146,17 @@ def _asm_value(cls: type[Instruction], name: str, value: int) -> str:
     return str(value)
 
 
+_DEFAULTS: dict[type[Instruction], dict[str, int]] = {}  # asm() needs them for every line
+
+
 def _defaults(cls: type[Instruction]) -> dict[str, int]:
-    return {
-        f.name: int(f.default)
-        for f in dataclasses.fields(cls)
-        if f.default is not dataclasses.MISSING
-    }
+    if cls not in _DEFAULTS:
+        _DEFAULTS[cls] = {
+            f.name: int(f.default)
+            for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING
+        }
+    return _DEFAULTS[cls]
 
 
 @dataclass(frozen=True)

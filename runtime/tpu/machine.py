@@ -10,13 +10,22 @@ tile's sum is then added to the accumulator (docs/tpu.md).
 
 The activation unit uses the reference interpreter's own definitions of requantize, quantize,
 dequantize, sigmoid and tanh, so an ACT computes exactly what the graph ops it replaces do.
+
+Speed: programs run hundreds of thousands of instructions on small arrays, so what every
+instruction pays matters as much as the arithmetic. The rows an instruction touches are a slice
+when they are one contiguous run (the usual case), which NumPy indexes as a view instead of a
+gather; host transfers go through a strided view of host memory rather than an array of byte
+addresses (except a store whose vectors overlap in host memory, where the order matters).
 """
 
 from __future__ import annotations
 
+import math
+import mmap
 from collections import deque
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ir.attrs import Attrs
 from ir.dtypes import DType
@@ -34,7 +43,52 @@ class TpuError(RuntimeError):
     """A program that the chip cannot run: out-of-range addresses, deadlock, a race."""
 
 
-_NONE = np.zeros(0, np.int64)
+def lazy_zeros(shape: tuple[int, ...], dtype: DTypeLike) -> np.ndarray:
+    """A zeroed array of the chip's size whose memory is only paid for where a run touches it.
+
+    The unified buffer alone is 16-24 MiB, and every run makes one. np.zeros of a block that
+    big often memsets all of it (glibc serves it from the heap once a block that size has been
+    freed): a sixth of a 512-cube GEMM program's run time on tpu-v2-core. An anonymous mapping
+    gets zero pages from the kernel on first touch instead.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < mmap.PAGESIZE:
+        return np.zeros(shape, dtype)
+    return np.frombuffer(mmap.mmap(-1, nbytes), dtype).reshape(shape)
+
+
+Rows = slice | np.ndarray
+"""Unified buffer or accumulator rows in the order an instruction touches them: one contiguous
+run as a slice (start and stop set, no step), otherwise the row numbers as an int64 array."""
+
+
+def row_count(rows: Rows) -> int:
+    if isinstance(rows, slice):
+        return int(rows.stop - rows.start)
+    return int(rows.size)
+
+
+def row_span(first: int, count: int) -> slice:
+    return slice(first, first + count)
+
+
+def mmc_rows(i: Mmc) -> tuple[Rows, Rows]:
+    """(unified buffer rows read, accumulator rows written) by an MMC, in streaming order."""
+    # the vectors form one run when each level's stride is the size of the level below
+    ub_run = (i.rows <= 1 or i.ub_stride == 1) and (i.outer <= 1 or i.ub_outer_stride == i.rows)
+    acc_run = i.outer <= 1 or i.acc_outer_stride == i.rows
+    if i.length == 0 or (ub_run and acc_run):
+        return row_span(i.ub_addr, i.length), row_span(i.acc_addr, i.length)
+    o = np.arange(i.outer, dtype=np.int64)[:, None]
+    r = np.arange(i.rows, dtype=np.int64)[None, :]
+    ub: Rows = row_span(i.ub_addr, i.length)
+    if not ub_run:
+        ub = (i.ub_addr + o * i.ub_outer_stride + r * i.ub_stride).ravel()
+    acc: Rows = row_span(i.acc_addr, i.length)
+    if not acc_run:
+        acc = (i.acc_addr + o * i.acc_outer_stride + r).ravel()
+    return ub, acc
 
 
 class Machine:
@@ -42,19 +96,23 @@ class Machine:
 
     def __init__(self, config: TpuConfig, host: np.ndarray, weights: np.ndarray) -> None:
         self.config = config
-        self.host = host  # uint8, the host memory the program's addresses refer to
+        self.host = host  # contiguous uint8, the host memory the program's addresses refer to
         self.weights = weights  # uint8, the weight memory image
-        self.ub = np.zeros((config.ub_rows, config.row_bytes), np.uint8)
-        self.acc = np.zeros((config.accumulator_rows, config.cols), config.acc_dtype)
+        self.ub = lazy_zeros((config.ub_rows, config.row_bytes), np.uint8)
+        self.acc = lazy_zeros((config.accumulator_rows, config.cols), config.acc_dtype)
         self.fifo: deque[int] = deque()  # weight addresses of tiles requested, not yet in the array
         self._tiles: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
-        self._last_rows: tuple[Mmc | None, tuple[np.ndarray, np.ndarray]] = (None, (_NONE, _NONE))
-        self.tile: np.ndarray | None = None  # the weight tile in the array, as float64
+        self._last_rows: tuple[Mmc | None, tuple[Rows, Rows]] = (None, (slice(0, 0), slice(0, 0)))
+        self.tile: np.ndarray | None = None  # the weight tile in the array, as `exact`
         self.tile_used = (0, 0)  # rows and columns of the active tile with a nonzero weight
         self.handlers = {Rhm: self.rhm, Rw: self.rw, Mmc: self.mmc, Act: self.act, Whm: self.whm}
         # a sum of `rows` int8 x int8 products is below rows * 2^14 in magnitude: exact in
         # float32's 24 bits up to 1024 rows (twice BLAS's float64 speed), in float64 beyond
         self.exact = np.float32 if config.rows <= 1024 else np.float64
+        # the config's derived sizes are properties; every MMC needs them
+        self._input_dtype = config.input_dtype
+        self._input_bytes = config.rows * config.input_dtype.itemsize  # of a UB row, per MMC
+        self._ub_rows = config.ub_rows
 
     def execute(self, i: Instruction) -> None:
         handler = self.handlers.get(type(i))
@@ -75,21 +133,23 @@ class Machine:
                 f"[0, {self.config.ub_rows})"
             )
 
-    def _memory_range(self, i: Instruction, what: str, addresses: np.ndarray, size: int) -> None:
-        if addresses.size and (addresses.min() < 0 or addresses.max() >= size):
+    def _host_range(self, i: Rhm | Whm, first: int, last: int) -> None:
+        if first < 0 or last >= self.host.size:
             raise TpuError(
-                f"{i.asm()}: {what} bytes [{addresses.min()}, {addresses.max() + 1}) "
-                f"are outside the {size} bytes of {what}"
+                f"{i.asm()}: host memory bytes [{first}, {last + 1}) are outside the "
+                f"{self.host.size} bytes of host memory"
             )
 
-    def _host_bytes(self, i: Rhm | Whm, elems: int, itemsize: int) -> np.ndarray:
-        """Byte addresses, shape (y_size, x_size, elems * itemsize)."""
-        y = np.arange(i.y_size, dtype=np.int64)[:, None, None] * i.y_stride
-        x = np.arange(i.x_size, dtype=np.int64)[None, :, None] * i.x_stride
-        e = np.arange(elems * itemsize, dtype=np.int64)[None, None, :]
-        addresses = i.host_addr + y + x + e
-        self._memory_range(i, "host memory", addresses, self.host.size)
-        return addresses
+    def _host_bytes(self, i: Rhm | Whm, nbytes: int) -> np.ndarray:
+        """The transfer's host bytes, shape (y_size, x_size, nbytes): a strided view of host
+        memory (the fields are unsigned, so the first and last byte bound the rest)."""
+        shape = (i.y_size, i.x_size, nbytes)
+        if 0 in shape:
+            return np.zeros(shape, np.uint8)
+        last = i.host_addr + (i.y_size - 1) * i.y_stride + (i.x_size - 1) * i.x_stride + nbytes - 1
+        self._host_range(i, i.host_addr, last)
+        strides = (i.y_stride, i.x_stride, 1)
+        return np.ndarray(shape, np.uint8, buffer=self.host, offset=i.host_addr, strides=strides)
 
     # --- handlers ---------------------------------------------------------------------------
 
@@ -100,11 +160,20 @@ class Machine:
             raise TpuError(f"{i.asm()}: a vector has 1 to {c.width} elements, not {i.elems}")
         ys, xs = i.pad_top + i.y_size + i.pad_bottom, i.pad_left + i.x_size + i.pad_right
         self._ub_range(i, i.ub_addr, ys * xs)
-        block = np.full((ys, xs, c.width), i.fill, np.float64).astype(dtype)
-        data = self.host[self._host_bytes(i, i.elems, dtype.itemsize)]
+        nbytes = i.elems * dtype.itemsize
+        data = self._host_bytes(i, nbytes)
+        block = self.ub[i.ub_addr : i.ub_addr + ys * xs].reshape(ys, xs, c.row_bytes)
+        # every element the data does not cover (the padding, the rest of a row) is `fill`
+        if (i.pad_top, i.pad_bottom, i.pad_left, i.pad_right) != (0, 0, 0, 0):
+            block[...] = self._fill_row(i.fill)
+        elif nbytes < c.row_bytes:
+            block[..., nbytes:] = self._fill_row(i.fill)[nbytes:]
         inner = block[i.pad_top : i.pad_top + i.y_size, i.pad_left : i.pad_left + i.x_size]
-        inner[..., : i.elems] = data.view(dtype).reshape(i.y_size, i.x_size, i.elems)
-        self.ub[i.ub_addr : i.ub_addr + ys * xs] = block.reshape(ys * xs, c.width).view(np.uint8)
+        inner[..., :nbytes] = data
+
+    def _fill_row(self, fill: int) -> np.ndarray:
+        """A unified buffer row of `fill` in the input type, as bytes."""
+        return np.full(self.config.width, fill, np.float64).astype(self._input_dtype).view(np.uint8)
 
     def rw(self, i: Rw) -> None:
         c = self.config
@@ -114,8 +183,7 @@ class Machine:
                 f"{i.asm()}: weight bytes [{start}, {start + size}) are outside the "
                 f"{self.weights.size} bytes of the weight image"
             )
-        for offset in range(start, start + size, c.tile_bytes):
-            self.fifo.append(offset)
+        self.fifo.extend(range(start, start + size, c.tile_bytes))
 
     def switch_tile(self, i: Mmc) -> None:
         if not self.fifo:
@@ -130,42 +198,55 @@ class Machine:
             raw = self.weights[offset : offset + c.tile_bytes].view(c.input_dtype)
             tile = raw.reshape(c.rows, c.cols).astype(self.exact)
             nonzero = tile != 0
-            used = (int(nonzero.any(axis=1).sum()), int(nonzero.any(axis=0).sum()))
+            used_rows, used_cols = nonzero.any(axis=1), nonzero.any(axis=0)
+            used = (int(np.count_nonzero(used_rows)), int(np.count_nonzero(used_cols)))
             self._tiles[offset] = (tile, used)
         return self._tiles[offset]
 
-    def mmc_rows(self, i: Mmc) -> tuple[np.ndarray, np.ndarray]:
+    def mmc_rows(self, i: Mmc) -> tuple[Rows, Rows]:
         """(unified buffer rows read, accumulator rows written), in streaming order."""
         if self._last_rows[0] is not i:  # the simulator asks first, then executes
-            o = np.arange(i.outer, dtype=np.int64)[:, None]
-            r = np.arange(i.rows, dtype=np.int64)[None, :]
-            ub = (i.ub_addr + o * i.ub_outer_stride + r * i.ub_stride).ravel()
-            acc = (i.acc_addr + o * i.acc_outer_stride + r).ravel()
-            self._last_rows = (i, (ub, acc))
+            self._last_rows = (i, mmc_rows(i))
         return self._last_rows[1]
 
-    def mmc(self, i: Mmc) -> None:
+    def _check_mmc_rows(self, i: Mmc, ub_rows: Rows, acc_rows: Rows) -> None:
         c = self.config
+        if isinstance(ub_rows, slice):
+            ub_outside = ub_rows.stop > ub_rows.start and ub_rows.stop > self._ub_rows
+        else:
+            ub_outside = bool(ub_rows.size and (ub_rows.min() < 0 or ub_rows.max() >= c.ub_rows))
+        if ub_outside:
+            raise TpuError(f"{i.asm()}: reads unified buffer rows outside [0, {c.ub_rows})")
+        if isinstance(acc_rows, slice):
+            acc_outside = acc_rows.stop > acc_rows.start and acc_rows.stop > c.accumulator_rows
+        else:
+            acc_outside = bool(acc_rows.size and acc_rows.max() >= c.accumulator_rows)
+        if acc_outside:
+            raise TpuError(f"{i.asm()}: writes accumulator rows outside [0, {c.accumulator_rows})")
+        overlapping = i.outer > 1 and i.acc_outer_stride < i.rows  # else no row can repeat
+        if overlapping and _repeats(acc_rows):
+            raise TpuError(f"{i.asm()}: writes the same accumulator row twice")
+
+    def mmc(self, i: Mmc) -> None:
         if i.switch:
             self.switch_tile(i)
-        if self.tile is None:
+        tile = self.tile
+        if tile is None:
             raise TpuError(f"{i.asm()}: no weight tile in the array yet (switch=1 loads one)")
         ub_rows, acc_rows = self.mmc_rows(i)
-        if ub_rows.size and (ub_rows.min() < 0 or ub_rows.max() >= c.ub_rows):
-            raise TpuError(f"{i.asm()}: reads unified buffer rows outside [0, {c.ub_rows})")
-        if acc_rows.size and acc_rows.max() >= c.accumulator_rows:
-            raise TpuError(f"{i.asm()}: writes accumulator rows outside [0, {c.accumulator_rows})")
-        overlapping = i.outer > 1 and i.acc_outer_stride < i.rows
-        if overlapping and np.unique(acc_rows).size != acc_rows.size:
-            raise TpuError(f"{i.asm()}: writes the same accumulator row twice")
-        x = self.ub[ub_rows, : c.rows * c.input_dtype.itemsize].view(c.input_dtype)
-        if c.multiplier == "int8":
-            sums = (x.astype(self.exact) @ self.tile).astype(np.int32)  # exact, see __init__
-            if i.accumulate:
-                sums += self.acc[acc_rows]  # int32 arrays wrap modulo 2^32, as the adders do
-            self.acc[acc_rows] = sums
+        self._check_mmc_rows(i, ub_rows, acc_rows)
+        x = self.ub[ub_rows, : self._input_bytes].view(self._input_dtype)
+        if self.config.multiplier == "int8":
+            sums = (x.astype(self.exact) @ tile).astype(np.int32)  # exact, see __init__
+            if not i.accumulate:
+                self.acc[acc_rows] = sums
+            elif isinstance(acc_rows, slice):
+                target = self.acc[acc_rows]
+                target += sums  # int32 arrays wrap modulo 2^32, as the adders do
+            else:
+                self.acc[acc_rows] += sums  # the rows are distinct (checked above)
         else:
-            sums = column_sums_f32(x.astype(np.float32), self.tile.astype(np.float32))
+            sums = column_sums_f32(x.astype(np.float32), tile.astype(np.float32, copy=False))
             self.acc[acc_rows] = self.acc[acc_rows] + sums if i.accumulate else sums
 
     def act(self, i: Act) -> None:
@@ -177,9 +258,11 @@ class Machine:
         out = activate(c, i, acc, params)
         k = self.vector_rows(c.cols, out.dtype.itemsize)
         self._ub_range(i, i.ub_addr, i.rows * k)
-        rows = np.zeros((i.rows, k * c.row_bytes), np.uint8)
-        rows[:, : c.cols * out.dtype.itemsize] = np.ascontiguousarray(out).view(np.uint8)
-        self.ub[i.ub_addr : i.ub_addr + i.rows * k] = rows.reshape(i.rows * k, c.row_bytes)
+        vectors = self.ub[i.ub_addr : i.ub_addr + i.rows * k].reshape(i.rows, k * c.row_bytes)
+        nbytes = c.cols * out.dtype.itemsize
+        vectors[:, :nbytes] = np.ascontiguousarray(out).view(np.uint8)
+        if nbytes < vectors.shape[1]:
+            vectors[:, nbytes:] = 0
 
     def _params(self, i: Act) -> np.ndarray:
         size = self.config.cols * PARAM_BYTES
@@ -198,8 +281,33 @@ class Machine:
         count = i.y_size * i.x_size
         self._ub_range(i, i.ub_addr, count * k)
         rows = self.ub[i.ub_addr : i.ub_addr + count * k].reshape(count, k * c.row_bytes)
-        addresses = self._host_bytes(i, i.elems, itemsize)
-        self.host[addresses] = rows[:, : i.elems * itemsize].reshape(addresses.shape)
+        nbytes = i.elems * itemsize
+        data = rows[:, :nbytes].reshape(i.y_size, i.x_size, nbytes)
+        if _disjoint(i, nbytes):
+            self._host_bytes(i, nbytes)[...] = data
+        else:  # vectors overlap in host memory: the later one's bytes win, in vector order
+            self.host[self._host_addresses(i, nbytes)] = data
+
+    def _host_addresses(self, i: Whm, nbytes: int) -> np.ndarray:
+        """Every byte address of the transfer, shape (y_size, x_size, nbytes), in order."""
+        y = np.arange(i.y_size, dtype=np.int64)[:, None, None] * i.y_stride
+        x = np.arange(i.x_size, dtype=np.int64)[None, :, None] * i.x_stride
+        e = np.arange(nbytes, dtype=np.int64)[None, None, :]
+        addresses = i.host_addr + y + x + e
+        if addresses.size:
+            self._host_range(i, int(addresses.min()), int(addresses.max()))
+        return addresses
+
+
+def _repeats(rows: Rows) -> bool:
+    """Whether some row comes twice (a run never has one twice)."""
+    return not isinstance(rows, slice) and np.unique(rows).size != rows.size
+
+
+def _disjoint(i: Whm, nbytes: int) -> bool:
+    """Whether no two vectors of the transfer share a host byte (then the order is moot)."""
+    row_extent = (i.x_size - 1) * i.x_stride + nbytes
+    return (i.x_size <= 1 or i.x_stride >= nbytes) and (i.y_size <= 1 or i.y_stride >= row_extent)
 
 
 def column_sums_f32(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -220,8 +328,8 @@ def activate(c: TpuConfig, i: Act, acc: np.ndarray, params: np.ndarray | None) -
         if i.wide:
             return x
         return _reference(Op.CONVERT, Attrs({"dtype": DType.BF16}), [x], DType.BF16)
-    wide = acc.astype(np.int64) + (params[0].view(np.int32) if params is not None else 0)
-    x = ((wide - INT32_MIN) % (1 << 32) + INT32_MIN).astype(np.int32)  # the int32 adder wraps
+    # the int32 adder wraps, as NumPy's int32 arithmetic does
+    x = acc + params[0].view(np.int32) if params is not None else acc.copy()
     if i.wide:
         if func in (Func.SIGMOID, Func.TANH):
             raise TpuError(f"{i.asm()}: sigmoid and tanh need an int8 output (wide=0)")
@@ -230,14 +338,22 @@ def activate(c: TpuConfig, i: Act, acc: np.ndarray, params: np.ndarray | None) -
         if params is None:
             raise TpuError(f"{i.asm()}: sigmoid and tanh need input and output scales (params)")
         return _float_func_int8(i, func, x, params)
-    y = x.astype(np.int64)
-    if params is not None:
-        multiplier, shift = params[1].view(np.int32).astype(np.int64), params[2].view(np.int32)
-        left = np.maximum(-shift, 0).astype(np.int64)
-        y = np.clip(y << left, INT32_MIN, INT32_MAX)
-        y = rounding_shift_right(rounding_high_mul(y, multiplier), np.maximum(shift, 0))
-    lo = max(i.lo, i.zero_point) if func is Func.RELU else i.lo
-    return np.clip(y + i.zero_point, max(lo, -128), min(i.hi, 127)).astype(np.int8)
+    lo = max(max(i.lo, i.zero_point) if func is Func.RELU else i.lo, -128)
+    hi = min(i.hi, 127)
+    if params is None:  # clamp(x + zero_point) as clamp(x) + zero_point: no int64 needed
+        return (_clamp(x, lo - i.zero_point, hi - i.zero_point) + i.zero_point).astype(np.int8)
+    multiplier, shift = params[1].view(np.int32).astype(np.int64), params[2].view(np.int32)
+    left = np.maximum(-shift, 0).astype(np.int64)
+    y = _clamp(x.astype(np.int64) << left, INT32_MIN, INT32_MAX)
+    y = rounding_shift_right(rounding_high_mul(y, multiplier), np.maximum(shift, 0))
+    return _clamp(y + i.zero_point, lo, hi).astype(np.int8)
+
+
+def _clamp(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """np.clip for integers, without its wrapper (which checks the bounds against the dtype's
+    range on every call and costs more than the clamp on an activation's few rows)."""
+    clamped: np.ndarray = np.minimum(np.maximum(x, lo), hi)
+    return clamped
 
 
 _FLOAT_FUNC = {Func.RELU: Op.RELU, Func.SIGMOID: Op.SIGMOID, Func.TANH: Op.TANH}

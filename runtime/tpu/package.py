@@ -51,7 +51,7 @@ def save(
     files: list[str] = []
     stages = []
     for k, step in enumerate(exe.steps):
-        entry: dict[str, Any] = {
+        stage: dict[str, Any] = {
             "inputs": [key(x) for x in step.inputs],
             "outputs": [key(x) for x in step.outputs],
         }
@@ -62,7 +62,7 @@ def save(
             (folder / f"{stem}.tasm").write_text(listing(p.instructions))
             (folder / f"{stem}.weights").write_bytes(p.weights.tobytes())
             files += [f"{stem}.tbin", f"{stem}.tasm", f"{stem}.weights"]
-            entry.update(
+            stage.update(
                 device="tpu",
                 program=f"{stem}.tbin",
                 listing=f"{stem}.tasm",
@@ -77,8 +77,8 @@ def save(
             sink.save()
             (folder / f"{stem}.graph").write_text(text)
             files += [f"{stem}.graph"] + ([f"{stem}.npz"] if sink.arrays else [])
-            entry.update(device="host", graph=f"{stem}.graph")
-        stages.append(entry)
+            stage.update(device="host", graph=f"{stem}.graph")
+        stages.append(stage)
     manifest = {
         "format": FORMAT,
         "preset": exe.config.name,

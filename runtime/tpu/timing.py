@@ -26,21 +26,35 @@ import numpy as np
 
 from runtime.tpu.config import TpuConfig
 from runtime.tpu.isa import Act, Instruction, Mmc, Nop, Queue, Rhm, Rw, Whm
+from runtime.tpu.machine import Rows, lazy_zeros, row_count
 
 ACT_LATENCY = 2  # cycles from the last accumulator row read to its result in the buffer
 CATEGORIES = ("array_active", "weight_stall", "weight_shift", "input_stall", "non_matrix")
 
 
-@dataclass
-class Footprint:
-    """What an instruction reads and writes, by row, in the order it touches them."""
+NO_ROWS = slice(0, 0)
 
-    ub_read: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    ub_write: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    acc_read: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    acc_write: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    host_bytes: int = 0
-    weight_bytes: int = 0
+
+class Footprint:
+    """What an instruction reads and writes, by row, in the order it touches them.
+
+    A plain class rather than a dataclass with array defaults: one is made per instruction.
+    """
+
+    __slots__ = ("acc_read", "acc_write", "host_bytes", "ub_read", "ub_write", "weight_bytes")
+
+    def __init__(
+        self,
+        ub_read: Rows = NO_ROWS,
+        ub_write: Rows = NO_ROWS,
+        acc_read: Rows = NO_ROWS,
+        acc_write: Rows = NO_ROWS,
+        host_bytes: int = 0,
+        weight_bytes: int = 0,
+    ) -> None:
+        self.ub_read, self.ub_write = ub_read, ub_write
+        self.acc_read, self.acc_write = acc_read, acc_write
+        self.host_bytes, self.weight_bytes = host_bytes, weight_bytes
 
 
 @dataclass
@@ -58,10 +72,10 @@ class NativeTiming:
         self.queue_free = [0, 0, 0]
         self.array_free = 0
         self.act_free = 0
-        self.ub_ready = np.zeros(c.ub_rows, np.int64)
-        self.ub_read = np.zeros(c.ub_rows, np.int64)
-        self.acc_ready = np.zeros(c.accumulator_rows, np.int64)
-        self.acc_read = np.zeros(c.accumulator_rows, np.int64)
+        self.ub_ready = lazy_zeros((c.ub_rows,), np.int64)
+        self.ub_read = lazy_zeros((c.ub_rows,), np.int64)
+        self.acc_ready = lazy_zeros((c.accumulator_rows,), np.int64)
+        self.acc_read = lazy_zeros((c.accumulator_rows,), np.int64)
         self.requests: list[int] = []  # per tile: when its RW issued
         self.shift_end: list[int] = []  # per consumed tile
         self.dma_free = 0
@@ -71,6 +85,15 @@ class NativeTiming:
         self.busy = [0, 0, 0]  # cycles each queue's unit worked
         self.last_end = 0
         self.breakdown = dict.fromkeys(CATEGORIES, 0)
+        self._steps: dict[int, np.ndarray] = {}
+
+    def steps(self, count: int) -> np.ndarray:
+        """0, 1, ..., count - 1: the cycle offsets of an instruction's rows (shared, read-only)."""
+        steps = self._steps.get(count)
+        if steps is None:
+            steps = self._steps[count] = np.arange(count, dtype=np.int64)
+            steps.flags.writeable = False
+        return steps
 
     def _dma(self, nbytes: int, per_cycle: float) -> int:
         return math.ceil(nbytes / per_cycle)  # issue overheads are not modelled
@@ -79,8 +102,9 @@ class NativeTiming:
         """SYNC: nothing after it starts before everything before it has ended."""
         self.queue_free = [max(self.last_end, q) for q in self.queue_free]
 
-    def schedule(self, i: Instruction, q: Queue, tokens: dict[Queue, int], f: Footprint) -> Slot:
-        ready = max(self.queue_free[q], *tokens.values())
+    def schedule(self, i: Instruction, q: Queue, tokens: list[int], f: Footprint) -> Slot:
+        """`tokens[p]`: when the token this instruction popped from queue p was pushed (0: none)."""
+        ready = max(self.queue_free[q], *tokens)
         if isinstance(i, Mmc):  # waiting for the load queue's token is waiting for input
             slot = self._mmc(i, max(self.queue_free[q], tokens[Queue.STORE]), f, tokens[Queue.LOAD])
         elif isinstance(i, Act):
@@ -107,7 +131,7 @@ class NativeTiming:
         if isinstance(i, Rhm):
             self.ub_ready[f.ub_write] = end
         else:
-            np.maximum.at(self.ub_read, f.ub_read, end)
+            _raise_to(self.ub_read, f.ub_read, end)
         self.queue_free[i.queue] = end  # type: ignore[index]
         return Slot(start, end)
 
@@ -123,11 +147,13 @@ class NativeTiming:
         return arrival, shift_end
 
     def _mmc(self, i: Mmc, ready: int, f: Footprint, input_token: int) -> Slot:
-        steps = np.arange(f.ub_read.size, dtype=np.int64)
+        t = row_count(f.ub_read)
+        steps = self.steps(t)
+        acc_free = _max(self.acc_read[f.acc_write] - steps) - self.latency + 1 if t else 0
         limits = {
             "non_matrix": max(ready, self.array_free),
             "input_stall": max(input_token, _max(self.ub_ready[f.ub_read] - steps)),
-            "acc": _max(self.acc_read[f.acc_write] - steps - self.latency + 1),
+            "acc": acc_free,
         }
         arrival = shift_end = 0
         if i.switch:
@@ -135,10 +161,9 @@ class NativeTiming:
             limits["weight"] = shift_end
         start = max(limits.values())
         stall = self._attribute(start, limits, arrival, shift_end)
-        t = f.ub_read.size
         self.array_free = start + t
-        self.acc_ready[f.acc_write] = start + steps + self.latency + 1
-        self.ub_read[f.ub_read] = np.maximum(self.ub_read[f.ub_read], start + steps + 1)
+        self.acc_ready[f.acc_write] = steps + (start + self.latency + 1)
+        _raise_to(self.ub_read, f.ub_read, steps + (start + 1))
         if i.switch:
             self.switch_start = start
         self.queue_free[Queue.COMPUTE] = start + 1
@@ -169,8 +194,9 @@ class NativeTiming:
         return stall
 
     def _act(self, i: Act, ready: int, f: Footprint) -> Slot:
-        steps = np.arange(f.acc_read.size, dtype=np.int64)
-        k = max(1, f.ub_write.size // max(1, f.acc_read.size))
+        reads, writes = row_count(f.acc_read), row_count(f.ub_write)
+        steps = self.steps(reads)
+        k = max(1, writes // max(1, reads))
         start = max(
             ready,
             self.act_free,
@@ -178,10 +204,10 @@ class NativeTiming:
             _max(self.ub_read[f.ub_write]),
             _max(self.ub_ready[f.ub_write]),
         )
-        busy = f.ub_write.size if k > 1 else f.acc_read.size
+        busy = writes if k > 1 else reads
         end = start + busy + ACT_LATENCY
         self.act_free = start + busy
-        self.acc_read[f.acc_read] = start + steps
+        self.acc_read[f.acc_read] = steps + start
         self.ub_ready[f.ub_write] = end
         self.queue_free[Queue.COMPUTE] = start + 1
         return Slot(start, end)
@@ -194,7 +220,18 @@ class NativeTiming:
 
 
 def _max(values: np.ndarray) -> int:
-    return int(values.max()) if values.size else 0
+    """The largest value, 0 for none (the ufunc directly: ndarray.max adds a Python wrapper,
+    and this runs a few times per instruction)."""
+    return int(np.maximum.reduce(values)) if values.size else 0
+
+
+def _raise_to(times: np.ndarray, rows: Rows, values: np.ndarray | int) -> None:
+    """times[rows] = max(times[rows], values), in place; a row named twice keeps the larger."""
+    if isinstance(rows, slice):
+        view = times[rows]
+        np.maximum(view, values, out=view)
+    else:
+        np.maximum.at(times, rows, values)
 
 
 def compat_cycles(c: TpuConfig, folds: list[int]) -> tuple[int, dict[str, int]]:

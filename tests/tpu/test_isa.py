@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -106,6 +107,17 @@ def test_every_opcode_has_an_example_and_a_program_round_trips() -> None:
     text = disassemble(EXAMPLES)
     assert disassemble(assemble(text)) == text
     assert assemble(listing(EXAMPLES)) == EXAMPLES  # the listing's comments are comments
+
+
+def test_replace_is_dataclasses_replace() -> None:
+    mmc = Mmc(ub_addr=3, acc_addr=0, rows=5, switch=True)
+    changed = mmc.replace(ub_addr=7, pop_prev=True)
+    assert changed == dataclasses.replace(mmc, ub_addr=7, pop_prev=True)
+    assert hash(changed) == hash(dataclasses.replace(mmc, ub_addr=7, pop_prev=True))
+    assert changed.asm() == "mmc ub_addr=7 acc_addr=0 rows=5 switch=1 pop_prev"
+    assert mmc == Mmc(ub_addr=3, acc_addr=0, rows=5, switch=True)  # the original is untouched
+    with pytest.raises(TypeError, match="mmc has no field colour"):
+        mmc.replace(colour=1)
 
 
 @pytest.mark.parametrize(

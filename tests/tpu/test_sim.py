@@ -114,6 +114,25 @@ def test_sync_orders_everything_without_tokens() -> None:
     assert sum(result.stats.breakdown[k] for k in CATEGORIES) == result.stats.cycles
 
 
+def test_loads_pad_with_the_fill_and_overlapping_stores_keep_the_later_vector() -> None:
+    host = np.zeros(512, np.uint8)
+    host[:64] = np.arange(1, 65)
+    load = (
+        "rhm host_addr=0 ub_addr=0 elems=3 x_size=3 y_size=2 x_stride=4 y_stride=16 "
+        "pad_top=1 pad_bottom=1 pad_left=1 pad_right=1 fill=-7"
+    )
+    store = "whm host_addr=256 ub_addr=0 elems=4 x_size=20 x_stride=2"  # 4 bytes every 2
+    expected = host.copy()
+    _run(f"{load}\nsync\n{store}\nhalt\n", host)
+    vectors = np.full((4, 5, C4.row_bytes), np.int8(-7).view(np.uint8))  # the padded 4 x 5 grid
+    for y in range(2):
+        for x in range(3):
+            vectors[1 + y, 1 + x, :3] = expected[16 * y + 4 * x : 16 * y + 4 * x + 3]
+    for v, vector in enumerate(vectors.reshape(20, -1)):  # in order: the later one wins
+        expected[256 + 2 * v : 256 + 2 * v + 4] = vector
+    np.testing.assert_array_equal(host, expected)
+
+
 def test_out_of_range_addresses_are_refused_before_touching_memory() -> None:
     with pytest.raises(TpuError, match="host memory"):
         _run("rhm host_addr=4090 ub_addr=0 elems=4 x_size=2 x_stride=4\nhalt\n")

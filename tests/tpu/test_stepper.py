@@ -241,7 +241,8 @@ class _RecordingMachine(Machine):
         before = self.acc[acc].copy()
         super().mmc(i)
         assert self.tile is not None
-        x = self.ub[ub, : c.rows * c.input_dtype.itemsize].view(c.input_dtype)
+        # a copy: a run of rows indexes as a view, which later loads would overwrite
+        x = self.ub[ub, : c.rows * c.input_dtype.itemsize].view(c.input_dtype).copy()
         tile = self.tile.astype(c.input_dtype)
         self.log.append(
             {
