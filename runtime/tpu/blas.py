@@ -9,9 +9,8 @@ threads and 0.25 ms with one, which made whole programs run 5-25 times slower. S
 BLAS to one thread, and puts the previous count back after (the setting is the process's: BLAS
 calls that other threads make meanwhile get one thread too).
 
-The pinning goes through threadpoolctl when it is installed (scikit-learn, which the tests use,
-depends on it); without it the BLAS keeps its own setting and the results are the same, only
-the speed on a busy machine differs.
+The pinning goes through threadpoolctl (a dependency of tessel's); were it missing, the BLAS
+would keep its own setting and the results would be the same, only slower on a busy machine.
 """
 
 from __future__ import annotations
