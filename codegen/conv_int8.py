@@ -1,4 +1,5 @@
-"""int8 conv2d with int32 accumulation on the integer dot-product units (AMX tiles, AVX-512 VNNI).
+"""int8 conv2d with int32 accumulation on the integer dot-product units: AMX tiles, AVX-512
+VNNI, or PMADDWD on any x86-64 (codegen/gemm_int8.py's three ways, chosen by the caps).
 
 It takes a conv2d whose operands are i8 or u8 and whose out_dtype is i32, any padding, strides,
 dilation and groups. Nothing like im2col is built: it is an implicit GEMM per output row,
@@ -10,21 +11,23 @@ Per kernel call the filter is packed once (W below); per output row the kh input
 reads are copied into X with the padding written out, so the inner loops never test bounds:
 
     X[i][col][g][cp]   bytes, col = output column * sw + j * dw; cp = cin per group rounded up
-                       to 64 (tiles) or 4 (VNNI), the extra channels 0 (their weights are 0)
+                       to 64 (tiles) or 4 (otherwise), the extra channels 0 (their weights are 0)
     W[g][panel][i][j][cp / 4][16][4]   16 output channels x 4 consecutive input channels per
                        64-byte line (the layout VPDPBUSD and TDPB*D read), zero past the group
 
 The copy is kh times the input row, against kh * kw * cout multiply-adds per input byte.
 
-Paths, chosen when the kernel runs as in codegen/gemm_int8.py: tiles where the OS grants the
-AMX state (a 32-pixel x 32-channel block on four accumulator tiles, A read from X with a row
-stride of sw pixels, B from W); VPDPBUSD where CPUID reports AVX-512 VNNI (6 pixels x 64
-channels in 24 zmm accumulators); a portable loop otherwise. Both fallbacks multiply an
-unsigned by a signed byte, so when input and filter have the same signedness the input is
-shifted by 128 into the other one (its sign bit flipped) while it is copied into X, padding
-included, which adds +-128 times the filter's per-channel sum to every result: computed when
-the filter is packed, and subtracted. All sums wrap modulo 2^32, as the reference's exact sum
-does once wrapped, so every path is bit-identical to it.
+Paths: tiles where the caps have AMX-INT8 and the OS grants the AMX state when the kernel runs
+(a 32-pixel x 32-channel block on four accumulator tiles, A read from X with a row stride of
+sw pixels, B from W); else VPDPBUSD where the caps have AVX-512 VNNI (6 pixels x 64 channels in
+24 zmm accumulators); else PMADDWD (gemm_int8.Madd: 4 pixels x 8 channels per pass with AVX2,
+X widened to i16 once per row, W as it is loaded). VPDPBUSD multiplies an unsigned by a signed
+byte, so when input and filter have the same signedness and VNNI is the path the tiles fall
+back to, the input is shifted by 128 into the other one (its sign bit flipped) while it is
+copied into X, padding included, which adds +-128 times the filter's per-channel sum to every
+result: computed when the filter is packed, and subtracted. PMADDWD widens both operands in
+their own signedness and needs no shift. All sums wrap modulo 2^32, as the reference's exact
+sum does once wrapped, so every path is bit-identical to it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from llvmlite import ir
 
 from codegen import gemm_int8
 from codegen.cpu_caps import CpuCaps
-from codegen.gemm_int8 import _amx_ready, _amx_setup, _intrinsic, _tile_function, _vnni_supported
+from codegen.gemm_int8 import I16, Madd, _amx_ready, _amx_setup, _intrinsic, _tile_function
 from codegen.gemm_micro import at, smin
 from codegen.loops import for_range, loop_nest
 from codegen.types import I8, I32, I64, PTR
@@ -53,9 +56,11 @@ VNNI_PANELS = 4  # ... times 16-channel panels: 24 accumulators + 4 filter vecto
 TILE_PIXELS = 32  # two 16-row A tiles
 STACK_LIMIT = 3 << 20  # bytes of scratch per call; larger convolutions keep the generic loop
 # The executor shares a kernel among threads at 32768 units of work; a unit here is this many
-# multiply-adds, so a convolution is split from about 256M of them, as the int8 GEMM is: the
-# 3x3 64 -> 64 convolution of a 56 x 56 image (115M) measured 1.4x slower on two threads
-# than on one (waking the pool, and each thread packs W again).
+# multiply-adds at tile speed, so a convolution on tiles is split from about 256M of them, as
+# the int8 GEMM is: the 3x3 64 -> 64 convolution of a 56 x 56 image (115M) measured 1.4x
+# slower on two threads than on one (waking the pool, and each thread packs W again). The
+# slower paths split sooner (gemm_int8.parallel_unit): with PMADDWD that convolution took
+# 0.6x the time on two threads.
 MACS_PER_UNIT = 8192
 VEC = ir.VectorType(I32, LANES)
 VEC_BYTES = ir.VectorType(I8, 64)
@@ -85,6 +90,8 @@ class Shape:
     x_signed: bool
     w_signed: bool
     tiles: bool  # whether the tile code is compiled (W and X are then laid out for it)
+    vnni: bool  # whether the path without tiles is VPDPBUSD (else PMADDWD)
+    madd_pixels: int  # output pixels per PMADDWD pass
 
     @property
     def cout(self) -> int:
@@ -106,7 +113,8 @@ class Shape:
     @property
     def cols(self) -> int:
         """Columns of X: enough for every pixel of the last (partial) block of either path."""
-        blocks = -(-self.ow // VNNI_PIXELS) * VNNI_PIXELS
+        pixels = VNNI_PIXELS if self.vnni else self.madd_pixels
+        blocks = -(-self.ow // pixels) * pixels
         if self.tiles:
             blocks = max(blocks, -(-self.ow // TILE_PIXELS) * TILE_PIXELS)
         return (blocks - 1) * self.sw + (self.kw - 1) * self.dw + 1
@@ -133,14 +141,15 @@ class Shape:
 
     @property
     def flip(self) -> bool:
-        """Whether the fallbacks shift the input by 128: VPDPBUSD needs one operand of each
-        signedness, and the filter's is kept."""
-        return self.x_signed == self.w_signed
+        """Whether the path without tiles shifts the input by 128: VPDPBUSD needs one operand
+        of each signedness, and the filter's is kept."""
+        return self.vnni and self.x_signed == self.w_signed
 
     def scratch_bytes(self) -> int:
         corr = self.groups * self.panels * LANES * 4
         tile_out = TILE_PIXELS * 2 * LANES * 4
-        return self.kh * self.x_row_bytes + self.w_bytes + corr + tile_out
+        x16 = 0 if self.vnni else 2 * self.kh * self.x_row_bytes  # X widened for PMADDWD
+        return self.kh * self.x_row_bytes + self.w_bytes + corr + tile_out + x16
 
     @staticmethod
     def of(node: Node, caps: CpuCaps) -> Shape:
@@ -155,7 +164,8 @@ class Shape:
         tiles = caps.amx_int8 and tiles_pay(cin, pg)
         (sh, sw), (dh, dw) = a["strides"], a["dilation"]
         return Shape(n, h, wd, kh, kw, cin, g, pg, oh, ow, pt, pl, sh, sw, dh, dw,
-                     x.dtype == DType.I8, w.dtype == DType.I8, tiles)  # fmt: skip
+                     x.dtype == DType.I8, w.dtype == DType.I8, tiles, caps.vnni,
+                     Madd.of(caps).rows)  # fmt: skip
 
 
 def tiles_pay(cin: int, pg: int) -> bool:
@@ -166,12 +176,13 @@ def tiles_pay(cin: int, pg: int) -> bool:
 
 
 def applicable(node: Node, caps: CpuCaps) -> bool:
-    """An i8/u8 conv2d into i32 with a non-empty sum, on a CPU with AMX-INT8 or VNNI."""
+    """An i8/u8 conv2d into i32 with a non-empty sum whose scratch fits the stack budget (on
+    any x86-64: PMADDWD is the least path)."""
     if node.op is not Op.CONV2D or node.dtype != DType.I32:
         return False
     if any(s.dtype not in OPERANDS for s in node.srcs) or node.type.size == 0:
         return False
-    if math.prod(node.srcs[1].shape[:3]) == 0 or not (caps.amx_int8 or caps.vnni):
+    if math.prod(node.srcs[1].shape[:3]) == 0:
         return False  # no input channels: the generic loop writes the zeros
     return Shape.of(node, caps).scratch_bytes() <= STACK_LIMIT
 
@@ -182,7 +193,7 @@ def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int,
     s = Shape.of(node, caps)
     _Kernel(module, s, name, caps).emit()
     macs = s.ow * s.cout * s.kh * s.kw * s.cin
-    return s.n * s.oh, max(1, macs // MACS_PER_UNIT)
+    return s.n * s.oh, max(1, macs // gemm_int8.parallel_unit(MACS_PER_UNIT, s.tiles, s.vnni))
 
 
 def _splat(b: ir.IRBuilder, word: ir.Value) -> ir.Value:
@@ -211,11 +222,9 @@ class _Kernel:
         corr = self._scratch(b, s.groups * s.panels * LANES * 4)
         tile_out = self._scratch(b, TILE_PIXELS * 2 * LANES * 4)
         ready = _amx_ready(b) if s.tiles else ir.IntType(1)(0)
-        vnni = self._vnni_row() if self.caps.vnni else None
-        vnni_ok = b.call(_vnni_supported(self.module), []) if vnni is not None else None
-        portable = self._portable_row()
+        vectors = self._vnni_row() if s.vnni else self._madd_row()
         tiles = self._tile_row() if s.tiles else None
-        # the fallbacks read the input shifted by 128 when the signedness asks for it
+        # VPDPBUSD reads the input shifted by 128 when the signedness asks for it
         flip = b.select(ready, I8(0), I8(FLIP)) if s.flip else I8(0)
         self._pack_w(b, w, ws, corr, ready)
         if tiles is not None:
@@ -226,25 +235,14 @@ class _Kernel:
             batch, oh = b.udiv(row, I64(s.oh)), b.urem(row, I64(s.oh))
             self._pack_x(b, x, xs, batch, oh, flip)
             out_row = at(b, out, b.mul(row, I64(s.ow * s.cout)), I32)
-
-            def fallback() -> None:
-                if vnni is None or vnni_ok is None:
-                    b.call(portable, [xs, ws, corr, out_row])
-                    return
-                with b.if_else(vnni_ok) as (fast, slow):
-                    with fast:
-                        b.call(vnni, [xs, ws, corr, out_row])
-                    with slow:
-                        b.call(portable, [xs, ws, corr, out_row])
-
             if tiles is None:
-                fallback()
+                b.call(vectors, [xs, ws, corr, out_row])
             else:
                 with b.if_else(ready) as (on_tiles, other):
                     with on_tiles:
                         b.call(tiles, [xs, ws, tile_out, out_row])
                     with other:
-                        fallback()
+                        b.call(vectors, [xs, ws, corr, out_row])
         if tiles is not None:
             with b.if_then(ready):
                 b.call(release, [])
@@ -263,8 +261,8 @@ class _Kernel:
     def _pack_w(self, b: ir.IRBuilder, w: ir.Value, ws: ir.Value, corr: ir.Value,
                 ready: ir.Value) -> None:  # fmt: skip
         """W from the HWIO filter, walked in its own order so the reads stream; and for the
-        fallbacks corr = +-128 x each output channel's filter sum (the sign: a signed filter
-        meets input + 128, an unsigned one input - 128)."""
+        VNNI path corr = +-128 x each output channel's filter sum (the sign: a signed filter
+        meets input + 128, an unsigned one input - 128); zeros where nothing is shifted."""
         s = self.s
         gemm_int8._memset(b, ws, s.w_bytes)
         with loop_nest(b, (s.kh * s.kw, s.cin, s.groups), name="w") as (tap, c, g):
@@ -320,25 +318,27 @@ class _Kernel:
 
     # --- one output row, per path: void f(ptr X, ptr W, ptr corr | S, ptr out_row) ----------
 
-    def _row_function(self, suffix: str, features: str | None) -> tuple[ir.Function, ir.IRBuilder]:
+    def _row_function(self, suffix: str) -> tuple[ir.Function, ir.IRBuilder]:
         fty = ir.FunctionType(ir.VoidType(), [PTR] * 4)
         fn = ir.Function(self.module, fty, f"{self.name}_{suffix}")
         fn.linkage = "internal"
         fn.attributes.add("noinline")
-        if features:
-            # llvmlite knows no string attributes: added as raw text, it is printed verbatim
-            set.add(fn.attributes, f'"target-features"="{features}"')
         return fn, ir.IRBuilder(fn.append_basic_block("entry"))
 
     def _x_word(self, b: ir.IRBuilder, xs: ir.Value, g: ir.Value, pixel: ir.Value,
                 tap: tuple[ir.Value, ir.Value], quad: ir.Value) -> ir.Value:  # fmt: skip
         """Pointer to the 4 input bytes of quad `quad` that output pixel `pixel` reads at tap
         (i, j) in group g."""
+        return at(b, xs, self._x_index(b, g, pixel, tap, quad), I8)
+
+    def _x_index(self, b: ir.IRBuilder, g: ir.Value, pixel: ir.Value,
+                 tap: tuple[ir.Value, ir.Value], quad: ir.Value) -> ir.Value:  # fmt: skip
+        """Where in X (elements from its start) `_x_word` points."""
         s = self.s
         i, j = tap
         col = b.add(b.mul(pixel, I64(s.sw)), b.mul(j, I64(s.dw)))
         offset = b.add(b.mul(i, I64(s.x_row_bytes)), b.mul(col, I64(s.pixel_bytes)))
-        return at(b, xs, b.add(offset, b.add(b.mul(g, I64(s.cp)), b.mul(quad, I64(4)))), I8)
+        return b.add(offset, b.add(b.mul(g, I64(s.cp)), b.mul(quad, I64(4))))
 
     def _w_line(self, b: ir.IRBuilder, ws: ir.Value, g: ir.Value, panel: ir.Value,
                 tap: tuple[ir.Value, ir.Value], quad: ir.Value) -> ir.Value:  # fmt: skip
@@ -351,7 +351,7 @@ class _Kernel:
 
     def _vnni_row(self) -> ir.Function:
         s = self.s
-        fn, b = self._row_function("vnni", gemm_int8.VNNI_FEATURES)
+        fn, b = self._row_function("vnni")
         xs, ws, corr, out_row = fn.args
         dot = self.module.declare_intrinsic(
             "llvm.x86.avx512.vpdpbusd.512", (), ir.FunctionType(VEC, [VEC, VEC, VEC])
@@ -423,37 +423,69 @@ class _Kernel:
             with whole:
                 b.store(value, dst).align = 4
 
-    def _portable_row(self) -> ir.Function:
-        """VPDPBUSD's arithmetic a byte at a time: the filter's bytes in their signedness,
-        X's in the other one, as the fallbacks lay them out."""
+    def _madd_row(self) -> ir.Function:
+        """PMADDWD, `madd_pixels` output pixels x `columns` channels per pass (gemm_int8.Madd):
+        the kh rows of X are widened to i16 first, so that a pixel's 4 channels of a tap are
+        one 64-bit broadcast; lines of W are widened as they are loaded."""
         s = self.s
-        fn, b = self._row_function("portable", None)
-        xs, ws, corr, out_row = fn.args
-        ext_w = b.sext if s.w_signed else b.zext
-        ext_x = b.zext if s.w_signed else b.sext
-        slot = b.alloca(I32)
-        with loop_nest(b, (s.groups, s.ow, s.pg), name="p") as (g, pixel, o):
-            panel, lane = b.udiv(o, I64(LANES)), b.urem(o, I64(LANES))
-            total = b.sub(
-                I32(0), b.load(at(b, corr, b.add(b.mul(g, I64(s.panels * LANES)), o), I32), typ=I32)
-            )
-            b.store(total, slot)
-            with loop_nest(b, (s.kh, s.kw, s.quads), name="pk") as (i, j, q):
-                if True:
-                    xq = self._x_word(b, xs, g, pixel, (i, j), q)
-                    wq = at(b, self._w_line(b, ws, g, panel, (i, j), q),
-                            b.mul(lane, I64(4)), I8)  # fmt: skip
-                    total = b.load(slot, typ=I32)
-                    for t in range(4):
-                        xv = ext_x(b.load(at(b, xq, I64(t), I8), typ=I8), I32)
-                        wv = ext_w(b.load(at(b, wq, I64(t), I8), typ=I8), I32)
-                        total = b.add(total, b.mul(xv, wv))
-                    b.store(total, slot)
-            channel = b.add(b.mul(g, I64(s.pg)), o)
-            dst = at(b, out_row, b.add(b.mul(pixel, I64(s.cout)), channel), I32)
-            b.store(b.load(slot, typ=I32), dst)
+        shape = Madd.of(self.caps)
+        assert not s.flip, "PMADDWD reads X unshifted"
+        assert shape.rows == s.madd_pixels
+        fn, b = self._row_function("madd")
+        xs, ws, _, out_row = fn.args
+        x16 = b.alloca(I16, size=I64(s.kh * s.x_row_bytes))
+        x16.align = 64
+        acc = shape.accumulators(b)
+        ext = b.sext if s.x_signed else b.zext
+        with for_range(b, s.kh * s.x_row_bytes, name="mx") as i:
+            b.store(ext(b.load(at(b, xs, i, I8), typ=I8), I16), at(b, x16, i, I16))
+        per_panel = LANES // shape.columns
+        strips = -(-s.pg // shape.columns)  # none wholly past the group's channels
+        with (
+            for_range(b, s.groups, name="mg") as g,
+            for_range(b, strips, name="ms") as strip,
+            for_range(b, -(-s.ow // shape.rows), name="mb") as pb,
+        ):
+            px0 = b.mul(pb, I64(shape.rows))
+            panel = b.udiv(strip, I64(per_panel))
+            within = b.mul(b.urem(strip, I64(per_panel)), I64(shape.columns * 4))
+            shape.zero(b, acc)
+            with loop_nest(b, (s.kh, s.kw, s.quads), name="mt") as (i, j, q):
+                line = at(b, self._w_line(b, ws, g, panel, (i, j), q), within, I8)
+                quads = [
+                    at(b, x16, self._x_index(b, g, b.add(px0, I64(r)), (i, j), q), I16)
+                    for r in range(shape.rows)
+                ]
+                shape.step(b, acc, line, quads, s.w_signed)
+            for r, row in enumerate(acc):
+                pixel = b.add(px0, I64(r))
+                with b.if_then(b.icmp_signed("<", pixel, I64(s.ow))):
+                    first = b.add(b.mul(g, I64(s.pg)), b.mul(strip, I64(shape.columns)))
+                    dst = at(b, out_row, b.add(b.mul(pixel, I64(s.cout)), first), I32)
+                    for v, total in enumerate(shape.sums(b, row)):
+                        self._madd_store(b, (strip, strips - 1), v * shape.lanes, total, dst)
         b.ret_void()
         return fn
+
+    def _madd_store(self, b: ir.IRBuilder, strip: tuple[ir.Value, int], offset: int,
+                    total: ir.Value, dst: ir.Value) -> None:  # fmt: skip
+        """`total`, the channels from `offset` of a strip, into the output row at `dst`; lane
+        by lane in the group's last strip where the group ends inside it."""
+        s = self.s
+        index, last = strip
+        lanes = total.type.count
+        columns = Madd.of(self.caps).columns
+        valid = min(max(s.pg - last * columns - offset, 0), lanes)  # in the last strip
+        where = at(b, dst, I64(offset), I32)
+        if valid == lanes:
+            b.store(total, where).align = 4
+            return
+        with b.if_else(b.icmp_signed("==", index, I64(last))) as (part, whole):
+            with part:
+                for k in range(valid):
+                    b.store(b.extract_element(total, I32(k)), at(b, where, I64(k), I32))
+            with whole:
+                b.store(total, where).align = 4
 
     def _tile_row(self) -> ir.Function:
         """32 pixels x 32 channels per block: tiles 0-3 accumulate, 4-5 hold the two 16-pixel

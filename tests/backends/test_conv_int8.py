@@ -1,42 +1,106 @@
 """The int8 convolution (codegen/conv_int8.py) through whole programs, bit for bit against the
-interpreter, on each of its paths: AMX tiles, AVX-512 VNNI and the portable loop.
+interpreter, on each of its paths: AMX tiles, AVX-512 VNNI, and PMADDWD at 512, 256 and 128
+bits.
+
+A path is a CpuCaps passed to the executable as its target. A path this host cannot execute is
+skipped with the features it lacks, but its code is still generated, verified and compiled to
+an object (test_paths).
 
 Shapes are chosen to hit the edges of the kernel's blocks and packing: input channels not a
-multiple of 4 or 64 (zero channels in X and W), output channels not a multiple of 16 (the last
-panel's lane-by-lane store; an odd panel count, padded to a pair for the tiles), rows of more
-than 32 output pixels and not a multiple of 6 or 32 (garbage pixels in the last block), padding
-wider than the filter (rows that see only padding), asymmetric padding, strides wider than the
-filter, dilation, groups and depthwise. The tile path is forced onto shapes it would decline
-(narrow channels) by overriding `tiles_pay`. Integer sums are exact, so every comparison is
-equality, including the int32 wraparound of a very long reduction.
+multiple of 4 or 64 (zero channels in X and W), output channels not a multiple of 16 or of the
+PMADDWD passes' 4, 8 or 16 (the last panel's lane-by-lane store; an odd panel count, padded to
+a pair for the tiles), rows of more than 32 output pixels and not a multiple of 4, 6 or 32
+(garbage pixels in the last block), padding wider than the filter (rows that see only
+padding), asymmetric padding, strides wider than the filter, dilation, groups and depthwise.
+The tile path is forced onto shapes it would decline (narrow channels) by overriding
+`tiles_pay`. Integer sums are exact, so every comparison is equality, including the int32
+wraparound of a very long reduction.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
-from codegen import conv_int8, gemm_int8
-from codegen.jit import host_target
+from codegen import conv_int8
+from codegen.cpu_caps import LEVELS, CpuCaps, caps_of, host_caps, level_caps
+from codegen.executable import CpuExecutable, native_ready
+from codegen.jit import caps_target, optimize, target_machine
+from codegen.program import lower_program
 from ir.builder import make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import Op
 from ir.types import TensorType
-from runtime.cpu import CpuExecutable
 from runtime.interp import run_module
 
 I8, U8, I32 = DType.I8, DType.U8, DType.I32
-
-pytestmark = pytest.mark.skipif(
-    not (gemm_int8._host_has_amx() or gemm_int8._host_has_vnni()),
-    reason="the int8 convolution needs a host with AMX-INT8 (Linux) or AVX-512 VNNI",
+AMX = ("amx-tile", "amx-int8", "amx-bf16")
+# A server with every unit the kernels use: the stand-in for paths this host lacks
+SERVER = caps_of(
+    "sapphirerapids",
+    ",".join(f"+{f}" for f in sorted(LEVELS["x86-64-v4"] | {"avx512vnni", "avx512bf16", *AMX})),
 )
 
-# (input NHWC, filter HWIO, attrs)
-SHAPES: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
+
+@dataclass(frozen=True)
+class Path:
+    """One way the kernel computes an output row: the caps that select it, the features a
+    host needs to run it (named when it cannot) and what its assembly must contain."""
+
+    name: str
+    caps: CpuCaps
+    needs: tuple[str, ...]
+    instruction: str
+    register: str  # the widest vector register it may use
+
+
+def _paths() -> dict[str, Path]:
+    host = host_caps()
+    amx = host if host.amx_int8 else SERVER
+    vnni = (host if host.vnni else SERVER).without(*AMX)
+    paths = (
+        Path("tiles", amx, ("amx-tile", "amx-int8"), "tdpbssd", "%zmm"),
+        Path("vnni", vnni, ("avx512vnni",), "vpdpbusd", "%zmm"),
+        Path("avx512bw", level_caps("x86-64-v4"), ("avx512f", "avx512bw"), "vpmaddwd", "%zmm"),
+        Path("avx2", level_caps("x86-64-v3"), ("avx2",), "vpmaddwd", "%ymm"),
+        Path("sse2", level_caps("generic"), (), "pmaddwd", "%xmm"),
+    )
+    return {p.name: p for p in paths}
+
+
+PATHS = _paths()
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why this host cannot run the path's code, naming the features it lacks (None: it can)."""
+    host = host_caps()
+    lacks = sorted(path.caps.features - host.features)
+    if not lacks:
+        return None
+    named = [f for f in path.needs if f not in host.features] or lacks
+    return f"needs {', '.join(named)} (host: {host.level})"
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each path this host can execute on every shape, the tiles even where they would not
+    pay; the others are skipped, naming what they need."""
+    p = PATHS[request.param]
+    reason = skip_reason(p)
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setattr(conv_int8, "tiles_pay", lambda cin, pg: True)
+    monkeypatch.setattr(conv_int8, "MACS_PER_UNIT", 1)  # small shapes split across threads too
+    return p
+
+
+Spec = tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]]  # input NHWC, filter HWIO, attrs
+SHAPES: list[Spec] = [
     ((1, 9, 10, 64), (3, 3, 64, 64), {"padding": "same"}),
     ((1, 5, 7, 13), (1, 1, 13, 17), {}),
     (
@@ -56,12 +120,21 @@ SHAPES: list[tuple[tuple[int, ...], tuple[int, ...], dict[str, Any]]] = [
 IDS = [f"{x[1]}x{x[2]}x{x[3]}-k{w[0]}x{w[1]}-g{a.get('groups', 1)}" for x, w, a in SHAPES]
 
 
+def _convs(*specs: tuple[tuple[int, ...], tuple[int, ...], dict[str, Any], DType]) -> Module:
+    """One function computing each (input shape, filter shape, attrs, dtype) convolution."""
+    params: list[Node] = []
+    results: list[Node] = []
+    for i, (x_shape, w_shape, attrs, dtype) in enumerate(specs):
+        x = parameter(f"x{i}", TensorType(x_shape, dtype))
+        w = parameter(f"w{i}", TensorType(w_shape, dtype))
+        params += [x, w]
+        results.append(make_node(Op.CONV2D, [x, w], {**attrs, "out_dtype": I32}))
+    return Module((Function("main", tuple(params), tuple(results), tuple(results)),), "main")
+
+
 def _conv(x_shape: tuple[int, ...], w_shape: tuple[int, ...], attrs: dict[str, Any],
           dtype: DType = I8) -> Module:  # fmt: skip
-    x = parameter("x", TensorType(x_shape, dtype))
-    w = parameter("w", TensorType(w_shape, dtype))
-    y = make_node(Op.CONV2D, [x, w], {**attrs, "out_dtype": I32})
-    return Module((Function("main", (x, w), (y,), (y,)),), "main")
+    return _convs((x_shape, w_shape, attrs, dtype))
 
 
 def _node(module: Module) -> Node:
@@ -80,75 +153,100 @@ def _inputs(module: Module, seed: int = 0, fill: int | None = None) -> list[np.n
     return out
 
 
-def _check(module: Module, threads: int = 1, fill: int | None = None) -> CpuExecutable:
-    assert conv_int8.applicable(_node(module)), "the int8 convolution was not taken"
-    args = _inputs(module, fill=fill)
-    exe = CpuExecutable(module, threads=threads)
-    got = exe(*args)[0]
-    expected = run_module(module, args)[0]
-    assert got.dtype == expected.dtype == np.int32
-    np.testing.assert_array_equal(got, expected)
+def _check(module: Module, path: Path, fills: tuple[int | None, ...] = (None,),
+           threads: tuple[int, ...] = (1,)) -> CpuExecutable:  # fmt: skip
+    """Compile `module` for the path once; every result, with inputs random or all `fill`,
+    on each thread count, equals the interpreter's, bit for bit."""
+    convs = [n for n in module.function("main").body if n.op is Op.CONV2D]
+    assert all(conv_int8.applicable(n, path.caps) for n in convs), "the int8 conv declined"
+    exe = CpuExecutable(module, threads=threads[0], target=caps_target(path.caps))
+    for fill in fills:
+        args = _inputs(module, fill=fill)
+        expected = run_module(module, args)
+        for t in threads:
+            runner = exe if t == threads[0] else CpuExecutable.from_payload(*exe.payload(), t)
+            for got, want in zip(runner(*args), expected, strict=True):
+                assert got.dtype == want.dtype == np.int32
+                np.testing.assert_array_equal(got, want)
     return exe
 
 
-@pytest.fixture(params=["tiles", "vnni", "portable"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Each path on every shape: the tiles even where they would not pay, the fallbacks by
-    refusing what comes before them, as on a host without it."""
-    name: str = request.param
-    if name == "tiles" and not gemm_int8._host_has_amx():
-        pytest.skip("this host has no AMX-INT8")
-    if name == "vnni" and not gemm_int8._host_has_vnni():
-        pytest.skip("this host has no AVX-512 VNNI")
-    monkeypatch.setattr(conv_int8, "tiles_pay", lambda cin, pg: True)
-    monkeypatch.setattr(conv_int8, "USE_TILES", name == "tiles")
-    monkeypatch.setattr(conv_int8, "USE_VNNI", name == "vnni")
-    monkeypatch.setattr(conv_int8, "MACS_PER_UNIT", 1)  # small shapes split across threads too
-    return name
+def _assembly_for(module: Module, caps: CpuCaps) -> str:
+    """The code for `caps`, generated, verified and compiled to an object without running it;
+    returns its assembly."""
+    fn = native_ready(module).function("main")  # as CpuExecutable lowers it
+    program = lower_program(fn, caps.cpu, caps.llvm_features, None)
+    tm = target_machine(caps_target(caps), jit=False)
+    program.module.triple = llvm.get_process_triple()
+    program.module.data_layout = str(tm.target_data)
+    ref = llvm.parse_assembly(str(program.module))
+    ref.verify()
+    optimize(ref, tm)
+    assert len(tm.emit_object(ref)) > 0
+    return str(tm.emit_assembly(ref))
 
 
-@pytest.mark.parametrize("dtype", [I8, U8], ids=["i8", "u8"])
+@pytest.mark.parametrize("name", list(PATHS))
+def test_paths(name: str) -> None:
+    """Each path's code: exact where this host runs it, else at least generated and compiled;
+    its assembly has the path's instructions and registers, and asks the OS for the tile
+    state only when it has tiles."""
+    p = PATHS[name]
+    module = _convs(
+        (*SHAPES[0], I8),  # 64 -> 64 channels: the tiles pay
+        (*SHAPES[2], U8),
+        (*SHAPES[4], I8),
+        (*SHAPES[3], U8),
+    )
+    reason = skip_reason(p)
+    asm = _assembly_for(module, p.caps) if reason else _check(module, p).compiled.asm()
+    assert p.instruction in asm
+    assert p.register in asm
+    wider = {"%xmm": "%ymm", "%ymm": "%zmm"}.get(p.register)
+    assert wider is None or wider not in asm
+    assert ("syscall" in asm) == (name == "tiles")
+    assert ("vpdpbusd" in asm) == (name in ("tiles", "vnni"))  # the tiles' fallback: VNNI
+    if reason:
+        pytest.skip(reason)
+
+
 @pytest.mark.parametrize(("x_shape", "w_shape", "attrs"), SHAPES, ids=IDS)
-def test_shapes(path: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
-                attrs: dict[str, Any], dtype: DType) -> None:  # fmt: skip
+def test_shapes(path: Path, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                attrs: dict[str, Any]) -> None:  # fmt: skip
+    """Every shape on every path, i8 and u8 in turn."""
+    dtype = (I8, U8)[(SHAPES.index((x_shape, w_shape, attrs)) + list(PATHS).index(path.name)) % 2]
     module = _conv(x_shape, w_shape, attrs, dtype)
-    assert conv_int8.Shape.of(_node(module)).tiles == (path == "tiles")
-    _check(module)
+    assert conv_int8.Shape.of(_node(module), path.caps).tiles == (path.name == "tiles")
+    _check(module, path)
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize(("dtype", "fill"), [(I8, -128), (I8, 127), (U8, 255)])
-def test_extreme_values(path: str, dtype: DType, fill: int, threads: int) -> None:
+def test_extreme_values(path: Path) -> None:
     """Every product at its largest, -128 * -128 or 255 * 255, and the shift by 128 of the
-    fallbacks at its edge (128 x the filter's sums)."""
-    _check(_conv((2, 6, 37, 67), (3, 3, 67, 35), {"padding": "same"}, dtype), threads, fill)
+    VNNI path at its edge (128 x the filter's sums); on one thread and two."""
+    shape: Spec = ((2, 6, 37, 67), (3, 3, 67, 35), {"padding": "same"})
+    _check(_conv(*shape, I8), path, fills=(-128, 127), threads=(1, 2))
+    _check(_conv(*shape, U8), path, fills=(255,), threads=(1, 2))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_threads_share_rows(path: str, threads: int) -> None:
-    _check(_conv((3, 11, 13, 20), (3, 3, 20, 24), {"padding": ((0, 1), (1, 1))}), threads)
+def test_threads_share_rows(path: Path) -> None:
+    _check(_conv((3, 11, 13, 20), (3, 3, 20, 24), {"padding": ((0, 1), (1, 1))}), path,
+           threads=(1, 2))  # fmt: skip
 
 
-def test_instructions(path: str) -> None:
-    """The path under test is really the one compiled in."""
-    asm = _check(_conv((1, 5, 40, 64), (3, 3, 64, 32), {"padding": "same"})).compiled.asm()
-    assert ("tdpbssd" in asm) == (path == "tiles")
-    assert ("vpdpbusd" in asm) == (path == "vnni")
-
-
-@pytest.mark.parametrize("dtype", [I8, U8], ids=["i8", "u8"])
-@pytest.mark.parametrize("path", ["vnni", "portable"], indirect=True)
-def test_long_sum_wraps_like_the_reference(path: str, dtype: DType) -> None:
+def test_long_sum_wraps_like_the_reference(path: Path) -> None:
     """11 x 11 x 1100 = 133100 products of 128 * 128 (or 255 * 255) overflow int32: both sides
-    wrap the exact sum. (With the tiles the packed filter, two panels of a 1152-byte K per tap,
-    is past the stack limit, and the convolution is declined.)"""
-    module = _conv((1, 11, 11, 1100), (11, 11, 1100, 1), {}, dtype)
-    fill = -128 if dtype == I8 else 255
-    _check(module, fill=fill)
-    exact = (128 * 128 if dtype == I8 else 255 * 255) * 133_100
-    assert exact > 2**31
-    got = CpuExecutable(module)(*_inputs(module, fill=fill))[0]
-    assert (got == np.int64((exact + 2**31) % 2**32 - 2**31)).all()
+    wrap the exact sum. With the tiles the packed filter, two panels of a 1152-byte K per tap,
+    is past the stack limit, and the convolution is declined."""
+    shape: Spec = ((1, 11, 11, 1100), (11, 11, 1100, 1), {})
+    module = _convs((*shape, I8), (*shape, U8))
+    if path.name == "tiles":
+        assert not conv_int8.applicable(_node(module), path.caps)
+        return
+    got = _check(module, path, fills=(-128,))(*_inputs(module, fill=-128))  # u8 takes 255
+    for result, product in zip(got, (128 * 128, 255 * 255), strict=True):
+        exact = product * 133_100
+        assert exact > 2**31
+        assert (result == np.int64((exact + 2**31) % 2**32 - 2**31)).all()
 
 
 @pytest.mark.parametrize(
@@ -161,7 +259,7 @@ def test_empty_operands_are_left_to_the_generic_loop(
 ) -> None:
     """Size-0 outputs and sums over nothing (all zeros) are declined and still exact."""
     module = _conv(x_shape, w_shape, {"padding": "same"})
-    assert not conv_int8.applicable(_node(module))
+    assert not any(conv_int8.applicable(_node(module), p.caps) for p in PATHS.values())
     args = _inputs(module)
     got = CpuExecutable(module)(*args)[0]
     expected = run_module(module, args)[0]
@@ -169,18 +267,20 @@ def test_empty_operands_are_left_to_the_generic_loop(
     np.testing.assert_array_equal(got, expected)
 
 
-def test_declined() -> None:
+@pytest.mark.parametrize("name", list(PATHS))
+def test_declined(name: str) -> None:
     """Not int8 into int32, or a filter whose packed copy would not fit the stack budget."""
+    caps = PATHS[name].caps
     x = parameter("x", TensorType((1, 4, 4, 8), I8))
     w = parameter("w", TensorType((3, 3, 8, 8), I8))
-    assert not conv_int8.applicable(make_node(Op.CONV2D, [x, w], {}))  # i8 result
+    assert not conv_int8.applicable(make_node(Op.CONV2D, [x, w], {}), caps)  # i8 result
     xf = parameter("x", TensorType((1, 4, 4, 8), DType.F32))
     wf = parameter("w", TensorType((3, 3, 8, 8), DType.F32))
-    assert not conv_int8.applicable(make_node(Op.CONV2D, [xf, wf], {}))
+    assert not conv_int8.applicable(make_node(Op.CONV2D, [xf, wf], {}), caps)
     big = _conv((1, 3, 3, 1024), (3, 3, 1024, 512), {"padding": "same"})
-    assert conv_int8.Shape.of(_node(big)).scratch_bytes() > conv_int8.STACK_LIMIT
-    assert not conv_int8.applicable(_node(big))
-    assert conv_int8.applicable(_node(_conv((1, 4, 4, 8), (3, 3, 8, 8), {})))
+    assert conv_int8.Shape.of(_node(big), caps).scratch_bytes() > conv_int8.STACK_LIMIT
+    assert not conv_int8.applicable(_node(big), caps)
+    assert conv_int8.applicable(_node(_conv((1, 4, 4, 8), (3, 3, 8, 8), {})), caps)
 
 
 def test_tiles_pay() -> None:
@@ -188,16 +288,3 @@ def test_tiles_pay() -> None:
     assert conv_int8.tiles_pay(256, 96)
     assert not conv_int8.tiles_pay(3, 64)  # a first layer: 3 of 64 bytes per step
     assert not conv_int8.tiles_pay(1, 1)  # depthwise
-
-
-@pytest.mark.parametrize("cpu", ["generic", "x86-64-v3"])
-def test_programs_for_other_cpus_still_use_the_tiles(cpu: str) -> None:
-    """The tile and VNNI code carry their own target features, so a module built for a
-    baseline CPU compiles them too; they run only after the run-time checks."""
-    if not gemm_int8._host_has_amx():
-        pytest.skip("this host has no AMX-INT8")
-    module = _conv((1, 6, 35, 64), (3, 3, 64, 48), {"padding": "same"})
-    args = _inputs(module)
-    exe = CpuExecutable(module, target=host_target(cpu))
-    np.testing.assert_array_equal(exe(*args)[0], run_module(module, args)[0])
-    assert "tdpbssd" in exe.compiled.asm()

@@ -1,39 +1,106 @@
-"""The int8 GEMM (codegen/gemm_int8.py) through whole programs, bit for bit against the interpreter.
+"""The int8 GEMM (codegen/gemm_int8.py) through whole programs, bit for bit against the interpreter,
+on each of its paths: AMX tiles, AVX-512 VNNI, and PMADDWD at 512, 256 and 128 bits.
 
-Sizes straddle the tile edges (16 rows or columns, 32-row blocks, 64 bytes of K) and K takes
-values that are not multiples of 4 (the tile instructions consume four bytes of K at a time),
-so the zero padding of both packed operands is exercised; smaller block limits force several
-K blocks (partial sums in the output) and several column blocks. Integer sums are exact, so
-every comparison is equality, including the int32 wraparound of a very long K.
+A path is a CpuCaps (the host's, a psABI level's, or the host's without AMX), passed to the
+executable as its target, never a switch inside the kernel. A path this host cannot execute
+is skipped with the features it lacks, but its code is still generated, verified and compiled
+to an object (test_paths), so every path at least compiles everywhere.
+
+Sizes straddle the blocks' edges (16 rows or columns, 32-row blocks, the PMADDWD passes' 4, 8
+or 16 columns, 64 bytes of K) and K takes values that are not multiples of 4 (every path
+consumes four bytes of K at a time), so the zero padding of both packed operands is exercised;
+smaller block limits force several K blocks (partial sums in the output) and several column
+blocks. Integer sums are exact, so every comparison is equality, including the int32
+wraparound of a very long K. Each executable runs on one thread and on two.
 
 Fused epilogues (bias add in int32, requantize per tensor or per channel with a relu clamp,
-dequantize to f32, float elementwise ops after it) are checked the same way on each path the
-kernel can take: AMX tiles, AVX-512 VNNI and the portable loop.
+dequantize to f32, float elementwise ops after it) are checked the same way: every form with
+every signedness on the host's own path, every shape on every path. Each kernel compiles in
+about 0.15 s, so the matrices are covering designs rather than full products: every value of
+each parameter meets every other parameter at least once, with the host's path.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
 from codegen import gemm_int8
-from codegen.jit import host_target
+from codegen.cpu_caps import LEVELS, CpuCaps, caps_of, host_caps, level_caps
+from codegen.executable import CpuExecutable, native_ready
+from codegen.jit import caps_target, optimize, target_machine
+from codegen.program import lower_program
 from ir.builder import constant, make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import Op
 from ir.types import TensorType
 from passes import PassManager, parse_pipeline
-from runtime.cpu import CpuExecutable
 from runtime.interp import run_module
 
 I8, U8, I32 = DType.I8, DType.U8, DType.I32
 SIZES = (1, 2, 3, 15, 17, 31, 33, 63, 64, 65, 100, 129)
-
-pytestmark = pytest.mark.skipif(
-    not (gemm_int8._host_has_amx() or gemm_int8._host_has_vnni()),
-    reason="the int8 GEMM needs a host with AMX-INT8 (Linux) or AVX-512 VNNI",
+TYPES = ((I8, I8), (U8, U8), (U8, I8), (I8, U8))
+AMX = ("amx-tile", "amx-int8", "amx-bf16")
+# A server with every unit the kernels use: the stand-in for paths this host lacks, whose code
+# is then compiled but not run
+SERVER = caps_of(
+    "sapphirerapids",
+    ",".join(f"+{f}" for f in sorted(LEVELS["x86-64-v4"] | {"avx512vnni", "avx512bf16", *AMX})),
 )
+
+
+@dataclass(frozen=True)
+class Path:
+    """One way the kernel computes its blocks: the caps that select it, the features a host
+    needs to run it (named when it cannot) and what its assembly must contain."""
+
+    name: str
+    caps: CpuCaps
+    needs: tuple[str, ...]
+    instruction: str
+    register: str  # the widest vector register it may use
+
+
+def _paths() -> dict[str, Path]:
+    host = host_caps()
+    amx = host if host.amx_int8 else SERVER
+    vnni = (host if host.vnni else SERVER).without(*AMX)
+    paths = (
+        Path("amx", amx, ("amx-tile", "amx-int8"), "tdpbssd", "%zmm"),
+        Path("vnni", vnni, ("avx512vnni",), "vpdpbusd", "%zmm"),
+        Path("avx512bw", level_caps("x86-64-v4"), ("avx512f", "avx512bw"), "vpmaddwd", "%zmm"),
+        Path("avx2", level_caps("x86-64-v3"), ("avx2",), "vpmaddwd", "%ymm"),
+        Path("sse2", level_caps("generic"), (), "pmaddwd", "%xmm"),
+    )
+    return {p.name: p for p in paths}
+
+
+PATHS = _paths()
+HOST = Path("host", host_caps(), (), "", "")  # whichever path this machine takes by default
+
+
+def skip_reason(path: Path) -> str | None:
+    """Why this host cannot run the path's code, naming the features it lacks (None: it can)."""
+    host = host_caps()
+    lacks = sorted(path.caps.features - host.features)
+    if not lacks:
+        return None
+    named = [f for f in path.needs if f not in host.features] or lacks
+    return f"needs {', '.join(named)} (host: {host.level})"
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request: pytest.FixtureRequest) -> Path:
+    """Each path this host can execute; the others are skipped, naming what they need."""
+    p = PATHS[request.param]
+    reason = skip_reason(p)
+    if reason:
+        pytest.skip(reason)
+    return p
 
 
 @pytest.fixture(autouse=True)
@@ -42,26 +109,34 @@ def _always_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gemm_int8, "PARALLEL_MACS", 1)
 
 
-def _dot(
-    m: int, n: int, k: int, types: tuple[DType, DType] = (I8, I8), transpose: str = "",
-    batch: int = 0,
-) -> Module:  # fmt: skip
-    """[batch] x @ w into i32, each operand optionally stored transposed."""
-    lead = (batch,) if batch else ()
-    lhs_shape = (*lead, k, m) if "a" in transpose else (*lead, m, k)
-    rhs_shape = (*lead, n, k) if "b" in transpose else (*lead, k, n)
-    x = parameter("x", TensorType(lhs_shape, types[0]))
-    w = parameter("w", TensorType(rhs_shape, types[1]))
-    rank = len(lead)
-    dims = {
-        "lhs_batch": tuple(range(rank)),
-        "rhs_batch": tuple(range(rank)),
-        "lhs_contract": (rank if "a" in transpose else rank + 1,),
-        "rhs_contract": (rank + 1 if "b" in transpose else rank,),
-        "out_dtype": I32,
-    }
-    y = make_node(Op.DOT_GENERAL, [x, w], dims)
-    return Module((Function("main", (x, w), (y,), (y,)),), "main")
+def _dots(*specs: tuple[int, int, int, tuple[DType, DType], str, int], first: int = 0) -> Module:
+    """One function computing [batch] x @ w into i32 for each (m, n, k, types, transpose,
+    batch), each operand optionally stored transposed ("a", "b", "ab"); the operands are
+    x{i} and w{i}, counted from `first`."""
+    params: list[Node] = []
+    results: list[Node] = []
+    for i, (m, n, k, types, transpose, batch) in enumerate(specs, first):
+        lead = (batch,) if batch else ()
+        lhs_shape = (*lead, k, m) if "a" in transpose else (*lead, m, k)
+        rhs_shape = (*lead, n, k) if "b" in transpose else (*lead, k, n)
+        x = parameter(f"x{i}", TensorType(lhs_shape, types[0]))
+        w = parameter(f"w{i}", TensorType(rhs_shape, types[1]))
+        rank = len(lead)
+        dims = {
+            "lhs_batch": tuple(range(rank)),
+            "rhs_batch": tuple(range(rank)),
+            "lhs_contract": (rank if "a" in transpose else rank + 1,),
+            "rhs_contract": (rank + 1 if "b" in transpose else rank,),
+            "out_dtype": I32,
+        }
+        params += [x, w]
+        results.append(make_node(Op.DOT_GENERAL, [x, w], dims))
+    return Module((Function("main", tuple(params), tuple(results), tuple(results)),), "main")
+
+
+def _dot(m: int, n: int, k: int, types: tuple[DType, DType] = (I8, I8), transpose: str = "",
+         batch: int = 0) -> Module:  # fmt: skip
+    return _dots((m, n, k, types, transpose, batch))
 
 
 def _inputs(module: Module, seed: int = 0, fill: int | None = None) -> list[np.ndarray]:
@@ -69,121 +144,150 @@ def _inputs(module: Module, seed: int = 0, fill: int | None = None) -> list[np.n
     out = []
     for p in module.function("main").params:
         lo, hi = (-128, 127) if p.dtype == I8 else (0, 255)
-        if fill is None:
+        if p.dtype == I32:  # a bias
+            out.append(rng.integers(-(1 << 20), 1 << 20, p.shape, dtype=np.int32))
+        elif fill is None:
             out.append(rng.integers(lo, hi + 1, p.shape, dtype=p.dtype.np))
         else:  # a value the type cannot hold becomes its largest
             out.append(np.full(p.shape, fill if lo <= fill <= hi else hi, p.dtype.np))
     return out
 
 
-def _check(module: Module, threads: int = 1, fill: int | None = None) -> None:
+def _check(module: Module, path: Path = HOST, fills: tuple[int | None, ...] = (None,),
+           threads: tuple[int, ...] = (1, 2)) -> CpuExecutable:  # fmt: skip
+    """Compile `module` for the path once; every result, with inputs random or all `fill`,
+    on each thread count, equals the interpreter's, bit for bit."""
     fn = module.function("main")
-    assert any(gemm_int8.applicable(n) for n in fn.body), "the int8 GEMM was not taken"
-    args = _inputs(module, fill=fill)
-    got = CpuExecutable(module, threads=threads)(*args)[0]
-    expected = run_module(module, args)[0]
-    assert got.dtype == expected.dtype == np.int32
-    np.testing.assert_array_equal(got, expected)
+    kernels = [n for n in fn.body if n.op in (Op.DOT_GENERAL, Op.FUSION)]
+    assert kernels, "nothing to compute"
+    assert all(gemm_int8.applicable(n, path.caps) for n in kernels), "the int8 GEMM declined"
+    exe = CpuExecutable(module, threads=threads[0], target=caps_target(path.caps))
+    for fill in fills:
+        args = _inputs(module, fill=fill)
+        expected = run_module(module, args)
+        for t in threads:
+            runner = exe if t == threads[0] else CpuExecutable.from_payload(*exe.payload(), t)
+            got = runner(*args)
+            for g, e in zip(got, expected, strict=True):
+                assert g.dtype == e.dtype
+                np.testing.assert_array_equal(g, e)  # integers equal; floats to the bit
+    return exe
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("types", [(I8, I8), (U8, U8), (U8, I8)], ids=["i8", "u8", "u8xi8"])
+def _assembly_for(module: Module, caps: CpuCaps) -> str:
+    """The code for `caps`, generated, verified and compiled to an object without running it;
+    returns its assembly."""
+    fn = native_ready(module).function("main")  # as CpuExecutable lowers it
+    program = lower_program(fn, caps.cpu, caps.llvm_features, None)
+    tm = target_machine(caps_target(caps), jit=False)
+    program.module.triple = llvm.get_process_triple()
+    program.module.data_layout = str(tm.target_data)
+    ref = llvm.parse_assembly(str(program.module))
+    ref.verify()
+    optimize(ref, tm)
+    assert len(tm.emit_object(ref)) > 0
+    return str(tm.emit_assembly(ref))
+
+
+# --- every path ----------------------------------------------------------------------------
+
+
+def _zoo() -> Module:
+    """One kernel for each signedness, with edges in every dimension, operands transposed, a
+    batch, one of everything; and an epilogue."""
+    dots = _dots(
+        (33, 47, 70, (I8, I8), "", 0),
+        (31, 17, 9, (U8, U8), "a", 0),
+        (19, 23, 45, (U8, I8), "b", 3),
+        (1, 1, 1, (I8, U8), "", 0),
+        first=1,  # x0 and w0 are the epilogue's
+    )
+    fn = dots.function("main")
+    fused = _epilogue(17, 31, 67, (I8, I8), "requantize", True).function("main")
+    params, results = (*fn.params, *fused.params), (*fn.results, *fused.results)
+    return Module((Function("main", params, (*fn.body, *fused.body), results),), "main")
+
+
+@pytest.mark.parametrize("name", list(PATHS))
+def test_paths(name: str) -> None:
+    """Each path's code: exact where this host runs it, else at least generated and compiled;
+    its assembly has the path's instructions and registers, and asks the OS for the tile
+    state only when it has tiles."""
+    p = PATHS[name]
+    module = _zoo()
+    reason = skip_reason(p)
+    asm = _assembly_for(module, p.caps) if reason else _check(module, p).compiled.asm()
+    assert p.instruction in asm
+    assert p.register in asm
+    wider = {"%xmm": "%ymm", "%ymm": "%zmm"}.get(p.register)
+    assert wider is None or wider not in asm
+    assert ("syscall" in asm) == (name == "amx")
+    if name == "amx":  # the fallback where the OS refuses the tiles
+        assert "vpdpbusd" in asm
+        assert "tdpbuud" in asm
+    if name in ("amx", "vnni"):  # VPDPBUSD has no u8 x u8 form: PMADDWD, fused with its
+        assert "vpdpwssd" in asm  # addition into VNNI's VPDPWSSD
+    if name not in ("amx", "vnni"):
+        assert "vpdpbusd" not in asm
+    if reason:
+        pytest.skip(reason)
+
+
+def test_extreme_values(path: Path) -> None:
+    """Every product at its largest for each signedness: -128 * -128, 255 * -128, 255 * 255,
+    and where the VNNI path shifts a signed A by 128, its correction at its largest."""
+    module = _dots(*[(35, 33, 259, types, "", 0) for types in TYPES])
+    _check(module, path, fills=(-128, 127, 255), threads=(1,))
+
+
+def test_several_k_and_column_blocks(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gemm_int8, "KC_MAX", 64)
+    monkeypatch.setattr(gemm_int8, "NB_MAX", 32)
+    # 4 K blocks of 51 and 4 column blocks; u8 transposed
+    _check(_dots((70, 100, 201, (I8, I8), "", 0), (33, 65, 130, (U8, U8), "ab", 0)), path)
+
+
+def test_long_k_wraps_like_the_reference(path: Path) -> None:
+    """K > 2^17 overflows int32 with -128 * -128 products: both sides wrap the exact sum."""
+    module = _dot(2, 3, 140_001)
+    exe = _check(module, path, fills=(-128,), threads=(1,))
+    exact = 128 * 128 * 140_001
+    assert exact > 2**31
+    got = exe(*_inputs(module, fill=-128))[0]
+    assert (got == np.int64(exact - 2**32)).all()
+
+
+# --- the host's path -----------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("m", SIZES)
-def test_sizes(m: int, types: tuple[DType, DType], threads: int) -> None:
-    for n, k in ((m, 1), (17, m), (SIZES[(SIZES.index(m) + 5) % len(SIZES)], 67)):
-        _check(_dot(m, n, k, types), threads)
-
-
-@pytest.mark.parametrize("types", [(I8, U8), (U8, U8)], ids=["i8xu8", "u8xu8"])
-def test_other_signedness(types: tuple[DType, DType]) -> None:
-    _check(_dot(33, 47, 70, types))
+def test_sizes(m: int) -> None:
+    """M, N and K each take every size once (a Latin square), the signedness in turn."""
+    i = SIZES.index(m)
+    n, k = SIZES[(i + 5) % len(SIZES)], SIZES[(i + 3) % len(SIZES)]
+    _check(_dot(m, n, k, TYPES[i % 3]))
 
 
 @pytest.mark.parametrize("transpose", ["a", "b", "ab"])
 def test_transposed_operands(transpose: str) -> None:
-    _check(_dot(37, 41, 101, transpose=transpose), threads=2)
+    _check(_dot(37, 41, 101, transpose=transpose))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_batch(threads: int) -> None:
-    _check(_dot(19, 23, 45, batch=3), threads)
-    _check(_dot(40, 9, 130, transpose="b", batch=2), threads)
-
-
-@pytest.mark.parametrize(
-    ("types", "fill"),
-    [((I8, I8), -128), ((I8, I8), 127), ((U8, U8), 255), ((U8, I8), 255), ((U8, I8), -128)],
-)
-def test_extreme_values(types: tuple[DType, DType], fill: int) -> None:
-    """Every product at its largest: -128 * -128, 255 * -128, 255 * 255."""
-    _check(_dot(35, 33, 259, types), fill=fill)
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_several_k_and_column_blocks(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(gemm_int8, "KC_MAX", 64)
-    monkeypatch.setattr(gemm_int8, "NB_MAX", 32)
-    _check(_dot(70, 100, 201), threads)  # 4 K blocks of 51, 4 column blocks
-    _check(_dot(33, 65, 130, (U8, U8), transpose="ab"), threads)
-
-
-def test_long_k_wraps_like_the_reference() -> None:
-    """K > 2^17 overflows int32 with -128 * -128 products: both sides wrap the exact sum."""
-    module = _dot(2, 3, 140_001)
-    _check(module, fill=-128)
-    args = _inputs(module, fill=-128)
-    exact = 128 * 128 * 140_001
-    assert exact > 2**31
-    got = CpuExecutable(module)(*args)[0]
-    assert (got == np.int64(exact - 2**32)).all()
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("vnni", [True, False], ids=["vnni", "portable"])
-def test_fallbacks(vnni: bool, threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What runs when the OS refuses the tile state, AVX-512 VNNI or a portable loop, computes
-    the same bits (u8 x u8 has no VNNI form and is always the portable loop)."""
-    monkeypatch.setattr(gemm_int8, "USE_TILES", False)
-    monkeypatch.setattr(gemm_int8, "USE_VNNI", vnni)
-    module = _dot(33, 47, 70)
-    _check(module, threads)
-    _check(_dot(35, 33, 259), fill=-128)  # the s8 x s8 correction at its largest
-    _check(_dot(17, 20, 9, (U8, U8), transpose="a"), threads)
-    _check(_dot(5, 6, 7, (U8, U8)), threads, fill=255)
-    if vnni and gemm_int8._host_has_vnni():
-        assert "vpdpbusd" in CpuExecutable(module).compiled.asm()
+def test_batch() -> None:
+    _check(_dots((19, 23, 45, (I8, I8), "", 3), (40, 9, 130, (U8, U8), "b", 2)))
 
 
 def test_declined_without_int8_operands_or_i32_result() -> None:
     x = parameter("x", TensorType((4, 8), I8))
     w = parameter("w", TensorType((8, 4), I8))
     dims = {"lhs_batch": (), "rhs_batch": (), "lhs_contract": (1,), "rhs_contract": (0,)}
-    assert not gemm_int8.applicable(make_node(Op.DOT_GENERAL, [x, w], dims))  # i8 result
-    a, b = (parameter(s, TensorType((4, 4), DType.I16)) for s in "ab")
-    assert not gemm_int8.applicable(make_node(Op.DOT_GENERAL, [a, b], {**dims, "out_dtype": I32}))
-
-
-@pytest.mark.parametrize("cpu", ["generic", "x86-64-v3"])
-def test_programs_for_other_cpus_still_use_the_tiles(cpu: str) -> None:
-    """The tile code carries its own target features, so a module built for a baseline CPU
-    compiles it too; it runs only after the OS has granted the tile state."""
-    module = _dot(70, 45, 130)
-    args = _inputs(module)
-    exe = CpuExecutable(module, target=host_target(cpu))
-    np.testing.assert_array_equal(exe(*args)[0], run_module(module, args)[0])
-    assert "tdpbssd" in exe.compiled.asm()
-
-
-def test_vnni_host_without_amx(monkeypatch: pytest.MonkeyPatch) -> None:
-    """On a host with VNNI but no AMX the kernel is still chosen, and never asks for tiles."""
-    if not gemm_int8._host_has_vnni():
-        pytest.skip("this host has no AVX-512 VNNI")
-    monkeypatch.setattr(gemm_int8, "_host_has_amx", lambda: False)
-    module = _dot(65, 31, 100)
-    _check(module, threads=2)
-    asm = CpuExecutable(module).compiled.asm()
-    assert "vpdpbusd" in asm
-    assert "syscall" not in asm
+    for p in PATHS.values():
+        assert not gemm_int8.applicable(make_node(Op.DOT_GENERAL, [x, w], dims), p.caps)
+        a, b = (parameter(s, TensorType((4, 4), DType.I16)) for s in "ab")
+        dot16 = make_node(Op.DOT_GENERAL, [a, b], {**dims, "out_dtype": I32})
+        assert not gemm_int8.applicable(dot16, p.caps)
+        assert gemm_int8.applicable(make_node(Op.DOT_GENERAL, [x, w], {**dims, "out_dtype": I32}),
+                                    p.caps)  # fmt: skip
 
 
 # --- fused epilogues ---------------------------------------------------------------------------
@@ -193,16 +297,6 @@ EPILOGUE_SHAPES = [
     (97, 10, 128), (40, 130, 3),
 ]  # fmt: skip
 FORMS = ("bias", "requantize", "relu-requantize", "dequantize", "float-chain")
-
-
-@pytest.fixture(params=["amx", "vnni", "portable"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The kernel's three ways of computing a block (the same packed operands each time)."""
-    monkeypatch.setattr(gemm_int8, "USE_TILES", request.param == "amx")
-    monkeypatch.setattr(gemm_int8, "USE_VNNI", request.param != "portable")
-    if request.param == "amx" and not gemm_int8._host_has_amx():
-        pytest.skip("this host has no AMX-INT8")
-    return str(request.param)
 
 
 def _epilogue(
@@ -257,55 +351,59 @@ def _epilogue(
     return PassManager(parse_pipeline("fuse")).run(module)
 
 
-def _check_epilogue(module: Module, threads: int = 1, fill: int | None = None) -> None:
+def _check_epilogue(module: Module, path: Path = HOST, fills: tuple[int | None, ...] = (None,),
+                    threads: tuple[int, ...] = (1,)) -> None:  # fmt: skip
     fn = module.function("main")
     fused = [n for n in fn.body if n.op is Op.FUSION]
     assert len(fused) == 1, "fuse did not make one output fusion"
     assert fn.results == (fused[0],)
-    assert gemm_int8.applicable(fused[0]), "the int8 GEMM declined the fusion"
-    args = _inputs(module, fill=fill)
-    rng = np.random.default_rng(1)
-    args[2] = rng.integers(-(1 << 20), 1 << 20, args[2].shape, dtype=np.int32)  # the bias
-    got = CpuExecutable(module, threads=threads)(*args)[0]
-    expected = run_module(module, args)[0]
-    assert got.dtype == expected.dtype
-    np.testing.assert_array_equal(got, expected)  # integers equal; floats to the bit
+    _check(module, path, fills, threads)
 
 
 @pytest.mark.parametrize("form", FORMS)
-@pytest.mark.parametrize("types", [(I8, I8), (U8, U8), (U8, I8)], ids=["i8", "u8", "u8xi8"])
+def test_epilogue_forms(form: str) -> None:
+    """Every form, the signedness and per channel or per tensor in turn (each form meets the
+    other scale granularity in test_epilogue_shapes)."""
+    i = FORMS.index(form)
+    types = TYPES[i % 3]
+    _check_epilogue(_epilogue(33, 65, 129, types, form, i % 2 == 1, out=types[0], seed=i))
+
+
 @pytest.mark.parametrize("shape", EPILOGUE_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_epilogue_shapes(shape: tuple[int, int, int], types: tuple[DType, DType], form: str,
-                         path: str) -> None:  # fmt: skip
-    per_channel = sum(shape) % 2 == 0
-    _check_epilogue(_epilogue(*shape, types, form, per_channel, out=types[0]))
-    _check_epilogue(_epilogue(*shape, types, form, not per_channel, out=types[0], seed=1))
+def test_epilogue_shapes(shape: tuple[int, int, int], path: Path) -> None:
+    """Every shape on every path, the forms and signedness taken in turn."""
+    i = EPILOGUE_SHAPES.index(shape)
+    types = TYPES[i % 3]
+    _check_epilogue(_epilogue(*shape, types, FORMS[i % len(FORMS)], i % 2 == 0, out=types[0]))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per-channel", "per-tensor"])
 @pytest.mark.parametrize("out", [I8, U8])
-def test_epilogue_requantize(out: DType, per_channel: bool, threads: int, path: str) -> None:
-    for form in ("requantize", "relu-requantize", "dequantize"):
-        _check_epilogue(_epilogue(70, 45, 100, (I8, I8), form, per_channel, out), threads)
-        _check_epilogue(_epilogue(19, 23, 45, (U8, U8), form, per_channel, out, batch=3), threads)
+def test_epilogue_requantize(out: DType, per_channel: bool) -> None:
+    """Into i8 and u8, a relu's clamp, and dequantized, with threads."""
+    forms = ("requantize", "relu-requantize", "dequantize")
+    i = 2 * (out == U8) + per_channel
+    module = _epilogue(70, 45, 100, (I8, I8), forms[i % 3], per_channel, out)
+    _check_epilogue(module, threads=(1, 2))
+    module = _epilogue(19, 23, 45, (U8, U8), forms[(i + 1) % 3], per_channel, out, batch=3)
+    _check_epilogue(module, threads=(1, 2))
 
 
-@pytest.mark.parametrize("fill", [-128, 127, 255])
-def test_epilogue_extreme_values(fill: int, path: str) -> None:
+@pytest.mark.parametrize("form", ["requantize", "dequantize", "float-chain"])
+def test_epilogue_extreme_values(form: str) -> None:
     """The largest sums reach requantize's saturating left shift and its clamps."""
-    types = (U8, U8) if fill == 255 else (I8, I8)
-    for form in ("requantize", "dequantize", "float-chain"):
-        _check_epilogue(_epilogue(35, 33, 259, types, form, True, types[0]), fill=fill)
+    if form == "dequantize":
+        _check_epilogue(_epilogue(35, 33, 259, (U8, U8), form, True, U8), fills=(255,))
+    else:
+        _check_epilogue(_epilogue(35, 33, 259, (I8, I8), form, True, I8), fills=(-128, 127))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
-def test_epilogue_column_blocks(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_epilogue_column_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """With an epilogue K is one block; small limits leave room for 32 columns at a time."""
     monkeypatch.setattr(gemm_int8, "KC_MAX", 64)
     monkeypatch.setattr(gemm_int8, "NB_MAX", 32)
-    _check_epilogue(_epilogue(70, 100, 50, (I8, I8), "requantize", True), threads)
-    _check_epilogue(_epilogue(33, 65, 64, (U8, U8), "dequantize", False, U8), threads)
+    _check_epilogue(_epilogue(70, 100, 50, (I8, I8), "requantize", True), threads=(1, 2))
+    _check_epilogue(_epilogue(33, 65, 64, (U8, U8), "dequantize", False, U8), threads=(1, 2))
 
 
 def test_epilogue_declined_when_k_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,9 +412,9 @@ def test_epilogue_declined_when_k_does_not_fit(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(gemm_int8, "NB_MAX", 32)
     module = _epilogue(9, 7, 130, (I8, I8), "requantize", True)
     (fused,) = [n for n in module.function("main").body if n.op is Op.FUSION]
-    assert not gemm_int8.applicable(fused)
+    assert not gemm_int8.applicable(fused, host_caps())
     plain = _dot(9, 7, 130).function("main").results[0]
-    assert gemm_int8.applicable(plain)  # no epilogue: K in several blocks
+    assert gemm_int8.applicable(plain, host_caps())  # no epilogue: K in several blocks
     args = _inputs(module)
     got = CpuExecutable(module)(*args)[0]
     np.testing.assert_array_equal(got, run_module(module, args)[0])
@@ -327,7 +425,7 @@ def test_epilogue_empty(shape: tuple[int, int, int]) -> None:
     """Nothing to multiply: declined, and the generic path writes the epilogue of zeros."""
     module = _epilogue(*shape, (I8, I8), "dequantize", per_channel=False)
     (fused,) = [n for n in module.function("main").body if n.op is Op.FUSION]
-    assert not gemm_int8.applicable(fused)
+    assert not gemm_int8.applicable(fused, host_caps())
     args = _inputs(module)
     got = CpuExecutable(module)(*args)[0]
     expected = run_module(module, args)[0]
@@ -343,4 +441,4 @@ def test_epilogue_that_reads_other_positions_is_declined() -> None:
     flipped = make_node(Op.TRANSPOSE, [dot], {"perm": (1, 0)})
     body = Function("fusion", fn.params, (dot, flipped), (flipped,))
     node = make_node(Op.FUSION, list(fn.params), {"body": body})
-    assert not gemm_int8.applicable(node)
+    assert not gemm_int8.applicable(node, host_caps())

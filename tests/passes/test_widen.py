@@ -7,13 +7,15 @@ import pytest
 from passcheck import apply, assert_golden, assert_unchanged
 
 from codegen import gemm_bf16
-from passes import DEFAULT_PIPELINES, PassManager, parse_pipeline
-from runtime.cpu import CpuExecutable
+from codegen.cpu_caps import host_caps
+from codegen.executable import CpuExecutable
+from compiler.targets import TargetOptions, default_pipeline
+from passes import PassManager, parse_pipeline
 from runtime.inputs import random_inputs
 from runtime.interp import run_module
 
 
-def test_dot_golden():
+def test_dot_golden() -> None:
     assert_golden(
         "widen-products",
         """func @main(%x: f16[4,8], %w: f16[8,3]) -> f32[4,3] {
@@ -41,20 +43,21 @@ def test_dot_golden():
         "  return %y\n}",
     ],
 )
-def test_other_products_stay(text):
+def test_other_products_stay(text: str) -> None:
     assert_unchanged("widen-products", text)
 
 
-def test_bf16_mixed_graph_runs_on_the_cpu_like_the_interpreter():
+def test_bf16_mixed_graph_runs_on_the_cpu_like_the_interpreter() -> None:
     source = """func @main(%x: f32[64,96], %w: f32[96,40]) -> f32[64,40] {
       %y = dot_general(%x, %w) {lhs_contract = [1], rhs_contract = [0]} : f32[64,40]
       return %y
     }"""
     mixed, _ = apply("bf16-mixed", source)
-    cpu = CpuExecutable(PassManager(parse_pipeline(DEFAULT_PIPELINES["cpu"])).run(mixed))
+    cpu = CpuExecutable(PassManager(parse_pipeline(default_pipeline("cpu"))).run(mixed))
     # on the bf16 GEMM where the host has the units, else widened onto the f32 GEMM
-    if gemm_bf16.host_supported():
-        assert any(s.node is not None and gemm_bf16.applicable(s.node) for s in cpu.steps)
+    caps = host_caps()
+    if gemm_bf16.supported(caps):
+        assert any(s.node is not None and gemm_bf16.applicable(s.node, caps) for s in cpu.steps)
     else:
         assert any((s.node is not None and s.node.op.value == "fusion") or "gemm" in str(s.info)
                    for s in cpu.steps)  # fmt: skip
@@ -66,7 +69,7 @@ def test_bf16_mixed_graph_runs_on_the_cpu_like_the_interpreter():
     assert np.all(np.abs(got - want) <= bound + 1e-30)
 
 
-def test_bf16_dots_false_keeps_bf16_dots_only():
+def test_bf16_dots_false_keeps_bf16_dots_only() -> None:
     """For a native bf16 GEMM: bf16 dot_generals stay, f16 ones and bf16 conv2ds widen."""
     assert_golden(
         "widen-products{bf16-dots=false}",
@@ -90,7 +93,14 @@ def test_bf16_dots_false_keeps_bf16_dots_only():
     )
 
 
-def test_cpu_pipeline_keeps_bf16_dots_where_the_host_has_the_kernel():
-    expected = "widen-products{bf16-dots=false}" if gemm_bf16.host_supported() else None
-    steps = DEFAULT_PIPELINES["cpu"].split(",")
+def test_cpu_pipeline_keeps_bf16_dots_where_the_host_has_the_kernel() -> None:
+    expected = "widen-products{bf16-dots=false}" if gemm_bf16.supported(host_caps()) else None
+    steps = default_pipeline("cpu").split(",")
     assert (expected in steps) if expected else ("widen-products" in steps)
+
+
+@pytest.mark.parametrize("cpu", ["generic", "x86-64-v3", "x86-64-v4"])
+def test_cpu_pipeline_widens_bf16_dots_for_cpus_without_avx512_bf16(cpu: str) -> None:
+    """The pipeline follows the target's caps, not the host's: no level has AVX-512 BF16."""
+    steps = default_pipeline("cpu", TargetOptions(cpu=cpu)).split(",")
+    assert "widen-products" in steps
