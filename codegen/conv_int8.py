@@ -40,10 +40,11 @@ from llvmlite import ir
 
 from codegen import gemm_int8
 from codegen.cpu_caps import CpuCaps
-from codegen.gemm_int8 import I16, Madd, _amx_ready, _amx_setup, _intrinsic, _tile_function
+from codegen.gemm_int8 import I16, Madd
 from codegen.gemm_micro import at, smin
 from codegen.loops import for_range, loop_nest
 from codegen.types import I8, I32, I64, PTR
+from codegen.x86 import amx_ready, amx_setup, memset, tile_function, void_intrinsic
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import Op
@@ -189,7 +190,7 @@ def applicable(node: Node, caps: CpuCaps) -> bool:
 
 def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
-    llvm.initialize_native_asmparser()  # for the inline `syscall` of _amx_ready
+    llvm.initialize_native_asmparser()  # for the inline `syscall` of amx_ready
     s = Shape.of(node, caps)
     _Kernel(module, s, name, caps).emit()
     macs = s.ow * s.cout * s.kh * s.kw * s.cin
@@ -221,14 +222,14 @@ class _Kernel:
         ws = self._scratch(b, s.w_bytes)
         corr = self._scratch(b, s.groups * s.panels * LANES * 4)
         tile_out = self._scratch(b, TILE_PIXELS * 2 * LANES * 4)
-        ready = _amx_ready(b) if s.tiles else ir.IntType(1)(0)
+        ready = amx_ready(b) if s.tiles else ir.IntType(1)(0)
         vectors = self._vnni_row() if s.vnni else self._madd_row()
         tiles = self._tile_row() if s.tiles else None
         # VPDPBUSD reads the input shifted by 128 when the signedness asks for it
         flip = b.select(ready, I8(0), I8(FLIP)) if s.flip else I8(0)
         self._pack_w(b, w, ws, corr, ready)
         if tiles is not None:
-            configure, release = _amx_setup(self.module)
+            configure, release = amx_setup(self.module)
             with b.if_then(ready):
                 b.call(configure, [])
         with for_range(b, stop, start, name="row") as row:
@@ -264,7 +265,7 @@ class _Kernel:
         VNNI path corr = +-128 x each output channel's filter sum (the sign: a signed filter
         meets input + 128, an unsigned one input - 128); zeros where nothing is shifted."""
         s = self.s
-        gemm_int8._memset(b, ws, s.w_bytes)
+        memset(b, ws, s.w_bytes)
         with loop_nest(b, (s.kh * s.kw, s.cin, s.groups), name="w") as (tap, c, g):
             src = at(b, w, b.add(b.mul(b.add(b.mul(tap, I64(s.cin)), c), I64(s.cout)),
                                  b.mul(g, I64(s.pg))), I8)  # fmt: skip
@@ -275,7 +276,7 @@ class _Kernel:
                 panel, lane = b.udiv(o, I64(LANES)), b.urem(o, I64(LANES))
                 offset = b.add(b.mul(panel, I64(s.panel_bytes)), b.mul(lane, I64(4)))
                 b.store(b.load(at(b, src, o, I8), typ=I8), at(b, dst, offset, I8))
-        gemm_int8._memset(b, corr, s.groups * s.panels * LANES * 4)
+        memset(b, corr, s.groups * s.panels * LANES * 4)
         if not s.flip:
             return
         ext = b.sext if s.w_signed else b.zext
@@ -494,14 +495,14 @@ class _Kernel:
         block is moved back to end at its edge (recomputing a few pixels) so that it is one.
         Other blocks go through S (32 x 32 int32), of which only the valid part is stored."""
         s = self.s
-        fn = _tile_function(self.module, f"{self.name}_tiles", [PTR] * 4)
+        fn = tile_function(self.module, f"{self.name}_tiles", [PTR] * 4)
         xs, ws, tile_s, out_row = fn.args
         b = ir.IRBuilder(fn.append_basic_block("entry"))
-        load = _intrinsic(self.module, "llvm.x86.tileloadd64", [I8, PTR, I64])
-        store = _intrinsic(self.module, "llvm.x86.tilestored64", [I8, PTR, I64])
-        zero = _intrinsic(self.module, "llvm.x86.tilezero", [I8])
+        load = void_intrinsic(self.module, "llvm.x86.tileloadd64", [I8, PTR, I64])
+        store = void_intrinsic(self.module, "llvm.x86.tilestored64", [I8, PTR, I64])
+        zero = void_intrinsic(self.module, "llvm.x86.tilezero", [I8])
         kind = gemm_int8.DOT_INSTRUCTION[(s.x_signed, s.w_signed)]
-        dot = _intrinsic(self.module, f"llvm.x86.tdpb{kind}d", [I8, I8, I8])
+        dot = void_intrinsic(self.module, f"llvm.x86.tdpb{kind}d", [I8, I8, I8])
         a_stride = I64(s.sw * s.pixel_bytes)
         s_stride = 2 * LANES * 4
         with for_range(b, s.groups, name="tg") as g, for_range(b, s.panels // 2, name="tp") as pp:

@@ -71,6 +71,7 @@ from codegen.gemm_micro import Axis, PanelSource, at, ceil_div, smin
 from codegen.gemm_plan import Geometry, Plan, fusion_plan
 from codegen.loops import for_range
 from codegen.types import I8, I32, I64, PTR
+from codegen.x86 import amx_ready, amx_setup, memset, tile_function, void_intrinsic
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import ELEMENTWISE, QUANTIZATION, Op
@@ -87,9 +88,6 @@ NB_MAX = 512  # columns per column block; with N = 1024 two threads pack disjoin
 # waking the pool costs more than a second thread saves. Scaled to the slower paths by
 # parallel_unit.
 PARALLEL_MACS = 8192
-SYS_ARCH_PRCTL = 158  # x86-64 Linux
-ARCH_REQ_XCOMP_PERM = 0x1023
-XFEATURE_XTILEDATA = 18
 FALSE = ir.IntType(1)(0)
 I16 = ir.IntType(16)
 VNNI_ROWS = 8  # rows of C per pass of the VNNI loop: 8 independent accumulator chains
@@ -200,7 +198,7 @@ def build(
     module: ir.Module, node: Node, name: str, caps: CpuCaps, kind: Kind = INT8
 ) -> tuple[int, int]:
     """Emit the kernel `name` for `node`; returns (rows, work per row) for the executor."""
-    # the object emitter assembles inline assembly (_amx_ready's `syscall`, VDPBF16PS) only
+    # the object emitter assembles inline assembly (amx_ready's `syscall`, VDPBF16PS) only
     # with a parser
     llvm.initialize_native_asmparser()
     p = plan(node, caps, kind)
@@ -218,108 +216,22 @@ def build(
     return batch * z.nj * z.mt, max(1, work)
 
 
-def _memset(b: ir.IRBuilder, ptr: ir.Value, size: int) -> None:
-    fnty = ir.FunctionType(ir.VoidType(), [PTR, I8, I64, ir.IntType(1)])
-    fn = b.module.declare_intrinsic("llvm.memset", [PTR, I64], fnty)
-    b.call(fn, [ptr, I8(0), I64(size), ir.IntType(1)(0)])
-
-
-def _intrinsic(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Function:
-    existing = module.globals.get(name)
-    if isinstance(existing, ir.Function):
-        return existing
-    return ir.Function(module, ir.FunctionType(ir.VoidType(), args), name)
-
-
-def _amx_state(module: ir.Module) -> ir.GlobalVariable:
-    """0: not asked yet, 1: the process may use AMX, 2: it may not. One per module."""
-    name = "tessel_amx_state"
-    existing = module.globals.get(name)
-    if isinstance(existing, ir.GlobalVariable):
-        return existing
-    state = ir.GlobalVariable(module, I32, name)
-    state.linkage = "internal"
-    state.initializer = I32(0)
-    return state
-
-
-def _amx_ready(b: ir.IRBuilder) -> ir.Value:
-    """i1: whether this process may run tile instructions, asking the OS on first use.
-
-    Racing threads may both ask; the request is idempotent, so both store the same answer.
-    """
-    state = _amx_state(b.module)
-    known = b.load_atomic(state, "monotonic", 4, typ=I32)
-    with b.if_then(b.icmp_unsigned("==", known, I32(0))):
-        asm = ir.InlineAsm(
-            ir.FunctionType(I64, [I64, I64, I64]),
-            "syscall",
-            "={rax},{rax},{rdi},{rsi},~{rcx},~{r11},~{memory}",
-            side_effect=True,
-        )
-        request = (I64(SYS_ARCH_PRCTL), I64(ARCH_REQ_XCOMP_PERM), I64(XFEATURE_XTILEDATA))
-        result = b.call(asm, list(request))
-        answer = b.select(b.icmp_signed("==", result, I64(0)), I32(1), I32(2))
-        b.store_atomic(answer, state, "monotonic", 4)
-    return b.icmp_unsigned("==", b.load_atomic(state, "monotonic", 4, typ=I32), I32(1))
-
-
-def _tile_function(module: ir.Module, name: str, args: list[ir.Type]) -> ir.Function:
-    """An internal function for tile code: emitted only for targets with AMX, and kept out of
-    line so that it runs only once the OS has granted the tile state."""
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), args), name)
-    fn.linkage = "internal"
-    fn.attributes.add("noinline")
-    return fn
-
-
-def _amx_setup(module: ir.Module) -> tuple[ir.Function, ir.Function]:
-    """(configure, release): load the one tile configuration every block uses, and give the
-    tile state back. Once per kernel call rather than per block: each costs a pipeline drain.
-
-    All eight tiles are 16 rows of 64 bytes: 0-3 accumulate a 2 x 2 block of 16 x 16 int32,
-    4-5 hold A's two 16-row halves and 6-7 two 16-column panels of B.
-    """
-    existing = module.globals.get("tessel_amx_configure")
-    if isinstance(existing, ir.Function):
-        release = module.globals["tessel_amx_release"]
-        assert isinstance(release, ir.Function)
-        return existing, release
-    fn = _tile_function(module, "tessel_amx_configure", [])
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    config = b.alloca(I8, size=I64(64))
-    config.align = 64
-    _memset(b, config, 64)
-    b.store(I8(1), config)  # palette 1
-    for tile in range(8):
-        # bytes per row as a little-endian u16 whose high byte the memset cleared
-        b.store(I8(64), b.gep(config, [I64(16 + 2 * tile)], source_etype=I8))
-        b.store(I8(16), b.gep(config, [I64(48 + tile)], source_etype=I8))
-    b.call(_intrinsic(module, "llvm.x86.ldtilecfg", [PTR]), [config])
-    b.ret_void()
-    release = _tile_function(module, "tessel_amx_release", [])
-    b = ir.IRBuilder(release.append_basic_block("entry"))
-    b.call(_intrinsic(module, "llvm.x86.tilerelease", []), [])
-    b.ret_void()
-    return fn, release
-
-
 def _amx_block(module: ir.Module, name: str, z: Blocks, signed: tuple[bool, bool],
                kind: Kind) -> ir.Function:  # fmt: skip
     """void f(ptr a, i64 a_stride, ptr b, ptr c, i64 c_stride, i1 accumulate): the MB x NB
-    block C = A B (C += A B when accumulating) on tiles configured by _amx_setup; A's rows
+    block C = A B (C += A B when accumulating) on tiles configured by amx_setup; A's rows
     are `a_stride` bytes apart, C's `c_stride`."""
-    fn = _tile_function(module, name, [PTR, I64, PTR, PTR, I64, ir.IntType(1)])
+    fn = tile_function(module, name, [PTR, I64, PTR, PTR, I64, ir.IntType(1)])
     a, a_stride, bp, s, row_bytes, accumulate = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    load = _intrinsic(module, "llvm.x86.tileloadd64", [I8, PTR, I64])
+    load = void_intrinsic(module, "llvm.x86.tileloadd64", [I8, PTR, I64])
     # B's panels are read once per block: the T1 hint keeps them from evicting A from L1
     # (measured 25% faster at 1024^3)
-    bload = _intrinsic(module, "llvm.x86.tileloaddt164", [I8, PTR, I64])
-    store = _intrinsic(module, "llvm.x86.tilestored64", [I8, PTR, I64])
-    zero = _intrinsic(module, "llvm.x86.tilezero", [I8])
+    bload = void_intrinsic(module, "llvm.x86.tileloaddt164", [I8, PTR, I64])
+    store = void_intrinsic(module, "llvm.x86.tilestored64", [I8, PTR, I64])
+    zero = void_intrinsic(module, "llvm.x86.tilezero", [I8])
     op = f"tdpb{DOT_INSTRUCTION[signed]}d" if kind is INT8 else "tdpbf16ps"
-    dot = _intrinsic(module, f"llvm.x86.{op}", [I8, I8, I8])
+    dot = void_intrinsic(module, f"llvm.x86.{op}", [I8, I8, I8])
     panel_bytes = z.kcp * kind.size * PANEL
     with for_range(b, z.nb // (2 * PANEL), name="q") as q:
         col = b.mul(q, I64(2 * PANEL * 4))
@@ -601,8 +513,8 @@ class _Gen:
         b, z = self.b, self.z
         ready = FALSE
         if self.amx is not None:
-            ready = _amx_ready(b)
-            configure, release = _amx_setup(b.module)
+            ready = amx_ready(b)
+            configure, release = amx_setup(b.module)
             with b.if_then(ready):
                 b.call(configure, [])
         tiles = I64(z.mt)
@@ -636,7 +548,7 @@ class _Gen:
             with b.if_then(
                 b.or_(b.icmp_signed("<", nc, I64(z.nb)), b.icmp_signed("<", kc, I64(z.kcp)))
             ):
-                _memset(b, self.b_pack, self.kcb * z.nb)
+                memset(b, self.b_pack, self.kcb * z.nb)
             self._pack_b(rhs, j0, nc, p0, kc)
             with for_range(b, hi, lo, name="mb") as mb:
                 m0 = b.mul(mb, I64(MB))
@@ -697,7 +609,7 @@ class _Gen:
         """Rows of A at KCP elements each; with K contiguous in A the copy loop vectorizes."""
         b, kcp, ety = self.b, self.z.kcp, self.kind.element
         with b.if_then(b.or_(b.icmp_signed("<", mc, I64(MB)), b.icmp_signed("<", kc, I64(kcp)))):
-            _memset(b, self.a_pack, MB * self.kcb)  # zero rows and columns past the operand
+            memset(b, self.a_pack, MB * self.kcb)  # zero rows and columns past the operand
         with for_range(b, mc, name="ar") as r:
             row = at(b, src.ptr, src.rows.offset(b, b.add(m0, r)), ety)
             dst = at(b, self.a_pack, b.mul(r, I64(kcp)), ety)
