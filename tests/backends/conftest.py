@@ -1,10 +1,11 @@
-"""Backend-test setup: the random-graph generator lives in tests/unit (graphgen.py)."""
+"""Backend-test setup: the random-graph generator lives in tests/unit (graphgen.py), the kernel
+paths as CpuCaps in this folder (cpu_paths.py)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-_UNIT = str(Path(__file__).resolve().parent.parent / "unit")
-if _UNIT not in sys.path:
-    sys.path.insert(0, _UNIT)
+for _folder in (Path(__file__).resolve().parent.parent / "unit", Path(__file__).resolve().parent):
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))

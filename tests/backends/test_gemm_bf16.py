@@ -17,15 +17,14 @@ padding of both packed operands is exercised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import llvmlite.binding as llvm
 import ml_dtypes
 import numpy as np
 import pytest
+from cpu_paths import AMX, SERVER, Path, skip_reason
 
 from codegen import gemm_bf16, gemm_int8
-from codegen.cpu_caps import LEVELS, CpuCaps, caps_of, host_caps, level_caps
+from codegen.cpu_caps import LEVELS, CpuCaps, host_caps, level_caps
 from codegen.executable import CpuExecutable, native_ready
 from codegen.jit import caps_target, optimize, target_machine
 from codegen.program import lower_program
@@ -39,23 +38,6 @@ from runtime.interp import run_module
 
 BF16, F32 = DType.BF16, DType.F32
 SIZES = (1, 2, 3, 15, 17, 31, 33, 63, 64, 65, 100, 129)
-AMX = ("amx-tile", "amx-int8", "amx-bf16")
-# A server with every unit the kernels use: the stand-in for paths this host lacks
-SERVER = caps_of(
-    "sapphirerapids",
-    ",".join(f"+{f}" for f in sorted(LEVELS["x86-64-v4"] | {"avx512vnni", "avx512bf16", *AMX})),
-)
-
-
-@dataclass(frozen=True)
-class Path:
-    """One way the kernel computes its blocks: the caps that select it, the features a host
-    needs to run it (named when it cannot) and the instructions its assembly must contain."""
-
-    name: str
-    caps: CpuCaps
-    needs: tuple[str, ...]
-    instructions: tuple[str, ...]
 
 
 def _paths() -> dict[str, Path]:
@@ -70,16 +52,6 @@ def _paths() -> dict[str, Path]:
 
 
 PATHS = _paths()
-
-
-def skip_reason(path: Path) -> str | None:
-    """Why this host cannot run the path's code, naming the features it lacks (None: it can)."""
-    host = host_caps()
-    lacks = sorted(path.caps.features - host.features)
-    if not lacks:
-        return None
-    named = [f for f in path.needs if f not in host.features] or lacks
-    return f"needs {', '.join(named)} (host: {host.level})"
 
 
 @pytest.fixture(params=list(PATHS))

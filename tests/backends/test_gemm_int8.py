@@ -22,14 +22,13 @@ each parameter meets every other parameter at least once, with the host's path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
+from cpu_paths import Path, int8_paths, skip_reason
 
 from codegen import gemm_int8
-from codegen.cpu_caps import LEVELS, CpuCaps, caps_of, host_caps, level_caps
+from codegen.cpu_caps import CpuCaps, host_caps
 from codegen.executable import CpuExecutable, native_ready
 from codegen.jit import caps_target, optimize, target_machine
 from codegen.program import lower_program
@@ -44,53 +43,8 @@ from runtime.interp import run_module
 I8, U8, I32 = DType.I8, DType.U8, DType.I32
 SIZES = (1, 2, 3, 15, 17, 31, 33, 63, 64, 65, 100, 129)
 TYPES = ((I8, I8), (U8, U8), (U8, I8), (I8, U8))
-AMX = ("amx-tile", "amx-int8", "amx-bf16")
-# A server with every unit the kernels use: the stand-in for paths this host lacks, whose code
-# is then compiled but not run
-SERVER = caps_of(
-    "sapphirerapids",
-    ",".join(f"+{f}" for f in sorted(LEVELS["x86-64-v4"] | {"avx512vnni", "avx512bf16", *AMX})),
-)
-
-
-@dataclass(frozen=True)
-class Path:
-    """One way the kernel computes its blocks: the caps that select it, the features a host
-    needs to run it (named when it cannot) and what its assembly must contain."""
-
-    name: str
-    caps: CpuCaps
-    needs: tuple[str, ...]
-    instruction: str
-    register: str  # the widest vector register it may use
-
-
-def _paths() -> dict[str, Path]:
-    host = host_caps()
-    amx = host if host.amx_int8 else SERVER
-    vnni = (host if host.vnni else SERVER).without(*AMX)
-    paths = (
-        Path("amx", amx, ("amx-tile", "amx-int8"), "tdpbssd", "%zmm"),
-        Path("vnni", vnni, ("avx512vnni",), "vpdpbusd", "%zmm"),
-        Path("avx512bw", level_caps("x86-64-v4"), ("avx512f", "avx512bw"), "vpmaddwd", "%zmm"),
-        Path("avx2", level_caps("x86-64-v3"), ("avx2",), "vpmaddwd", "%ymm"),
-        Path("sse2", level_caps("generic"), (), "pmaddwd", "%xmm"),
-    )
-    return {p.name: p for p in paths}
-
-
-PATHS = _paths()
-HOST = Path("host", host_caps(), (), "", "")  # whichever path this machine takes by default
-
-
-def skip_reason(path: Path) -> str | None:
-    """Why this host cannot run the path's code, naming the features it lacks (None: it can)."""
-    host = host_caps()
-    lacks = sorted(path.caps.features - host.features)
-    if not lacks:
-        return None
-    named = [f for f in path.needs if f not in host.features] or lacks
-    return f"needs {', '.join(named)} (host: {host.level})"
+PATHS = int8_paths("amx")
+HOST = Path("host", host_caps(), (), ())  # whichever path this machine takes by default
 
 
 @pytest.fixture(params=list(PATHS))
@@ -217,7 +171,7 @@ def test_paths(name: str) -> None:
     module = _zoo()
     reason = skip_reason(p)
     asm = _assembly_for(module, p.caps) if reason else _check(module, p).compiled.asm()
-    assert p.instruction in asm
+    assert all(i in asm for i in p.instructions)
     assert p.register in asm
     wider = {"%xmm": "%ymm", "%ymm": "%zmm"}.get(p.register)
     assert wider is None or wider not in asm
