@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import llvmlite.binding as llvm
+
 from codegen.cpu_caps import LEVELS, CpuCaps, caps_of, host_caps, level_caps
+from codegen.executable import native_ready
+from codegen.jit import caps_target, optimize, target_machine
+from codegen.program import lower_program
+from ir.graph import Module
 
 AMX = ("amx-tile", "amx-int8", "amx-bf16")
 # A server with every unit the kernels use: the stand-in for paths this host lacks
@@ -55,3 +61,18 @@ def skip_reason(path: Path) -> str | None:
         return None
     named = [f for f in path.needs if f not in host.features] or lacks
     return f"needs {', '.join(named)} (host: {host.level})"
+
+
+def assembly_for(module: Module, caps: CpuCaps) -> str:
+    """The code for `caps`, generated, verified and compiled to an object without running it;
+    returns its assembly."""
+    fn = native_ready(module).function("main")  # as CpuExecutable lowers it
+    program = lower_program(fn, caps.cpu, caps.llvm_features, None)
+    tm = target_machine(caps_target(caps), jit=False)
+    program.module.triple = llvm.get_process_triple()
+    program.module.data_layout = str(tm.target_data)
+    ref = llvm.parse_assembly(str(program.module))
+    ref.verify()
+    optimize(ref, tm)
+    assert len(tm.emit_object(ref)) > 0
+    return str(tm.emit_assembly(ref))

@@ -21,16 +21,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import llvmlite.binding as llvm
 import numpy as np
 import pytest
-from cpu_paths import Path, int8_paths, skip_reason
+from cpu_paths import Path, assembly_for, int8_paths, skip_reason
 
 from codegen import conv_int8
-from codegen.cpu_caps import CpuCaps
-from codegen.executable import CpuExecutable, native_ready
-from codegen.jit import caps_target, optimize, target_machine
-from codegen.program import lower_program
+from codegen.executable import CpuExecutable
+from codegen.jit import caps_target
 from ir.builder import make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
@@ -127,21 +124,6 @@ def _check(module: Module, path: Path, fills: tuple[int | None, ...] = (None,),
     return exe
 
 
-def _assembly_for(module: Module, caps: CpuCaps) -> str:
-    """The code for `caps`, generated, verified and compiled to an object without running it;
-    returns its assembly."""
-    fn = native_ready(module).function("main")  # as CpuExecutable lowers it
-    program = lower_program(fn, caps.cpu, caps.llvm_features, None)
-    tm = target_machine(caps_target(caps), jit=False)
-    program.module.triple = llvm.get_process_triple()
-    program.module.data_layout = str(tm.target_data)
-    ref = llvm.parse_assembly(str(program.module))
-    ref.verify()
-    optimize(ref, tm)
-    assert len(tm.emit_object(ref)) > 0
-    return str(tm.emit_assembly(ref))
-
-
 @pytest.mark.parametrize("name", list(PATHS))
 def test_paths(name: str) -> None:
     """Each path's code: exact where this host runs it, else at least generated and compiled;
@@ -155,7 +137,7 @@ def test_paths(name: str) -> None:
         (*SHAPES[3], U8),
     )
     reason = skip_reason(p)
-    asm = _assembly_for(module, p.caps) if reason else _check(module, p).compiled.asm()
+    asm = assembly_for(module, p.caps) if reason else _check(module, p).compiled.asm()
     assert all(i in asm for i in p.instructions)
     assert p.register in asm
     wider = {"%xmm": "%ymm", "%ymm": "%zmm"}.get(p.register)

@@ -17,17 +17,15 @@ padding of both packed operands is exercised.
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 import ml_dtypes
 import numpy as np
 import pytest
-from cpu_paths import AMX, SERVER, Path, skip_reason
+from cpu_paths import AMX, SERVER, Path, assembly_for, skip_reason
 
 from codegen import gemm_bf16, gemm_int8
-from codegen.cpu_caps import LEVELS, CpuCaps, host_caps, level_caps
-from codegen.executable import CpuExecutable, native_ready
-from codegen.jit import caps_target, optimize, target_machine
-from codegen.program import lower_program
+from codegen.cpu_caps import LEVELS, host_caps, level_caps
+from codegen.executable import CpuExecutable
+from codegen.jit import caps_target
 from ir.builder import make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
@@ -135,21 +133,6 @@ def _check(module: Module, path: Path, threads: tuple[int, ...] = (1, 2),
     return exe
 
 
-def _assembly_for(module: Module, caps: CpuCaps) -> str:
-    """The code for `caps`, generated, verified and compiled to an object without running it;
-    returns its assembly."""
-    fn = native_ready(module).function("main")  # as CpuExecutable lowers it
-    program = lower_program(fn, caps.cpu, caps.llvm_features, None)
-    tm = target_machine(caps_target(caps), jit=False)
-    program.module.triple = llvm.get_process_triple()
-    program.module.data_layout = str(tm.target_data)
-    ref = llvm.parse_assembly(str(program.module))
-    ref.verify()
-    optimize(ref, tm)
-    assert len(tm.emit_object(ref)) > 0
-    return str(tm.emit_assembly(ref))
-
-
 def _fused(m: int, n: int, k: int) -> Module:
     """relu(x @ w + b), fused by the cpu pipeline's fuse."""
     module = _dot(m, n, k)
@@ -170,7 +153,7 @@ def test_paths(name: str) -> None:
     p = PATHS[name]
     module = _dots((70, 45, 130, "", 0), (17, 20, 9, "ab", 2))
     reason = skip_reason(p)
-    asm = _assembly_for(module, p.caps) if reason else _check(module, p).compiled.asm()
+    asm = assembly_for(module, p.caps) if reason else _check(module, p).compiled.asm()
     assert all(i in asm for i in p.instructions)
     assert ("syscall" in asm) == (name == "amx")
     assert ("tdpbf16ps" in asm) == (name == "amx")
