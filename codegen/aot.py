@@ -34,6 +34,7 @@ from codegen.objsyms import check_symbols
 from codegen.program import Program, lower_program
 from ir.diagnostics import TesselError
 from ir.graph import Function
+from passes.buffers import BufferAssignment
 from runtime.program_spec import ProgramSpec
 
 FORMAT = "tessel-aot"
@@ -162,6 +163,7 @@ def compile_library(
     extra_features: Sequence[str] = (),
     facts: dict[str, Any] | None = None,
     output_names: Sequence[str] | None = None,
+    assignment: BufferAssignment | None = None,
 ) -> Library:
     """Compile `fn` (optimized, composites decomposed where the CPU needs it) into a library."""
     from runtime.native import ARRAY_DATA_OFFSET
@@ -169,7 +171,7 @@ def compile_library(
     if not name.isidentifier():
         raise TesselError(f"--name: {name!r} is not a C identifier")
     program = lower_program(
-        fn, target.cpu, target.features, ARRAY_DATA_OFFSET, name, external_weights
+        fn, target.cpu, target.features, ARRAY_DATA_OFFSET, name, external_weights, assignment
     )
     tm = target_machine(target, jit=False)  # position-independent, for a shared library
     program.module.triple = llvm.get_process_triple()

@@ -7,6 +7,7 @@ object code (the on-disk cache), with no IR and no passes on the way back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from codegen import softmax as softmax_kernel
@@ -16,6 +17,7 @@ from codegen.program import lower_program
 from ir.graph import Function, Module, Node
 from ir.ops import COMPOSITE, Op
 from passes.base import PassContext
+from passes.buffers import BufferAssignment
 from passes.decompose import Decompose
 from runtime.native import ARRAY_DATA_OFFSET, NativeProgram
 from runtime.program_spec import ProgramSpec
@@ -28,12 +30,15 @@ class CpuExecutable(NativeProgram):
 
     def __init__(
         self, module: Module, entry: str | None = None, threads: int | None = None,
-        target: Target | None = None,
+        target: Target | None = None, assignments: Mapping[str, BufferAssignment] | None = None,
     ) -> None:  # fmt: skip
         module = native_ready(module)
         self.fn: Function = module.function(entry or module.entry)
         target = target or host_target()
-        program = lower_program(self.fn, target.cpu, target.features, ARRAY_DATA_OFFSET)
+        assignment = (assignments or {}).get(self.fn.name)  # the pipeline's buffer-assign
+        program = lower_program(
+            self.fn, target.cpu, target.features, ARRAY_DATA_OFFSET, assignment=assignment
+        )
         self.compiled: Compiled = compile_ir(program.module, target, program.describe_kernels())
         super().__init__(program.spec, self.compiled.address, threads, program.kernel_nodes)
 

@@ -22,7 +22,7 @@ from codegen.types import I8, I64, PTR
 from ir.graph import Function, Node, structural_key
 from ir.ops import Op
 from ir.verify import describe
-from passes.buffers import assign_buffers
+from passes.buffers import BufferAssignment, assign_buffers, fits
 from runtime.program_spec import (
     ALIGN,
     ARENA,
@@ -65,10 +65,12 @@ def lower_program(
     data_offset: int | None,
     name: str | None = None,
     external_weights: bool = False,
+    assignment: BufferAssignment | None = None,
 ) -> Program:
     """One module for all of `fn`: its kernels, constants and entry points, every symbol
     prefixed with `name` (default: the function's name). With `external_weights`, constants
-    are not in the code but in a blob given to `NAME_set_weights` at run time."""
+    are not in the code but in a blob given to `NAME_set_weights` at run time. `assignment` is
+    the buffer-assign pass's result, used when it still fits `fn` (else assigned here)."""
     name = name or fn.name
     caps = caps_of(target_cpu, target_features)
     module = ir.Module(name=f"tessel.{name}")
@@ -91,7 +93,8 @@ def lower_program(
             values.append(value)
             offsets.append(weight_bytes)
             weight_bytes += -(-value.nbytes // ALIGN) * ALIGN
-    assignment = assign_buffers(fn, ALIGN)
+    if assignment is None or not fits(assignment, fn, ALIGN):
+        assignment = assign_buffers(fn, ALIGN)
     for buf in assignment.buffers:  # results were given output slots above; they keep them
         refs.setdefault(buf.node, Ref(ARENA, buf.offset))
     steps: list[StepSpec] = []

@@ -42,12 +42,13 @@ def cmd_compile(args: argparse.Namespace) -> int:
     emit = args.emit or ["so"]
     module = load(args.file)
     opts = pipeline_options(args, "cpu", name)
-    optimized, _ = optimize(module, opts)
+    optimized, ctx = optimize(module, opts)
     fn = entry_function(native_ready(optimized), args.entry)
     facts = {"source": str(args.file), "entry": fn.name, "pipeline": opts.pipeline_text()}
     library = compile_library(
         fn, name, aot_target(args.cpu), args.opt_level, args.weights == "external",
         facts=facts, output_names=output_names(fn),
+        assignment=ctx.analyses.get("buffer-assign", {}).get(fn.name),
     )  # fmt: skip
     out = Path(args.output)
     return write_atomically(out, lambda staging: _write(library, optimized, emit, staging, out))

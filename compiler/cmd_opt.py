@@ -30,11 +30,11 @@ from passes.base import format_option
 
 def cmd_opt(args: argparse.Namespace) -> int:
     module = load(args.file)
-    out, _ = optimize(module, pipeline_options(args, args.target, Path(args.file).stem))
+    out, ctx = optimize(module, pipeline_options(args, args.target, Path(args.file).stem))
     if any(e in CODE_ARTIFACTS for e in args.emit):
         if not target(args.target).generates_code:
             raise TesselError(f"--emit {args.emit[-1]} needs --target cpu")
-        executable = prepare(args.target, out, None, backend_options(args))
+        executable = prepare(args.target, out, None, backend_options(args), ctx.analyses)
         if args.output is None:
             write_artifacts(executable, args, sys.stdout)
         else:

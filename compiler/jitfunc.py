@@ -406,9 +406,13 @@ class Lowered:
             tpu=options.tpu,
             cpu=options.cpu,
         )
-        optimized, _ = optimize(self.module, popts)
+        optimized, ctx = optimize(self.module, popts)
         exe = prepare(
-            options.target, optimized, None, TargetOptions(cpu=options.cpu, tpu=options.tpu)
+            options.target,
+            optimized,
+            None,
+            TargetOptions(cpu=options.cpu, tpu=options.tpu),
+            ctx.analyses,
         )
         if disk:
             diskcache.store(self.module, options, exe)

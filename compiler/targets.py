@@ -12,7 +12,7 @@ signature before anything runs) and returns numpy arrays; `artifacts()` gives wh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,8 @@ class Target:
     name: str
     summary: str
     pipeline: Callable[[TargetOptions], str]  # the default pass pipeline
-    prepare: Callable[[Module, str | None, TargetOptions], Executable]
+    # (optimized module, entry, options, the pipeline's analyses) -> what runs it
+    prepare: Callable[[Module, str | None, TargetOptions, Mapping[str, Any]], Executable]
     capabilities: Callable[[TargetOptions], str]  # one line: what it can do with these options
     generates_code: bool = False  # --emit llvm/asm/ir have something to show
     disk_cache: bool = False  # @jit may keep its compiled code on disk
@@ -57,7 +58,9 @@ class Target:
 # --- interp ---------------------------------------------------------------------------------
 
 
-def _interp(module: Module, entry: str | None, options: TargetOptions) -> Executable:
+def _interp(
+    module: Module, entry: str | None, options: TargetOptions, analyses: Mapping[str, Any]
+) -> Executable:
     from runtime.interp import run_module
 
     return Executable(lambda args: run_module(module, args, entry=entry))
@@ -79,11 +82,15 @@ def _cpu_pipeline(options: TargetOptions) -> str:
     return cpu_pipeline(bf16_dots=supported(cpu_caps(options)))
 
 
-def _cpu(module: Module, entry: str | None, options: TargetOptions) -> Executable:
+def _cpu(
+    module: Module, entry: str | None, options: TargetOptions, analyses: Mapping[str, Any]
+) -> Executable:
     from codegen.executable import CpuExecutable
     from codegen.jit import host_target
 
-    exe = CpuExecutable(module, entry, threads=options.threads, target=host_target(options.cpu))
+    target = host_target(options.cpu)
+    assignments = analyses.get("buffer-assign")  # the pipeline's: not assigned twice
+    exe = CpuExecutable(module, entry, options.threads, target, assignments)
 
     def artifacts() -> dict[str, str]:
         return {"ll": exe.llvm_ir, "opt.ll": exe.llvm_ir_optimized, "s": exe.compiled.asm()}
@@ -128,10 +135,14 @@ def attach_hosts(exe: Any, options: TargetOptions, host: str = "cpu") -> None:
 
     row = target(host)
     host_options = TargetOptions(threads=options.threads, cpu=options.cpu)
-    prepare_hosts(exe, row.pipeline(host_options), lambda m: row.prepare(m, None, host_options))
+    prepare_hosts(
+        exe, row.pipeline(host_options), lambda m, a: row.prepare(m, None, host_options, a)
+    )
 
 
-def _tpu(module: Module, entry: str | None, options: TargetOptions) -> Executable:
+def _tpu(
+    module: Module, entry: str | None, options: TargetOptions, analyses: Mapping[str, Any]
+) -> Executable:
     from runtime.tpu.asm import listing
 
     exe = tpu_executable(module, entry, options)
@@ -185,6 +196,9 @@ def default_pipeline(name: str, options: TargetOptions | None = None) -> str:
 
 
 def prepare(
-    name: str, module: Module, entry: str | None = None, options: TargetOptions | None = None
-) -> Executable:
-    return target(name).prepare(module, entry, options or TargetOptions())
+    name: str, module: Module, entry: str | None = None, options: TargetOptions | None = None,
+    analyses: Mapping[str, Any] | None = None,
+) -> Executable:  # fmt: skip
+    """`module` (optimized for `name`) ready to run; `analyses` are its pipeline's results
+    (PassContext.analyses), which the target may use instead of computing them again."""
+    return target(name).prepare(module, entry, options or TargetOptions(), analyses or {})

@@ -214,6 +214,17 @@ def _arena(offsets: dict[Node, int], sizes: dict[Node, int]) -> int:
     return max((offsets[n] + sizes[n] for n in offsets), default=0)
 
 
+def fits(assignment: BufferAssignment, fn: Function, alignment: int) -> bool:
+    """Whether an assignment made earlier (by the buffer-assign pass) is still `fn`'s: the same
+    alignment, and the same values live over the same steps (no pass has rewritten it since)."""
+    if assignment.function != fn.name or assignment.alignment != alignment:
+        return False
+    ranges = live_ranges(fn)
+    return len(ranges) == len(assignment.buffers) and all(
+        ranges.get(b.node) == (b.first, b.last) for b in assignment.buffers
+    )
+
+
 def assign_buffers(fn: Function, alignment: int = 64) -> BufferAssignment:
     """Liveness, then greedy placement: each buffer at the lowest aligned offset that is free of
     every already placed buffer whose lifetime overlaps its own.

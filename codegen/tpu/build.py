@@ -40,12 +40,16 @@ def compile_tpu(
     return TpuExecutable(config, mode, steps, list(fn.params), list(fn.results), constants)
 
 
-def prepare_hosts(exe: TpuExecutable, pipeline: str, compile_host: Callable[[Module], Any]) -> None:
-    """Run `pipeline` on each host stage, then `compile_host` it (anything with a `run`)."""
+def prepare_hosts(
+    exe: TpuExecutable, pipeline: str, compile_host: Callable[[Module, dict[str, Any]], Any]
+) -> None:
+    """Run `pipeline` on each host stage, then `compile_host(module, analyses)` it (anything
+    with a `run`)."""
     for step in exe.steps:
         if step.host_module is not None:
-            optimized = PassManager(parse_pipeline(pipeline)).run(step.host_module, PassContext())
-            step.host = compile_host(optimized)
+            ctx = PassContext()
+            optimized = PassManager(parse_pipeline(pipeline)).run(step.host_module, ctx)
+            step.host = compile_host(optimized, ctx.analyses)
 
 
 def _check_placed(fn: Function, c: TpuConfig) -> None:

@@ -187,3 +187,28 @@ def test_code_for_features_this_cpu_lacks_is_refused_before_it_runs() -> None:
     spec["target"]["features"] += ",+made-up-feature"
     with pytest.raises(TesselError, match="made-up-feature, which this machine lacks"):
         CpuExecutable.from_payload(spec, obj)
+
+
+def test_buffers_are_assigned_once_per_compile(samples_dir, monkeypatch):
+    """The cpu pipeline's buffer-assign result is what the program is lowered with."""
+    import codegen.program
+    import passes.buffers
+    from compiler.driver import PipelineOptions, optimize
+    from compiler.targets import prepare
+    from ir.parser import parse_file
+
+    calls = []
+    real = passes.buffers.assign_buffers
+
+    def counting(fn, alignment=64):
+        calls.append(fn.name)
+        return real(fn, alignment)
+
+    monkeypatch.setattr(passes.buffers, "assign_buffers", counting)
+    monkeypatch.setattr(codegen.program, "assign_buffers", counting)
+    optimized, ctx = optimize(parse_file(samples_dir / "mlp.graph"), PipelineOptions(target="cpu"))
+    assert len(calls) == 1  # the pass
+    prepare("cpu", optimized, None, None, ctx.analyses)
+    assert len(calls) == 1  # lowering reused it
+    prepare("cpu", optimized)  # without the pipeline's analyses, lowering assigns them itself
+    assert len(calls) == 2
