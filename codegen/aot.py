@@ -10,6 +10,7 @@ alone. docs/aot.md describes the calling convention.
 from __future__ import annotations
 
 import functools
+import hashlib
 import shutil
 import subprocess
 import tempfile
@@ -170,9 +171,7 @@ def compile_library(
 
     if not name.isidentifier():
         raise TesselError(f"--name: {name!r} is not a C identifier")
-    program = lower_program(
-        fn, target.cpu, target.features, ARRAY_DATA_OFFSET, name, external_weights, assignment
-    )
+    program = lower_program(fn, target.caps, ARRAY_DATA_OFFSET, name, external_weights, assignment)
     tm = target_machine(target, jit=False)  # position-independent, for a shared library
     program.module.triple = llvm.get_process_triple()
     program.module.data_layout = str(tm.target_data)
@@ -197,6 +196,8 @@ def compile_library(
         "header": f"{name}.h",
         "c_source": f"{name}.c",
         "weights": f"{name}.weights" if weights is not None else None,
+        "weights_bytes": len(weights) if weights is not None else None,
+        "weights_sha256": hashlib.sha256(weights).hexdigest() if weights is not None else None,
         "compiler": {"name": "tessel", "version": compiler_version()},
         **(facts or {}),
         "opt_level": opt_level,
@@ -277,7 +278,9 @@ def c_compiler() -> str:
 
 
 def link_shared(lib: Library, folder: Path) -> Path:
-    """Write NAME.o, NAME.h, NAME.c into `folder` and link lib<NAME>.so there."""
+    """Write NAME.o, NAME.h, NAME.c into `folder` and link lib<NAME>.so there; the library's
+    size and digest go into `lib.metadata`, so that `runtime.load` can refuse a damaged copy
+    before the loader maps it (a truncated library is a SIGBUS inside dlopen)."""
     (folder / f"{lib.name}.o").write_bytes(lib.object_code)
     (folder / f"{lib.name}.h").write_text(lib.header)
     (folder / f"{lib.name}.c").write_text(lib.source)
@@ -295,6 +298,9 @@ def link_shared(lib: Library, folder: Path) -> Path:
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
     if done.returncode != 0:
         raise TesselError(f"linking lib{lib.name}.so failed:\n{done.stderr.strip()}")
+    code = out.read_bytes()
+    lib.metadata["library_bytes"] = len(code)
+    lib.metadata["library_sha256"] = hashlib.sha256(code).hexdigest()
     return out
 
 

@@ -28,7 +28,7 @@ from codegen.cpu_caps import CpuCaps
 from codegen.gemm import base_tiling
 from codegen.gemm_micro import Tiling, at, microkernel, smin
 from codegen.loops import for_range
-from codegen.types import I64, PTR, STORAGE
+from codegen.types import I64, PTR, STORAGE, buffer_pointers
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import Op
@@ -104,10 +104,7 @@ class _Gen:
         self.ty = STORAGE[dtype]
         self.vec = ir.VectorType(self.ty, t.width)
         buffers, self.start, self.stop = fn.args
-        self.out, self.x, self.w = (
-            b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-            for i in range(3)
-        )
+        self.out, self.x, self.w = buffer_pointers(b, buffers, 3)
         self.packed = self._scratch(_packed_bytes(s, t, dtype) // dtype.np.itemsize, self.ty)
         self.zeros = self._scratch(s.cin, self.ty)  # what a tap in the padding reads
         self.acc = self._scratch(t.mr * t.vectors, self.vec)

@@ -43,7 +43,7 @@ from codegen.cpu_caps import CpuCaps
 from codegen.gemm_int8 import I16, Madd
 from codegen.gemm_micro import at, smin
 from codegen.loops import for_range, loop_nest
-from codegen.types import I8, I32, I64, PTR
+from codegen.types import I8, I32, I64, PTR, buffer_pointers
 from codegen.x86 import amx_ready, amx_setup, memset, tile_function, void_intrinsic
 from ir.dtypes import DType
 from ir.graph import Node
@@ -214,10 +214,7 @@ class _Kernel:
         fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
         b = ir.IRBuilder(fn.append_basic_block("entry"))
         buffers, start, stop = fn.args
-        out, x, w = (
-            b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-            for i in range(3)
-        )
+        out, x, w = buffer_pointers(b, buffers, 3)
         xs = self._scratch(b, s.kh * s.x_row_bytes)
         ws = self._scratch(b, s.w_bytes)
         corr = self._scratch(b, s.groups * s.panels * LANES * 4)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 _V1 = frozenset({"cmov", "cx8", "fxsr", "mmx", "sse", "sse2"})
 _V2 = _V1 | {"cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3"}
@@ -36,6 +37,42 @@ LEVEL_NEEDS = {"x86-64-v2": "sse4.2", "x86-64-v3": "avx2, fma", "x86-64-v4": "av
 
 
 @dataclass(frozen=True)
+class Caches:
+    """Per-core data cache sizes in bytes (L3: the whole of it, as the OS reports it).
+
+    The defaults are a small x86-64 core of any level (32 KiB L1d, 256 KiB L2, 2 MiB L3):
+    kernels blocked for them stay correct and reasonable on every machine of that level.
+    """
+
+    l1d: int = 32 << 10
+    l2: int = 256 << 10
+    l3: int = 2 << 20
+
+    def summary(self) -> str:
+        return f"L1d {self.l1d >> 10} KiB, L2 {self.l2 >> 10} KiB, L3 {self.l3 >> 10} KiB"
+
+
+def detected_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> Caches:
+    """The data caches Linux reports for CPU 0; the defaults for any level it does not."""
+    sizes: dict[int, int] = {}
+    for index in sorted(root.glob("index*")):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            level = int((index / "level").read_text())
+            sizes[level] = _bytes((index / "size").read_text().strip())
+        except (OSError, ValueError):
+            continue
+    default = Caches()
+    return Caches(sizes.get(1, default.l1d), sizes.get(2, default.l2), sizes.get(3, default.l3))
+
+
+def _bytes(text: str) -> int:
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+    return int(text.rstrip("KMGkmg")) * scale
+
+
+@dataclass(frozen=True)
 class CpuCaps:
     """An x86-64 CPU's name (as LLVM knows it) and features (LLVM names, without '+')."""
 
@@ -43,6 +80,7 @@ class CpuCaps:
     features: frozenset[str]
     # The LLVM feature string the target machine is created with ("" for a named level).
     llvm_features: str = ""
+    caches: Caches = Caches()
 
     def has(self, *names: str) -> bool:
         return all(n in self.features for n in names)
@@ -99,10 +137,11 @@ class CpuCaps:
         return best
 
     def restricted(self, level: str) -> CpuCaps:
-        """These caps cut down to `level` (no more than the CPU has): a smaller machine."""
+        """These caps cut down to `level` (no more than the CPU has): a smaller machine with
+        this one's caches."""
         if not LEVELS[level] <= self.features:
             raise ValueError(f"{self.cpu} cannot run {level}")
-        return level_caps(level)
+        return replace(level_caps(level), caches=self.caches)
 
     def without(self, *names: str) -> CpuCaps:
         """The same CPU with `names` turned off (how tests reach a kernel's fallbacks)."""
@@ -110,7 +149,7 @@ class CpuCaps:
         flags = f"{self.llvm_features},{off}" if self.llvm_features else off
         if not self.llvm_features:  # a level: spell its features out, then take some away
             flags = ",".join(f"+{f}" for f in sorted(self.features)) + "," + off
-        return caps_of(self.cpu if self.llvm_features else "x86-64", flags)
+        return caps_of(self.cpu if self.llvm_features else "x86-64", flags, self.caches)
 
     def summary(self) -> str:
         extras = [
@@ -122,7 +161,10 @@ class CpuCaps:
             )
             if present
         ]  # fmt: skip
-        return f"{self.cpu} ({self.level}, {self.vector_bits}-bit vectors; {', '.join(extras)})"
+        return (
+            f"{self.cpu} ({self.level}, {self.vector_bits}-bit vectors; {', '.join(extras)}; "
+            f"{self.caches.summary()})"
+        )
 
 
 def level_caps(level: str) -> CpuCaps:
@@ -131,18 +173,18 @@ def level_caps(level: str) -> CpuCaps:
     return CpuCaps(level, LEVELS[level])
 
 
-def caps_of(cpu: str, llvm_features: str) -> CpuCaps:
+def caps_of(cpu: str, llvm_features: str, caches: Caches = Caches()) -> CpuCaps:
     """Caps of an LLVM target: a level by its name, else the '+feature' list given with it.
 
     A CPU named without features (`--cpu skylake`) gets the baseline's: correct on it, if not
     as fast as it could be, since nothing it might lack is assumed.
     """
     if cpu in LEVELS and not llvm_features:
-        return level_caps(cpu)
+        return replace(level_caps(cpu), caches=caches)
     flags = [f for f in llvm_features.split(",") if f]
     plus = {f[1:] for f in flags if f.startswith("+")} or set(LEVELS["generic"])
     minus = {f[1:] for f in flags if f.startswith("-")}
-    return CpuCaps(cpu, frozenset(plus - minus), llvm_features)
+    return CpuCaps(cpu, frozenset(plus - minus), llvm_features, caches)
 
 
 @functools.cache
@@ -167,7 +209,7 @@ def detected_caps() -> CpuCaps:
     features = llvm.get_host_cpu_features().flatten()
     if "+avx512f" in features.split(","):
         features += ",-prefer-256-bit"  # let the vectorizer use zmm registers
-    return caps_of(llvm.get_host_cpu_name(), features)
+    return caps_of(llvm.get_host_cpu_name(), features, detected_caches())
 
 
 def host_levels() -> list[str]:

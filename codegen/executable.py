@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from codegen import softmax as softmax_kernel
+from codegen.cpu_caps import Caches
 from codegen.jit import Target, host_target
 from codegen.link import Compiled, compile_ir, load_object
 from codegen.program import lower_program
@@ -19,6 +20,7 @@ from ir.ops import COMPOSITE, Op
 from passes.base import PassContext
 from passes.buffers import BufferAssignment
 from passes.decompose import Decompose
+from passes.rewrite import rewrite_function
 from runtime.native import ARRAY_DATA_OFFSET, NativeProgram
 from runtime.program_spec import ProgramSpec
 
@@ -36,9 +38,7 @@ class CpuExecutable(NativeProgram):
         self.fn: Function = module.function(entry or module.entry)
         target = target or host_target()
         assignment = (assignments or {}).get(self.fn.name)  # the pipeline's buffer-assign
-        program = lower_program(
-            self.fn, target.cpu, target.features, ARRAY_DATA_OFFSET, assignment=assignment
-        )
+        program = lower_program(self.fn, target.caps, ARRAY_DATA_OFFSET, assignment=assignment)
         self.compiled: Compiled = compile_ir(program.module, target, program.describe_kernels())
         super().__init__(program.spec, self.compiled.address, threads, program.kernel_nodes)
 
@@ -53,7 +53,10 @@ class CpuExecutable(NativeProgram):
         """
         spec = ProgramSpec.from_json(spec_json)
         self = cls.__new__(cls)
-        self.compiled = load_object(object_code, Target(spec.target_cpu, spec.target_features))
+        caches = Caches(*spec.target_caches)
+        self.compiled = load_object(
+            object_code, Target(spec.target_cpu, spec.target_features, caches)
+        )
         NativeProgram.__init__(self, spec, self.compiled.address, threads)
         return self
 
@@ -71,10 +74,38 @@ class CpuExecutable(NativeProgram):
 
 
 def native_ready(module: Module) -> Module:
-    """`module` with every composite the CPU has no kernel for expanded into primitives."""
+    """`module` with every composite the CPU has no kernel for expanded into primitives, and
+    fusions one level deep: a fusion kernel computes its body element by element, so a fusion
+    nested in another (which `fuse` never makes, but a graph file may hold) is inlined into it,
+    and composites inside bodies are expanded too."""
     if any(_needs_decomposing(n) for f in module.functions for n in f.body):
-        return Decompose().run(module, PassContext())
-    return module
+        module = Decompose().run(module, PassContext())
+    if not any(n.op is Op.FUSION for f in module.functions for n in f.body):
+        return module
+    functions = tuple(rewrite_function(f, _ready_fusion) for f in module.functions)
+    return module if functions == module.functions else Module(functions, module.entry)
+
+
+def _ready_fusion(node: Node) -> Node | None:
+    if node.op is not Op.FUSION:
+        return None
+    body = node.attrs["body"]
+    flat = rewrite_function(body, _inline_fusion)
+    # inside a body every composite is expanded: softmax's row kernel is a kernel of its own
+    if any(n.op in COMPOSITE | {Op.AVG_POOL} for n in flat.body):
+        flat = Decompose().run_function(flat, PassContext())
+    return None if flat is body else node.replace(attrs=node.attrs.replace(body=flat))
+
+
+def _inline_fusion(node: Node) -> Node | None:
+    """A fusion inside a body, as its own body's nodes computed on its operands."""
+    if node.op is not Op.FUSION:
+        return None
+    body = rewrite_function(node.attrs["body"], _inline_fusion)  # deeper levels first
+    mapping: dict[Node, Node] = dict(zip(body.params, node.srcs, strict=True))
+    for inner in body.body:
+        mapping[inner] = inner.replace(srcs=tuple(mapping[s] for s in inner.srcs), loc=None)
+    return mapping[body.results[0]]
 
 
 def _needs_decomposing(node: Node) -> bool:

@@ -38,7 +38,7 @@ from codegen.gemm_micro import (
 )
 from codegen.gemm_plan import Geometry, Plan, applicable, plan
 from codegen.loops import for_range
-from codegen.types import I64, PTR, STORAGE, Index, element_ptr, store_value
+from codegen.types import I64, PTR, STORAGE, Index, buffer_pointers, element_ptr, store_value
 from ir.dtypes import DType
 from ir.graph import Node
 
@@ -55,6 +55,7 @@ KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.
 # 1024-2048. With 16 registers (AVX2, SSE), 6 x 2 vectors: 12 accumulators, 2 loads of B and
 # a broadcast, 15 registers (the classic Haswell tile, 6 x 16 floats). KC x NR of B streams
 # from L1/L2 across an MC x KC block of A (96 KB, in L2); KC x NC of B stays in L2 or L3.
+# These are the largest blocks; base_tiling shrinks them to fit a CpuCaps' caches.
 CACHE_BLOCKS = {DType.F32: (256, 96, 1024), DType.F64: (256, 96, 512)}  # kc, mc, nc
 # Narrow outputs (a classifier's 10 columns) would waste most of a wide tile on zero padding:
 # give them fewer vectors per row and more rows (about as many accumulators).
@@ -69,7 +70,13 @@ def base_tiling(dtype: DType, caps: CpuCaps) -> Tiling:
     width = caps.vector_bits // (8 * dtype.np.itemsize)
     vectors = 4 if caps.vector_registers >= 32 else 2
     kc, mc, nc = CACHE_BLOCKS[dtype]
-    return Tiling(width=width, mr=6, nr=vectors * width, kc=kc, mc=mc, nc=nc)
+    # Smaller caches than the blocks were measured on shrink them: A's MC x KC block within
+    # half of L2, B's KC x NC block within half of L3.
+    panel = kc * dtype.np.itemsize
+    mc = max(6, min(mc, caps.caches.l2 // 2 // panel // 6 * 6))
+    nr = vectors * width
+    nc = max(nr, min(nc, caps.caches.l3 // 2 // panel // nr * nr))
+    return Tiling(width=width, mr=6, nr=nr, kc=kc, mc=mc, nc=nc)
 
 
 def variants(dtype: DType, caps: CpuCaps) -> dict[int, Tiling]:
@@ -138,10 +145,7 @@ class _Gen:
         self.nk = max(1, -(-g.k // t.kc))
         self.nj = max(1, -(-g.sizes[2] // t.nc))
         buffers, self.start, self.stop = fn.args
-        pointers = [
-            b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-            for i in range(1 + len(p.node.srcs))
-        ]
+        pointers = buffer_pointers(b, buffers, 1 + len(p.node.srcs))
         self.out, self.operands = pointers[0], pointers[1:]
         _, m, n = g.sizes
         kc = max(1, min(t.kc, g.k))

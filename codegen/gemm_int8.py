@@ -70,7 +70,7 @@ from codegen.gemm import store_epilogue
 from codegen.gemm_micro import Axis, PanelSource, at, ceil_div, smin
 from codegen.gemm_plan import Geometry, Plan, fusion_plan
 from codegen.loops import for_range
-from codegen.types import I8, I32, I64, PTR
+from codegen.types import I8, I32, I64, PTR, buffer_pointers
 from codegen.x86 import amx_ready, amx_setup, memset, tile_function, void_intrinsic
 from ir.dtypes import DType
 from ir.graph import Node
@@ -478,10 +478,7 @@ class _Gen:
         self.kcb = z.kcp * kind.size  # bytes of a packed row of A
         self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
         buffers, self.start, self.stop = fn.args
-        pointers = [
-            b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-            for i in range(1 + len(p.node.srcs))
-        ]
+        pointers = buffer_pointers(b, buffers, 1 + len(p.node.srcs))
         self.out, self.operands = pointers[0], pointers[1:]
         self.lhs, self.rhs = self.operands[p.lhs], self.operands[p.rhs]
         self.a_pack = self._scratch(MB * self.kcb, I8)

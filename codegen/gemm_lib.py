@@ -33,6 +33,7 @@ import functools
 import hashlib
 import json
 import os
+from dataclasses import astuple
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -63,7 +64,7 @@ from codegen.gemm_micro import (
 )
 from codegen.gemm_plan import Geometry, Plan, plan
 from codegen.loops import for_range
-from codegen.types import I64, PTR, STORAGE
+from codegen.types import I64, PTR, STORAGE, buffer_pointers
 from ir.dtypes import DType
 from ir.files import atomic_write
 from ir.graph import Node
@@ -124,10 +125,7 @@ def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int,
     buffers, start, stop = fn.args
     buffers.name, start.name, stop.name = "buffers", "start", "stop"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    pointers = [
-        b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-        for i in range(1 + len(p.node.srcs))
-    ]
+    pointers = buffer_pointers(b, buffers, 1 + len(p.node.srcs))
     (ab, am, ak), (bb, bk, bn) = g.a, g.b
     batch, m, n = g.sizes
     epilogue: ir.Constant | ir.Function = ir.Constant(PTR, None)
@@ -459,7 +457,7 @@ def _codegen_fingerprint() -> str:
 
 def _cache_key(target: jit.Target, dtype: DType) -> str:
     facts = [LIBRARY_VERSION, _codegen_fingerprint(), dtype.value, target.cpu, target.features,
-             list(llvm.llvm_version_info)]  # fmt: skip
+             astuple(target.caches), list(llvm.llvm_version_info)]  # fmt: skip
     return hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
 
 
@@ -490,8 +488,9 @@ def _load_cached(key: str) -> bytes | None:
         code = (folder / f"gemm-{key}.o").read_bytes()
     except (OSError, ValueError):
         return None
-    # the JSON is written last, so its digest vouches for a complete object file
-    if meta.get("sha256") != hashlib.sha256(code).hexdigest():
+    # The JSON is written last, so its digest vouches for a complete object file. Anything
+    # else found there (another JSON value, a damaged object) is a miss: the files are input.
+    if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(code).hexdigest():
         return None
     return code
 

@@ -27,7 +27,7 @@ from codegen.gemm import store_epilogue
 from codegen.gemm_micro import Axis, at, fmuladd, smin
 from codegen.gemm_plan import Geometry, Plan, plan
 from codegen.loops import for_range
-from codegen.types import I64, PTR, STORAGE
+from codegen.types import I64, PTR, STORAGE, buffer_pointers
 from ir.graph import Node
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
@@ -87,10 +87,7 @@ class _Gen:
         self.width = caps.vector_bits // (8 * p.dot.dtype.np.itemsize)
         self.vec = ir.VectorType(self.ty, self.width)
         buffers, self.start, self.stop = fn.args
-        pointers = [
-            b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-            for i in range(1 + len(p.node.srcs))
-        ]
+        pointers = buffer_pointers(b, buffers, 1 + len(p.node.srcs))
         self.out, self.operands = pointers[0], pointers[1:]
         self.lhs, self.rhs = self.operands[p.lhs], self.operands[p.rhs]
         self.column_block = COLUMN_BYTES // p.dot.dtype.np.itemsize

@@ -9,11 +9,11 @@ machine: sharing one with an engine that was freed crashed in a probe.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
-from codegen.cpu_caps import CpuCaps, caps_of, host_caps
+from codegen.cpu_caps import Caches, CpuCaps, caps_of, host_caps
 
 CPU_CHOICES = ("native", "x86-64-v4", "x86-64-v3", "x86-64-v2", "generic")
 
@@ -28,23 +28,24 @@ def _init() -> None:
 class Target:
     cpu: str
     features: str
+    # What cache blocking is sized for: the host's when compiling for it, else the defaults.
+    caches: Caches = field(default_factory=Caches)
 
     @property
     def caps(self) -> CpuCaps:
         """What the code may use: kernels are chosen by this, never by probing the host."""
-        return caps_of(self.cpu, self.features)
+        return caps_of(self.cpu, self.features, self.caches)
 
 
 def caps_target(caps: CpuCaps) -> Target:
     """The LLVM target whose code runs on exactly `caps` (a level, the host, or less)."""
-    return Target(caps.cpu, caps.llvm_features)
+    return Target(caps.cpu, caps.llvm_features, caps.caches)
 
 
 def host_target(cpu: str = "native") -> Target:
     _init()
     if cpu == "native":
-        host = host_caps()
-        return Target(host.cpu, host.llvm_features)
+        return caps_target(host_caps())
     if cpu not in CPU_CHOICES:
         raise ValueError(f"unknown --cpu {cpu!r}; choose one of {', '.join(CPU_CHOICES)}")
     return Target(cpu, "")

@@ -21,7 +21,7 @@ from codegen import conv, conv_gemm, conv_int8, gemm, gemm_bf16, gemm_int8, gemm
 from codegen.cpu_caps import CpuCaps
 from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
 from codegen.loops import for_range, loop_nest
-from codegen.types import I64, PTR, element_ptr, store_value
+from codegen.types import I64, PTR, buffer_pointers, element_ptr, store_value
 from ir.graph import Node
 from ir.verify import describe
 
@@ -94,10 +94,7 @@ def build_kernel(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> Ker
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     buffers_arg, start, stop = fn.args
-
-    def pointer(i: int) -> ir.Value:
-        return b.load(b.gep(buffers_arg, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
-
+    pointer = buffer_pointers(b, buffers_arg, 1 + len(node.srcs)).__getitem__
     for lowering in (conv, softmax):  # whole-kernel lowerings with their own loop nests
         if lowering.applicable(node):
             rows = lowering.build_body(b, node, pointer, start, stop)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from codegen.cpu_caps import caps_of
+from codegen.cpu_caps import CpuCaps
 from codegen.halfconv import define_conversions
 from codegen.kernel import KernelInfo, build_kernel
 from codegen.types import I8, I64, PTR
@@ -60,8 +60,7 @@ def _tensor(name: str, node: Node) -> TensorSpec:
 
 def lower_program(
     fn: Function,
-    target_cpu: str,
-    target_features: str,
+    caps: CpuCaps,
     data_offset: int | None,
     name: str | None = None,
     external_weights: bool = False,
@@ -72,7 +71,6 @@ def lower_program(
     are not in the code but in a blob given to `NAME_set_weights` at run time. `assignment` is
     the buffer-assign pass's result, used when it still fits `fn` (else assigned here)."""
     name = name or fn.name
-    caps = caps_of(target_cpu, target_features)
     module = ir.Module(name=f"tessel.{name}")
     refs: dict[Node, Ref] = {p: Ref(PARAM, i) for i, p in enumerate(fn.params)}
     outputs: list[TensorSpec] = []
@@ -121,8 +119,9 @@ def lower_program(
         arena_bytes=assignment.arena_bytes,
         steps=tuple(steps),
         constants=tuple(constants),
-        target_cpu=target_cpu,
-        target_features=target_features,
+        target_cpu=caps.cpu,
+        target_features=caps.llvm_features,
+        target_caches=(caps.caches.l1d, caps.caches.l2, caps.caches.l3),
         data_offset=data_offset,
         weight_offsets=tuple(offsets) if external_weights else None,
         weight_bytes=weight_bytes if external_weights else 0,

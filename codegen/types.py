@@ -91,6 +91,14 @@ def store_value(b: ir.IRBuilder, value: ir.Value, ptr: ir.Value, dtype: DType) -
     b.store(narrow(b, value, dtype), ptr)
 
 
+def buffer_pointers(b: ir.IRBuilder, buffers: ir.Value, count: int) -> list[ir.Value]:
+    """The first `count` pointers of a kernel's buffer table (its output, then its operands)."""
+    return [
+        b.load(b.gep(buffers, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR)
+        for i in range(count)
+    ]
+
+
 def element_ptr(b: ir.IRBuilder, base: ir.Value, index: ir.Value, dtype: DType) -> ir.Value:
     return b.gep(base, [index], inbounds=True, source_etype=STORAGE[dtype])
 

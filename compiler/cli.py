@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from compiler import cmd_compile, cmd_opt, cmd_quantize, cmd_run, cmd_tpu
+from compiler import cmd_compile, cmd_fuzz, cmd_opt, cmd_quantize, cmd_run, cmd_tpu
 from compiler.cliargs import Subparsers
 from ir.diagnostics import TesselError
 
@@ -23,6 +23,7 @@ VERBS: dict[str, Verb] = {
     **cmd_compile.VERBS,
     **cmd_quantize.VERBS,
     **cmd_tpu.VERBS,
+    **cmd_fuzz.VERBS,
 }
 
 

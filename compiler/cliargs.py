@@ -10,6 +10,7 @@ from typing import TextIO, TypeAlias
 
 from codegen.jit import CPU_CHOICES
 from compiler.driver import PipelineOptions
+from compiler.elide import elide_constants
 from compiler.targets import Executable, TargetOptions
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
@@ -193,19 +194,41 @@ def backend_options(args: argparse.Namespace) -> TargetOptions:
     )
 
 
-def write_artifacts(executable: Executable, args: argparse.Namespace, stream: TextIO) -> None:
-    """The generated code named by --emit: into the dump folder if there is one, else `stream`."""
+def write_artifacts(
+    executable: Executable, args: argparse.Namespace, stream: TextIO, whole: bool = False
+) -> None:
+    """The generated code named by --emit: into the dump folder if there is one, else `stream`.
+    Printed code has its long constant data elided (megabytes of weights), unless `whole`
+    (`stream` is on its way to a file); the dump folder's files are always whole."""
     wanted = [CODE_ARTIFACTS[e] for e in args.emit if e in CODE_ARTIFACTS]
     if not wanted:
         return
     produced = executable.artifacts()
     if not produced:
         raise TesselError(f"--emit {', '.join(args.emit)}: this backend generates no code")
+    missing = [e for e in args.emit if e in CODE_ARTIFACTS and CODE_ARTIFACTS[e] not in produced]
+    if missing:
+        raise TesselError(
+            f"--emit {', '.join(missing)}: this backend does not generate it "
+            f"(it generates {', '.join(produced)})"
+        )
+    elided = 0
     for suffix in wanted:
         if args.dump_dir is not None:
             path = args.dump_dir / Path(args.file).stem / f"kernels.{suffix}"
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(path, produced[suffix])
             print(f"wrote {path}", file=sys.stderr)
-        else:
+        elif whole:
             stream.write(produced[suffix])
+        else:
+            short = elide_constants(produced[suffix], suffix)
+            stream.write(short.text)
+            elided += short.bytes
+    if elided:
+        whole_flags = "--dump-dir DIR" + (" or -o FILE" if args.verb == "opt" else "")
+        print(
+            f"note: {elided} bytes of constant data elided from the printed code; "
+            f"{whole_flags} writes it whole",
+            file=sys.stderr,
+        )

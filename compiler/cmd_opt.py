@@ -20,7 +20,7 @@ from compiler.cliargs import (
 from compiler.cmd_run import entry_function, gather_inputs, load
 from compiler.driver import optimize
 from compiler.graphview import to_dot
-from compiler.targets import TARGETS, default_pipeline, prepare, target
+from compiler.targets import TARGETS, TargetOptions, default_pipeline, prepare, target
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 from ir.printer import WeightSink, print_module
@@ -39,7 +39,7 @@ def cmd_opt(args: argparse.Namespace) -> int:
             write_artifacts(executable, args, sys.stdout)
         else:
             buffer = io.StringIO()
-            write_artifacts(executable, args, buffer)
+            write_artifacts(executable, args, buffer, whole=True)
             write_text_atomic(args.output, buffer.getvalue())
         return 0
     if "dot" in args.emit and args.dump_dir is None:  # the optimized graph as DOT
@@ -67,9 +67,10 @@ def cmd_passes(args: argparse.Namespace) -> int:
         print(f"{name:<{width}}  {cls.summary()}")
         for f in cls.option_fields():
             print(f"{'':<{width}}    {f.name.replace('_', '-')}={format_option(f.default)}")
-    print("\ndefault pipelines (on this machine):")
-    for name in TARGETS:
-        print(f"  {name:<7} {default_pipeline(name)}")
+    print("\ntargets (on this machine): what each can do, and its default pipeline")
+    for name, row in TARGETS.items():
+        print(f"  {name:<7} {row.capabilities(TargetOptions())}")
+        print(f"  {'':<7} {default_pipeline(name)}")
     return 0
 
 

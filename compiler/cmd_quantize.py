@@ -19,7 +19,8 @@ import numpy as np
 
 from compiler.cliargs import Subparsers
 from compiler.cmd_run import load
-from compiler.quantize import ACTIVATIONS, FOLD, batches, quantize, run_all
+from compiler.quantization import ACTIVATIONS, FOLD, batches, quantize, run_all
+from ir.arrayfiles import ArrayFileError, read_array_file
 from ir.diagnostics import TesselError
 from ir.files import write_text_atomic
 from ir.graph import Module
@@ -66,14 +67,18 @@ def _calibration(module: Module, spec: str) -> Any:
     """DATA.npz (inputs by parameter name), or `random[:N]`: N batches of the deterministic
     random inputs `tessel run` uses (to see where error enters; not to calibrate for real)."""
     if spec == "random" or spec.startswith("random:"):
-        count = int(spec.partition(":")[2] or 4)
+        count = spec.partition(":")[2] or "4"
+        if not count.isdigit():
+            raise TesselError(f"--calibration {spec}: expected random:N with N a whole number")
         fn = module.entry_function
-        return [random_inputs(fn, seed) for seed in range(count)]
+        return [random_inputs(fn, seed) for seed in range(int(count))]
     try:
-        with np.load(spec) as archive:
-            return {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as e:
+        data = read_array_file(spec)  # checked before anything is allocated; never unpickles
+    except (OSError, ArrayFileError) as e:
         raise TesselError(f"--calibration {spec}: cannot read it ({e})") from None
+    if not isinstance(data, dict):
+        raise TesselError(f"--calibration {spec}: expected an .npz of inputs by parameter name")
+    return data
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:

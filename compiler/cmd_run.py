@@ -24,7 +24,9 @@ from compiler.cliargs import (
 from compiler.driver import optimize
 from compiler.summary import summarize
 from compiler.targets import TARGETS, prepare
-from ir.diagnostics import InputError
+from ir.arrayfiles import ArrayFileError, read_array_file
+from ir.diagnostics import InputError, TesselError
+from ir.filekinds import sniff
 from ir.files import atomic_write, write_text_atomic
 from ir.graph import Function, Module
 from ir.parser import parse_file
@@ -67,31 +69,30 @@ def gather_inputs(fn: Function, specs: Sequence[str], seed: int) -> list[np.ndar
             name, path = "", spec
             if not path.endswith(".npz"):
                 raise InputError(f"--input '{spec}': expected NAME=FILE.npy or FILE.npz")
-        data = _load_input(name or path, path)
+        data = _load_input(name, path)
         if isinstance(data, dict):
             if name:
                 raise InputError(f"--input '{spec}': NAME=... takes a .npy file, not a .npz")
             given.update(data)
         else:
             given[name] = data
+    if seed < 0:
+        raise InputError(f"--seed must be a non-negative integer, got {seed}")
     missing = [n for n in fn.param_names if n not in given]
     if missing and given:
         print(f"note: random values for {', '.join('%' + n for n in missing)}", file=sys.stderr)
-    randoms = dict(zip(fn.param_names, random_inputs(fn, seed), strict=False))
-    given.update({n: randoms[n] for n in missing})
+    if missing:  # every parameter's values, so that each one's do not depend on what is given
+        randoms = dict(zip(fn.param_names, random_inputs(fn, seed), strict=False))
+        given.update({n: randoms[n] for n in missing})
     return bind_inputs(fn, (), given)
 
 
 def _load_input(name: str, path: str) -> np.ndarray | dict[str, np.ndarray]:
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise InputError(f"cannot read input '{name}' from {path}: {e}") from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            return {k: data[k] for k in data.files}
-    array: np.ndarray = data
-    return array
+        return read_array_file(path)
+    except ArrayFileError as e:
+        what = f"input '{name}'" if name else "inputs"
+        raise InputError(f"cannot read {what} from {path}: {e}") from None
 
 
 def output_names(fn: Function) -> list[str]:
@@ -123,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executable = prepare(args.backend, optimized, fn.name, backend_options(args), ctx.analyses)
     write_artifacts(executable, args, sys.stderr)
     outputs = executable.run(inputs)
-    _report(output_names(fn), outputs, args.output)
+    report_outputs(output_names(fn), outputs, args.output)
     if executable.report is not None:  # the target has something to say about the run
         report_tpu_run(executable.native, args)
     return 0
@@ -134,7 +135,10 @@ def report_tpu_run(exe: Any, args: argparse.Namespace) -> None:
     sys.stderr.write(exe.report() + "\n")
     if args.tpu_report:
         exe.write_report(Path(args.tpu_report))
-        print(f"wrote the TPU report to {Path(args.tpu_report)}/", file=sys.stderr)
+        index = Path(args.tpu_report) / "index.html"
+        print(
+            f"wrote the TPU report to {Path(args.tpu_report)}/ (start at {index})", file=sys.stderr
+        )
     if args.trace:
         for path in exe.write_traces(Path(args.trace)):
             print(f"wrote the TPU timeline to {path}", file=sys.stderr)
@@ -144,15 +148,19 @@ def _run_library(args: argparse.Namespace) -> int:
     """`tessel run libNAME.so` (or NAME.json): a library from `tessel compile`, as it is."""
     from runtime.aot import load as load_library
 
+    if Path(args.file).is_file() and sniff(args.file).id == "tpu-json":
+        raise TesselError(
+            f"{args.file} is a compiled TPU program: run it with `tessel tpu-sim {args.file}`"
+        )
     library = load_library(args.file, threads=backend_options(args).threads)
     inputs = gather_inputs(library.fn, args.input, args.seed)
     outputs = library.run(inputs)
     names = [o["name"] for o in library.metadata["signature"]["outputs"]]
-    _report(names, outputs, args.output)
+    report_outputs(names, outputs, args.output)
     return 0
 
 
-def _report(names: list[str], outputs: Sequence[np.ndarray], output_dir: str | None) -> None:
+def report_outputs(names: list[str], outputs: Sequence[np.ndarray], output_dir: str | None) -> None:
     for name, arr in zip(names, outputs, strict=False):
         print(summarize("%" + name, arr))
     if output_dir:

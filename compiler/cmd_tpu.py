@@ -21,11 +21,11 @@ from compiler.cliargs import (
     pipeline_options,
 )
 from compiler.cmd_run import (
-    _report,
     entry_function,
     gather_inputs,
     load,
     output_names,
+    report_outputs,
     report_tpu_run,
 )
 from compiler.driver import optimize
@@ -82,7 +82,7 @@ def cmd_tpu_sim(args: argparse.Namespace) -> int:
     signature = _signature(exe.signature)  # type: ignore[attr-defined]
     inputs = gather_inputs(signature, args.input, args.seed)
     outputs = exe.run(inputs)
-    _report([str(r) for r in exe.results], outputs, args.output)
+    report_outputs([str(r) for r in exe.results], outputs, args.output)
     report_tpu_run(exe, args)
     return 0
 

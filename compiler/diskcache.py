@@ -8,8 +8,10 @@ Layout under the cache directory (`TESSEL_CACHE_DIR`, or ~/.cache/tessel with `c
 The key hashes the traced graph (text and constant data), the pipeline and target, the CPU
 (name and features) and a fingerprint of tessel's own sources, so a new compiler or another
 machine never picks up stale code. Every file is written to a temporary name and renamed, so
-processes can share the directory. An entry that cannot be read, whose object does not match its
-hash, or that was built for something else is reported with a warning and compiled again.
+processes can share the directory. An entry that cannot be read, that names another key, whose
+contents or object do not match their digests, whose program has another signature, or that was
+built for something else is reported with a warning and compiled again: every file there is
+treated as input that may be damaged.
 
 Loading object code runs it: as with any compile cache, only point tessel at a directory whose
 writers you trust.
@@ -90,6 +92,7 @@ def _build_facts(options: JitOptions) -> dict[str, Any]:
         "compiler": compiler_fingerprint(),
         "cpu": target.cpu,
         "features": target.features,
+        "caches": [target.caches.l1d, target.caches.l2, target.caches.l3],
         "pipeline": options.pipeline,
         "environment": [list(kv) for kv in options.environment()],
     }
@@ -106,6 +109,13 @@ def module_key(module: Module, options: JitOptions) -> str:
     return h.hexdigest()
 
 
+def _entry_digest(meta: dict[str, Any]) -> str:
+    """A hash of everything in an entry but itself: part of one entry pasted into another (a
+    spec from elsewhere under the right key) is caught, not run."""
+    fields = {k: v for k, v in meta.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def lookup(module: Module, options: JitOptions) -> Executable | None:
     root = cache_dir(options)
     if root is None:
@@ -116,6 +126,11 @@ def lookup(module: Module, options: JitOptions) -> Executable | None:
         return None
     try:
         meta = json.loads(path.read_text())
+        if not isinstance(meta, dict) or meta.get("key") != key:
+            # another entry's file under this name would run another function's code
+            raise ValueError("it is not this function's entry")
+        if meta.get("digest") != _entry_digest(meta):
+            raise ValueError("its contents do not match their digest")
         facts = _build_facts(options)
         stale = [k for k, v in facts.items() if meta.get("built_for", {}).get(k) != v]
         if stale:
@@ -125,7 +140,13 @@ def lookup(module: Module, options: JitOptions) -> Executable | None:
             raise ValueError("the object code does not match its hash")
         from compiler.targets import TargetOptions, cpu_from_payload
 
-        return cpu_from_payload(meta["spec"], code, TargetOptions(cpu=options.cpu))
+        exe = cpu_from_payload(meta["spec"], code, TargetOptions(cpu=options.cpu))
+        fn, spec = module.entry_function, exe.native.spec
+        want = [(t.shape, t.dtype.value) for t in (*fn.param_types, *fn.result_types)]
+        have = [(tuple(t.shape), t.dtype) for t in (*spec.params, *spec.results)]
+        if have != want:
+            raise ValueError("its program has another signature")
+        return exe
     except Exception as e:  # any unusable entry is a miss, never a failure
         warnings.warn(
             f"tessel: cache entry {path} is unusable ({e}); compiling again",
@@ -145,9 +166,9 @@ def store(module: Module, options: JitOptions, exe: Executable) -> None:
         obj = root / "objects" / f"{digest}.o"
         with atomic_write(obj) as f:  # rewritten even if present: it may be a damaged copy
             f.write(code)
-        meta = {"object": digest, "built_for": _build_facts(options), "spec": spec}
-        write_text_atomic(
-            root / "entries" / f"{module_key(module, options)}.json", json.dumps(meta)
-        )
+        key = module_key(module, options)
+        meta = {"key": key, "object": digest, "built_for": _build_facts(options), "spec": spec}
+        meta["digest"] = _entry_digest(meta)
+        write_text_atomic(root / "entries" / f"{key}.json", json.dumps(meta))
     except OSError as e:  # a read-only or full cache directory must not break the call
         warnings.warn(f"tessel: could not write the compile cache: {e}", CacheWarning, stacklevel=2)

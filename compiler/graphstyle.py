@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ir import ops
 from ir.graph import Function, Node
 from ir.ops import Op
-from ir.printer import Printer, _Namer, format_type
+from ir.printer import Namer, Printer, format_type
 
 TOOLTIP_LIMIT = 600  # characters: a folded constant's literal would otherwise fill the screen
 
@@ -108,7 +108,7 @@ class Names:
 
 def names(fn: Function) -> Names:
     """Name values the way the printer does, so pictures and IR text agree on every `%name`."""
-    namer = _Namer()
+    namer = Namer()
     printer = Printer()
     value: dict[Node, str] = {}
     statement: dict[Node, str] = {}

@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dis
 import functools
 import inspect
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -77,6 +79,8 @@ class LeafSpec:
 
 
 _PY_SCALARS = {bool: DType.BOOL, int: DType.I64, float: DType.F64}
+# NumPy's flag bits for C-contiguous and aligned: what compiled code may assume of an input
+_BEHAVED = 0x0001 | 0x0100  # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
 _PY_NAMES = {v: k.__name__ for k, v in _PY_SCALARS.items()}
 
 
@@ -179,19 +183,18 @@ class JitFunction:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not kwargs:
             # The short path: plain arrays whose types were seen before. The key holds all
-            # that the compiled code assumes (exact ndarray, shape, dtype, C order).
+            # that the compiled code assumes: exact ndarray, shape, dtype (byte order
+            # included: a dtype's number is the same for '<f4' and '>f4'), C order, alignment.
             try:
                 if len(args) == 1:
                     a = args[0]
-                    key: Any = (a.shape, a.dtype.num, a.flags.c_contiguous, type(a))
+                    key: Any = (a.shape, a.dtype, a.flags.num & _BEHAVED, type(a))
                 elif len(args) == 2:
                     a, b = args
-                    key = (a.shape, a.dtype.num, a.flags.c_contiguous, type(a),
-                           b.shape, b.dtype.num, b.flags.c_contiguous, type(b))  # fmt: skip
+                    key = (a.shape, a.dtype, a.flags.num & _BEHAVED, type(a),
+                           b.shape, b.dtype, b.flags.num & _BEHAVED, type(b))  # fmt: skip
                 else:
-                    key = tuple(
-                        [(a.shape, a.dtype.num, a.flags.c_contiguous, type(a)) for a in args]
-                    )
+                    key = tuple([(a.shape, a.dtype, a.flags.num & _BEHAVED, type(a)) for a in args])
             except AttributeError:  # a Python scalar, a container or a tracer
                 key = None
             fast = self._fast.get(key)
@@ -218,7 +221,7 @@ class JitFunction:
             _as_input(v, spec, n) for v, spec, n in zip(leaves, sig.leaves, names, strict=True)
         ]
         if self._fast_path_applies(args, kwargs, leaves):
-            keys = [(a.shape, a.dtype.num, True, np.ndarray) for a in args]
+            keys = [(a.shape, a.dtype, _BEHAVED, np.ndarray) for a in args]
             key = sum(keys, ()) if len(keys) <= 2 else tuple(keys)  # as built in __call__
             self._fast[key] = entry.fast
         return entry(arrays)
@@ -232,7 +235,7 @@ class JitFunction:
             and not kwargs
             and len(args) == self._arity
             and len(leaves) == len(args)
-            and all(type(a) is np.ndarray and a.flags.c_contiguous for a in args)
+            and all(type(a) is np.ndarray and a.flags.num & _BEHAVED == _BEHAVED for a in args)
         )
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
@@ -298,7 +301,8 @@ class JitFunction:
             self._entries[sig] = entry
             self._misses += 1
             elapsed = (time.perf_counter() - started) * 1e3
-            message = f"compiled {self.name} in {elapsed:.0f} ms ({reason})"
+            done = "compiled {}" if entry.optimized is not None else "loaded {} from the disk cache"
+            message = f"{done.format(self.name)} in {elapsed:.0f} ms ({reason})"
             self._explanations.append(message)
             if os.environ.get("TESSEL_LOG_COMPILES", "") not in ("", "0"):
                 log.warning("tessel: %s", message)
@@ -321,7 +325,10 @@ class JitFunction:
                 args[name] = pytree.unflatten(tree, [next(it) for _ in range(tree.num_leaves)])
         call = inspect.BoundArguments(self.signature, args)
         with trace.active():
-            result = self.fn(*call.args, **call.kwargs)
+            try:
+                result = self.fn(*call.args, **call.kwargs)
+            except ValueError as e:
+                raise _numpy_refusal(e) from None
             outs, out_tree = pytree.flatten(result)
             nodes = [_result_node(trace, v, i) for i, v in enumerate(outs)]
         fn = trace.builder.build(nodes)
@@ -365,9 +372,16 @@ class JitFunction:
         latest: Any = max(runs, key=lambda exe: exe.last.when)
         return str(latest.report())
 
-    def explain(self) -> str:
-        """One line per compile so far: when, how long, and what changed since the last one."""
-        return "\n".join(self._explanations) or f"{self.name} has not compiled yet"
+    @property
+    def explanations(self) -> list[str]:
+        """One line per compile so far: compiled or loaded from the disk cache, how long it
+        took, and why (the first call, or what changed since the signatures before)."""
+        return list(self._explanations)
+
+    def explain(self, file: TextIO | None = None) -> None:
+        """Print `explanations` (to stdout by default), or that there has been no compile."""
+        text = "\n".join(self._explanations) or f"{self.name} has not compiled yet"
+        print(text, file=file or sys.stdout)
 
     def __repr__(self) -> str:
         return f"<tessel.jit {self.name} target={self.options.target}>"
@@ -470,6 +484,12 @@ def _leaf_spec(value: Any, name: str) -> LeafSpec:
         try:
             return LeafSpec("array", DType.from_numpy(value.dtype), tuple(value.shape))
         except ValueError:
+            if not value.dtype.isnative:
+                raise TesselError(
+                    f"argument '{name}' has dtype {value.dtype.str}, the other byte order "
+                    f"than this machine's; convert it with .astype({value.dtype.name!r})",
+                    user_location(),
+                ) from None
             raise TesselError(
                 f"argument '{name}' has dtype {value.dtype}, which tessel does not support "
                 f"(supported: {', '.join(str(t.np) for t in DType)})",
@@ -498,7 +518,34 @@ def _as_input(value: Any, spec: LeafSpec, name: str) -> np.ndarray:
             f"argument '{name}' has type {_leaf_spec(arr, name)}, but this executable was "
             f"compiled for {spec}"
         )
-    return arr if arr.flags.c_contiguous else arr.copy(order="C")
+    return arr if arr.flags.num & _BEHAVED == _BEHAVED else arr.copy(order="C")
+
+
+_STORE_REFUSED = "setting an array element with a sequence."
+
+
+def _numpy_refusal(error: ValueError) -> Exception:
+    """NumPy's own error where NumPy met a traced value it cannot hold (a traced number stored
+    into an element of an array the function made with np.zeros), as a TraceError at the user's
+    line; any other ValueError (the user's own) as it was."""
+    if str(error) != _STORE_REFUSED or error.__traceback__ is None:
+        return error
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    if code.co_code[tb.tb_lasti] != dis.opmap["STORE_SUBSCR"]:
+        return error  # not `array[index] = value` failing (a raise statement, a library)
+    loc = user_location(tb.tb_frame)
+    if loc is None or loc.file != code.co_filename:
+        return error
+    return TraceError(
+        "a traced value cannot be stored into a NumPy array: arrays the function creates "
+        "(np.zeros, np.empty, ...) are NumPy's, and setting their elements needs concrete "
+        "numbers (NumPy: 'setting an array element with a sequence'); compute the whole array "
+        "from traced values instead (np.stack, np.concatenate, np.where)",
+        loc,
+    )
 
 
 def _result_node(trace: Trace, value: Any, index: int) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,10 @@ def write_html_report(
     `records` are the pipeline's steps in order; a record with index 0 stands for the input
     (it wins over `initial`, the other way to pass the input module). `timings` adds other
     stages' wall time in seconds (codegen, LLVM -O, ...); `remarks` maps a pass name to its
-    remarks; `memory_svgs` is a list of (title, SVG markup) pictures, inserted as given, so
-    they must come from trusted code. `print_ir` renders a module's text (pass one with a
-    weights sink to keep large constants out of the page).
+    remarks (ctx.remarks): those a record carries are shown with its step, each run of a pass
+    with its own, and the rest apart; `memory_svgs` is a list of (title, SVG markup) pictures,
+    inserted as given, so they must come from trusted code. `print_ir` renders a module's text
+    (pass one with a weights sink to keep large constants out of the page).
     """
     text = render_html_report(
         records,
@@ -86,17 +88,17 @@ def render_html_report(
 ) -> str:
     """The report as one HTML string; see `write_html_report`."""
     steps = _steps(records, initial, print_ir)
-    remarks = remarks or {}
+    others = _unattributed(remarks or {}, records)
     body = [
         f"<header><h1>{html.escape(title)}</h1>{_overview(steps)}</header>",
-        _summary(steps, remarks),
+        _summary(steps),
         _timings(timings) if timings else "",
         '<section id="steps"><h2>Steps <span class="tools">'
         '<button type="button" data-open="1">expand all</button>'
         '<button type="button" data-open="0">collapse all</button></span></h2>',
         *(_step(s) for s in steps),
         "</section>",
-        _remarks(remarks) if remarks else "",
+        _remarks(steps, others),
         _memory(memory_svgs) if memory_svgs else "",
     ]
     return "\n".join(
@@ -149,7 +151,23 @@ def _overview(steps: list[_Step]) -> str:
     )
 
 
-def _summary(steps: list[_Step], remarks: Mapping[str, Sequence[str]]) -> str:
+def _unattributed(
+    remarks: Mapping[str, Sequence[str]], records: Sequence[PassRecord]
+) -> dict[str, list[str]]:
+    """The remarks no step recorded as its own (made outside the pipeline, or by a caller
+    that passes records without remarks), by key."""
+    claimed = Counter(pair for record in records for pair in record.remarks)
+    out: dict[str, list[str]] = {}
+    for key, lines in remarks.items():
+        for text in lines:
+            if claimed[key, text] > 0:
+                claimed[key, text] -= 1
+            else:
+                out.setdefault(key, []).append(text)
+    return out
+
+
+def _summary(steps: list[_Step]) -> str:
     passes = [s for s in steps if s.record is not None]
     slowest = max((s.record.seconds for s in passes if s.record is not None), default=0.0)
     rows = []
@@ -158,7 +176,7 @@ def _summary(steps: list[_Step], remarks: Mapping[str, Sequence[str]]) -> str:
         assert r is not None
         share = 100 * r.seconds / slowest if slowest > 0 else 0
         delta = r.ops_after - r.ops_before
-        note = len(remarks.get(r.name, ()))
+        note = len(r.remarks)
         rows.append(
             f'<tr class="{"changed" if r.changed else "same"}">'
             f"<td>{r.index}</td>"
@@ -168,7 +186,7 @@ def _summary(steps: list[_Step], remarks: Mapping[str, Sequence[str]]) -> str:
             f'<td class="num">{r.ops_before}</td><td class="num">{r.ops_after}</td>'
             f'<td class="num">{delta:+d}</td>'
             f"<td>{'changed' if r.changed else '—'}</td>"
-            + (f'<td><a href="#remarks-{_anchor(r.name)}">{note}</a></td>' if note else "<td></td>")
+            + (f'<td><a href="#remarks-step-{r.index}">{note}</a></td>' if note else "<td></td>")
             + "</tr>"
         )
     return (
@@ -209,6 +227,11 @@ def _step(s: _Step) -> str:
         f"{' open' if changed else ''}><summary>{head}"
         f"{'' if changed else ' · <em>unchanged</em>'}</summary>"
     ]
+    if r is not None and r.remarks:
+        parts.append(
+            f'<details class="part" open><summary>Remarks of this step ({len(r.remarks)})'
+            f"</summary>{_remark_list(r)}</details>"
+        )
     if not changed:
         parts.append('<p class="note">The IR is identical to the previous step.</p></details>')
         return "".join(parts)
@@ -239,17 +262,34 @@ def _graph(s: _Step) -> str:
     return f'<div class="graph">{to_svg(fn, id_prefix=f"step{s.index}", standalone=False)}</div>'
 
 
-def _remarks(remarks: Mapping[str, Sequence[str]]) -> str:
-    parts = ['<section id="remarks"><h2>Remarks</h2>']
-    for name, lines in remarks.items():
+def _remark_list(r: PassRecord) -> str:
+    """A step's remarks; those filed under another name than the pass's say which."""
+    items = (text if key == r.name else f"{key}: {text}" for key, text in r.remarks)
+    return '<ul class="remarks">' + "".join(f"<li>{html.escape(t)}</li>" for t in items) + "</ul>"
+
+
+def _remarks(steps: Sequence[_Step], others: Mapping[str, Sequence[str]]) -> str:
+    """Each step's remarks under that step (a pass run twice has two lists), then any others."""
+    parts = []
+    for s in steps:
+        r = s.record
+        if r is None or not r.remarks:
+            continue
+        parts.append(
+            f'<details class="part" id="remarks-step-{r.index}" open><summary>'
+            f'<a href="#step-{r.index}">#{r.index}</a> {html.escape(r.spec)} '
+            f"({len(r.remarks)})</summary>{_remark_list(r)}</details>"
+        )
+    for name, lines in others.items():
         parts.append(
             f'<details class="part" id="remarks-{_anchor(name)}" open><summary>'
             f'{html.escape(name)} ({len(lines)})</summary><ul class="remarks">'
             + "".join(f"<li>{html.escape(line)}</li>" for line in lines)
             + "</ul></details>"
         )
-    parts.append("</section>")
-    return "".join(parts)
+    if not parts:
+        return ""
+    return '<section id="remarks"><h2>Remarks</h2>' + "".join(parts) + "</section>"
 
 
 _XMLNS = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')

@@ -148,7 +148,11 @@ def _tpu(
     exe = tpu_executable(module, entry, options)
 
     def artifacts() -> dict[str, str]:
-        return {f"stage{i}.tasm": listing(p.instructions) for i, p in enumerate(exe.programs)}
+        # numbered as the compiled package and the report number them (host stages count)
+        return {
+            f"stage{k}.tasm": listing(p.instructions)
+            for k, p in zip(exe.tpu_stages, exe.programs, strict=True)
+        }
 
     return Executable(exe.run, artifacts, None, exe, lambda: str(exe.report()))
 

@@ -34,11 +34,17 @@ class TesselError(Exception):
         head = f"{self.loc}: error: {self.message}" if self.loc else f"error: {self.message}"
         lines = [head]
         if self.loc and self.loc.source_line is not None:
-            text = self.loc.source_line.rstrip("\n").expandtabs(1)
+            text = _displayable(self.loc.source_line.rstrip("\r\n").expandtabs(1))
             lines.append(f"  {text}")
             lines.append("  " + " " * max(self.loc.col - 1, 0) + "^")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+
+def _displayable(line: str) -> str:
+    """`line` with each character a terminal would not show as one column (form feed, vertical
+    tab, separators, carriage return, ...) replaced by one that it does, so the caret lines up."""
+    return "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in line)
 
 
 class GraphSyntaxError(TesselError):

@@ -18,13 +18,15 @@ import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from ir.arrayfiles import ArrayFileError, NpzArchive, read_npy
 from ir.attrs import WeightRef
 from ir.builder import FunctionBuilder, constant, make_node, matmul_attrs
 from ir.diagnostics import GraphSyntaxError, GraphTypeError, Loc, TesselError
 from ir.dtypes import ALL_NAMES, DType
+from ir.filekinds import HEAD_BYTES, sniff_bytes
 from ir.graph import Function, Module, Node
 from ir.ops import ELEMENTWISE, Op, attr_specs, by_mnemonic
-from ir.types import TensorType
+from ir.types import MAX_BYTES, TensorType, format_bytes, physical_memory
 
 SUGAR = {"matmul": Op.DOT_GENERAL}  # spellings that build another op
 _NUMBER_WORDS = {"inf": math.inf, "nan": math.nan, "true": True, "false": False}
@@ -96,11 +98,13 @@ def _tree(item: Any) -> Tree[Any]:
 class _FileParser:
     def __init__(self, text: str, filename: str, base_dir: Path) -> None:
         self.text = text
-        self.lines = text.splitlines()
+        # as the lexer counts lines (str.splitlines also splits at \f, \x1c, \x85, \u2028, ...);
+        # a final newline ends the last line rather than starting an empty one
+        self.lines = text.removesuffix("\n").split("\n") if text else []
         self.filename = filename
         self.base_dir = base_dir
         self.stack = ExitStack()
-        self.npz: dict[Path, Any] = {}
+        self.npz: dict[Path, NpzArchive] = {}
 
     # -- locations and errors --
 
@@ -408,8 +412,14 @@ class _FileParser:
             d = _tok(d)
             if int(d) < 0:
                 raise self.error(d, f"dimension {d} is negative")
+            if int(d) > MAX_BYTES:
+                raise self.error(d, f"dimension {d} is too large (the limit is 2**62)")
             shape.append(int(d))
-        return TensorType(tuple(shape), dtype)
+        t = TensorType(tuple(shape), dtype)
+        problem = t.size_problem()
+        if problem is not None:
+            raise self.error(tree, problem)
+        return t
 
     # -- constants --
 
@@ -428,9 +438,24 @@ class _FileParser:
 
     def literal_array(self, lit: Tree[Any], t: TensorType) -> np.ndarray[Any, Any]:
         if lit.data != "literal_list":  # one number, repeated to fill the type
-            return np.full(t.shape, self.element(lit, t.dtype), dtype=t.dtype.np)
+            value = self.element(lit, t.dtype)
+            memory = physical_memory()
+            try:
+                if memory is not None and t.nbytes > memory:
+                    raise MemoryError
+                return np.full(t.shape, value, dtype=t.dtype.np)
+            except MemoryError:
+                has = f" ({format_bytes(memory)})" if memory is not None else ""
+                raise self.error(
+                    lit,
+                    f"a constant of {t} is {format_bytes(t.nbytes)}, more than this "
+                    f"machine's memory{has}",
+                ) from None
         if not any(c is not None for c in lit.children) and t.size == 0:
             return np.zeros(t.shape, t.dtype.np)  # "[]" spells any empty tensor
+        too_deep = _nested_deeper_than(lit, t.rank)
+        if too_deep is not None:  # before the recursive walks: a file may nest thousands deep
+            raise self.error(too_deep, f"literal is nested deeper than the rank of its type {t}")
         shape = self.literal_shape(lit)
         if shape != t.shape:
             raise self.error(lit, f"literal has shape {list(shape)} but the declared type is {t}")
@@ -492,30 +517,43 @@ class _FileParser:
         path = (self.base_dir / rel).absolute()
         if not path.is_file():
             raise self.error(file_tok, f"weights file '{rel}' not found (looked for {path})")
+        if path.suffix not in (".npy", ".npz"):
+            raise self.error(file_tok, f"weights file '{rel}' must be .npy or .npz")
+        if path.suffix == ".npy" and key_tok is not None:
+            raise self.error(
+                key_tok, f"'{rel}' is an .npy file and holds a single array; drop the key"
+            )
+        if path.suffix == ".npz" and key_tok is None:
+            raise self.error(
+                file_tok, f'\'{rel}\' is an .npz archive: name the array, e.g. "{rel}"["w"]'
+            )
         try:
-            if path.suffix == ".npy":
-                if key_tok is not None:
-                    raise self.error(
-                        key_tok, f"'{rel}' is an .npy file and holds a single array; drop the key"
-                    )
-                return np.load(path, allow_pickle=False), WeightRef(path)
-            if path.suffix != ".npz":
-                raise self.error(file_tok, f"weights file '{rel}' must be .npy or .npz")
             if key_tok is None:
-                raise self.error(
-                    file_tok, f'\'{rel}\' is an .npz archive: name the array, e.g. "{rel}"["w"]'
-                )
+                return read_npy(path), WeightRef(path)
             if path not in self.npz:
-                self.npz[path] = self.stack.enter_context(np.load(path, allow_pickle=False))
+                self.npz[path] = self.stack.enter_context(NpzArchive(path))
             key = str(key_tok)[1:-1]
             archive = self.npz[path]
             if key not in archive.files:
                 raise self.error(
                     key_tok, f"'{rel}' has no array '{key}' (it has: {', '.join(archive.files)})"
                 )
-            return archive[key], WeightRef(path, key)
-        except (OSError, ValueError) as e:
+            return archive.read(key), WeightRef(path, key)
+        except ArrayFileError as e:
             raise self.error(file_tok, f"cannot read weights file '{rel}': {e}") from None
+
+
+def _nested_deeper_than(lit: Tree[Any], rank: int) -> Tree[Any] | None:
+    """The first list more than `rank` lists deep in `lit` (None if there is none)."""
+    stack = [(lit, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if node is None or node.data != "literal_list":
+            continue
+        if depth > rank:
+            return node
+        stack.extend((c, depth + 1) for c in node.children)
+    return None
 
 
 def _leaves(lit: Tree[Any]) -> Iterator[Tree[Any]]:
@@ -560,9 +598,34 @@ def parse_module(
 
 
 def parse_file(path: str | os.PathLike[str]) -> Module:
+    """The graph file at `path`. Handed another kind of file (an ONNX model, an .npz, a compiled
+    library), it says what the file seems to be and which command takes it."""
     p = Path(path)
     try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as e:
+        data = p.read_bytes()
+    except OSError as e:
         raise TesselError(f"cannot read {p}: {e}") from None
+    kind = sniff_bytes(data[:HEAD_BYTES], p.suffix)
+    if kind.id not in ("text", "empty"):
+        raise TesselError(
+            f"{p} is not a graph file: it looks like {kind.description}",
+            notes=(kind.hint,) if kind.hint else (),
+        )
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:  # a text file, but with a stray byte further on
+        raise _encoding_error(str(path), data, e) from None
     return parse_module(text, str(path), p.parent)
+
+
+def _encoding_error(filename: str, data: bytes, e: UnicodeDecodeError) -> GraphSyntaxError:
+    start = data.rfind(b"\n", 0, e.start) + 1
+    end = data.find(b"\n", e.start)
+    line_bytes = data[start : end if end >= 0 else len(data)]
+    line = data.count(b"\n", 0, e.start) + 1
+    col = len(data[start : e.start].decode(errors="replace")) + 1
+    source = line_bytes.decode(errors="replace")
+    return GraphSyntaxError(
+        f"byte 0x{data[e.start]:02x} is not UTF-8 text (graph files are UTF-8)",
+        Loc(filename, line, col, source),
+    )

@@ -141,7 +141,7 @@ def printed_attrs(node: Node) -> list[tuple[str, Any]]:
     return shown
 
 
-class _Namer:
+class Namer:
     def __init__(self) -> None:
         self.names: dict[Node, str] = {}
         self.used: set[str] = set()
@@ -186,7 +186,7 @@ class Printer:
         return "\n".join(self._function_lines(fn, entry)) + "\n"
 
     def _function_lines(self, fn: Function, entry: bool, indent: str = "") -> Iterator[str]:
-        namer = _Namer()  # every function, nested ones included, is its own scope
+        namer = Namer()  # every function, nested ones included, is its own scope
         params = ", ".join(f"%{namer.define(p)}: {format_type(p.type)}" for p in fn.params)
         results = [format_type(r.type) for r in fn.results]
         ret = results[0] if len(results) == 1 else "(" + ", ".join(results) + ")"
@@ -196,7 +196,7 @@ class Printer:
         yield f"{indent}  return " + ", ".join(namer[r] for r in fn.results)
         yield f"{indent}}}"
 
-    def statement(self, node: Node, namer: _Namer, indent: str = "  ") -> str:
+    def statement(self, node: Node, namer: Namer, indent: str = "  ") -> str:
         if node.op is Op.CONSTANT:
             rhs = f"constant {self.constant_value(node)}"
         else:

@@ -503,4 +503,8 @@ def infer(op: Op, in_types: Types, raw_attrs: Mapping[str, Any]) -> tuple[Tensor
         raise ShapeError("parameters carry a declared type; they are not inferred")
     check_operands(op, in_types)
     attrs = normalize_attrs(op, in_types, raw_attrs)
-    return TYPE_RULES[op](in_types, attrs), attrs
+    out = TYPE_RULES[op](in_types, attrs)
+    problem = out.size_problem()
+    if problem is not None:
+        raise ShapeError(f"the result is too large: {problem}")
+    return out, attrs

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from ir.dtypes import DType
+
+# The largest tensor tessel accepts, in bytes: beyond any machine's memory, and far enough below
+# 2**63 that element counts and byte offsets never overflow an int64 (NumPy's, or the code's).
+MAX_BYTES = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,18 @@ class TensorType:
     def nbytes(self) -> int:
         return self.size * self.dtype.itemsize
 
+    def size_problem(self) -> str | None:
+        """Why no machine could hold a tensor of this type (a message), or None."""
+        for d in self.shape:
+            if d > MAX_BYTES:  # even an empty tensor: NumPy cannot make such a shape
+                return f"dimension {d} is too large (the limit is 2**62)"
+        if self.nbytes > MAX_BYTES:
+            return (
+                f"{self} is {format_bytes(self.nbytes)}, more than any machine's memory "
+                "(the limit is 2**62 bytes)"
+            )
+        return None
+
     def with_shape(self, shape: tuple[int, ...]) -> TensorType:
         return TensorType(tuple(shape), self.dtype)
 
@@ -37,3 +54,23 @@ class TensorType:
 
     def __str__(self) -> str:
         return f"{self.dtype.value}[{','.join(map(str, self.shape))}]"
+
+
+def format_bytes(n: int) -> str:
+    """`n` bytes for people: 24 bytes, 1.5 KiB, 2.2 TiB; past EiB in powers of ten."""
+    if n < 1024:
+        return f"{n} byte" if n == 1 else f"{n} bytes"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{n:.2g} bytes"
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM on this machine; None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None

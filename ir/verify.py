@@ -62,6 +62,9 @@ def _check_params(fn: Function) -> set[Node]:
             _fail(fn, p, "parameter list holds a node that is not a parameter")
         if not p.name or not IDENT.fullmatch(p.name) or p.name in names:
             _fail(fn, p, f"parameter name {p.name!r} is missing, invalid or repeated")
+        problem = p.type.size_problem()
+        if problem is not None:
+            _fail(fn, p, problem)
         names.add(p.name)
     return set(fn.params)
 

@@ -71,9 +71,11 @@ def _mean(n: Node) -> Node:
 
 
 def window_counts(size: int, window: int, stride: int, low: int, out: int) -> np.ndarray:
-    """How many unpadded input positions each output position's window covers, along one axis."""
+    """How many unpadded input positions each output position's window covers, along one axis
+    (none, not a negative count, for a window wholly in the padding: its mean is 0/0 = nan)."""
     starts = np.arange(out) * stride - low
-    return np.minimum(starts + window, size) - np.maximum(starts, 0)
+    covered = np.minimum(starts + window, size) - np.maximum(starts, 0)
+    return np.asarray(np.maximum(covered, 0))
 
 
 def _avg_pool(n: Node) -> Node:

@@ -200,7 +200,7 @@ class _Fuser:
                     self.rejected.setdefault((producer, consumer), reason)
 
 
-def _body(group: Group, order: dict[Node, int]) -> tuple[Function, list[Node]]:
+def fusion_body(group: Group, order: dict[Node, int]) -> tuple[Function, list[Node]]:
     """The group as a closed function, and the outer values passed in as its operands."""
     members = sorted(group.members, key=order.__getitem__)
     inside = set(members)
@@ -222,10 +222,18 @@ def _body(group: Group, order: dict[Node, int]) -> tuple[Function, list[Node]]:
 
 
 def _param_names(operands: Iterable[Node]) -> list[str]:
+    """The outer value's name where it is a usable one, else p0, p1, ...: distinct by
+    construction (a hint "p1" and an operand numbered 1 must not both become p1)."""
     names: list[str] = []
+    taken: set[str] = set()
     for i, src in enumerate(operands):
-        hint = src.name
-        names.append(hint if hint and hint.isidentifier() and hint not in names else f"p{i}")
+        name = src.name if src.name and src.name.isidentifier() else f"p{i}"
+        suffix = 0
+        while name in taken:
+            suffix += 1
+            name = f"p{i}_{suffix}"
+        names.append(name)
+        taken.add(name)
     return names
 
 
@@ -256,7 +264,7 @@ class Fuse(Pass):
         replaced: dict[Node, Node] = {}
         absorbed: set[Node] = set()
         for g in groups:
-            body, operands = _body(g, order)
+            body, operands = fusion_body(g, order)
             if not operands:
                 continue  # computed from constants alone: constant folding's business
             replaced[g.root] = make_node(
@@ -267,10 +275,10 @@ class Fuse(Pass):
                 self.name,
                 f"@{fn.name}: {g.kind} fusion of {len(g.members)} ops -> {_label(g.root)}",
             )
-        return _rebuild(fn, replaced, absorbed)
+        return rebuild_function(fn, replaced, absorbed)
 
 
-def _rebuild(fn: Function, replaced: dict[Node, Node], absorbed: set[Node]) -> Function:
+def rebuild_function(fn: Function, replaced: dict[Node, Node], absorbed: set[Node]) -> Function:
     mapping: dict[Node, Node] = {p: p for p in fn.params}
     rebuilt: list[tuple[Node, Node]] = []
     for node in fn.body:

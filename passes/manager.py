@@ -34,6 +34,9 @@ class PassRecord:
     ops_after: int
     changed: bool
     module: Module  # the IR after this pass
+    # what this run of the pass remarked, as (key, text) in ctx.remarks: a pipeline that runs
+    # a pass twice keeps each run's remarks apart, though ctx.remarks files both under its name
+    remarks: tuple[tuple[str, str], ...] = ()
 
 
 class Instrument:
@@ -71,6 +74,7 @@ class PassManager:
             before = module
             for inst in self.instruments:
                 inst.before_pass(index, p, module, ctx)
+            marks = {key: len(lines) for key, lines in ctx.remarks.items()}
             start = time.perf_counter()
             try:
                 module = p.run(module, ctx)
@@ -84,6 +88,7 @@ class PassManager:
             record = PassRecord(
                 index, p.name, p.spec(), seconds, op_count(before), op_count(module),
                 changed=module is not before and module != before, module=module,
+                remarks=_new_remarks(ctx, marks),
             )  # fmt: skip
             for inst in self.instruments:
                 inst.after_pass(record, before, ctx)
@@ -99,3 +104,10 @@ class PassManager:
             raise PassVerifyError(
                 f"pass #{index} '{p.spec()}' produced invalid IR: {e.message}", e.loc
             ) from None
+
+
+def _new_remarks(ctx: PassContext, marks: dict[str, int]) -> tuple[tuple[str, str], ...]:
+    """The remarks added to `ctx` since `marks` (each key's count then) were taken."""
+    return tuple(
+        (key, text) for key, lines in ctx.remarks.items() for text in lines[marks.get(key, 0) :]
+    )

@@ -11,6 +11,7 @@ was compiled for gets an error naming it, not an illegal-instruction crash.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -31,12 +32,16 @@ class AotExecutable(NativeProgram):
         self.metadata = metadata
         self.name: str = metadata["name"]
         library = folder / metadata["library"]
-        if not library.exists():
-            raise TesselError(f"{library}: no such library (did `tessel compile` finish?)")
+        _check_file(library, metadata, "library", "no such library (did `tessel compile` finish?)")
         # an absolute path: dlopen("libNAME.so") would search the system's library path, not
         # the current folder
-        self._lib = ctypes.CDLL(str(library.absolute()), mode=ctypes.RTLD_LOCAL)
-        check = getattr(self._lib, f"{self.name}_missing_cpu_feature")
+        try:
+            self._lib = ctypes.CDLL(str(library.absolute()), mode=ctypes.RTLD_LOCAL)
+            check = getattr(self._lib, f"{self.name}_missing_cpu_feature")
+        except (OSError, AttributeError) as e:
+            raise TesselError(
+                f"{library}: not a library tessel compiled as {self.name} ({e})"
+            ) from None
         check.restype = ctypes.c_char_p
         missing = check()
         if missing is not None:
@@ -48,16 +53,22 @@ class AotExecutable(NativeProgram):
         weights = None
         if metadata.get("weights"):
             blob = folder / metadata["weights"]
-            if not blob.exists():  # an error naming the file, not a bare FileNotFoundError
-                raise TesselError(
-                    f"{blob}: no such weights file (it is written next to the library)"
-                )
+            _check_file(blob, metadata, "weights", "no such weights file (it is written next to "
+                        "the library)")  # fmt: skip
             weights = np.fromfile(blob, dtype=np.uint8)
-        spec = ProgramSpec.from_json(metadata["spec"])
+        try:
+            spec = ProgramSpec.from_json(metadata["spec"])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise TesselError(
+                f"{library}: its description has a damaged program spec ({e!r})"
+            ) from None
         super().__init__(spec, self._address, threads, weights=weights)
 
     def _address(self, symbol: str) -> int:
-        address = ctypes.cast(getattr(self._lib, symbol), ctypes.c_void_p).value
+        try:
+            address = ctypes.cast(getattr(self._lib, symbol), ctypes.c_void_p).value
+        except AttributeError:
+            address = None
         if not address:
             raise TesselError(f"lib{self.name}.so has no symbol {symbol}")
         return address
@@ -66,6 +77,32 @@ class AotExecutable(NativeProgram):
         """One output comes back as an array, several as a tuple."""
         outs = self.run(args, kwargs)
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _check_file(path: Path, metadata: dict[str, Any], kind: str, missing: str) -> None:
+    """`path` is the file NAME.json describes, byte for byte: checked before it is mapped or
+    read, since a damaged library crashes the loader and damaged weights give wrong answers."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TesselError(f"{path}: {missing}") from None
+    except OSError as e:  # a folder, no permission, an I/O error
+        raise TesselError(f"{path}: cannot read it ({e.strerror or e})") from None
+    want_bytes = metadata.get(f"{kind}_bytes")
+    if want_bytes is not None and len(data) != want_bytes:
+        raise TesselError(
+            f"{path}: {len(data)} bytes, but `tessel compile` wrote {want_bytes}: the file is "
+            "damaged or from another build; compile again"
+        )
+    want = metadata.get(f"{kind}_sha256")
+    if want is not None and hashlib.sha256(data).hexdigest() != want:
+        raise TesselError(
+            f"{path}: its contents differ from what `tessel compile` wrote (SHA-256 mismatch): "
+            "the file is damaged or from another build; compile again"
+        )
+
+
+REQUIRED = {"name": str, "library": str, "spec": dict}  # what NAME.json must hold, by type
 
 
 def metadata_path(path: str | Path) -> Path:
@@ -84,8 +121,15 @@ def load(path: str | Path, threads: int | None = None) -> AotExecutable:
         metadata = json.loads(meta_file.read_text())
     except FileNotFoundError:
         raise TesselError(f"{meta_file}: not found (it is written next to the library)") from None
+    except OSError as e:
+        raise TesselError(f"{meta_file}: cannot read it ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise TesselError(f"{meta_file}: not a tessel library description ({e})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:  # e.g. a JSON list
         raise TesselError(f"{meta_file}: not a tessel library description")
+    for key, kind in REQUIRED.items():
+        if not isinstance(metadata.get(key), kind):
+            raise TesselError(f"{meta_file}: damaged library description (no valid '{key}')")
+    if not metadata["name"].isidentifier() or Path(metadata["library"]).name != metadata["library"]:
+        raise TesselError(f"{meta_file}: damaged library description (its names)")
     return AotExecutable(metadata, meta_file.parent, threads)

@@ -14,7 +14,7 @@ import numpy as np
 from ir.diagnostics import InputError
 from ir.dtypes import DType
 from ir.graph import Function
-from ir.types import TensorType
+from ir.types import TensorType, format_bytes, physical_memory
 
 
 def _dtype_name(dt: np.dtype[Any]) -> str:
@@ -72,17 +72,39 @@ def bind_inputs(
 
 
 def random_inputs(fn: Function, seed: int = 0) -> list[np.ndarray[Any, Any]]:
-    """Deterministic inputs of the right types: normal floats, small ints, fair bools."""
+    """Deterministic inputs of the right types: normal floats, small ints, fair bools.
+
+    A parameter too large for this machine's memory is an InputError naming it, not an
+    allocation failure (or the kernel's out-of-memory killer) halfway through."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"the seed for random inputs must be a non-negative integer, got {seed}")
     rng = np.random.default_rng(seed)
     out = []
+    memory = physical_memory()
     for p in fn.params:
         t = p.type
-        if t.dtype.is_float:
-            arr = rng.standard_normal(t.shape).astype(t.dtype.np)
-        elif t.dtype == DType.BOOL:
-            arr = rng.integers(0, 2, t.shape).astype(bool)
-        else:
-            lo = 0 if not t.dtype.is_signed else -8
-            arr = rng.integers(lo, 8, t.shape).astype(t.dtype.np)
-        out.append(arr)
+        need = t.size * (8 + t.dtype.itemsize)  # numpy draws 8-byte values, then converts
+        if memory is not None and need > memory:
+            raise _too_large(p.name, t, memory)
+        try:
+            out.append(_random_array(rng, t))
+        except (MemoryError, ValueError):  # ValueError: "array is too big"
+            raise _too_large(p.name, t, memory) from None
     return out
+
+
+def _random_array(rng: np.random.Generator, t: TensorType) -> np.ndarray[Any, Any]:
+    if t.dtype.is_float:
+        return rng.standard_normal(t.shape).astype(t.dtype.np)
+    if t.dtype == DType.BOOL:
+        return rng.integers(0, 2, t.shape).astype(bool)
+    lo = 0 if not t.dtype.is_signed else -8
+    return rng.integers(lo, 8, t.shape).astype(t.dtype.np)
+
+
+def _too_large(name: str | None, t: TensorType, memory: int | None) -> InputError:
+    has = f" (this machine has {format_bytes(memory)} of memory)" if memory else ""
+    return InputError(
+        f"parameter %{name}: {t} is {format_bytes(t.nbytes)}, too large to make random "
+        f"values for{has}"
+    )

@@ -23,6 +23,7 @@ import ctypes
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -145,6 +146,7 @@ class NativeProgram:
         self._run_call = RUN_C_TYPE(address(spec.run_symbol))
         small = self.threads == 1 or not any(_splits(s.info) for s in self.steps)
         self.pool = ThreadPoolExecutor(self.threads) if not small else None
+        _LIVE.add(self)
         self._py: Any = None
         if small and spec.py_symbol and spec.data_offset == ARRAY_DATA_OFFSET:
             if self.threads == 1 and any(_splits(s.info) for s in self.steps):
@@ -248,6 +250,22 @@ class NativeProgram:
             address = self._constant_addresses[str(source.value)]
             ctypes.memmove(value.ctypes.data, address, value.nbytes)
         return value
+
+
+# Every program, so that a process forked from this one gets fresh pools and locks: the
+# child has none of the parent's worker threads (a pool that believes it has them waits for
+# them forever), and a lock some other thread held at the fork stays held.
+_LIVE: weakref.WeakSet[NativeProgram] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for program in list(_LIVE):
+        program._lock = threading.Lock()
+        if program.pool is not None:
+            program.pool = ThreadPoolExecutor(program.threads)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _splits(info: Rows) -> bool:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: the target names the caches its kernels were blocked for
 ALIGN = 64  # arena offsets and constants: a cache line, enough for AVX-512 loads
 
 ARENA, PARAM, OUTPUT, CONST = "arena", "param", "output", "const"
@@ -118,6 +118,7 @@ class ProgramSpec:
     constants: tuple[TensorSpec, ...]  # name = the global's symbol
     target_cpu: str
     target_features: str
+    target_caches: tuple[int, int, int]  # the L1d, L2, L3 bytes its kernels were blocked for
     data_offset: int | None  # the PyArrayObject data offset `_py` was built for; None: no `_py`
     # External weights: each constant's byte offset in one blob the caller hands to
     # NAME_set_weights (64-byte aligned) before the first run; None: constants are in the code.
@@ -150,7 +151,11 @@ class ProgramSpec:
             "arena_bytes": self.arena_bytes,
             "steps": [s.to_json() for s in self.steps],
             "constants": [c.to_json() for c in self.constants],
-            "target": {"cpu": self.target_cpu, "features": self.target_features},
+            "target": {
+                "cpu": self.target_cpu,
+                "features": self.target_features,
+                "caches": list(self.target_caches),
+            },
             "data_offset": self.data_offset,
             "weights": None
             if self.weight_offsets is None
@@ -172,6 +177,7 @@ class ProgramSpec:
             constants=tuple(TensorSpec.from_json(c) for c in data["constants"]),
             target_cpu=data["target"]["cpu"],
             target_features=data["target"]["features"],
+            target_caches=tuple(int(b) for b in data["target"]["caches"]),  # type: ignore[arg-type]
             data_offset=data["data_offset"],
             weight_offsets=None if weights is None else tuple(int(o) for o in weights["offsets"]),
             weight_bytes=0 if weights is None else int(weights["bytes"]),

@@ -66,7 +66,7 @@ def main() -> int:
     tessel_s = median_seconds(fast_mlp, x, params)
     print(f"median call: numpy {numpy_s * 1e3:.2f} ms, tessel {tessel_s * 1e3:.2f} ms "
           f"(numpy / tessel = {numpy_s / tessel_s:.2f}x)")  # fmt: skip
-    print(fast_mlp.explain())
+    fast_mlp.explain()
     if args.ir:
         print(fast_mlp.lower(x, params).as_text())
     return 0 if error < 1e-4 else 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from compiler import nn
 from compiler.jitfunc import RecompileError, jit, no_recompile
+from compiler.quantization import quantize
 from compiler.tracing import ConcretizationError, TraceError, UnsupportedError
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "jit",
     "nn",
     "no_recompile",
+    "quantize",
 ]

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from codegen.cpu_caps import host_caps
 from compiler.bisect import bisect, compare, side_by_side
 from compiler.cli import main
 from compiler.targets import default_pipeline
@@ -185,6 +186,9 @@ def test_passes_verb_lists_every_pass(capsys):
             assert f"{name}" in out
             assert cls.summary() in out
     assert "max-ops=32" in out
+    host = host_caps()
+    assert f"cpu     {host.summary()}" in out
+    assert f"L2 {host.caches.l2 >> 10} KiB" in out
 
 
 class _WrongExp(Pass):

@@ -12,11 +12,12 @@ import numpy as np
 from codegen.tpu.lower import compile_tpu_stage, is_tpu, split_stages, stage_function
 from codegen.tpu.regions import regions_of
 from ir.diagnostics import TesselError
-from ir.graph import Function, Module
+from ir.dtypes import DType
+from ir.graph import Function, Module, Node
 from ir.ops import Op
 from passes import PassContext, PassManager, parse_pipeline
 from runtime.tpu.config import TpuConfig
-from runtime.tpu.executable import TpuExecutable, _Step
+from runtime.tpu.executable import Step, TpuExecutable
 
 
 def compile_tpu(
@@ -27,7 +28,7 @@ def compile_tpu(
     _check_placed(fn, config)
     steps = []
     for stage in split_stages(fn):
-        step = _Step(list(stage.inputs), list(stage.outputs))
+        step = Step(list(stage.inputs), list(stage.outputs))
         if stage.device == "tpu":
             step.program = compile_tpu_stage(config, stage)
         else:
@@ -60,12 +61,29 @@ def _check_placed(fn: Function, c: TpuConfig) -> None:
     if not rejected:
         return
     reasons = "; ".join(f"%{n.name or n.op.value}: {why}" for n, why in rejected.items())
-    hint = (
-        " Quantize it first (tessel quantize, or compiler.quantize), or run it on the bf16 "
-        "chip tpu-v2-core (--tpu tpu-v2-core, or jit(..., tpu='tpu-v2-core'))."
-        if c.multiplier == "int8"
-        else ""
-    )
+    hint = _int8_hint(list(rejected)) if c.multiplier == "int8" else ""
     raise TesselError(
         f"nothing in @{fn.name} can run on the {c.name} TPU ({c.multiplier}): {reasons}.{hint}"
     )
+
+
+_BF16_CHIP = "the bf16 chip tpu-v2-core (--tpu tpu-v2-core, or jit(..., tpu='tpu-v2-core'))"
+
+
+def _int8_hint(contractions: list[Node]) -> str:
+    """What to do about contractions the int8 chip refused, by what their activations are."""
+    activations = {n.srcs[0].dtype for n in contractions}
+    if DType.U8 in activations:  # quantized already, but asymmetrically
+        return (
+            " The graph is quantized with asymmetric u8 activations; the int8 chip takes "
+            "symmetric i8 activations (zero point 0): quantize the float graph again with "
+            "symmetric activations (tessel quantize --activations symmetric, the default; "
+            f"compiler.quantize(..., activations='symmetric')), or run the float graph on "
+            f"{_BF16_CHIP}."
+        )
+    if any(dt.is_float for dt in activations):
+        return (
+            " Quantize it first (tessel quantize, or compiler.quantize), "
+            f"or run it on {_BF16_CHIP}."
+        )
+    return ""

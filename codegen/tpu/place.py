@@ -17,7 +17,7 @@ from ir.builder import make_node
 from ir.graph import Function, Node
 from ir.ops import Op
 from passes.base import Pass, PassContext, register
-from passes.fuse import Group, _body, _rebuild
+from passes.fuse import Group, fusion_body, rebuild_function
 
 
 @dataclass
@@ -55,7 +55,7 @@ class TpuPlace(Pass):
         replaced: dict[Node, Node] = {}
         absorbed: set[Node] = set()
         for r in regions:
-            body, operands = _body(Group(r.root, list(r.members)), order)
+            body, operands = fusion_body(Group(r.root, list(r.members)), order)
             replaced[r.root] = make_node(
                 Op.FUSION,
                 operands,
@@ -69,4 +69,4 @@ class TpuPlace(Pass):
                 f"@{fn.name}: %{r.root.name or r.root.op.value} on the TPU "
                 f"({r.core.op.value} + {len(r.chain)} epilogue ops)",
             )
-        return _rebuild(fn, replaced, absorbed)
+        return rebuild_function(fn, replaced, absorbed)

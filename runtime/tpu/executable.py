@@ -24,7 +24,7 @@ from runtime.tpu.timing import CATEGORIES
 
 
 @dataclass
-class _Step:
+class Step:
     inputs: list[Hashable]  # value keys: graph nodes, or names in a saved program
     outputs: list[Hashable]
     program: TpuProgram | None = None
@@ -67,7 +67,7 @@ class TpuExecutable:
         self,
         config: TpuConfig,
         mode: str,
-        steps: list[_Step],
+        steps: list[Step],
         params: list[Hashable],
         results: list[Hashable],
         constants: dict[Hashable, np.ndarray],
@@ -79,6 +79,12 @@ class TpuExecutable:
     @property
     def programs(self) -> list[TpuProgram]:
         return [s.program for s in self.steps if s.program is not None]
+
+    @property
+    def tpu_stages(self) -> list[int]:
+        """Each TPU stage's number: its place among all the stages, host ones included, which
+        is the k of NAME.stage<k>.tbin in a compiled package and of stage<k>/ in a report."""
+        return [k for k, s in enumerate(self.steps) if s.program is not None]
 
     def run(self, args: Sequence[np.ndarray]) -> list[np.ndarray]:
         values: dict[Hashable, np.ndarray] = dict(self.constants)
@@ -98,50 +104,80 @@ class TpuExecutable:
 
     def report(self) -> str:
         stats = self.last.stats(self.config, self.mode)
-        host = sum(1 for s in self.steps if s.host is not None)
+        tpu = self.tpu_stages
+        host = [k for k in range(len(self.steps)) if k not in tpu]
         lines = [
             stats.report(),
-            f"  stages           {len(self.programs)} on the TPU, {host} on the host",
+            f"  stages           {len(tpu)} on the TPU{_numbers(tpu)}, "
+            f"{len(host)} on the host{_numbers(host)}",
         ]
         problems = [p for r in self.last.results for p in r.problems]
         lines += [f"  problem: {p}" for p in problems]
         return "\n".join(lines)
 
     def write_report(self, folder: Path) -> None:
-        """report.txt and stats.json for the whole run; per TPU stage, its trace and plots."""
+        """report.txt and stats.json for the whole run; per TPU stage, its trace and plots in
+        stage<k>/ (k as in a compiled package's file names); index.html, tying them together."""
         import json
 
         from ir.files import write_text_atomic
+        from runtime.tpu.reportpage import STAGE_FILES, StagePage, index_html
 
         folder.mkdir(parents=True, exist_ok=True)
         stats = self.last.stats(self.config, self.mode)
-        write_text_atomic(folder / "report.txt", self.report() + "\n")
-        stages = [r.stats.as_dict() for r in self.last.results]
+        results = dict(zip(self.tpu_stages, self.last.results, strict=False))
+        summary = self.report()
+        write_text_atomic(folder / "report.txt", summary + "\n")
+        stages = [{"stage": k, **r.stats.as_dict()} for k, r in results.items()]
         write_text_atomic(
             folder / "stats.json",
             json.dumps({"total": stats.as_dict(), "stages": stages}, indent=2) + "\n",
         )
+        files = ["report.txt", "stats.json"]
+        per_stage: dict[int, list[str]] = {}
         try:
             plots = importlib.import_module("runtime.tpu.plots")
         except ImportError:  # the plots module is optional
-            return
-        for i, result in enumerate(self.last.results):
-            plots.write_report(result, folder / f"stage{i}", label=f"stage {i}")
-        points = [(f"stage {i}", r.stats) for i, r in enumerate(self.last.results)]
-        write_text_atomic(
-            folder / "roofline.svg",
-            plots.roofline_svg([*points, ("whole run", stats)], self.config),
-        )
+            plots = None
+        if plots is not None:
+            for k, result in results.items():
+                written = plots.write_report(result, folder / f"stage{k}", label=f"stage {k}")
+                per_stage[k] = [f for f in STAGE_FILES if f in written]
+            points = [(f"stage {k}", r.stats) for k, r in results.items()]
+            write_text_atomic(
+                folder / "roofline.svg",
+                plots.roofline_svg([*points, ("whole run", stats)], self.config),
+            )
+            files.append("roofline.svg")
+        pages = [
+            StagePage(
+                k,
+                "tpu" if step.program is not None else "host",
+                results[k].stats if k in results else None,
+                f"stage{k}" if k in per_stage else None,
+                per_stage.get(k, ()),
+            )
+            for k, step in enumerate(self.steps)
+        ]
+        title = f"TPU run on {self.config.name} ({self.mode} timing)"
+        write_text_atomic(folder / "index.html", index_html(title, summary, pages, files))
 
     def write_traces(self, path: Path) -> list[Path]:
-        """The last run's timeline: `path` for one TPU stage, `stem.stage<i>.json` for several."""
+        """The last run's timeline: `path` for one TPU stage, `stem.stage<k>.json` for several."""
         from runtime.tpu.trace import write_trace
 
         results = self.last.results
         paths = [path] if len(results) == 1 else [
-            path.with_name(f"{path.stem}.stage{i}{path.suffix or '.json'}")
-            for i in range(len(results))
+            path.with_name(f"{path.stem}.stage{k}{path.suffix or '.json'}")
+            for k in self.tpu_stages[: len(results)]
         ]  # fmt: skip
         for result, p in zip(results, paths, strict=True):
             write_trace(result, p)
         return paths
+
+
+def _numbers(stages: list[int]) -> str:
+    if not stages:
+        return ""
+    word = "stage" if len(stages) == 1 else "stages"
+    return f" ({word} {', '.join(map(str, stages))})"

@@ -24,7 +24,7 @@ from ir.parser import parse_file
 from ir.printer import WeightSink, print_module
 from runtime.tpu.asm import listing
 from runtime.tpu.config import preset
-from runtime.tpu.executable import TpuExecutable, _Step
+from runtime.tpu.executable import Step, TpuExecutable
 from runtime.tpu.program import TpuProgram
 
 FORMAT = "tessel-tpu-1"
@@ -110,7 +110,7 @@ def load(path: str | Path, mode: str = "native") -> TpuExecutable:
     config = preset(manifest["preset"])
     steps = []
     for stage in manifest["stages"]:
-        step = _Step(stage["inputs"], stage["outputs"])
+        step = Step(stage["inputs"], stage["outputs"])
         if stage["device"] == "tpu":
             step.program = TpuProgram.from_files(
                 stage["metadata"],

@@ -8,7 +8,7 @@ reference interpreter) or a callable `x -> (logits, probs)` (a compiled executab
 accuracy it may lose. The first variant is the reference every other row is compared with:
 top-1 accuracy on the held-out split, agreement with its predictions, the largest absolute
 difference of the logits and of the probabilities, and the SQNR of the logits in dB.
-int8 rows come from tessel's quantizer (compiler/quantize.py), one per observer with symmetric
+int8 rows come from tessel's quantizer (compiler/quantization.py), one per observer with symmetric
 int8 activations, and asymmetric u8 activations (with a zero point) for two of the observers.
 """
 
@@ -146,15 +146,15 @@ def default_variants(calibration: np.ndarray | None = None) -> list[Variant]:
 
 
 def tessel_int8(module: Module, calibration: np.ndarray, observer: str) -> Module:
-    """tessel's post-training int8 quantization (compiler/quantize.py), as run.py's Quantize."""
-    from compiler.quantize import quantize
+    """tessel's post-training int8 quantization (compiler/quantization.py), as run.py's Quantize."""
+    from compiler.quantization import quantize
 
     return quantize(module, {"x": calibration}, observer)
 
 
 def tessel_u8(module: Module, calibration: np.ndarray, observer: str) -> Module:
     """The same with asymmetric u8 activations: a zero point, and the u8 x i8 products."""
-    from compiler.quantize import quantize
+    from compiler.quantization import quantize
 
     return quantize(module, {"x": calibration}, observer, activations="asymmetric")
 

@@ -3,6 +3,8 @@ interpreter's results; both paths run the same machine code, so they agree bit f
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -128,6 +130,69 @@ def test_load_errors(builds, tmp_path):
         runtime.load(builds["mlp"].folder / "mlp.h")
 
 
+def _flip_one_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def _edit_json(key, value):
+    def edit(folder, name):
+        path = folder / f"{name}.json"
+        meta = json.loads(path.read_text())
+        if value is None:
+            del meta[key]
+        else:
+            meta[key] = value
+        path.write_text(json.dumps(meta))
+
+    return edit
+
+
+DAMAGE = {
+    # a truncated library was a SIGBUS inside dlopen; each of these was a raw Python error
+    "library-truncated": (
+        lambda f, n: (f / f"lib{n}.so").write_bytes((f / f"lib{n}.so").read_bytes()[:4096]),
+        "bytes, but `tessel compile` wrote",
+    ),
+    "library-empty": (lambda f, n: (f / f"lib{n}.so").write_bytes(b""), "bytes, but"),
+    "library-bit-flipped": (lambda f, n: _flip_one_byte(f / f"lib{n}.so"), "SHA-256 mismatch"),
+    "library-missing": (lambda f, n: (f / f"lib{n}.so").unlink(), "no such library"),
+    "library-a-folder": (
+        lambda f, n: [(f / f"lib{n}.so").unlink(), (f / f"lib{n}.so").mkdir()],
+        "cannot read it (Is a directory)",
+    ),
+    "weights-bit-flipped": (lambda f, n: _flip_one_byte(f / f"{n}.weights"), "SHA-256 mismatch"),
+    "weights-truncated": (
+        lambda f, n: (f / f"{n}.weights").write_bytes(b"\0" * 10),
+        "bytes, but `tessel compile` wrote",
+    ),
+    "json-a-folder": (
+        lambda f, n: [(f / f"{n}.json").unlink(), (f / f"{n}.json").mkdir()],
+        "cannot read it (Is a directory)",
+    ),
+    "json-without-spec": (_edit_json("spec", None), "no valid 'spec'"),
+    "json-without-name": (_edit_json("name", None), "no valid 'name'"),
+    "json-wrong-name": (_edit_json("name", "other"), "not a library tessel compiled as other"),
+    "json-name-not-a-string": (_edit_json("name", 3), "no valid 'name'"),
+    "json-library-elsewhere": (_edit_json("library", "../libc.so.6"), "its names"),
+    "json-garbage-spec": (_edit_json("spec", {"version": 2, "entry": 5}), "damaged program spec"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_artifacts_are_refused_before_the_loader_maps_them(builds, tmp_path, damage):
+    """Checked against NAME.json's record of the library and weights (size, SHA-256)."""
+    harm, message = DAMAGE[damage]
+    folder = tmp_path / "mlp_ext"
+    shutil.copytree(builds["mlp_ext"].folder, folder)
+    meta = json.loads((folder / "mlp_ext.json").read_text())
+    assert meta["library_bytes"] == (folder / "libmlp_ext.so").stat().st_size
+    harm(folder, "mlp_ext")
+    with pytest.raises(TesselError, match=re.escape(message)):
+        runtime.load(folder / "mlp_ext.json")
+
+
 def test_load_without_llvmlite_or_lark(builds, reference):
     """A deployed model needs NumPy only: the compiler's dependencies may be missing."""
     build = builds["cnn"]
@@ -170,6 +235,7 @@ def test_two_libraries_in_one_process(builds, reference):
     assert_identical(mlp.run(mlp_in), first)
 
 
+@pytest.mark.slow  # a separate CI step runs the slow tier
 def test_tessel_run_library_matches_graph(builds, tessel, tmp_path):
     """`tessel run` on libNAME.so, NAME.json and the graph file print the same summary."""
     build = builds["mlp"]

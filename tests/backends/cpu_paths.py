@@ -67,7 +67,7 @@ def assembly_for(module: Module, caps: CpuCaps) -> str:
     """The code for `caps`, generated, verified and compiled to an object without running it;
     returns its assembly."""
     fn = native_ready(module).function("main")  # as CpuExecutable lowers it
-    program = lower_program(fn, caps.cpu, caps.llvm_features, None)
+    program = lower_program(fn, caps, None)
     tm = target_machine(caps_target(caps), jit=False)
     program.module.triple = llvm.get_process_triple()
     program.module.data_layout = str(tm.target_data)

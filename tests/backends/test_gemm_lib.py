@@ -9,12 +9,15 @@ order); the specialized kernel sums in the library's order, so those two agree b
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from codegen import gemm, gemm_lib
 from codegen.cpu_caps import host_caps
 from codegen.executable import CpuExecutable
+from codegen.jit import host_target
 from ir.builder import make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
@@ -157,3 +160,34 @@ def test_library_is_linked_only_where_called() -> None:
     args = random_inputs(dense.fn, seed=0)
     again = CpuExecutable.from_payload(*dense.payload())
     np.testing.assert_array_equal(again(*args)[0], dense(*args)[0])
+
+
+DAMAGE = {
+    "json-list": ("json", b"[]"),
+    "json-null": ("json", b"null"),
+    "json-empty-object": ("json", b"{}"),
+    "json-digest-not-a-string": ("json", b'{"sha256": 5}'),
+    "json-garbage": ("json", b"\x00\xff{"),
+    "object-truncated": ("o", None),
+    "object-empty": ("o", b""),
+}
+
+
+def test_the_disk_cache_treats_its_files_as_untrusted_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever is found in the cache folder, the library comes out whole (rebuilt, then
+    stored again) and never raises: the cache only ever saves time."""
+    monkeypatch.setenv("TESSEL_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("TESSEL_LIBRARY_CACHE", "1")
+    target = host_target()
+    build = gemm_lib.library_object.__wrapped__  # past the in-process memo
+    fresh = build(target, F64)
+    stored = {p.suffix[1:]: p for p in (tmp_path / "lib").glob("gemm-*")}
+    assert sorted(stored) == ["json", "o"]
+    assert build(target, F64) == fresh  # read back from disk
+    for suffix, content in DAMAGE.values():
+        path = stored[suffix]
+        path.write_bytes(fresh[: len(fresh) // 2] if content is None else content)
+        assert build(target, F64) == fresh
+        assert stored["o"].read_bytes() == fresh  # and repaired for the next process

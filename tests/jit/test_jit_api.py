@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from compiler import jit, no_recompile
-from compiler.diskcache import CacheWarning
+from compiler.diskcache import CacheWarning, _entry_digest
 from compiler.jitfunc import RecompileError
 from ir.diagnostics import TesselError
 from ir.parser import parse_module
@@ -42,7 +42,7 @@ def test_cache_hits_and_misses_by_signature():
     assert (info.hits, info.misses, info.currsize) == (1, 3, 3)
 
 
-def test_explain_names_the_argument_and_the_change(monkeypatch, caplog):
+def test_explain_names_the_argument_and_the_change(monkeypatch, caplog, capsys):
     monkeypatch.setenv("TESSEL_LOG_COMPILES", "1")
     f = jit(affine, target="interp")
     with caplog.at_level(logging.WARNING, logger="tessel.jit"):
@@ -50,7 +50,10 @@ def test_explain_names_the_argument_and_the_change(monkeypatch, caplog):
         f(*args_for(n=7))
         x, w, b = args_for()
         f(x, w.astype(np.float64), b)
-    text = f.explain()
+    f.explain()  # prints: it shows in a script, not only at a prompt
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text == "\n".join(f.explanations)
+    assert text.startswith("compiled affine in ")
     assert "first call" in text
     assert "argument 'x' changed shape: f32[3,4] -> f32[7,4]" in text
     assert "argument 'w' changed type: f32[4,5] -> f64[4,5]" in text
@@ -69,7 +72,7 @@ def test_static_arguments_are_part_of_the_key():
     x = np.full(3, 2.0, np.float32)
     np.testing.assert_array_equal(power(x, n=3), np.full(3, 16.0, np.float32))
     np.testing.assert_array_equal(power(x, n=2), np.full(3, 4.0, np.float32))
-    assert "static argument 'n' changed: 3 -> 2" in power.explain()
+    assert "static argument 'n' changed: 3 -> 2" in power.explanations[-1]
     power(x, n=3)
     assert power.cache_info().misses == 2
 
@@ -111,7 +114,7 @@ def test_python_scalars_are_traced_weakly():
     f(np.ones(2, np.float16), 4.5)
     assert f.cache_info().misses == 1
     f(np.ones(2, np.float16), 4)  # an int is another kind: new signature
-    assert "changed type" in f.explain()
+    assert "changed type" in f.explanations[-1]
 
 
 def test_no_recompile_turns_a_compile_into_an_error():
@@ -170,6 +173,26 @@ def test_non_contiguous_and_scalar_inputs():
     np.testing.assert_array_equal(f(x[:, ::2]), x[:, ::2] * 2)
     assert f(np.float32(3)).shape == ()
     assert float(f(np.float32(3))) == 6.0
+
+
+@pytest.mark.parametrize("arity", [1, 2, 3])
+def test_the_cached_path_checks_what_the_first_call_checked(arity):
+    """The short path after a first call is keyed on all the compiled code assumes: '>f4' has
+    the same dtype number as '<f4' but is refused; a misaligned array is copied, not passed."""
+    f = jit(lambda *xs: sum(xs[1:], xs[0]) + 1)
+    plain = [np.zeros(4, np.float32) for _ in range(arity)]
+    np.testing.assert_array_equal(f(*plain), np.ones(4, np.float32))
+    swapped = [np.arange(4, dtype=">f4"), *plain[1:]]
+    for _ in range(2):  # the first refusal must not make a key that lets the second through
+        with pytest.raises(TesselError, match=r"argument .* has dtype >f4.*astype\('float32'\)"):
+            f(*swapped)
+    raw = np.zeros(4 * 4 + 1, np.uint8)
+    misaligned = np.ndarray(buffer=raw, offset=1, shape=(4,), dtype=np.float32)
+    misaligned[:] = np.arange(4)
+    assert not misaligned.flags.aligned
+    for _ in range(2):
+        got = f(misaligned, *plain[1:])
+        np.testing.assert_array_equal(got, np.arange(4, dtype=np.float32) + 1)
 
 
 def test_a_non_array_argument_gets_a_clear_error():
@@ -250,13 +273,16 @@ def test_disk_cache_survives_a_new_function_object(tmp_path, monkeypatch):
         warnings.simplefilter("error")  # a good entry loads silently
         again = jit(affine)
         np.testing.assert_array_equal(again(*args), first)
+    (line,) = again.explanations
+    assert line.startswith("loaded affine from the disk cache in ")
+    assert line.endswith("(first call)")
     with pytest.raises(TesselError, match="loaded from the on-disk cache"):
         again.compile(*args).as_llvm()
     with pytest.raises(TesselError, match="loaded from the on-disk cache"):
         again.compile(*args).as_text()
 
 
-@pytest.mark.parametrize("damage", ["object", "json", "stale"])
+@pytest.mark.parametrize("damage", ["object", "json", "edited", "stale"])
 def test_a_corrupt_or_stale_entry_recompiles_with_a_warning(tmp_path, monkeypatch, damage):
     monkeypatch.setenv("TESSEL_CACHE_DIR", str(tmp_path))
     args = args_for()
@@ -267,9 +293,14 @@ def test_a_corrupt_or_stale_entry_recompiles_with_a_warning(tmp_path, monkeypatc
         obj.write_bytes(obj.read_bytes()[:100])
     elif damage == "json":
         entry.write_text("{not json")
-    else:
+    elif damage == "edited":
+        meta = json.loads(entry.read_text())
+        meta["spec"]["arena_bytes"] += 64
+        entry.write_text(json.dumps(meta))
+    else:  # stale: whole and consistent, but from another compiler
         meta = json.loads(entry.read_text())
         meta["built_for"]["compiler"] = "an older tessel"
+        meta["digest"] = _entry_digest(meta)
         entry.write_text(json.dumps(meta))
     with pytest.warns(CacheWarning, match="unusable"):
         got = jit(affine)(*args)
@@ -277,6 +308,23 @@ def test_a_corrupt_or_stale_entry_recompiles_with_a_warning(tmp_path, monkeypatc
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the entry was rewritten
         np.testing.assert_array_equal(jit(affine)(*args), want)
+
+
+def test_entries_swapped_between_functions_are_not_run(tmp_path, monkeypatch):
+    """Found by the cache fuzzer: each entry's file under the other's name ran the other
+    function's code (a wrong answer, or a crash on the wrong number of arguments)."""
+    monkeypatch.setenv("TESSEL_CACHE_DIR", str(tmp_path))
+    args = args_for()
+    x = np.arange(6, dtype=np.float64)
+    want_affine, want_twice = jit(affine)(*args), jit(lambda v: v * 2)(x)
+    first, second = sorted((tmp_path / "entries").glob("*.json"))
+    texts = first.read_text(), second.read_text()
+    first.write_text(texts[1])
+    second.write_text(texts[0])
+    with pytest.warns(CacheWarning, match="not this function's entry"):
+        np.testing.assert_array_equal(jit(affine)(*args), want_affine)
+    with pytest.warns(CacheWarning, match="not this function's entry"):
+        np.testing.assert_array_equal(jit(lambda v: v * 2)(x), want_twice)
 
 
 def test_cache_false_ignores_the_environment(tmp_path, monkeypatch):

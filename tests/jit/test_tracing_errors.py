@@ -545,3 +545,24 @@ def test_list_holding_traced_values() -> None:
         return np.concatenate([x, [x[0]]])  # error here
 
     expect(TraceError, r"^np\.concatenate: a Python list or tuple holding traced values", f, X)
+
+
+def test_storing_a_traced_number_into_a_numpy_array_is_located() -> None:
+    """NumPy refuses it with a bare ValueError; tessel says what happened, at the line."""
+
+    def householder_start(x):
+        r = np.zeros((3, 3), np.float32)
+        norm = (x * x).sum()
+        r[1, 1] = np.sqrt(norm)  # error here
+        return r
+
+    expect(TraceError, r"cannot be stored into a NumPy array.*np\.stack", householder_start, X)
+
+
+def test_the_users_own_value_errors_pass_through() -> None:
+    def picky(x):
+        raise ValueError("setting an array element with a sequence.")
+
+    with pytest.raises(ValueError, match="with a sequence") as info:
+        jit(picky, target="interp")(X)
+    assert not isinstance(info.value, TesselError)

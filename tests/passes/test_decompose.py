@@ -58,6 +58,12 @@ CASES = [
     ),
     ("f32[1,6,4,3]", "avg_pool(%x) {window = [2, 3], strides = [1, 1]}"),
     ("bf16[2,4,4,1]", "avg_pool(%x) {window = [2, 2], padding = same}"),
+    # windows wholly in the padding average nothing: nan, as in the reference
+    ("f32[1,1,1,1]", "avg_pool(%x) {window = [1, 1], padding = [[0, 0], [1, 2]]}"),
+    (
+        "f32[1,3,2,2]",
+        "avg_pool(%x) {window = [2, 1], strides = [3, 1], padding = [[4, 3], [0, 2]]}",
+    ),
 ]
 
 
@@ -76,3 +82,6 @@ def test_window_counts_by_hand():
     # size 5, window 3, stride 2, one row of padding on each side: windows cover
     # [-1,2) -> 2 valid, [1,4) -> 3, [3,6) -> 2
     np.testing.assert_array_equal(window_counts(5, 3, 2, 1, 3), [2, 3, 2])
+    # size 1, window 1, high padding 2: the windows at 1 and 2 cover nothing
+    np.testing.assert_array_equal(window_counts(1, 1, 1, 0, 3), [1, 0, 0])
+    np.testing.assert_array_equal(window_counts(2, 2, 3, 4, 3), [0, 1, 0])

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import networkx as nx
+import numpy as np
 import pytest
 from passcheck import apply, assert_golden, assert_same_numbers, assert_unchanged
 
+from ir.builder import parameter
+from ir.dtypes import DType
 from ir.ops import Op
 from ir.parser import parse_file, parse_module
+from ir.types import TensorType
+from passes.fuse import _param_names
 from passes.pipeline import PipelineError, parse_pipeline
+from runtime.interp import run_module
 
 
 def test_loop_fusion_of_an_elementwise_chain():
@@ -314,3 +320,42 @@ def test_int_epilogue_rejects_unknown_values():
         match="int-epilogue must be one of true, false, conv2d, dot_general, got 'conv'",
     ):
         parse_pipeline("fuse{int-epilogue=conv}")
+
+
+def test_body_parameters_get_distinct_names_whatever_the_outer_names():
+    """An outer value named p1 and an unnamed operand numbered 1 once both became %p1 in the
+    body; the interpreter binds by name, so one argument overwrote the other."""
+    pattern = ", ".join(["5", "-5"] * 50)
+    module = parse_module(
+        f"""func @main(%p1: i32[100]) -> i8[100] {{
+          %0 = constant [{pattern}] : i32[100]
+          %1 = gt(%p1, %0)
+          %2 = convert(%1) {{dtype = i8}}
+          return %2
+        }}"""
+    )
+    out, _ = apply("fuse", module)
+    (fusion,) = [n for n in out.entry_function.body if n.op is Op.FUSION]
+    names = [p.name for p in fusion.attrs["body"].params]
+    assert len(names) == 2
+    assert len(set(names)) == 2
+    assert_same_numbers(module, out)
+    (zeros_out,) = run_module(out, [np.zeros(100, np.int32)])
+    np.testing.assert_array_equal(zeros_out, np.tile(np.array([0, 1], np.int8), 50))
+
+
+@pytest.mark.parametrize(
+    "hints",
+    [
+        ["p1", None],
+        ["p0", "p0", None],
+        [None, "p0", "p1"],
+        ["p1_1", "p1", None, None],
+        ["3d", "3d"],
+    ],
+)
+def test_param_names_are_distinct_by_construction(hints):
+    operands = [parameter(h, TensorType((), DType.F32)) for h in hints]
+    names = _param_names(operands)
+    assert len(set(names)) == len(names)
+    assert all(n.isidentifier() for n in names)

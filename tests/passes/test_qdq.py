@@ -6,7 +6,7 @@ import numpy as np
 from passcheck import apply, assert_golden, assert_unchanged
 from test_quantize import SAMPLES, digits
 
-from compiler.quantize import quantize
+from compiler.quantization import quantize
 from ir.parser import parse_file, parse_module
 from ir.printer import print_module
 from runtime.inputs import random_inputs

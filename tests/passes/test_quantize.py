@@ -11,7 +11,7 @@ from passcheck import apply, canonical
 
 from codegen.executable import CpuExecutable
 from compiler.observers import KLDivergence, MinMax, MovingAverage, Percentile, observer_factory
-from compiler.quantize import CLEANUP, FOLD, asymmetric, quantize, run_all
+from compiler.quantization import CLEANUP, FOLD, asymmetric, quantize, run_all
 from compiler.targets import default_pipeline
 from ir.diagnostics import TesselError
 from ir.dtypes import DType
@@ -203,6 +203,7 @@ def test_cli_quantize_report_and_errors(tessel, tmp_path):
     assert "cannot read it" in missing.stderr
 
 
+@pytest.mark.slow  # a separate CI step runs the slow tier
 def test_cli_quantize_asymmetric_kl_and_bad_flags(tessel, tmp_path):
     out = tmp_path / "mlp.u8.graph"
     mlp = str(SAMPLES / "mlp.graph")

@@ -81,6 +81,7 @@ def test_int8_gemm_requantized_equals_reference(array: str, relu: bool) -> None:
         np.testing.assert_array_equal(out, reference_requantize(_dot(x, w), e))
 
 
+@pytest.mark.slow  # a separate CI step runs the slow tier
 def test_many_random_gemms_every_array() -> None:
     """Thousands of random sizes, including larger than the array in every dimension."""
     rng = np.random.default_rng(2024)
@@ -238,6 +239,7 @@ def test_a_large_gemm_is_within_5_percent_of_the_analytic_bound() -> None:
     np.testing.assert_array_equal(out, np.clip(exact, -128, 127).astype(np.int8))
 
 
+@pytest.mark.slow  # a separate CI step runs the slow tier
 def test_many_random_convolutions_every_array() -> None:
     rng = np.random.default_rng(77)
     ran = 0

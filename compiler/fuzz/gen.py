@@ -1,0 +1,505 @@
+"""Random valid graphs from a seed: every op, every dtype it accepts, awkward shapes, fusions.
+
+The product's own counterpart of the hypothesis strategies in tests/unit/graphgen.py (hypothesis
+is a test dependency only). Which dtypes an op takes, its arity and its attributes come from the
+op table (ir/ops.py); shapes and attribute values are drawn so that the type rules
+(ir/typerules.py) accept them, and every node is built through `make_node`, so a generator
+mistake is an error here, never an invalid graph handed to a backend.
+
+Operands are existing values (to make chains worth fusing), new parameters, new constants
+(with nan, inf, -0.0 and range ends when `specials` is set) or broadcasts of smaller values.
+Shapes include scalars, size-0, size-1 and odd dimensions; `fusion` nodes carry nested bodies,
+themselves possibly holding fusions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from compiler.fuzz import values
+from compiler.fuzz.draw import Draw
+from ir import dtypes, ops
+from ir.builder import FunctionBuilder
+from ir.diagnostics import GraphTypeError
+from ir.dtypes import DType
+from ir.graph import Function, Module, Node
+from ir.ops import OPERAND_DTYPES, QUANT_INTS, REDUCE_KINDS, Op
+from ir.quant import int_range
+from ir.types import TensorType
+
+DTYPES = sorted(DType, key=lambda t: t.value)
+NAME_HINTS = [None, None, None, "", "x", "y", "h", "h.1", "out", "_t", "3d", "has space"]
+PARAM_NAMES = ["x", "y", "w", "b", "in_0", "a.b", "_p", "z", "q", "k"]
+MAX_ELEMENTS = 4096  # per tensor: the interpreter and the noisy oracle stay fast
+
+# Dtypes each op accepts for its data operands (for sources: its result), from the op table,
+# minus what a type rule rejects for every attribute choice (iota has no bool form).
+ACCEPTS: dict[Op, list[DType]] = {
+    op: sorted(OPERAND_DTYPES[op].allowed, key=lambda t: t.value) for op in Op
+}
+ACCEPTS[Op.IOTA] = sorted(dtypes.NUMERIC, key=lambda t: t.value)
+
+
+@dataclass(frozen=True)
+class GenOptions:
+    max_nodes: int = 8  # ops drawn at the top level (operands add parameters and constants)
+    max_rank: int = 4
+    specials: float = 0.15  # chance that a constant holds nan/inf/-0.0/range ends
+    fusion_depth: int = 2  # fusion bodies nest this deep
+    big: bool = True  # allow dimensions past a vector width (31, 33, 65)
+    ops: tuple[Op, ...] = ()  # restrict the top-level ops to these (empty: every op)
+
+
+class Ctx:
+    """One function under construction: its builder, the values so far, the random source."""
+
+    def __init__(self, d: Draw, name: str, options: GenOptions, depth: int = 0) -> None:
+        self.d = d
+        self.fb = FunctionBuilder(name)
+        self.values: list[Node] = []
+        self.options = options
+        self.depth = depth  # how deep in fusion bodies this function is
+
+    # -- shapes --
+
+    def shape(self, min_rank: int = 0, max_rank: int | None = None) -> tuple[int, ...]:
+        top = self.options.max_rank if max_rank is None else max_rank
+        rank = self.d.integer(min_rank, max(min_rank, top))
+        return _bounded(tuple(self.d.side(self.options.big) for _ in range(rank)))
+
+    def hint(self) -> str | None:
+        return self.d.pick(NAME_HINTS)
+
+    # -- values --
+
+    def operand(self, t: TensorType) -> Node:
+        """A value of type `t`: reuse one, or add a parameter, a constant or a broadcast."""
+        same = [v for v in self.values if v.type == t]
+        big = t.size > 16  # big constants are mostly noise in a printed case: prefer inputs
+        how = self.d.weighted(
+            [
+                ("reuse", 3.0 if same else 0.0),
+                ("param", 2.0 if big else 1.5),
+                ("const", 0.4 if big else 1.2),
+                ("broadcast", 1.0 if t.rank else 0.0),
+            ]
+        )
+        if how == "reuse":
+            return self.d.pick(same)
+        if how == "param" and len(self.fb.params) < len(PARAM_NAMES):
+            return self.param(t)
+        if how == "broadcast":
+            return self.broadcast_to(t)
+        return self.constant(t)
+
+    def param(self, t: TensorType) -> Node:
+        taken = {p.name for p in self.fb.params}
+        name = self.d.pick(n for n in PARAM_NAMES if n not in taken)
+        node = self.fb.param(name, t)
+        self.values.append(node)
+        return node
+
+    def constant(self, t: TensorType) -> Node:
+        specials = self.options.specials if self.d.flag(0.5) else 0.0
+        if t.size and self.d.flag(0.3):  # a splat, which the printer writes as one number
+            one = values.array(self.d.rng, (), t.dtype, specials)
+            array = np.full(t.shape, one, dtype=t.dtype.np)
+        else:
+            array = values.array(self.d.rng, t.shape, t.dtype, specials)
+        node = self.fb.const(array, name=self.hint())
+        self.values.append(node)
+        return node
+
+    def broadcast_to(self, t: TensorType) -> Node:
+        """A smaller value broadcast to `t`: some dimensions dropped, some of size 1."""
+        dims = self.d.subset(list(range(t.rank)))
+        small = TensorType(tuple(t.shape[i] if self.d.flag() else 1 for i in dims), t.dtype)
+        source = self.operand(small) if small.rank < t.rank else self.constant(small)
+        return self.op(Op.BROADCAST_IN_DIM, source, shape=t.shape, dims=dims)
+
+    def op(self, op: Op, *srcs: Node, **attrs: Any) -> Node:
+        node = self.fb.op(op, *srcs, name=self.hint(), **attrs)
+        self.values.append(node)
+        return node
+
+    def typed(self, dtype: DType, min_rank: int = 0, max_rank: int | None = None) -> Node:
+        """A value of `dtype`: often an existing one (chains), else a new operand."""
+        top = self.options.max_rank if max_rank is None else max_rank
+        fits = [v for v in self.values if v.dtype == dtype and min_rank <= v.type.rank <= top]
+        computed = [v for v in fits if v.op not in (Op.PARAMETER, Op.CONSTANT)]
+        if computed and self.d.flag(0.7):  # extend a chain, most often the latest one
+            return computed[-1] if self.d.flag(0.5) else self.d.pick(computed)
+        if fits and self.d.flag(0.3):
+            return self.d.pick(fits)
+        return self.operand(TensorType(self.shape(min_rank, max_rank), dtype))
+
+
+def _bounded(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Halve the largest dimensions until the tensor has at most MAX_ELEMENTS elements."""
+    dims = list(shape)
+    while math.prod(dims) > MAX_ELEMENTS:
+        i = dims.index(max(dims))
+        dims[i] = max(1, dims[i] // 2)
+    return tuple(dims)
+
+
+# --- one generator per op family --------------------------------------------------------------
+
+
+def g_parameter(c: Ctx, op: Op, dt: DType) -> Node:
+    if len(c.fb.params) >= len(PARAM_NAMES):
+        return c.constant(TensorType(c.shape(), dt))
+    return c.param(TensorType(c.shape(), dt))
+
+
+def g_constant(c: Ctx, op: Op, dt: DType) -> Node:
+    return c.constant(TensorType(c.shape(), dt))
+
+
+def g_iota(c: Ctx, op: Op, dt: DType) -> Node:
+    shape = c.shape(min_rank=1)
+    dim = c.d.integer(0, len(shape) - 1)
+    attrs: dict[str, Any] = {"shape": shape, "dtype": dt}
+    if dim or c.d.flag():
+        attrs["dim"] = dim
+    return c.op(op, **attrs)
+
+
+def g_unary(c: Ctx, op: Op, dt: DType) -> Node:
+    return c.op(op, c.typed(dt))
+
+
+def g_binary(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    return c.op(op, *c.d.permutation([x, c.operand(x.type)]))
+
+
+def g_select(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    return c.op(op, c.operand(x.type.with_dtype(DType.BOOL)), x, c.operand(x.type))
+
+
+def g_convert(c: Ctx, op: Op, dt: DType) -> Node:
+    return c.op(op, c.typed(dt), dtype=c.d.pick(DTYPES))
+
+
+def g_broadcast(c: Ctx, op: Op, dt: DType) -> Node:
+    out = c.shape()
+    dims = c.d.subset(list(range(len(out))))
+    x = c.operand(TensorType(tuple(out[d] if c.d.flag() else 1 for d in dims), dt))
+    attrs: dict[str, Any] = {"shape": out}
+    trailing = list(range(len(out) - len(dims), len(out)))
+    if dims != trailing or c.d.flag():
+        attrs["dims"] = dims
+    return c.op(op, x, **attrs)
+
+
+def _group(c: Ctx, factors: list[int]) -> list[int]:
+    """Multiply runs of adjacent factors together: one of the shapes with these factors."""
+    out: list[int] = []
+    for i, f in enumerate(factors):
+        if out and i and c.d.flag():
+            out[-1] *= f
+        else:
+            out.append(f)
+    return out
+
+
+def g_reshape(c: Ctx, op: Op, dt: DType) -> Node:
+    factors = [
+        c.d.integer(0, 3) if c.d.flag(0.1) else c.d.integer(1, 5) for _ in range(c.d.integer(0, 4))
+    ]
+    x = c.operand(TensorType(tuple(_group(c, factors)), dt))
+    shape = _group(c, factors)
+    wild = [i for i in range(len(shape)) if math.prod(shape[:i] + shape[i + 1 :]) != 0]
+    if wild and c.d.flag():
+        shape[c.d.pick(wild)] = -1
+    return c.op(op, x, shape=shape)
+
+
+def g_transpose(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    return c.op(op, x, perm=c.d.permutation(list(range(x.type.rank))))
+
+
+def g_slice(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    start = [c.d.integer(0, d) for d in x.shape]
+    limit = [c.d.integer(s, d) for s, d in zip(start, x.shape, strict=True)]
+    attrs: dict[str, Any] = {"start": start, "limit": limit}
+    if c.d.flag():
+        attrs["stride"] = [c.d.integer(1, 3) for _ in x.shape]
+    return c.op(op, x, **attrs)
+
+
+def g_concatenate(c: Ctx, op: Op, dt: DType) -> Node:
+    first = c.typed(dt, min_rank=1)
+    base = first.shape
+    axis = c.d.integer(0, len(base) - 1)
+    parts = [first]
+    for _ in range(c.d.integer(0, 2)):
+        shape = list(base)
+        shape[axis] = c.d.integer(0, 3)
+        parts.append(c.operand(TensorType(tuple(shape), dt)))
+    return c.op(op, *c.d.permutation(parts), axis=axis - len(base) if c.d.flag() else axis)
+
+
+def g_pad(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    value = c.operand(TensorType((), dt))
+    attrs: dict[str, Any] = {
+        "low": [c.d.integer(0, 2) for _ in x.shape],
+        "high": [c.d.integer(0, 2) for _ in x.shape],
+    }
+    if c.d.flag():
+        attrs["interior"] = [c.d.integer(0, 2) for _ in x.shape]
+    return c.op(op, x, value, **attrs)
+
+
+def _axes(c: Ctx, rank: int) -> list[int]:
+    axes = c.d.permutation(c.d.subset(list(range(rank))))
+    return [a - rank if c.d.flag() else a for a in axes]  # negative axes count from the end
+
+
+def g_reduce(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    kinds = [k for k in REDUCE_KINDS if dt != DType.BOOL or k in ("max", "min")]
+    return c.op(op, x, kind=c.d.pick(kinds), axes=_axes(c, x.type.rank))
+
+
+def g_mean(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    return c.op(op, x, axes=_axes(c, x.type.rank))
+
+
+def g_softmax(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt, min_rank=1)
+    rank = x.type.rank
+    return c.op(op, x, **({"axis": c.d.integer(-rank, rank - 1)} if c.d.flag() else {}))
+
+
+def _out_dtype(c: Ctx, dt: DType, attrs: dict[str, Any]) -> None:
+    if c.d.flag(0.3):
+        attrs["out_dtype"] = c.d.pick(
+            t for t in DTYPES if t.is_float == dt.is_float and t != DType.BOOL
+        )
+
+
+def g_dot(c: Ctx, op: Op, dt: DType) -> Node:
+    """Batch, contracting and free dimensions, laid out in a random order on each side."""
+    batch = [c.d.side() for _ in range(c.d.integer(0, 1))]
+    contract = [c.d.side() for _ in range(c.d.integer(0, 2))]
+    lfree = [c.d.side() for _ in range(c.d.integer(0, 1))]
+    rfree = [c.d.side() for _ in range(c.d.integer(0, 1))]
+    # keep both operands and the product within MAX_ELEMENTS
+    while math.prod(batch + contract + lfree + rfree) > MAX_ELEMENTS:
+        sizes = [batch, contract, lfree, rfree]
+        longest = max((s for s in sizes if s), key=lambda s: max(s))
+        longest[longest.index(max(longest))] //= 2
+
+    def side(free: list[int]) -> tuple[TensorType, list[int], list[int]]:
+        roles = [("b", i) for i in range(len(batch))] + [("c", i) for i in range(len(contract))]
+        roles += [("f", i) for i in range(len(free))]
+        order = c.d.permutation(roles)
+        sizes = {"b": batch, "c": contract, "f": free}
+        shape = tuple(sizes[kind][i] for kind, i in order)
+        where = {role: pos for pos, role in enumerate(order)}
+        return (
+            TensorType(shape, dt),
+            [where[("b", i)] for i in range(len(batch))],
+            [where[("c", i)] for i in range(len(contract))],
+        )
+
+    lt, lb, lc = side(lfree)
+    rt, rb, rc = side(rfree)
+    attrs: dict[str, Any] = {"lhs_contract": lc, "rhs_contract": rc}
+    if batch or c.d.flag():
+        attrs.update(lhs_batch=lb, rhs_batch=rb)
+    _out_dtype(c, dt, attrs)
+    return c.op(op, c.operand(lt), c.operand(rt), **attrs)
+
+
+def _padding(c: Ctx) -> Any:
+    kind = c.d.integer(0, 3)
+    if kind == 3:
+        return [[c.d.integer(0, 2), c.d.integer(0, 2)] for _ in range(2)]
+    return [None, "valid", "same"][kind]
+
+
+def g_conv(c: Ctx, op: Op, dt: DType) -> Node:
+    groups = c.d.integer(1, 2)
+    cin, cout = groups * c.d.integer(1, 3), groups * c.d.integer(1, 3)
+    kh, kw = c.d.integer(1, 3), c.d.integer(1, 3)
+    dilation = [c.d.integer(1, 2), c.d.integer(1, 2)]
+    eff = [(kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1]
+    n = c.d.integer(0, 2)
+    x = TensorType((n, eff[0] + c.d.integer(0, 4), eff[1] + c.d.integer(0, 4), cin), dt)
+    w = TensorType((kh, kw, cin // groups, cout), dt)
+    attrs: dict[str, Any] = {}
+    if groups > 1 or c.d.flag():
+        attrs["groups"] = groups
+    if dilation != [1, 1] or c.d.flag():
+        attrs["dilation"] = dilation
+    if c.d.flag():
+        attrs["strides"] = [c.d.integer(1, 3), c.d.integer(1, 3)]
+    pad = _padding(c)
+    if pad is not None:
+        attrs["padding"] = pad
+    _out_dtype(c, dt, attrs)
+    return c.op(op, c.operand(x), c.operand(w), **attrs)
+
+
+def g_pool(c: Ctx, op: Op, dt: DType) -> Node:
+    window = [c.d.integer(1, 3), c.d.integer(1, 3)]
+    x = c.operand(
+        TensorType(
+            (
+                c.d.integer(0, 2),
+                window[0] + c.d.integer(0, 3),
+                window[1] + c.d.integer(0, 3),
+                c.d.integer(1, 3),
+            ),
+            dt,
+        )
+    )
+    attrs: dict[str, Any] = {"window": window}
+    if c.d.flag():
+        attrs["strides"] = [c.d.integer(1, 3), c.d.integer(1, 3)]
+    pad = _padding(c)
+    if pad is not None:
+        attrs["padding"] = pad
+    if op is Op.AVG_POOL and c.d.flag():
+        attrs["count_include_pad"] = c.d.flag()
+    return c.op(op, x, **attrs)
+
+
+def _per_channel(c: Ctx, x: Node, attrs: dict[str, Any]) -> int:
+    """Sometimes give the op an axis: how many parameters each list then takes."""
+    rank = x.type.rank
+    if rank and c.d.flag():
+        axis = c.d.integer(-rank, rank - 1)
+        if x.shape[axis]:  # an empty axis has no channels to give parameters to
+            attrs["axis"] = axis
+            return x.shape[axis]
+    return 1
+
+
+def _scales(c: Ctx, n: int) -> list[float]:
+    return [float(10 ** c.d.rng.uniform(-3, 3)) for _ in range(n)]
+
+
+def _zero_points(c: Ctx, dtype: DType, n: int) -> list[int]:
+    lo, hi = int_range(dtype)
+    count = c.d.pick([1, n])
+    return [c.d.integer(max(lo, -300), min(hi, 300)) for _ in range(count)]
+
+
+def g_quantize(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    attrs: dict[str, Any] = {"dtype": c.d.pick(QUANT_INTS)}
+    n = _per_channel(c, x, attrs)
+    attrs["scale"] = _scales(c, n)
+    attrs["zero_point"] = _zero_points(c, attrs["dtype"], n)
+    return c.op(op, x, **attrs)
+
+
+def g_dequantize(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    attrs: dict[str, Any] = {"dtype": c.d.pick(t for t in DTYPES if t.is_float)}
+    n = _per_channel(c, x, attrs)
+    attrs["scale"] = _scales(c, n)
+    attrs["zero_point"] = _zero_points(c, dt, n)
+    return c.op(op, x, **attrs)
+
+
+def g_requantize(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    attrs: dict[str, Any] = {"dtype": c.d.pick(QUANT_INTS)}
+    n = _per_channel(c, x, attrs)
+    attrs["multiplier"] = [c.d.integer(0, (1 << 31) - 1) for _ in range(n)]
+    attrs["shift"] = [c.d.integer(-31, 31) for _ in range(n)]
+    lo, hi = int_range(attrs["dtype"])
+    attrs["zero_point"] = c.d.integer(max(lo, -100), min(hi, 100))
+    if c.d.flag():
+        attrs["min"], attrs["max"] = sorted((c.d.integer(lo, hi), c.d.integer(lo, hi)))
+    return c.op(op, x, **attrs)
+
+
+def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
+    """A nested body of a few random nodes, fed by operands of its parameters' types."""
+    inner = Ctx(c.d, "fusion", c.options, c.depth + 1)
+    first = c.typed(dt)
+    inner.param(first.type)
+    for _ in range(c.d.integer(1, 3)):
+        add_node(inner)
+    body = inner.fb.build([inner.values[-1]])
+    srcs = [first] + [c.operand(p.type) for p in body.params[1:]]
+    return c.op(op, *srcs, body=body)
+
+
+Generator = Callable[[Ctx, Op, DType], Node]
+GENERATORS: dict[Op, Generator] = {
+    Op.PARAMETER: g_parameter,
+    Op.CONSTANT: g_constant,
+    Op.IOTA: g_iota,
+    **{op: g_unary for op in ops.UNARY},
+    **{op: g_binary for op in ops.BINARY | ops.COMPARE},
+    Op.SELECT: g_select,
+    Op.CONVERT: g_convert,
+    Op.BROADCAST_IN_DIM: g_broadcast,
+    Op.RESHAPE: g_reshape,
+    Op.TRANSPOSE: g_transpose,
+    Op.SLICE: g_slice,
+    Op.CONCATENATE: g_concatenate,
+    Op.PAD: g_pad,
+    Op.REDUCE: g_reduce,
+    Op.DOT_GENERAL: g_dot,
+    Op.CONV2D: g_conv,
+    Op.MAX_POOL: g_pool,
+    Op.AVG_POOL: g_pool,
+    Op.SOFTMAX: g_softmax,
+    Op.MEAN: g_mean,
+    Op.QUANTIZE: g_quantize,
+    Op.DEQUANTIZE: g_dequantize,
+    Op.REQUANTIZE: g_requantize,
+    Op.FUSION: g_fusion,
+}
+# sources are drawn as operands anyway; as top-level ops they would only add dead values
+_TOP_LEVEL = [op for op in Op if op not in (Op.PARAMETER, Op.CONSTANT)]
+
+
+def add_node(c: Ctx, op: Op | None = None, dtype: DType | None = None) -> Node:
+    """Append one node (a random op and dtype unless given) with the operands it needs."""
+    if op is None:
+        allowed = list(c.options.ops) or _TOP_LEVEL
+        nested = c.depth < c.options.fusion_depth
+        op = c.d.pick(o for o in allowed if o is not Op.FUSION or nested)
+    dt = dtype if dtype is not None else c.d.pick(ACCEPTS[op])
+    return GENERATORS[op](c, op, dt)
+
+
+def function(d: Draw, options: GenOptions, name: str = "main") -> Function:
+    """A function of 1..max_nodes random ops; its results are mostly the values nothing uses."""
+    c = Ctx(d, name, options)
+    for _ in range(d.integer(1, options.max_nodes)):
+        add_node(c)
+    used = {s for n in c.fb.body for s in n.srcs}
+    sinks = [v for v in c.values if v not in used and v.op is not Op.PARAMETER]
+    results = sinks[-3:] if sinks else [c.values[-1]]
+    if d.flag(0.2):  # an inner value too: a result that is also an operand
+        results.append(d.pick(c.values))
+    return c.fb.build(results)
+
+
+def module(d: Draw, options: GenOptions) -> Module:
+    """A one-function module (the backends compile the entry function only)."""
+    try:
+        fn = function(d, options)
+    except GraphTypeError as e:  # a generator bug: say so with the op's own message
+        raise AssertionError(f"compiler/fuzz/gen.py built an invalid node: {e}") from e
+    return Module((fn,), fn.name)

@@ -1,0 +1,155 @@
+"""Is a backend's answer right? The interpreter's result, with a tolerance that knows how far
+rounding alone could have moved each element.
+
+Fixed tolerances fail a differential fuzzer both ways: a random chain such as
+`floor(exp(x) * 3)` turns a one-ulp difference of `exp` into a difference of 1.0, while a
+tolerance loose enough for that would hide real bugs. So the reference is run again with
+noise: the result of every op that rounds (arithmetic, transcendental functions, reductions,
+contractions) is perturbed by a few ulps of its type, and the operands of accumulating ops
+too (a backend may sum in another order). Where those noisy runs leave an element within the
+per-dtype tolerance, the backend must as well; where they move it further, the allowance
+grows with them; where they change an integer, a bool, or whether the value is nan or
+infinite, the element is *unstable* (it depends on rounding the op semantics leave open) and
+is not compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ir.dtypes import DType
+from ir.graph import Function, Node
+from ir.ops import Op
+from runtime.interp import evaluate_node
+
+# ops whose result is rounded (or approximated by libm) rather than exact
+ROUNDING = frozenset(
+    {
+        Op.ADD,
+        Op.SUB,
+        Op.MUL,
+        Op.DIV,
+        Op.POW,
+        Op.EXP,
+        Op.LOG,
+        Op.SQRT,
+        Op.RSQRT,
+        Op.TANH,
+        Op.SIGMOID,
+        Op.ERF,
+        Op.DEQUANTIZE,
+    }
+)
+# ops that sum (or multiply) many values, in an order a backend may change
+ACCUMULATING = frozenset({Op.REDUCE, Op.MEAN, Op.DOT_GENERAL, Op.CONV2D, Op.AVG_POOL, Op.SOFTMAX})
+# relative size of the injected noise (a few ulps of each type) and of the base tolerance
+NOISE = {DType.F64: 4 * 2.0**-52, DType.F32: 4 * 2.0**-23, DType.F16: 2.0**-10, DType.BF16: 2.0**-7}
+RTOL = {DType.F64: 1e-9, DType.F32: 2e-5, DType.F16: 2e-3, DType.BF16: 1.6e-2}
+ALLOWANCE = 16.0  # how many times the noisy runs' deviation a backend may deviate
+NOISY_RUNS = 2
+
+
+def _perturb(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    try:
+        dtype = DType.from_numpy(a.dtype)
+    except ValueError:
+        return a
+    if not dtype.is_float or a.size == 0:
+        return a
+    u = rng.uniform(-1.0, 1.0, a.shape)
+    with np.errstate(all="ignore"):  # inf * (1 + u) stays inf; nan stays nan
+        noisy = a.astype(np.float64) * (1.0 + NOISE[dtype] * u)
+        return np.asarray(noisy.astype(a.dtype))
+
+
+def _noisy_function(fn: Function, args: Sequence[np.ndarray], rng: np.random.Generator) -> Any:
+    env: dict[Node, np.ndarray] = dict(zip(fn.params, args, strict=True))
+    for node in fn.body:
+        operands = [env[s] for s in node.srcs]
+        if node.op in ACCUMULATING:
+            operands = [_perturb(a, rng) for a in operands]
+        if node.op is Op.FUSION:  # the body's ops are perturbed like any others
+            value = _noisy_function(node.attrs["body"], operands, rng)[0]
+        else:
+            value = evaluate_node(node, operands)
+        if node.op in ROUNDING or node.op in ACCUMULATING:
+            value = _perturb(value, rng)
+        env[node] = value
+    return [env[r] for r in fn.results]
+
+
+def noisy_runs(fn: Function, args: Sequence[np.ndarray], seed: int = 0) -> list[list[np.ndarray]]:
+    """The reference result of `fn` under NOISY_RUNS different draws of rounding noise."""
+    runs = []
+    for k in range(NOISY_RUNS):
+        rng = np.random.default_rng([seed, k])
+        runs.append(_noisy_function(fn, args, rng))
+    return runs
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    output: int
+    message: str
+
+
+def _float_check(
+    e: np.ndarray, g: np.ndarray, noisy: list[np.ndarray], dtype: DType
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bad, unstable) element masks for one float output."""
+    e64, g64 = e.astype(np.float64), g.astype(np.float64)
+    unstable = np.zeros(e.shape, bool)
+    deviation = np.zeros(e.shape)
+    with np.errstate(all="ignore"):
+        for n in noisy:
+            n64 = n.astype(np.float64)
+            unstable |= np.isnan(n64) != np.isnan(e64)
+            unstable |= np.isinf(n64) != np.isinf(e64)
+            unstable |= np.isinf(e64) & (n64 != e64)
+            diff = np.abs(n64 - e64)
+            deviation = np.maximum(deviation, np.where(np.isfinite(diff), diff, 0.0))
+        tiny = float(np.finfo(np.float64).tiny) if dtype is DType.F64 else 2.0**-126
+        tol = tiny + RTOL[dtype] * np.abs(e64) + ALLOWANCE * deviation
+        close = np.abs(e64 - g64) <= tol
+        same = (e64 == g64) | (np.isnan(e64) & np.isnan(g64))
+    return ~(close | same), unstable
+
+
+def compare(
+    expected: Sequence[np.ndarray], got: Sequence[np.ndarray], noisy: list[list[np.ndarray]]
+) -> tuple[Mismatch | None, int]:
+    """The first output that differs beyond what rounding explains, and how many elements were
+    left uncompared as unstable."""
+    if len(got) != len(expected):
+        return Mismatch(0, f"{len(got)} outputs instead of {len(expected)}"), 0
+    skipped = 0
+    for i, (e, g) in enumerate(zip(expected, got, strict=True)):
+        g = np.asarray(g)
+        if e.shape != g.shape or e.dtype != g.dtype:
+            return Mismatch(
+                i, f"output {i}: {g.dtype}{list(g.shape)} instead of {e.dtype}{list(e.shape)}"
+            ), skipped
+        dtype = DType.from_numpy(e.dtype)
+        samples = [run[i] for run in noisy]
+        if dtype.is_float:
+            bad, unstable = _float_check(e, g, samples, dtype)
+        else:
+            unstable = np.zeros(e.shape, bool)
+            for n in samples:
+                unstable |= n != e
+            bad = e != g
+        skipped += int((bad & unstable).sum())
+        bad &= ~unstable
+        if bad.any():
+            where = tuple(int(k) for k in np.argwhere(bad)[0])
+            message = (
+                f"output {i} ({dtype}{list(e.shape)}): {int(bad.sum())} of {e.size} elements "
+                f"differ; first at {list(where)}: expected {e[where].item()!r}, "
+                f"got {g[where].item()!r}"
+            )
+            return Mismatch(i, message), skipped
+    return None, skipped

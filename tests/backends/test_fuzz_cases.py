@@ -1,0 +1,75 @@
+"""Graphs the fuzzers (compiler/fuzz) found the CPU backend failing on, minimized: each must
+now compile and match the interpreter (floats within the differential tests' tolerance)."""
+
+from __future__ import annotations
+
+import pytest
+from test_cpu_differential import ACCUMULATING, assert_matches
+
+from codegen.executable import CpuExecutable
+from ir.graph import Function
+from ir.ops import Op
+from ir.parser import parse_module
+from runtime.inputs import random_inputs
+from runtime.interp import run_module
+
+CASES = {
+    # a fusion inside a fusion whose operand is a value of the outer body: KeyError in emit
+    "nested-fusion-with-an-inner-operand": """
+func @main(%z: f32[2,6,6,3]) -> f32[2,4,4,1] {
+  %_t = fusion(%z) {body = func @fusion(%a.b: f32[2,6,6,3]) -> f32[2,4,4,1] {
+    %x = constant 0.19508033 : f32[1]
+    %_t = fusion(%a.b, %x) {body = func @fusion(%a.b: f32[2,6,6,3], %in_0: f32[1]) -> f32[2,4,4,1] {
+      %0 = broadcast_in_dim(%in_0) {shape = [2, 2, 3, 1], dims = [0]} : f32[2,2,3,1]
+      %1 = conv2d(%a.b, %0) {dilation = [2, 2]} : f32[2,4,4,1]
+      return %1
+    }} : f32[2,4,4,1]
+    return %_t
+  }} : f32[2,4,4,1]
+  return %_t
+}""",
+    # a composite inside a fusion body was not expanded: "cannot lower avg_pool"
+    "composite-inside-a-fusion": """
+func @main(%y: bool[1,3,1]) -> bf16[2,2,1,2] {
+  %x = fusion(%y) {body = func @fusion(%z: bool[1,3,1]) -> bf16[2,2,1,2] {
+    %0 = constant -0.256 : bf16[1]
+    %y = broadcast_in_dim(%0) {shape = [2, 5, 2, 2], dims = [0]} : bf16[2,5,2,2]
+    %x = avg_pool(%y) {window = [2, 2], strides = [2, 1], count_include_pad = true} : bf16[2,2,1,2]
+    return %x
+  }} : bf16[2,2,1,2]
+  return %x
+}""",
+    # softmax inside a fusion body: its row kernel is a whole kernel, so it must be expanded
+    "softmax-inside-a-fusion": """
+func @main(%cut0: f16[5,2,2,2]) -> f32[1] {
+  %0 = fusion(%cut0) {body = func @fusion(%in_0: f16[5,2,2,2]) -> f32[1] {
+    %_t = constant 0.23152837 : f32[1]
+    %h.1 = softmax(%_t) : f32[1]
+    return %h.1
+  }} : f32[1]
+  return %0
+}""",
+}
+
+
+def _ops(fn: Function) -> set[Op]:
+    """Every op in `fn`, fusion bodies included."""
+    ops = {n.op for n in fn.body}
+    for n in fn.body:
+        if n.op is Op.FUSION:
+            ops |= _ops(n.attrs["body"])
+    return ops
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", CASES)
+def test_found_case_compiles_and_matches(name: str, threads: int) -> None:
+    module = parse_module(CASES[name])
+    fn = module.entry_function
+    args = random_inputs(fn, seed=0)
+    expected = run_module(module, args)
+    got = CpuExecutable(module, threads=threads)(*args)
+    accumulating = bool(_ops(fn) & ACCUMULATING)
+    assert len(got) == len(expected)
+    for e, g in zip(expected, got, strict=True):
+        assert_matches(e, g, accumulating)

@@ -1,0 +1,179 @@
+"""The fuzzers (compiler/fuzz/, docs/fuzzing.md): a bounded, seeded run of each, which must
+find nothing, and checks that the harness counts crashes and hangs, shrinks graphs and that
+`tessel fuzz` works.
+
+The runs are bounded by case count, not time, so they check the same cases on any machine;
+`tessel fuzz --kind KIND --cases N --seed 0` repeats one of them (and `--out DIR` keeps the
+minimized failures).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compiler.cli import main
+from compiler.fuzz import KINDS, gen, oracle
+from compiler.fuzz.campaign import Campaign, Limits
+from compiler.fuzz.draw import Draw, case_rng
+from compiler.fuzz.kind import Budget
+from compiler.fuzz.sandbox import Worker
+from compiler.fuzz.shrink import Trial, shrink_module
+from ir.graph import Function, Module
+from ir.ops import Op
+from ir.parser import parse_module
+from ir.printer import print_module
+from ir.verify import verify_module
+from runtime.interp import run_module
+
+SEED = 0
+# about a minute in all on a 2-core machine
+CASES = {"graphs": 120, "pipelines": 150, "parser": 600, "inputs": 120, "cache": 30}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bounded_campaign_finds_nothing(kind: str, worker: Worker) -> None:
+    campaign = Campaign([kind], SEED, Limits(cases=CASES[kind]), None, lambda line: None,
+                        worker, minimize=False)  # fmt: skip
+    stats = campaign.run()[kind]
+    assert stats.cases == CASES[kind]
+    assert stats.statuses["ok"] > 0, campaign.report()  # the cases do reach the end
+    if campaign.unique_findings():
+        pytest.fail(
+            f"`tessel fuzz --kind {kind} --cases {CASES[kind]} --seed {SEED} --out DIR` "
+            f"reproduces and minimizes these:\n{campaign.report()}",
+            pytrace=False,
+        )
+
+
+# --- the harness --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("do", "status", "key"),
+    [
+        ("segfault", "crash", "SIGSEGV"),
+        ("abort", "crash", "SIGABRT"),
+        ("raise", "traceback", "ValueError"),
+        ("tessel-error", "traceback", "TesselError"),
+        ("ok", "ok", None),
+    ],
+)
+def test_worker_turns_misbehaviour_into_outcomes(do, status, key, worker: Worker) -> None:
+    outcome = worker.run("selftest", {"do": do}, timeout=60)
+    assert outcome.status == status
+    assert outcome.stage == do
+    assert outcome.data.get("key") == key
+    assert worker.run("selftest", {"do": "ok"}, timeout=60).status == "ok"  # a fresh worker
+
+
+def test_a_hang_is_killed_and_counted(worker: Worker) -> None:
+    began = time.monotonic()
+    outcome = worker.run("selftest", {"do": "hang"}, timeout=2)
+    assert (outcome.status, outcome.stage) == ("hang", "hang")
+    assert time.monotonic() - began < 30
+    assert worker.run("selftest", {"do": "ok"}, timeout=60).status == "ok"
+
+
+def test_a_crash_names_the_python_frame(worker: Worker) -> None:
+    outcome = worker.run("selftest", {"do": "segfault"}, timeout=60)
+    assert "selftest.py" in outcome.data["where"]
+    assert "Segmentation fault" in outcome.data["stderr"]
+
+
+# --- the generator and the oracle ---------------------------------------------------------
+
+
+def _modules(n: int, options: gen.GenOptions | None = None) -> list[Module]:
+    return [gen.module(Draw(case_rng(3, "test", i)), options or gen.GenOptions()) for i in range(n)]
+
+
+def _ops(fn: Function) -> set[Op]:
+    found = set()
+    for n in fn.body:
+        found.add(n.op)
+        if n.op is Op.FUSION:
+            found |= _ops(n.attrs["body"])
+    return found
+
+
+def test_generator_makes_every_op_and_dtype_and_valid_graphs() -> None:
+    ops: set[Op] = set()
+    dtypes = set()
+    for m in _modules(300):
+        verify_module(m)
+        text = print_module(m)
+        assert print_module(parse_module(text)) == text
+        ops |= _ops(m.entry_function)
+        dtypes |= {n.dtype for n in m.entry_function.nodes()}
+    assert ops == set(Op) - {Op.PARAMETER}
+    assert len(dtypes) == 10
+
+
+def test_generator_is_deterministic_per_case() -> None:
+    again = [print_module(m) for m in _modules(5)]
+    assert again == [print_module(m) for m in _modules(5)]
+    assert len(set(again)) == 5
+
+
+def test_oracle_tolerates_rounding_but_not_errors() -> None:
+    m = parse_module(
+        "func @main(%x: f32[64]) -> (f32[], f32[64]) {\n"
+        "  %e = exp(%x) : f32[64]\n"
+        "  %s = reduce(%e) {kind = sum, axes = [0]} : f32[]\n"
+        "  %f = floor(%e) : f32[64]\n"
+        "  return %s, %f\n}\n"
+    )
+    x = np.linspace(-3, 3, 64, dtype=np.float32)
+    expected = run_module(m, [x])
+    noisy = oracle.noisy_runs(m.entry_function, [x])
+    rounded = [expected[0] * np.float32(1 + 2e-7), expected[1]]
+    assert oracle.compare(expected, rounded, noisy)[0] is None
+    off = [expected[0] * np.float32(1.01), expected[1]]
+    mismatch, _ = oracle.compare(expected, off, noisy)
+    assert mismatch is not None
+    assert mismatch.output == 0
+    wrong_floor = [expected[0], expected[1] + 1]
+    assert oracle.compare(expected, wrong_floor, noisy)[0] is not None
+
+
+def test_shrinking_keeps_the_failure_and_drops_the_rest() -> None:
+    options = gen.GenOptions(max_nodes=12, fusion_depth=1)
+    module = next(m for m in _modules(200, options) if Op.TANH in _ops(m.entry_function))
+
+    def has_tanh(m: Module) -> bool:
+        verify_module(m)  # every candidate is a valid graph
+        return Op.TANH in _ops(m.entry_function)
+
+    small = shrink_module(module, Trial(Budget(2000, time.monotonic() + 60), has_tanh))
+    assert Op.TANH in _ops(small.entry_function)
+    assert len(small.entry_function.body) <= 2, print_module(small)
+
+
+# --- the command --------------------------------------------------------------------------
+
+
+def test_tessel_fuzz_reports_counts_per_kind(capsys, tmp_path: Path) -> None:
+    status = main(["fuzz", "--kind", "parser", "--cases", "20", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "parser" in out
+    assert " 20 " in out.splitlines()[1]
+    assert "0 distinct failure(s)" in out
+    assert (tmp_path / "summary.txt").exists()
+
+
+def test_tessel_fuzz_replays_a_saved_case(capsys, tmp_path: Path) -> None:
+    record = {"kind": "selftest", "case": {"do": "segfault"}}
+    (tmp_path / "case.json").write_text(json.dumps(record))
+    assert main(["fuzz", "--replay", str(tmp_path)]) == 2
+    assert "crash at segfault" in capsys.readouterr().out
+
+
+def test_tessel_fuzz_refuses_an_unknown_kind(capsys) -> None:
+    assert main(["fuzz", "--kind", "graphs,nope", "--cases", "1"]) == 1
+    assert "unknown fuzzer nope" in capsys.readouterr().err
