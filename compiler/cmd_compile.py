@@ -24,6 +24,7 @@ from compiler.graphview import to_dot
 from compiler.staging import write_atomically
 from ir.diagnostics import TesselError
 from ir.printer import WeightSink, print_module
+from runtime.aot import metadata_digest
 
 EMIT_KINDS = ("so", "obj", "ir", "dot", "llvm", "asm", "tpu-asm", "tpu-bin")
 
@@ -75,7 +76,8 @@ def _write(
             (folder / f"{name}_{file_name}").write_bytes(code)
             files.append(f"{name}_{file_name}")
     if "so" in emit or "obj" in emit:
-        (folder / f"{name}.json").write_text(json.dumps(library.metadata, indent=1) + "\n")
+        sealed = {**library.metadata, "digest": metadata_digest(library.metadata)}
+        (folder / f"{name}.json").write_text(json.dumps(sealed, indent=1) + "\n")
         files.append(f"{name}.json")
         if library.weights is not None:
             (folder / f"{name}.weights").write_bytes(library.weights)

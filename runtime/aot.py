@@ -105,6 +105,13 @@ def _check_file(path: Path, metadata: dict[str, Any], kind: str, missing: str) -
 REQUIRED = {"name": str, "library": str, "spec": dict}  # what NAME.json must hold, by type
 
 
+def metadata_digest(metadata: dict[str, Any]) -> str:
+    """The SHA-256 of NAME.json's fields but `digest` itself, which `tessel compile` stores in
+    it: a damaged description (a spec with another result count) would run, and answer wrong."""
+    fields = {k: v for k, v in metadata.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
 def metadata_path(path: str | Path) -> Path:
     p = Path(path)
     if p.suffix == ".json":
@@ -127,6 +134,11 @@ def load(path: str | Path, threads: int | None = None) -> AotExecutable:
         raise TesselError(f"{meta_file}: not a tessel library description ({e})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:  # e.g. a JSON list
         raise TesselError(f"{meta_file}: not a tessel library description")
+    if "digest" in metadata and metadata["digest"] != metadata_digest(metadata):
+        raise TesselError(
+            f"{meta_file}: its contents differ from what `tessel compile` wrote (digest "
+            "mismatch): the file is damaged or edited; compile again"
+        )
     for key, kind in REQUIRED.items():
         if not isinstance(metadata.get(key), kind):
             raise TesselError(f"{meta_file}: damaged library description (no valid '{key}')")

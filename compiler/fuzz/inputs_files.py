@@ -146,7 +146,7 @@ def _saved_outputs(folder: Path, names: list[str]) -> list[np.ndarray]:
 
 def execute_cli(case: dict[str, Any], ctx: Any) -> Outcome:
     from compiler.cmd_run import gather_inputs, load, output_names
-    from compiler.fuzz.inputs_jit import compare_answer
+    from compiler.fuzz.inputs_jit import compare_answers
     from runtime.interp import run_module
 
     target = case["target"]
@@ -174,11 +174,7 @@ def execute_cli(case: dict[str, Any], ctx: Any) -> Outcome:
         inputs = gather_inputs(fn, specs, case.get("rand_seed", 0))
         expected = run_module(module, inputs)
         got = _saved_outputs(folder / "out", output_names(fn))
-        for e, g in zip(expected, got, strict=True):
-            bad = compare_answer(e, g, "compare", key)
-            if bad is not None:
-                return bad
-        return Outcome("ok", "compare")
+        return compare_answers(expected, got, "compare", key) or Outcome("ok", "compare")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -216,7 +212,7 @@ def _pristine_library(ctx: Any, weights: str) -> tuple[Path, list[np.ndarray], l
 
 def execute_aot(case: dict[str, Any], ctx: Any) -> Outcome:
     import runtime
-    from compiler.fuzz.inputs_jit import compare_answer
+    from compiler.fuzz.inputs_jit import compare_answers
 
     key = f"aot:{case['file']}:{case['how']}"
     ctx.progress("build")
@@ -250,10 +246,6 @@ def execute_aot(case: dict[str, Any], ctx: Any) -> Outcome:
         except TesselError as e:
             return Outcome("rejected", ctx.stage, e.message, {"key": key})
         ctx.progress("compare")
-        for e_, g in zip(expected, got, strict=True):
-            bad = compare_answer(e_, g, "compare", key)
-            if bad is not None:
-                return bad
-        return Outcome("ok", "compare")
+        return compare_answers(expected, got, "compare", key) or Outcome("ok", "compare")
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)

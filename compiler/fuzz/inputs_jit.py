@@ -8,7 +8,7 @@ same arguments (same shape, dtype and values); the arguments must not be modifie
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,6 +123,21 @@ def _compiled(ctx: Any, name: str) -> Any:
 
 def _snapshot(args: list[Any]) -> list[Any]:
     return [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
+
+
+def compare_answers(
+    expected: Sequence[Any], got: Sequence[Any], stage: str, key: str
+) -> Outcome | None:
+    """None if every output is NumPy's (as many outputs, each as `compare_answer` says)."""
+    if len(got) != len(expected):
+        return Outcome(
+            "wrong", stage, f"{len(got)} outputs where NumPy gives {len(expected)}", {"key": key}
+        )
+    for e, g in zip(expected, got, strict=True):
+        bad = compare_answer(e, g, stage, key)
+        if bad is not None:
+            return bad
+    return None
 
 
 def compare_answer(expected: Any, got: Any, stage: str, key: str) -> Outcome | None:

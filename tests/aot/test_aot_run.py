@@ -136,10 +136,15 @@ def _flip_one_byte(path):
     path.write_bytes(bytes(data))
 
 
-def _edit_json(key, value):
+def _edit_json(key, value, keep_digest=False):
+    """An edit of NAME.json; without its digest (as a description from before digests), so
+    that what is checked is the structure."""
+
     def edit(folder, name):
         path = folder / f"{name}.json"
         meta = json.loads(path.read_text())
+        if not keep_digest:
+            del meta["digest"]
         if value is None:
             del meta[key]
         else:
@@ -170,6 +175,11 @@ DAMAGE = {
     "json-a-folder": (
         lambda f, n: [(f / f"{n}.json").unlink(), (f / f"{n}.json").mkdir()],
         "cannot read it (Is a directory)",
+    ),
+    # found by the input fuzzer: a spec with a result fewer ran and answered wrong
+    "json-edited-with-its-digest": (
+        _edit_json("scratch_bytes", 1, keep_digest=True),
+        "digest mismatch",
     ),
     "json-without-spec": (_edit_json("spec", None), "no valid 'spec'"),
     "json-without-name": (_edit_json("name", None), "no valid 'name'"),
