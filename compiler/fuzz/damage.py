@@ -156,7 +156,8 @@ def mutate_json(value: Any, rng: np.random.Generator) -> tuple[Any, str]:
     for step in path:
         parent, target = target, target[step]
     new = _mutated_leaf(target, rng)
-    if parent is None:
+    if parent is None:  # the document itself: "deleting" it leaves null
+        new = None if new is _DELETE else new
         return new, f"document -> {str(new)[:40]}"
     parent[path[-1]] = new
     if new is _DELETE:

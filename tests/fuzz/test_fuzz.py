@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from compiler.cli import main
-from compiler.fuzz import KINDS, gen, oracle
+from compiler.fuzz import KINDS, damage, gen, oracle
 from compiler.fuzz.campaign import Campaign, Limits
 from compiler.fuzz.draw import Draw, case_rng
 from compiler.fuzz.kind import Budget
@@ -177,3 +177,14 @@ def test_tessel_fuzz_replays_a_saved_case(capsys, tmp_path: Path) -> None:
 def test_tessel_fuzz_refuses_an_unknown_kind(capsys) -> None:
     assert main(["fuzz", "--kind", "graphs,nope", "--cases", "1"]) == 1
     assert "unknown fuzzer nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("document", [{"sha256": "ab", "cpu": "x"}, "text", 7, [1, [2]], {}])
+def test_every_json_mutation_is_json(document):
+    """Found by a long campaign: removing the whole document left a Python sentinel, which the
+    harness then failed to write (a traceback counted against tessel)."""
+    for seed in range(64):
+        changed, what = damage.mutate_json(
+            json.loads(json.dumps(document)), np.random.default_rng(seed)
+        )
+        assert json.loads(json.dumps(changed)) == changed, what
