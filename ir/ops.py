@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from ir import dtypes
+import ir.dtypes as dtypes
 from ir.attrs import AttrKind, AttrSpec
 from ir.dtypes import DType
 

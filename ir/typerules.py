@@ -12,11 +12,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from ir import quant
 from ir.attrs import REQUIRED, Attrs, show_value
 from ir.diagnostics import ShapeError
 from ir.dtypes import DType
 from ir.ops import ARITY, BINARY, COMPARE, OPERAND_DTYPES, UNARY, Op, attr_specs
+from ir.quant import NORMALIZE as QUANT_NORMALIZE
+from ir.quant import TYPE_RULES as QUANT_TYPE_RULES
 from ir.types import TensorType
 
 Types = Sequence[TensorType]
@@ -157,7 +158,7 @@ def _n_pool(t: Types, a: dict[str, Any]) -> None:
 
 
 NORMALIZE: dict[Op, Callable[[Types, dict[str, Any]], None]] = {
-    **quant.NORMALIZE,
+    **QUANT_NORMALIZE,
     Op.REDUCE: _n_reduce,
     Op.MEAN: _n_reduce,
     Op.SOFTMAX: _n_axis,
@@ -459,7 +460,7 @@ def _t_fusion(t: Types, a: Attrs) -> TensorType:
 
 
 TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
-    **quant.TYPE_RULES,
+    **QUANT_TYPE_RULES,
     **{op: _t_elementwise for op in UNARY | BINARY},
     **{op: _t_compare for op in COMPARE},
     Op.SELECT: _t_select,
