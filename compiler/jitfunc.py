@@ -14,6 +14,7 @@ import contextvars
 import dis
 import functools
 import inspect
+import linecache
 import logging
 import os
 import re
@@ -29,11 +30,13 @@ import numpy as np
 
 from compiler import diskcache, pytree, targets
 from compiler import tracer_methods as _tracer_methods  # noqa: F401  (installs the methods)
+from compiler.allocation import traced_constructors
 from compiler.driver import PipelineOptions, optimize
 from compiler.jitoptions import JitOptions
+from compiler.masking import Selection
 from compiler.targets import Executable, TargetOptions, prepare, target
 from compiler.tracing import Trace, TraceError, Tracer, lift, user_location
-from ir.diagnostics import TesselError
+from ir.diagnostics import Loc, TesselError
 from ir.dtypes import DType
 from ir.graph import Module
 from ir.printer import print_module
@@ -69,13 +72,15 @@ def no_recompile() -> Iterator[None]:
 class LeafSpec:
     """What a traced argument leaf looked like: an array's type, or a Python scalar's kind."""
 
-    kind: str  # array or scalar
+    kind: str  # array, numpy-scalar (immutable: x += 1 rebinds) or scalar (a Python one)
     dtype: DType
     shape: tuple[int, ...] = ()
 
     def __str__(self) -> str:
         t = f"{self.dtype}[{','.join(map(str, self.shape))}]"
-        return t if self.kind == "array" else f"Python {_PY_NAMES[self.dtype]} (traced as {t})"
+        if self.kind == "scalar":
+            return f"Python {_PY_NAMES[self.dtype]} (traced as {t})"
+        return t if self.kind == "array" else f"NumPy scalar {t}"
 
 
 _PY_SCALARS = {bool: DType.BOOL, int: DType.I64, float: DType.F64}
@@ -106,13 +111,86 @@ class Entry:
 
     def __post_init__(self) -> None:
         single = getattr(self.executable.native, "single_result_call", lambda: None)()
-        self.fast = single if single is not None and self.out_tree is pytree.LEAF else self
+        changes = self.lowered.written or self.lowered.rebound
+        simple = single is not None and self.out_tree is pytree.LEAF and not changes
+        self.fast = single if simple else self  # type: ignore[assignment]
 
-    def __call__(self, arrays: Sequence[np.ndarray]) -> Any:
-        outs = self.run_flat(arrays)
+    def __call__(
+        self,
+        arrays: Sequence[np.ndarray],
+        leaves: Sequence[Any] | None = None,
+        trees: Sequence[Any] | None = None,
+    ) -> Any:
+        """Run on `arrays` (the inputs as compiled code takes them), then do to the caller's
+        objects what the function did to its arguments: write `leaves` (default: `arrays`)
+        in place, and replace entries of the containers `trees` (the non-static arguments)."""
+        low = self.lowered
+        targets = arrays if leaves is None else leaves
+        if low.written:
+            _check_writable(targets, low.written, self.signature.names, low.name)
+        if low.rebound and trees is None:
+            raise TesselError(
+                f"{low.name}() replaces entries of its container arguments; call it through "
+                "the jitted function, which can update the caller's containers"
+            )
+        outs = list(self.run_flat(arrays))
+        extra = outs[len(outs) - len(low.written) - _results(low.rebound) :]
+        del outs[len(outs) - len(extra) :]
+        for i, value in zip(low.written, extra[: len(low.written)], strict=True):
+            np.copyto(targets[i], value)
+        for k, i in low.returned:
+            outs[k] = targets[i]
+        if low.rebound and trees is not None:
+            slots = [slot for tree in trees for slot in pytree.leaf_slots(tree)]
+            new = iter(extra[len(low.written) :])
+            for i, how, what in low.rebound:
+                container, key = slots[i]
+                if how == "leaf":
+                    container[key] = targets[what]
+                else:
+                    container[key] = what if how == "value" else next(new)
         if self.out_tree is pytree.LEAF:
             return outs[0]
         return pytree.unflatten(self.out_tree, outs)
+
+
+def _results(rebound: tuple[tuple[int, str, Any], ...]) -> int:
+    return sum(how == "result" for _, how, _ in rebound)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two arrays share an element; when that is too hard to prove either way, yes."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=10_000))  # type: ignore[arg-type]  # stubs: -1, 0
+    except np.exceptions.TooHardError:
+        return True
+
+
+def _check_writable(
+    targets: Sequence[Any], written: tuple[int, ...], names: tuple[str, ...], fn: str
+) -> None:
+    """Before any native call: every argument the function writes must take the write
+    (NumPy would fail inside the function) and must not share memory with another argument
+    (tessel traced them as separate arrays, so a write to one would not show in the other)."""
+    for i in written:
+        target = targets[i]
+        if not target.flags.writeable:
+            raise TesselError(
+                f"{fn}() writes to its argument '{names[i]}', which is read-only (NumPy: "
+                "'assignment destination is read-only'); pass a writable array or a copy",
+                user_location(),
+            )
+        for j, other in enumerate(targets):
+            if j != i and isinstance(other, np.ndarray) and _overlap(target, other):
+                raise TesselError(
+                    f"{fn}() writes to its argument '{names[i]}', which shares memory "
+                    f"with argument '{names[j]}': compiled code treats them as separate "
+                    "arrays, so the write would not show in the other one as it does in "
+                    "NumPy; pass a copy of one of them",
+                    user_location(),
+                )
 
 
 def jit(
@@ -224,7 +302,8 @@ class JitFunction:
             keys = [(a.shape, a.dtype, _BEHAVED, np.ndarray) for a in args]
             key = sum(keys, ()) if len(keys) <= 2 else tuple(keys)  # as built in __call__
             self._fast[key] = entry.fast
-        return entry(arrays)
+        trees = [v for n, v in bound.arguments.items() if n not in self.static]
+        return entry(arrays, leaves, trees)
 
     def _fast_path_applies(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], leaves: list[Any]
@@ -303,6 +382,9 @@ class JitFunction:
             elapsed = (time.perf_counter() - started) * 1e3
             done = "compiled {}" if entry.optimized is not None else "loaded {} from the disk cache"
             message = f"{done.format(self.name)} in {elapsed:.0f} ms ({reason})"
+            if lowered.written:
+                targets = ", ".join(f"'{sig.names[i]}'" for i in lowered.written)
+                message += f"; it writes to argument(s) {targets}"
             self._explanations.append(message)
             if os.environ.get("TESSEL_LOG_COMPILES", "") not in ("", "0"):
                 log.warning("tessel: %s", message)
@@ -317,22 +399,76 @@ class JitFunction:
             )
             for n, spec in zip(names, sig.leaves, strict=True)
         ]
+        for tracer, spec in zip(tracers, sig.leaves, strict=True):
+            tracer.mutable = spec.kind == "array"
         it = iter(tracers)
         args = dict(bound.arguments)
         for name, value in bound.arguments.items():
             if name not in self.static:
                 _, tree = pytree.flatten(value)
                 args[name] = pytree.unflatten(tree, [next(it) for _ in range(tree.num_leaves)])
+        traced = {name: args[name] for name in bound.arguments if name not in self.static}
+        slots = [pytree.leaf_slots(a) for a in traced.values()]
         call = inspect.BoundArguments(self.signature, args)
-        with trace.active():
+        with trace.active(), traced_constructors():
             try:
                 result = self.fn(*call.args, **call.kwargs)
             except ValueError as e:
                 raise _numpy_refusal(e) from None
             outs, out_tree = pytree.flatten(result)
             nodes = [_result_node(trace, v, i) for i, v in enumerate(outs)]
+            # NumPy leaves an argument the function wrote holding its last value: the compiled
+            # code returns that value too, and the call copies it into the caller's array.
+            written = tuple(i for i, t in enumerate(tracers) if t.version)
+            nodes += [tracers[i].node for i in written]
+            rebound = self._rebound(traced, slots, sig, tracers)
+            for _, how, value in rebound:
+                if how == "result":
+                    nodes.append(_result_node(trace, value, len(nodes)))
+            rebound = tuple((i, how, None if how == "result" else v) for i, how, v in rebound)
+        returned = tuple(
+            (k, i) for k, v in enumerate(outs) for i in written if v is tracers[i]
+        )  # `return x` after writing x gives the caller's own array back, as NumPy does
         fn = trace.builder.build(nodes)
-        return Lowered(Module((fn,), fn.name), out_tree, sig, self.name)
+        return Lowered(Module((fn,), fn.name), out_tree, sig, self.name, written, returned, rebound)
+
+    def _rebound(
+        self,
+        traced: dict[str, Any],
+        slots: list[list[tuple[Any, Any]]],
+        sig: Signature,
+        tracers: list[Tracer],
+    ) -> tuple[tuple[int, str, Any], ...]:
+        """The entries of container arguments the function replaced (`params['w'] = ...`):
+        (leaf, how, what), where `how` is "leaf" (an argument's array, `what` its leaf index),
+        "result" (a traced value, `what` the tracer) or "value" (a Python object).
+        A changed structure (an entry added or removed) cannot be mirrored: an error."""
+        rebound: list[tuple[int, str, Any]] = []
+        first = 0
+        for (name, arg), tree, before in zip(traced.items(), sig.treedef, slots, strict=True):
+            leaves, after = pytree.flatten(arg)
+            now = pytree.leaf_slots(arg)
+            if after != tree or [id(c) for c, _ in now] != [id(c) for c, _ in before]:
+                code = self.fn.__code__
+                line = linecache.getline(code.co_filename, code.co_firstlineno) or None
+                raise TraceError(
+                    f"{self.name}() changed the structure of its argument '{name}' (an entry "
+                    "added, removed or replaced "
+                    "by another container); the compiled function can replace entries of a "
+                    "dict or list argument but not change its shape: return the new container",
+                    Loc(code.co_filename, code.co_firstlineno, 1, line),
+                )
+            for k, leaf in enumerate(leaves):
+                i = first + k
+                if leaf is tracers[i]:
+                    continue
+                j = next((j for j, t in enumerate(tracers) if t is leaf), None)
+                if j is not None:  # another argument's array: the caller's own object
+                    rebound.append((i, "leaf", j))
+                else:
+                    rebound.append((i, "result" if isinstance(leaf, Tracer) else "value", leaf))
+            first += len(leaves)
+        return tuple(rebound)
 
     def _reason(self, sig: Signature) -> str:
         if not self._entries:
@@ -398,10 +534,21 @@ class Lowered:
     out_tree: pytree.TreeDef
     signature: Signature
     name: str
+    written: tuple[int, ...] = ()  # argument leaves the function writes (x += 1, x[0] = 2)
+    returned: tuple[tuple[int, int], ...] = ()  # (result, leaf): `return x` of a written x
+    # container entries the function replaced: (leaf, "leaf" | "result" | "value", what)
+    rebound: tuple[tuple[int, str, Any], ...] = ()
     _weights: dict[str, Any] = field(default_factory=dict)
 
     def as_text(self) -> str:
-        return print_module(self.module)
+        text = print_module(self.module)
+        if not self.written:
+            return text
+        first = len(self.module.functions[0].results) - len(self.written) - _results(self.rebound)
+        names = ", ".join(
+            f"{first + k}: '{self.signature.names[i]}'" for k, i in enumerate(self.written)
+        )
+        return f"# results written back into the arguments (in place): {names}\n{text}"
 
     def compile(self) -> Compiled:
         return Compiled(self.compile_entry(JitOptions(), 0))
@@ -468,7 +615,7 @@ class Compiled:
             _as_input(v, spec, f"argument {i}")
             for i, (v, spec) in enumerate(zip(leaves, sig.leaves, strict=True))
         ]
-        return self.entry(arrays)
+        return self.entry(arrays, leaves)
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -481,8 +628,9 @@ _FROM_CACHE = (
 
 def _leaf_spec(value: Any, name: str) -> LeafSpec:
     if isinstance(value, np.ndarray | np.generic):
+        kind = "array" if isinstance(value, np.ndarray) else "numpy-scalar"
         try:
-            return LeafSpec("array", DType.from_numpy(value.dtype), tuple(value.shape))
+            return LeafSpec(kind, DType.from_numpy(value.dtype), tuple(value.shape))
         except ValueError:
             if not value.dtype.isnative:
                 raise TesselError(
@@ -540,15 +688,23 @@ def _numpy_refusal(error: ValueError) -> Exception:
     if loc is None or loc.file != code.co_filename:
         return error
     return TraceError(
-        "a traced value cannot be stored into a NumPy array: arrays the function creates "
-        "(np.zeros, np.empty, ...) are NumPy's, and setting their elements needs concrete "
-        "numbers (NumPy: 'setting an array element with a sequence'); compute the whole array "
-        "from traced values instead (np.stack, np.concatenate, np.where)",
+        "a traced value cannot be stored into a NumPy array: this array is NumPy's (made by "
+        "a.copy(), np.array, or a constructor imported by name), and setting its elements "
+        "needs concrete numbers (NumPy: 'setting an array element with a sequence'); make it "
+        "with np.zeros/np.empty/np.full called through np (tessel traces those), "
+        "np.zeros_like(x), or compute it whole (np.stack, np.concatenate, np.where)",
         loc,
     )
 
 
 def _result_node(trace: Trace, value: Any, index: int) -> Any:
+    if isinstance(value, Selection):
+        raise TraceError(
+            f"result {index} is x[mask], the elements a boolean mask selects: its length "
+            "depends on the data, so it cannot be a result under @jit; return "
+            "np.where(mask, x, 0), or a reduction of it (x[mask].sum())",
+            value.loc,
+        )
     if isinstance(value, Tracer):
         if value.trace is not trace:
             raise TraceError("the function returned a traced value from another trace")

@@ -24,6 +24,7 @@ from compiler.tracing import (
     TraceError,
     Tracer,
     UnsupportedError,
+    View,
     broadcast,
     broadcast_all,
     concrete_array,
@@ -39,6 +40,7 @@ from compiler.tracing import (
     to_dtype,
     trace_of,
     transpose,
+    write_into,
 )
 from ir.dtypes import DType
 from ir.ops import Op
@@ -647,6 +649,46 @@ def np_copy(a: Any) -> Tracer:
     return lift(a)
 
 
+def np_flatten(a: Any, order: str = "C") -> Tracer:
+    return np_ravel(a, order)  # a copy, where ravel is a view when NumPy can make one
+
+
+def np_fill_diagonal(a: Any, val: Any, wrap: bool = False) -> None:
+    """The main diagonal (every index equal) set to `val`: a scalar, or a concrete array whose
+    values NumPy cycles along the diagonal."""
+    if not isinstance(a, Tracer) or not a.mutable:
+        raise trace_of(a, val).error("the array must be a traced one", UnsupportedError)
+    if a.ndim < 2 or (a.ndim > 2 and len(set(a.shape)) > 1):
+        raise a.trace.error("the array must be 2-d, or have all dimensions equal")
+    mask = np.zeros(a.shape, bool)
+    np.fill_diagonal(mask, True, wrap=wrap)
+    if isinstance(val, Tracer) and val.ndim:
+        raise a.trace.error(
+            "val must be a scalar or a concrete array (a traced array of values would need a "
+            "scatter)",
+            UnsupportedError,
+        )
+    if isinstance(val, Tracer) or np.ndim(val) == 0:
+        value = broadcast(lift(val, a.node.dtype), a.shape)
+    else:
+        values = np.zeros(a.shape, a.dtype)
+        np.fill_diagonal(values, val, wrap=wrap)
+        value = lift(values, a.node.dtype)
+    chosen = a.trace.emit(Op.SELECT, [lift(mask), value, Tracer(a.trace, a.node, a.weak)])
+    a.assign(chosen)
+
+
+def np_copyto(dst: Any, src: Any, casting: str = "same_kind", where: Any = True) -> None:
+    if not isinstance(dst, Tracer) or not dst.mutable:
+        raise trace_of(dst, src).error(
+            "the destination must be a traced array (an argument, or an array computed from one)",
+            UnsupportedError,
+        )
+    if casting != "same_kind" or where is not True:
+        raise dst.trace.error("only casting='same_kind' and no where= are supported")
+    write_into(dst, lift(src), "np.copyto")
+
+
 def np_outer(a: Any, b: Any) -> Tracer:
     x, y = np_ravel(a), np_ravel(b)
     product: Tracer = UFUNCS[np.multiply](reshape(x, (x.size, 1)), reshape(y, (1, y.size)))
@@ -703,6 +745,8 @@ FUNCTIONS: dict[Callable[..., Any], Handler] = {
     np.full_like: np_full_like,
     np.astype: np_astype,
     np.copy: np_copy,
+    np.copyto: np_copyto,
+    np.fill_diagonal: np_fill_diagonal,
     np.shape: lambda a: lift(a).shape,
     np.ndim: lambda a: lift(a).ndim,
     np.size: lambda a, axis=None: lift(a).size if axis is None else lift(a).shape[axis],
@@ -725,10 +769,42 @@ def call(api: str, handler: Handler, args: Sequence[Any], kwargs: dict[str, Any]
     trace = trace_of(*args, *kwargs.values(), *_sequence_items(args))
     with trace.operation(api):
         try:
-            inspect.signature(handler).bind(*args, **kwargs)
+            bound = inspect.signature(handler).bind(*args, **kwargs)
         except TypeError as e:
             raise trace.error(str(e), UnsupportedError) from None
-        return handler(*args, **kwargs)
+        result = handler(*args, **kwargs)
+    return _as_numpy_returns(handler, bound.arguments, (*args, *kwargs.values()), result, api)
+
+
+# NumPy returns a view of the first argument from these: later writes to either one show in
+# the other. The ones that return a copy instead when the memory layout requires one are
+# ambiguous, so tessel refuses to read them after a write rather than guess.
+_VIEWS: set[Handler] = {np_transpose, np_swapaxes, np_moveaxis, np_squeeze, np_expand_dims,
+                        np_broadcast_to, np_atleast_1d}  # fmt: skip
+_VIEWS_OR_COPIES: set[Handler] = {np_reshape, np_ravel}
+
+
+def _as_numpy_returns(
+    handler: Handler, arguments: dict[str, Any], operands: tuple[Any, ...], result: Any, api: str
+) -> Any:
+    """Give `result` NumPy's aliasing: a view stays a function of the array it views, and a
+    copy is a new array even where tessel's handler returned its operand as it was."""
+    if isinstance(result, tuple):
+        return tuple(_as_numpy_returns(handler, arguments, operands, r, api) for r in result)
+    if not isinstance(result, Tracer):
+        return result
+    name, first = next(iter(arguments.items()), ("", None))
+    is_view = handler in _VIEWS or handler in _VIEWS_OR_COPIES
+    if is_view and isinstance(first, Tracer) and first.mutable:
+        view = Tracer(result.trace, result.node, result.weak, mutable=True)
+        read = None
+        if handler in _VIEWS:
+            read = lambda base: handler(**{**arguments, name: base})  # noqa: E731
+        view.view = View(first, api, read, None)
+        return view
+    if any(result is a for a in operands):
+        return Tracer(result.trace, result.node, result.weak)
+    return result
 
 
 def _sequence_items(args: Sequence[Any]) -> list[Any]:
@@ -737,19 +813,25 @@ def _sequence_items(args: Sequence[Any]) -> list[Any]:
 
 def array_ufunc(self: Tracer, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
     name = f"np.{ufunc.__name__}"
+    out = kwargs.pop("out", None) if method == "__call__" else None
     for unsupported in ("out", "where", "casting", "order", "subok", "signature"):
         if unsupported in kwargs:
             raise self.trace.error(
-                f"{name}: {unsupported}= is not supported under @jit"
-                + (
-                    " (arrays are immutable; use the returned value)"
-                    if unsupported == "out"
-                    else ""
-                ),
-                UnsupportedError,
+                f"{name}: {unsupported}= is not supported under @jit", UnsupportedError
             )
     if method == "__call__" and ufunc in UFUNCS:
-        return _strong(call(name, UFUNCS[ufunc], inputs, kwargs))
+        result = _strong(call(name, UFUNCS[ufunc], inputs, kwargs))
+        if out is None:
+            return result
+        (target,) = out  # NumPy passes out= as a tuple; these ufuncs have one output
+        with self.trace.operation(name):
+            if not isinstance(target, Tracer) or not target.mutable:
+                raise self.trace.error(
+                    "out= must be a traced array (an argument, an array computed from one, or "
+                    "one made with np.zeros/np.empty); this one is NumPy's",
+                    UnsupportedError,
+                )
+            return write_into(target, result, name)
     if method == "reduce" and ufunc in REDUCE_METHODS:
         kwargs.setdefault("axis", 0)
         if kwargs["axis"] == 0 and inputs and lift(inputs[0]).ndim == 0:

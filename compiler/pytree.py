@@ -117,3 +117,24 @@ def _paths(t: TreeDef, prefix: str, emit: Callable[[str], None]) -> None:
     else:
         for i, c in enumerate(t.children):
             _paths(c, f"{prefix}[{i}]", emit)
+
+
+def leaf_slots(tree: Any) -> list[tuple[Any, Any]]:
+    """Where each leaf sits, in `flatten`'s order: (the container holding it, its key or
+    index); (None, None) for a tree that is a leaf itself."""
+    slots: list[tuple[Any, Any]] = []
+    _slots(tree, None, None, slots)
+    return slots
+
+
+def _slots(x: Any, container: Any, key: Any, out: list[tuple[Any, Any]]) -> None:
+    if x is None:
+        return
+    if isinstance(x, dict):
+        for k in sorted(x):
+            _slots(x[k], x, k, out)
+    elif isinstance(x, tuple | list):
+        for i, c in enumerate(x):
+            _slots(c, x, i, out)
+    else:
+        out.append((container, key))

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from compiler import numpy_api as api
-from compiler.tracing import Tracer, UnsupportedError, convert, is_weak, reshape
+from compiler.indexing import getitem, setitem
+from compiler.tracing import Tracer, convert, is_weak, write_into
 from ir.dtypes import DType
-from ir.ops import Op
 
 # --- operators ----------------------------------------------------------------------------
 
@@ -124,7 +124,7 @@ _METHODS: dict[str, Callable[..., Any]] = {
     "argmin": api.FUNCTIONS[np.argmin],
     "astype": api.np_astype,
     "ravel": api.np_ravel,
-    "flatten": api.np_ravel,
+    "flatten": api.np_flatten,
     "squeeze": api.np_squeeze,
     "swapaxes": api.np_swapaxes,
     "clip": api.np_clip,
@@ -133,85 +133,29 @@ _METHODS: dict[str, Callable[..., Any]] = {
 }
 
 
-# --- indexing -----------------------------------------------------------------------------
+# --- in-place operators -------------------------------------------------------------------
 
 
-def getitem(self: Tracer, index: Any) -> Tracer:
-    with self.trace.operation("x[...]"):
-        return _getitem(self, index)
+def _inplace(name: str, symbol: str) -> Callable[..., Any]:
+    """`x op= y`: on an array, NumPy computes `x op y` and writes it into x (so every view
+    of x and every name bound to it sees the result); on a scalar it only rebinds the name."""
+
+    def run(self: Tracer, other: Any) -> Any:
+        result = getattr(Tracer, f"__{name}__")(self, other)
+        if not self.mutable or result is NotImplemented:
+            return result
+        with self.trace.operation(f"x {symbol}= y"):
+            return write_into(self, result, f"x {symbol}= y")
+
+    return run
 
 
-def _check_index_item(x: Tracer, item: Any) -> None:
-    """Only basic indexing: static integers, slices, None and Ellipsis."""
-    if isinstance(item, Tracer | np.ndarray | list):
-        raise x.trace.error(
-            "indexing with an array (a boolean mask or integer indices) is not supported: "
-            "the result's shape would depend on the data; use np.where(mask, x, 0) or "
-            "slices with static bounds",
-            UnsupportedError,
+def _fill(self: Tracer, value: Any) -> None:
+    if np.ndim(value) if not isinstance(value, Tracer) else value.ndim:
+        raise self.trace.error(
+            "x.fill: the value must be a scalar (NumPy: 'setting an array element with a sequence')"
         )
-    if isinstance(item, bool | np.bool_):
-        raise x.trace.error(
-            "indexing with a boolean scalar (a rank-0 mask) is not supported; use None to "
-            "add an axis",
-            UnsupportedError,
-        )
-    if not (
-        item is None or item is Ellipsis or isinstance(item, slice | int | np.integer)
-    ):  # a float would otherwise truncate silently
-        raise x.trace.error(
-            "only integers, slices (`:`), ellipsis (`...`) and None (`np.newaxis`) are "
-            f"valid indices, got {type(item).__name__}"
-        )
-
-
-def _getitem(x: Tracer, index: Any) -> Tracer:
-    items = index if isinstance(index, tuple) else (index,)
-    for item in items:
-        _check_index_item(x, item)
-    if sum(item is Ellipsis for item in items) > 1:
-        raise x.trace.error("an index can only have a single ellipsis ('...')")
-    used = sum(1 for item in items if item is not None and item is not Ellipsis)
-    if used > x.ndim:
-        raise x.trace.error(f"too many indices for an array of rank {x.ndim}")
-    if Ellipsis in items:
-        at = items.index(Ellipsis)
-        items = items[:at] + (slice(None),) * (x.ndim - used) + items[at + 1 :]
-    else:
-        items = items + (slice(None),) * (x.ndim - used)
-    start, limit, stride, out_shape = [], [], [], []
-    dim = 0
-    for item in items:
-        if item is None:
-            out_shape.append(1)
-            continue
-        n = x.shape[dim]
-        if isinstance(item, slice):
-            lo, hi, step = item.indices(n)
-            if step < 0:
-                raise x.trace.error(
-                    "slices with a negative step are not supported", UnsupportedError
-                )
-            count = max(0, -(-(hi - lo) // step))
-            start.append(lo)
-            limit.append(lo + max(count - 1, 0) * step + 1 if count else lo)
-            stride.append(step)
-            out_shape.append(count)
-        else:
-            i = int(item)
-            if not -n <= i < n:
-                raise x.trace.error(f"index {i} is out of bounds for axis {dim} with size {n}")
-            i %= n
-            start.append(i)
-            limit.append(i + 1)
-            stride.append(1)
-        dim += 1
-    sliced = x
-    if (tuple(start), tuple(limit)) != ((0,) * x.ndim, x.shape) or any(s != 1 for s in stride):
-        sliced = x.trace.emit(
-            Op.SLICE, [x], x.weak, start=tuple(start), limit=tuple(limit), stride=tuple(stride)
-        )
-    return reshape(sliced, tuple(out_shape))
+    setitem(self, Ellipsis, value)
 
 
 # --- installation -------------------------------------------------------------------------
@@ -226,6 +170,9 @@ def _install() -> None:
         setattr(Tracer, f"__{name}__", _binary(ufunc, symbol)[0])
     for name, (ufunc, what) in _UNARY.items():
         setattr(Tracer, f"__{name}__", _unary(ufunc, what))
+    for name, (_, symbol) in {**_OPERATORS, "matmul": (np.matmul, "@")}.items():
+        if name != "divmod":
+            setattr(Tracer, f"__i{name}__", _inplace(name, symbol))
     for name, handler in _METHODS.items():
         setattr(Tracer, name, _method(name, handler))
     extra: dict[str, Any] = {
@@ -234,6 +181,8 @@ def _install() -> None:
         "T": property(lambda self: api.call("x.T", api.np_transpose, (self,), {})),
         "mT": property(lambda self: api.call("x.mT", api.np_swapaxes, (self, -1, -2), {})),
         "__getitem__": getitem,
+        "__setitem__": setitem,
+        "fill": _fill,
         "__array_ufunc__": api.array_ufunc,
         "__array_function__": api.array_function,
     }

@@ -49,7 +49,7 @@ class UnsupportedError(TraceError):
 # --- where the user is --------------------------------------------------------------------
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_INTERNAL_DIRS = (
+INTERNAL_DIRS = (
     *(
         os.path.join(_ROOT, pkg) + os.sep
         for pkg in ("compiler", "ir", "passes", "runtime", "tessel")
@@ -66,7 +66,7 @@ def _positions(code: Any) -> list[tuple[int | None, int | None, int | None, int 
 def user_location(frame: FrameType | None = None) -> Loc | None:
     """The innermost frame outside tessel and NumPy: the user's line, with its column."""
     f: FrameType | None = frame or sys._getframe(1)
-    while f is not None and f.f_code.co_filename.startswith(_INTERNAL_DIRS):
+    while f is not None and f.f_code.co_filename.startswith(INTERNAL_DIRS):
         f = f.f_back
     if f is None:
         return None
@@ -185,8 +185,11 @@ def trace_of(*values: Any) -> Trace:
 # --- abstract values ----------------------------------------------------------------------
 
 
-def _concretization(what: str, hint: str) -> Callable[[Tracer], Any]:
+def _concretization(method: str, what: str, hint: str) -> Callable[..., Any]:
     def refuse(self: Tracer, *args: Any, **kwargs: Any) -> Any:  # np.array passes copy=
+        node = self.node
+        if node.op is Op.CONSTANT:  # never written since np.zeros & co. made it: still known
+            return getattr(np.array(node.attrs["value"].array), method)(*args, **kwargs)
         raise ConcretizationError(
             f"{what} of a traced value {self.aval}: under @jit the value is only known when the "
             f"compiled code runs, not while Python traces the function. {hint}",
@@ -202,16 +205,96 @@ _CONTROL_FLOW_HINT = (
 )
 
 
-class Tracer:
-    """An array under tracing: its node in the trace, and whether it is weakly typed."""
+class View:
+    """How a tracer that NumPy would return as a view relates to the array it views (`base`).
 
-    __slots__ = ("node", "trace", "weak")
+    NumPy's views share memory with their base, so a write through either one shows in the
+    other. A traced array is a value, so a view is kept as a function of its base instead:
+    `read` recomputes it after the base was written, and `write` gives the base's new value
+    after the view was. `read` is None where NumPy may return a copy or a view (reshape), and
+    `write` is None where tessel cannot write through (yet); both are refused, never guessed.
+    """
+
+    def __init__(
+        self,
+        base: Tracer,
+        what: str,
+        read: Callable[[Tracer], Tracer] | None,
+        write: Callable[[Tracer, Tracer], Tracer] | None,
+        key: Any = None,
+    ) -> None:
+        self.base = base
+        self.key = key  # what selects the view (an index), to recognize it when stored back
+        self.what = what
+        self.read = read
+        self.write = write
+        self.synced = base.version  # the base's version this view's value reflects
+
+    def sync(self, view: Tracer) -> None:
+        base = self.base
+        current = base.node  # brings the base up to date first, if it is a view too
+        if base.version == self.synced:
+            return
+        if self.read is None:
+            raise view.trace.error(
+                f"this array was taken with {self.what} and the array it came from was "
+                "modified afterwards; NumPy returns a copy or a view there depending on "
+                "memory layout, so tessel cannot tell which value you mean: call .copy() on "
+                "it, or take it after the update",
+                UnsupportedError,
+            )
+        view._node = self.read(Tracer(base.trace, current, base.weak)).node
+        view.version += 1
+        self.synced = base.version
+
+    def write_through(self, view: Tracer, value: Tracer) -> None:
+        if self.write is None:
+            raise view.trace.error(
+                f"writing into the result of {self.what} is not supported under @jit (in "
+                "NumPy it writes through to the array it was taken from); write into that "
+                "array with an index instead, or into a .copy()",
+                UnsupportedError,
+            )
+        base = self.base
+        base.assign(self.write(Tracer(base.trace, base.node, base.weak), value))
+        self.synced = base.version
+
+
+class Tracer:
+    """An array under tracing: its node in the trace, whether it is weakly typed, and what
+    in-place updates need: whether NumPy's value here is mutable (an array, not a scalar),
+    how many times it was written, and the array it views, if any."""
+
+    __slots__ = ("_node", "mutable", "trace", "version", "view", "weak")
     __array_priority__ = 1000  # win NumPy's binary-operator dispatch over ndarray
 
-    def __init__(self, trace: Trace, node: Node, weak: bool = False) -> None:
+    def __init__(
+        self, trace: Trace, node: Node, weak: bool = False, mutable: bool | None = None
+    ) -> None:
         self.trace = trace
-        self.node = node
+        self._node = node
         self.weak = weak
+        # NumPy gives a scalar, which is immutable (x += 1 rebinds x), where a result has rank
+        # 0; arrays of rank 0 come only from arguments and views.
+        self.mutable = bool(node.shape) if mutable is None else mutable
+        self.version = 0  # counts writes, so that views can tell when they are stale
+        self.view: View | None = None
+
+    @property
+    def node(self) -> Node:
+        """The current value (after every in-place update so far)."""
+        if self.view is not None:
+            self.view.sync(self)
+        return self._node
+
+    def assign(self, value: Tracer) -> None:
+        """Overwrite this array with `value` (same shape and dtype), as NumPy's in-place
+        operations do: through a view, the array it views is written too."""
+        if self.view is not None:
+            self.view.sync(self)
+            self.view.write_through(self, value)
+        self._node = value.node
+        self.version += 1
 
     # --- static facts ---
     @property
@@ -247,29 +330,24 @@ class Tracer:
             raise TypeError("iteration over a 0-d array")
         return (self[i] for i in range(self.shape[0]))  # the length is static: unroll
 
-    __bool__ = _concretization("bool()", _CONTROL_FLOW_HINT)
-    __int__ = _concretization("int()", _CONTROL_FLOW_HINT)
-    __float__ = _concretization("float()", _CONTROL_FLOW_HINT)
-    __complex__ = _concretization("complex()", _CONTROL_FLOW_HINT)
+    __bool__ = _concretization("__bool__", "bool()", _CONTROL_FLOW_HINT)
+    __int__ = _concretization("__int__", "int()", _CONTROL_FLOW_HINT)
+    __float__ = _concretization("__float__", "float()", _CONTROL_FLOW_HINT)
+    __complex__ = _concretization("__complex__", "complex()", _CONTROL_FLOW_HINT)
     __index__ = _concretization(
+        "__index__",
         "using as an index or size",
         "Shapes and indices must be static: derive them from x.shape, or pass the value as a "
         "static argument (@jit(static_argnames=...)).",
     )
     __array__ = _concretization(
+        "__array__",
         "converting to a NumPy array (np.array/np.asarray)",
         "Traced values cannot become NumPy arrays; use np.stack or np.concatenate to combine "
         "them, and keep the computation inside NumPy functions tessel traces.",
     )
-    tolist = _concretization("tolist()", _CONTROL_FLOW_HINT)
-    item = _concretization("item()", _CONTROL_FLOW_HINT)
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        raise self.trace.error(
-            "arrays are immutable under @jit; build a new one instead, e.g. with "
-            "np.where(mask, new, old) or np.concatenate",
-            UnsupportedError,
-        )
+    tolist = _concretization("tolist", "tolist()", _CONTROL_FLOW_HINT)
+    item = _concretization("item", "item()", _CONTROL_FLOW_HINT)
 
     def __hash__(self) -> int:
         raise TypeError("traced arrays are unhashable (they compare elementwise)")
@@ -279,6 +357,8 @@ class Tracer:
     if TYPE_CHECKING:
 
         def __getitem__(self, index: Any) -> Tracer: ...
+
+        def __setitem__(self, index: Any, value: Any) -> None: ...
 
 
 # --- promotion ----------------------------------------------------------------------------
@@ -365,6 +445,28 @@ def broadcast(x: Tracer, shape: tuple[int, ...]) -> Tracer:
     except ShapeError:
         raise x.trace.error(f"cannot broadcast {list(x.shape)} to {list(shape)}") from None
     return x.trace.emit(Op.BROADCAST_IN_DIM, [x], x.weak, shape=tuple(shape))
+
+
+def write_into(target: Tracer, value: Tracer, what: str) -> Tracer:
+    """Store `value`, the result of `what`, into `target` as NumPy's in-place operators and
+    `out=` do: it must broadcast to the target's shape and cast to its dtype within the kind
+    (float to int is refused, f64 to f32 allowed)."""
+    if not np.can_cast(value.dtype, target.dtype, "same_kind"):
+        raise target.trace.error(
+            f"cannot cast the output of {what} from {value.dtype!r} to {target.dtype!r} with "
+            "casting rule 'same_kind' (as NumPy)"
+        )
+    try:
+        fits = broadcast_shapes(value.shape, target.shape) == target.shape
+    except ShapeError:
+        fits = False
+    if not fits:
+        raise target.trace.error(
+            f"non-broadcastable output operand with shape {target.shape} doesn't match the "
+            f"broadcast shape {value.shape}"
+        )
+    target.assign(broadcast(convert(value, target.node.dtype), target.shape))
+    return target
 
 
 def broadcast_all(xs: Sequence[Tracer]) -> list[Tracer]:

@@ -1,7 +1,7 @@
 """XLA-style fusion: producer-consumer grouping into `fusion` ops with nested bodies.
 
 Three kinds of group, named after XLA's:
-- loop:   elementwise ops and broadcasts, one loop over the output;
+- loop:   elementwise ops, broadcasts, slices and pads, one loop over the output;
 - input:  a reduction with its elementwise producers (the reduce is the group's root);
 - output: a dot_general or conv2d with its elementwise epilogue (bias, activation, scale),
           applied while the output tile is still in registers.
@@ -29,8 +29,11 @@ from ir.ops import CONTRACTION, ELEMENTWISE, QUANTIZATION, Op, fusion_kind
 from passes.base import Pass, PassContext, register
 
 # Cheap to recompute, so they may be copied into several groups instead of blocking fusion.
-CHEAP = frozenset({Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA})
-LOOP_OPS = ELEMENTWISE | QUANTIZATION | {Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA}
+# Slice and pad are index arithmetic on their operand (as in XLA's loop fusion): fused, a
+# stencil's shifted views and an in-place update's pad and select cost no copies of their own.
+CHEAP = frozenset({Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA, Op.SLICE, Op.PAD})
+LOOP_OPS = ELEMENTWISE | QUANTIZATION | CHEAP
+SHIFTS = frozenset({Op.SLICE, Op.PAD})  # a consumer that reads its operand at another index
 # values of `int-epilogue`: which integer contractions absorb an epilogue
 INT_EPILOGUE = {
     "true": CONTRACTION,
@@ -109,25 +112,11 @@ class _Fuser:
         users = self.users[producer]
         shared = producer in self.results or any(u not in group.members for u in users)
         if producer.op in CONTRACTION:
-            if not self.options.epilogue or group.kind != "loop":
-                return "op kind not fusible: a contraction only absorbs an elementwise epilogue"
-            integer = not producer.srcs[0].dtype.is_float
-            if integer and producer.op not in INT_EPILOGUE[self.options.int_epilogue]:
-                return (
-                    f"integer contraction: int-epilogue={self.options.int_epilogue} keeps it"
-                    " alone for its kernel"
-                )
-            if not integer and any(m.op in QUANTIZATION for m in group.members):
-                return "float contraction: quantization ops join integer contractions only"
-            if producer in self.results:
-                return "expensive producer that is also a function result"
-            if shared:
-                return "expensive producer with several consumers"
-            if any(u.op is Op.BROADCAST_IN_DIM for u in users):
-                return "op kind not fusible: the contraction's result is broadcast"
-            return None
+            return self.epilogue_reason(producer, group, shared)
         if producer.op not in LOOP_OPS:
             return f"op kind not fusible: {producer.op.value}"
+        if producer.op not in CHEAP and len(users) > 1 and any(u.op in SHIFTS for u in users):
+            return "read at several shifted positions: fused, it would be computed once for each"
         if group.kind == "output" and any(u.op in CONTRACTION for u in users):
             return "op kind not fusible: no prologue fusion into a contraction's operands"
         if shared and producer.op not in CHEAP:
@@ -136,15 +125,43 @@ class _Fuser:
             return "expensive producer with several consumers"
         return None
 
+    def epilogue_reason(self, producer: Node, group: Group, shared: bool) -> str | None:
+        """Why the contraction `producer` may not take `group` as its epilogue, if it may not."""
+        if not self.options.epilogue or group.kind != "loop":
+            return "op kind not fusible: a contraction only absorbs an elementwise epilogue"
+        integer = not producer.srcs[0].dtype.is_float
+        if integer and producer.op not in INT_EPILOGUE[self.options.int_epilogue]:
+            return (
+                f"integer contraction: int-epilogue={self.options.int_epilogue} keeps it"
+                " alone for its kernel"
+            )
+        if not integer and any(m.op in QUANTIZATION for m in group.members):
+            return "float contraction: quantization ops join integer contractions only"
+        if producer in self.results:
+            return "expensive producer that is also a function result"
+        if shared:
+            return "expensive producer with several consumers"
+        if any(u.op is Op.BROADCAST_IN_DIM for u in self.users[producer]):
+            return "op kind not fusible: the contraction's result is broadcast"
+        return None
+
     def creates_cycle(self, producer: Node, group: Group) -> bool:
         """The group must stay convex: no path may leave it and come back in.
 
-        Cheap members are copied into the body rather than moved, so only the moved nodes count.
+        Cheap members are copied into the body rather than moved, so a path may come back to
+        one of them; it must not come back to a moved node. A path through a cheap member that
+        stays inside (a pad between the update and its select) has not left the group.
         """
-        moved = {m for m in [*group.members, producer] if m.op not in CHEAP}
-        for member in moved:
-            for succ in self.graph.successors(member):
-                if succ not in moved and not moved.isdisjoint(nx.descendants(self.graph, succ)):
+        inside = {*group.members, producer}
+        moved = {m for m in inside if m.op not in CHEAP}
+        reached, frontier = set(moved), list(moved)
+        while frontier:  # from the moved nodes, through the cheap members they feed
+            for succ in self.graph.successors(frontier.pop()):
+                if succ in inside:
+                    if succ not in reached:
+                        reached.add(succ)
+                        frontier.append(succ)
+                elif not moved.isdisjoint(nx.descendants(self.graph, succ)):
                     return True
         return False
 

@@ -54,6 +54,10 @@ def make_fuzzer(kind: str, seed: int) -> Fuzzer:
         from compiler.fuzz.cache import CacheFuzzer
 
         return CacheFuzzer()
+    if kind == "numpy":
+        from compiler.fuzz.numpy_programs import NumpyProgramsFuzzer
+
+        return NumpyProgramsFuzzer()
     raise ValueError(f"unknown fuzzer kind {kind!r} (kinds: {', '.join(KINDS)})")
 
 

@@ -11,10 +11,17 @@ per-dtype tolerance, the backend must as well; where they move it further, the a
 grows with them; where they change an integer, a bool, or whether the value is nan or
 infinite, the element is *unstable* (it depends on rounding the op semantics leave open) and
 is not compared.
+
+Sums whose terms could overflow are left open too (docs/cpu.md, "Contractions and non-finite
+values"): where the magnitudes of a sum's finite terms add up past the largest finite value of
+its accumulation type, which infinity or nan comes out depends on the order and on fused
+multiply-adds. The noisy runs give such elements nan in one run and inf in the other, so they
+and whatever is computed from them count as unstable.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,18 +73,53 @@ def _perturb(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return np.asarray(noisy.astype(a.dtype))
 
 
-def _noisy_function(fn: Function, args: Sequence[np.ndarray], rng: np.random.Generator) -> Any:
+def _terms_per_element(node: Node, operand: np.ndarray) -> int:
+    """How many terms a mean or an average pool divides by, at most."""
+    if node.op is Op.AVG_POOL:
+        return math.prod(node.attrs["window"])
+    return operand.size // max(node.type.size, 1)
+
+
+def may_overflow(node: Node, operands: Sequence[np.ndarray]) -> np.ndarray | None:
+    """The elements of a float sum (a contraction, a sum, a mean, an average pool) whose finite
+    terms' magnitudes add up past the largest finite value of the accumulation type."""
+    summing = node.op in (Op.DOT_GENERAL, Op.CONV2D, Op.AVG_POOL, Op.MEAN) or (
+        node.op is Op.REDUCE and node.attrs["kind"] == "sum"
+    )
+    if not summing or not node.dtype.is_float or node.type.size == 0:
+        return None
+    scaled, exponent = [], 0
+    with np.errstate(all="ignore"):
+        for a in operands:
+            m = np.abs(np.where(np.isfinite(a), a, 0).astype(np.float64))
+            e = max(math.frexp(float(m.max()))[1], 0) if m.size else 0
+            scaled.append((m * 2.0**-e).astype(a.dtype))  # by a power of two, to at most 1
+            exponent += e
+        bound = evaluate_node(node, scaled).astype(np.float64)
+    if node.op in (Op.MEAN, Op.AVG_POOL):
+        bound = bound * _terms_per_element(node, operands[0])
+    accumulator = np.float64 if node.dtype is DType.F64 else np.float32
+    return np.asarray(bound > math.ldexp(float(np.finfo(accumulator).max), -exponent))
+
+
+def _noisy_function(
+    fn: Function, args: Sequence[np.ndarray], rng: np.random.Generator, run: int
+) -> Any:
     env: dict[Node, np.ndarray] = dict(zip(fn.params, args, strict=True))
     for node in fn.body:
         operands = [env[s] for s in node.srcs]
         if node.op in ACCUMULATING:
             operands = [_perturb(a, rng) for a in operands]
         if node.op is Op.FUSION:  # the body's ops are perturbed like any others
-            value = _noisy_function(node.attrs["body"], operands, rng)[0]
+            value = _noisy_function(node.attrs["body"], operands, rng, run)[0]
         else:
             value = evaluate_node(node, operands)
         if node.op in ROUNDING or node.op in ACCUMULATING:
             value = _perturb(value, rng)
+        open_ = may_overflow(node, operands)
+        if open_ is not None and open_.any():
+            value = np.array(value)
+            value[open_] = np.nan if run % 2 == 0 else np.inf
         env[node] = value
     return [env[r] for r in fn.results]
 
@@ -87,7 +129,7 @@ def noisy_runs(fn: Function, args: Sequence[np.ndarray], seed: int = 0) -> list[
     runs = []
     for k in range(NOISY_RUNS):
         rng = np.random.default_rng([seed, k])
-        runs.append(_noisy_function(fn, args, rng))
+        runs.append(_noisy_function(fn, args, rng, k))
     return runs
 
 

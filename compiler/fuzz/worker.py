@@ -33,6 +33,7 @@ EXECUTORS = {
     "parser": "compiler.fuzz.parser_mutator",
     "inputs": "compiler.fuzz.inputs",
     "cache": "compiler.fuzz.cache",
+    "numpy": "compiler.fuzz.numpy_programs",
     "selftest": "compiler.fuzz.selftest",  # the harness's own tests
 }
 

@@ -32,7 +32,7 @@ from runtime.interp import run_module
 
 SEED = 0
 # about a minute in all on a 2-core machine
-CASES = {"graphs": 120, "pipelines": 150, "parser": 600, "inputs": 120, "cache": 30}
+CASES = {"graphs": 120, "pipelines": 150, "parser": 600, "inputs": 120, "cache": 30, "numpy": 40}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -139,6 +139,27 @@ def test_oracle_tolerates_rounding_but_not_errors() -> None:
     assert mismatch.output == 0
     wrong_floor = [expected[0], expected[1] + 1]
     assert oracle.compare(expected, wrong_floor, noisy)[0] is not None
+
+
+def test_oracle_leaves_sums_that_may_overflow_open() -> None:
+    """docs/cpu.md leaves the result of a sum whose terms overflow open (the interpreter's
+    nan, the GEMM's -inf: campaign seed 16, case 1245); elements beside it are still checked."""
+    m = parse_module(
+        "func @main(%a: f32[2,2], %b: f32[2,2]) -> f32[2,2] {\n"
+        "  %d = dot_general(%a, %b) {lhs_contract = [1], rhs_contract = [0]} : f32[2,2]\n"
+        "  return %d\n}\n"
+    )
+    a = np.array([[1e30, 1e30], [1, 2]], np.float32)
+    b = np.array([[1e10, 1], [-1e11, 1]], np.float32)
+    (expected,) = run_module(m, [a, b])
+    assert np.isnan(expected[0, 0])
+    noisy = oracle.noisy_runs(m.entry_function, [a, b])
+    other_order = expected.copy()
+    other_order[0, 0] = -np.inf
+    assert oracle.compare([expected], [other_order], noisy) == (None, 1)
+    wrong = other_order.copy()
+    wrong[1, 1] += 1
+    assert oracle.compare([expected], [wrong], noisy)[0] is not None
 
 
 def test_shrinking_keeps_the_failure_and_drops_the_rest() -> None:

@@ -820,6 +820,8 @@ FUNCTION_TESTS: dict[Callable[..., Any], str] = {
     np.einsum: "test_einsum",
     np.outer: "test_outer_and_norm",
     np.linalg.norm: "test_outer_and_norm",
+    np.copyto: "test_inplace.py::test_out_copyto_and_fill",
+    np.fill_diagonal: "test_inplace.py::test_fill_diagonal",
     **{
         f: "test_shape_ops"
         for f in (

@@ -129,6 +129,86 @@ def test_cheap_broadcast_is_copied_into_each_consumer():
     assert_same_numbers(parse_module(text), out)
 
 
+def test_slices_and_pads_join_loops_an_update_is_one_loop():
+    """`u[1:-1] += a * (u[2:] - u[:-2])` as tracing writes it: shifted slices, the update's
+    pad of the new values and of its mask, and the select, in one loop over u."""
+    assert_golden(
+        "fuse",
+        """func @main(%u: f32[6]) -> f32[6] {
+          %l = slice(%u) {start = [0], limit = [4]}
+          %m = slice(%u) {start = [1], limit = [5]}
+          %r = slice(%u) {start = [2], limit = [6]}
+          %d = sub(%r, %l)
+          %v = add(%m, %d)
+          %p = pad(%v, 0.0) {low = [1], high = [1]}
+          %y = constant true : bool[]
+          %t = broadcast_in_dim(%y) {shape = [4]}
+          %k = pad(%t, false) {low = [1], high = [1]}
+          %n = select(%k, %p, %u)
+          return %n
+        }""",
+        """func @main(%u: f32[6]) -> f32[6] {
+          %n = fusion(%u) {body = func @fusion(%u: f32[6]) -> f32[6] {
+            %l = slice(%u) {start = [0], limit = [4]} : f32[4]
+            %m = slice(%u) {start = [1], limit = [5]} : f32[4]
+            %r = slice(%u) {start = [2], limit = [6]} : f32[4]
+            %d = sub(%r, %l) : f32[4]
+            %v = add(%m, %d) : f32[4]
+            %0 = constant 0.0 : f32[]
+            %p = pad(%v, %0) {low = [1], high = [1]} : f32[6]
+            %y = constant true : bool[]
+            %t = broadcast_in_dim(%y) {shape = [4]} : bool[4]
+            %1 = constant false : bool[]
+            %k = pad(%t, %1) {low = [1], high = [1]} : bool[6]
+            %n = select(%k, %p, %u) : f32[6]
+            return %n
+          }} : f32[6]
+          return %n
+        }""",
+    )
+
+
+def test_a_value_read_at_several_shifts_is_computed_once():
+    """Fused into a stencil that reads it at three positions, exp would run three times per
+    element: it stays a separate loop, and the stencil reads its result."""
+    text = """func @main(%x: f32[8]) -> f32[6] {
+      %e = exp(%x)
+      %l = slice(%e) {start = [0], limit = [6]}
+      %m = slice(%e) {start = [1], limit = [7]}
+      %r = slice(%e) {start = [2], limit = [8]}
+      %a = add(%l, %m)
+      %b = add(%a, %r)
+      return %b
+    }"""
+    out, ctx = apply("fuse", text)
+    fn = out.entry_function
+    assert [n.op for n in fn.body] == [Op.EXP, Op.FUSION]
+    stencil = fn.body[1].attrs["body"]
+    assert Op.EXP not in {n.op for n in stencil.body}
+    assert [n.op for n in stencil.body].count(Op.SLICE) == 3
+    assert (
+        "not fused: @main: %e (exp) -> %l (slice): read at several shifted positions: fused, "
+        "it would be computed once for each" in ctx.remarks["fuse"]
+    )
+    assert_same_numbers(parse_module(text), out)
+
+
+def test_a_path_through_a_cheap_member_that_leaves_the_group_is_a_cycle():
+    """%b (a cheap broadcast of %e) is copied into %s's group, and %c outside reads it and
+    feeds %s: moving %e into the group would need %e outside again."""
+    text = """func @main(%x: f32[3]) -> f32[2,3] {
+      %e = exp(%x)
+      %b = broadcast_in_dim(%e) {shape = [2, 3]}
+      %c = reduce(%b) {kind = sum, axes = [0]}
+      %d = broadcast_in_dim(%c) {shape = [2, 3]}
+      %s = add(%b, %d)
+      return %s
+    }"""
+    out, _ = apply("fuse", text)
+    assert_same_numbers(parse_module(text), out)
+    assert sum(n.op is Op.EXP for n in out.entry_function.body) == 1
+
+
 def test_max_ops_is_respected_and_explained():
     chain = "\n".join(f"%v{i + 1} = exp(%v{i})" for i in range(6))
     text = f"func @main(%v0: f32[5]) -> f32[5] {{\n{chain}\nreturn %v6\n}}"
