@@ -165,6 +165,13 @@ def _slice(e: Emitter, n: Node, idx: Index) -> ir.Value:
     return e.value(x, tuple(b.add(I64(lo), b.mul(i, I64(st))) for i, lo, st in starts))
 
 
+def _reverse(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    (x,) = n.srcs
+    dims = n.attrs["dims"]
+    src = [e.b.sub(I64(x.shape[d] - 1), i) if d in dims else i for d, i in enumerate(idx)]
+    return e.value(x, tuple(src))
+
+
 def _clamp(b: ir.IRBuilder, i: ir.Value, size: int) -> ir.Value:
     """An index forced into [0, size) so a load is always in bounds; its value is then masked."""
     i = b.select(b.icmp_signed("<", i, I64(0)), I64(0), i)
@@ -390,6 +397,7 @@ EMIT: dict[Op, Callable[[Emitter, Node, Index], ir.Value]] = {
     Op.RESHAPE: _reshape,
     Op.TRANSPOSE: _transpose,
     Op.SLICE: _slice,
+    Op.REVERSE: _reverse,
     Op.PAD: _pad,
     Op.CONCATENATE: _concatenate,
     Op.REDUCE: _reduce,

@@ -34,6 +34,8 @@ class BasicIndex:
     step: tuple[int, ...]
     shape: tuple[int, ...]
     scalar: bool  # an integer for every axis: NumPy returns a scalar, a copy
+    # axes taken with a negative step: the same positions in ascending order, then reversed
+    reversed: tuple[int, ...] = ()
 
     @property
     def limit(self) -> tuple[int, ...]:
@@ -85,7 +87,7 @@ def normalize(x: Tracer, index: Any, writing: bool = False) -> BasicIndex:
         items = items[:at] + (slice(None),) * (x.ndim - used) + items[at + 1 :]
     else:
         items = items + (slice(None),) * (x.ndim - used)
-    start, count, step, shape = [], [], [], []
+    start, count, step, shape, reversed_ = [], [], [], [], []
     dim = 0
     for item in items:
         if item is None:
@@ -94,14 +96,13 @@ def normalize(x: Tracer, index: Any, writing: bool = False) -> BasicIndex:
         n = x.shape[dim]
         if isinstance(item, slice):
             lo, hi, stride = item.indices(n)
-            if stride < 0:
-                raise x.trace.error(
-                    "slices with a negative step are not supported", UnsupportedError
-                )
-            c = max(0, -(-(hi - lo) // stride))
+            c = len(range(lo, hi, stride))
+            if stride < 0 and c:  # the same positions, ascending from the last one taken
+                lo, stride = lo + (c - 1) * stride, -stride
+                reversed_.append(dim)
             start.append(lo if c else 0)
             count.append(c)
-            step.append(stride)
+            step.append(abs(stride))
             shape.append(c)
         else:
             i = int(item)
@@ -111,13 +112,17 @@ def normalize(x: Tracer, index: Any, writing: bool = False) -> BasicIndex:
             count.append(1)
             step.append(1)
         dim += 1
-    return BasicIndex(tuple(start), tuple(count), tuple(step), tuple(shape), scalar)
+    return BasicIndex(
+        tuple(start), tuple(count), tuple(step), tuple(shape), scalar, tuple(reversed_)
+    )
 
 
 def read(x: Tracer, ix: BasicIndex) -> Tracer:
     sliced = x
     if ix.start != (0,) * x.ndim or ix.count != x.shape or any(s != 1 for s in ix.step):
         sliced = x.trace.emit(Op.SLICE, [x], x.weak, start=ix.start, limit=ix.limit, stride=ix.step)
+    if ix.reversed:
+        sliced = x.trace.emit(Op.REVERSE, [sliced], x.weak, dims=ix.reversed)
     return reshape(sliced, ix.shape)
 
 
@@ -126,6 +131,8 @@ def update(x: Tracer, ix: BasicIndex, value: Tracer) -> Tracer:
     if 0 in ix.count:
         return x
     value = reshape(value, ix.count)
+    if ix.reversed:  # back into ascending order, as the positions are
+        value = x.trace.emit(Op.REVERSE, [value], value.weak, dims=ix.reversed)
     if ix.count == x.shape:  # every position: no select needed
         return value
     trace = x.trace

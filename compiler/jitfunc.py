@@ -385,6 +385,9 @@ class JitFunction:
             if lowered.written:
                 targets = ", ".join(f"'{sig.names[i]}'" for i in lowered.written)
                 message += f"; it writes to argument(s) {targets}"
+            if lowered.rebound:
+                entries = ", ".join(sig.names[i] for i, _, _ in lowered.rebound)
+                message += f"; it replaces {entries} in its container arguments"
             self._explanations.append(message)
             if os.environ.get("TESSEL_LOG_COMPILES", "") not in ("", "0"):
                 log.warning("tessel: %s", message)
@@ -541,14 +544,24 @@ class Lowered:
     _weights: dict[str, Any] = field(default_factory=dict)
 
     def as_text(self) -> str:
-        text = print_module(self.module)
-        if not self.written:
-            return text
-        first = len(self.module.functions[0].results) - len(self.written) - _results(self.rebound)
-        names = ", ".join(
-            f"{first + k}: '{self.signature.names[i]}'" for k, i in enumerate(self.written)
-        )
-        return f"# results written back into the arguments (in place): {names}\n{text}"
+        return self.describe_results() + print_module(self.module)
+
+    def describe_results(self) -> str:
+        """Comment lines naming the results that are not the function's own: the final values
+        of the arguments it writes, and the new entries of its container arguments."""
+        count = len(self.module.functions[0].results)
+        first = count - len(self.written) - _results(self.rebound)
+        names = self.signature.names
+        lines = []
+        if self.written:
+            which = ", ".join(f"{first + k}: '{names[i]}'" for k, i in enumerate(self.written))
+            lines.append(f"# results written back into the arguments (in place): {which}\n")
+        replaced = [i for i, how, _ in self.rebound if how == "result"]
+        if replaced:
+            start = first + len(self.written)
+            which = ", ".join(f"{start + k}: {names[i]}" for k, i in enumerate(replaced))
+            lines.append(f"# results stored into the container arguments: {which}\n")
+        return "".join(lines)
 
     def compile(self) -> Compiled:
         return Compiled(self.compile_entry(JitOptions(), 0))
@@ -593,7 +606,7 @@ class Compiled:
     def as_text(self) -> str:
         if self.entry.optimized is None:
             raise TesselError(_FROM_CACHE)
-        return print_module(self.entry.optimized)
+        return self.entry.lowered.describe_results() + print_module(self.entry.optimized)
 
     def _artifact(self, kind: str) -> str:
         artifacts = self.entry.executable.artifacts()

@@ -95,14 +95,28 @@ def matmul(a: Any, b: Any) -> Tracer:
         batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
     except ShapeError as e:
         raise x.trace.error(f"batch dimensions: {e}") from None
-    x = broadcast(x, (*batch, *x.shape[-2:]))
-    y = broadcast(y, (*batch, *y.shape[-2:]))
-    nb = len(batch)
-    out = dot_general(x, y, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    if y.ndim == 2 or x.ndim == 2:
+        # A matrix against a stack: its batch dimensions are free dimensions of one product,
+        # not a broadcast copy of the matrix for every batch entry.
+        out = _stack_times_matrix(x, y)
+    else:
+        x = broadcast(x, (*batch, *x.shape[-2:]))
+        y = broadcast(y, (*batch, *y.shape[-2:]))
+        nb = len(batch)
+        out = dot_general(x, y, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
     if vec_x or vec_y:
         shape = (*batch, *([] if vec_x else [x.shape[-2]]), *([] if vec_y else [y.shape[-1]]))
         out = reshape(out, tuple(shape))
     return out
+
+
+def _stack_times_matrix(x: Tracer, y: Tracer) -> Tracer:
+    """x @ y where one operand is a matrix: one dot_general whose free dimensions include the
+    other's batch dimensions (the result is transposed back when the stack is on the right)."""
+    if y.ndim == 2:
+        return dot_general(x, y, ((x.ndim - 1,), (0,)))
+    out = dot_general(x, y, ((1,), (y.ndim - 2,)))  # (m, *batch, n)
+    return transpose(out, (*range(1, y.ndim - 1), 0, y.ndim - 1))
 
 
 def _matmul_dtype(a: Any, b: Any) -> DType:

@@ -514,6 +514,28 @@ def np_ravel(a: Any, order: str = "C") -> Tracer:
     return np_reshape(x, (x.size,), order)
 
 
+def np_flip(m: Any, axis: Any = None) -> Tracer:
+    x = lift(m)
+    axes = tuple(range(x.ndim)) if axis is None else normalize_axes(axis, x.ndim, x.trace.api)
+    if not axes or x.size == 0:
+        return x
+    return x.trace.emit(Op.REVERSE, [x], x.weak, dims=tuple(sorted(set(axes))))
+
+
+def np_fliplr(m: Any) -> Tracer:
+    x = lift(m)
+    if x.ndim < 2:
+        raise x.trace.error("Input must be >= 2-d.")
+    return np_flip(x, 1)
+
+
+def np_flipud(m: Any) -> Tracer:
+    x = lift(m)
+    if x.ndim < 1:
+        raise x.trace.error("Input must be >= 1-d.")
+    return np_flip(x, 0)
+
+
 def np_broadcast_to(array: Any, shape: Any) -> Tracer:
     x = lift(array)
     return broadcast(x, (shape,) if isinstance(shape, int) else tuple(shape))
@@ -731,6 +753,9 @@ FUNCTIONS: dict[Callable[..., Any], Handler] = {
     np.swapaxes: np_swapaxes,
     np.moveaxis: np_moveaxis,
     np.broadcast_to: np_broadcast_to,
+    np.flip: np_flip,
+    np.fliplr: np_fliplr,
+    np.flipud: np_flipud,
     np.concatenate: np_concatenate,
     np.stack: np_stack,
     np.hstack: np_hstack,
@@ -780,7 +805,8 @@ def call(api: str, handler: Handler, args: Sequence[Any], kwargs: dict[str, Any]
 # the other. The ones that return a copy instead when the memory layout requires one are
 # ambiguous, so tessel refuses to read them after a write rather than guess.
 _VIEWS: set[Handler] = {np_transpose, np_swapaxes, np_moveaxis, np_squeeze, np_expand_dims,
-                        np_broadcast_to, np_atleast_1d}  # fmt: skip
+                        np_broadcast_to, np_atleast_1d, np_flip, np_fliplr,
+                        np_flipud}  # fmt: skip
 _VIEWS_OR_COPIES: set[Handler] = {np_reshape, np_ravel}
 
 

@@ -61,6 +61,7 @@ class Op(Enum):
     RESHAPE = "reshape"
     TRANSPOSE = "transpose"
     SLICE = "slice"
+    REVERSE = "reverse"
     CONCATENATE = "concatenate"
     PAD = "pad"
     # reductions and contractions
@@ -98,7 +99,7 @@ COMPARE = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
 COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.MIN, Op.AND, Op.OR, Op.EQ, Op.NE})
 ELEMENTWISE = UNARY | BINARY | COMPARE | {Op.SELECT, Op.CONVERT}
 MOVEMENT = frozenset(
-    {Op.BROADCAST_IN_DIM, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.CONCATENATE, Op.PAD}
+    {Op.BROADCAST_IN_DIM, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.REVERSE, Op.CONCATENATE, Op.PAD}
 )
 CONTRACTION = frozenset({Op.DOT_GENERAL, Op.CONV2D})
 WINDOWED = frozenset({Op.MAX_POOL, Op.AVG_POOL})
@@ -119,6 +120,7 @@ ARITY: dict[Op, int | None] = {
     Op.RESHAPE: 1,
     Op.TRANSPOSE: 1,
     Op.SLICE: 1,
+    Op.REVERSE: 1,
     Op.CONCATENATE: None,
     Op.PAD: 2,
     Op.REDUCE: 1,
@@ -186,6 +188,7 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
         "limit": AttrSpec(_INTS),
         "stride": AttrSpec(_INTS, _OPT),
     },
+    Op.REVERSE: {"dims": AttrSpec(_INTS)},
     Op.CONCATENATE: {"axis": AttrSpec(AttrKind.INT)},
     Op.PAD: {
         "low": AttrSpec(_INTS),

@@ -119,6 +119,10 @@ def _n_transpose(t: Types, a: dict[str, Any]) -> None:
     a["perm"] = tuple(a["perm"])
 
 
+def _n_reverse(t: Types, a: dict[str, Any]) -> None:
+    a["dims"] = tuple(sorted(_axes(a["dims"], t[0].rank, "dims")))
+
+
 def _n_dot(t: Types, a: dict[str, Any]) -> None:
     lhs, rhs = t
     a["lhs_batch"] = _axes(a["lhs_batch"], lhs.rank, "lhs_batch")
@@ -168,6 +172,7 @@ NORMALIZE: dict[Op, Callable[[Types, dict[str, Any]], None]] = {
     Op.SLICE: _n_slice,
     Op.PAD: _n_pad,
     Op.TRANSPOSE: _n_transpose,
+    Op.REVERSE: _n_reverse,
     Op.DOT_GENERAL: _n_dot,
     Op.CONV2D: _n_conv,
     Op.MAX_POOL: _n_pool,
@@ -471,6 +476,7 @@ TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
     Op.RESHAPE: _t_reshape,
     Op.TRANSPOSE: _t_transpose,
     Op.SLICE: _t_slice,
+    Op.REVERSE: _t_same,
     Op.CONCATENATE: _t_concatenate,
     Op.PAD: _t_pad,
     Op.REDUCE: _t_reduce,

@@ -310,6 +310,23 @@ def slice_everything(n: Node) -> Node | None:
     return n.srcs[0] if n.shape == n.srcs[0].shape and set(n.attrs["stride"]) <= {1} else None
 
 
+@rule(Op.REVERSE)
+def reverse_nothing(n: Node) -> Node | None:
+    """reverse(x, dims=[]) = x"""
+    return n.srcs[0] if not n.attrs["dims"] else None
+
+
+@rule(Op.REVERSE)
+def reverse_of_reverse(n: Node) -> Node | None:
+    """reverse(reverse(x, d1), d2) = reverse(x, d1 △ d2): an axis reversed twice is unchanged"""
+    (inner,) = n.srcs
+    if inner.op is not Op.REVERSE:
+        return None
+    dims = tuple(sorted(set(inner.attrs["dims"]) ^ set(n.attrs["dims"])))
+    x = inner.srcs[0]
+    return like(n, Op.REVERSE, x, dims=dims) if dims else x
+
+
 @rule(Op.PAD)
 def pad_nothing(n: Node) -> Node | None:
     """pad(x, v, low=0, high=0, interior=0) = x"""

@@ -1,7 +1,7 @@
 """XLA-style fusion: producer-consumer grouping into `fusion` ops with nested bodies.
 
 Three kinds of group, named after XLA's:
-- loop:   elementwise ops, broadcasts, slices and pads, one loop over the output;
+- loop:   elementwise ops, broadcasts, slices, reverses and pads, one loop over the output;
 - input:  a reduction with its elementwise producers (the reduce is the group's root);
 - output: a dot_general or conv2d with its elementwise epilogue (bias, activation, scale),
           applied while the output tile is still in registers.
@@ -29,11 +29,12 @@ from ir.ops import CONTRACTION, ELEMENTWISE, QUANTIZATION, Op, fusion_kind
 from passes.base import Pass, PassContext, register
 
 # Cheap to recompute, so they may be copied into several groups instead of blocking fusion.
-# Slice and pad are index arithmetic on their operand (as in XLA's loop fusion): fused, a
-# stencil's shifted views and an in-place update's pad and select cost no copies of their own.
-CHEAP = frozenset({Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA, Op.SLICE, Op.PAD})
+# Slice, reverse and pad are index arithmetic on their operand (as in XLA's loop fusion): fused,
+# a stencil's shifted views and an in-place update's pad and select cost no copies of their own.
+CHEAP = frozenset({Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA, Op.SLICE, Op.REVERSE, Op.PAD})
 LOOP_OPS = ELEMENTWISE | QUANTIZATION | CHEAP
-SHIFTS = frozenset({Op.SLICE, Op.PAD})  # a consumer that reads its operand at another index
+# a consumer that reads its operand at another index
+SHIFTS = frozenset({Op.SLICE, Op.REVERSE, Op.PAD})
 # values of `int-epilogue`: which integer contractions absorb an epilogue
 INT_EPILOGUE = {
     "true": CONTRACTION,

@@ -146,6 +146,10 @@ def _slice(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
     return args[0][index].copy()
 
 
+def _reverse(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    return np.flip(args[0], axis=attrs["dims"]).copy()
+
+
 def _concatenate(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
     return np.concatenate(args, axis=attrs["axis"])
 
@@ -211,6 +215,7 @@ _CORE: dict[Op, Reference] = {
     Op.RESHAPE: _reshape,
     Op.TRANSPOSE: _transpose,
     Op.SLICE: _slice,
+    Op.REVERSE: _reverse,
     Op.CONCATENATE: _concatenate,
     Op.PAD: _pad,
     Op.FUSION: _fusion,

@@ -237,6 +237,11 @@ def g_slice(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, x, **attrs)
 
 
+def g_reverse(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    return c.op(op, x, dims=_axes(c, x.type.rank))
+
+
 def g_concatenate(c: Ctx, op: Op, dt: DType) -> Node:
     first = c.typed(dt, min_rank=1)
     base = first.shape
@@ -455,6 +460,7 @@ GENERATORS: dict[Op, Generator] = {
     Op.RESHAPE: g_reshape,
     Op.TRANSPOSE: g_transpose,
     Op.SLICE: g_slice,
+    Op.REVERSE: g_reverse,
     Op.CONCATENATE: g_concatenate,
     Op.PAD: g_pad,
     Op.REDUCE: g_reduce,

@@ -107,7 +107,7 @@ def _noisy_function(
 ) -> Any:
     env: dict[Node, np.ndarray] = dict(zip(fn.params, args, strict=True))
     for node in fn.body:
-        operands = [env[s] for s in node.srcs]
+        exact = operands = [env[s] for s in node.srcs]
         if node.op in ACCUMULATING:
             operands = [_perturb(a, rng) for a in operands]
         if node.op is Op.FUSION:  # the body's ops are perturbed like any others
@@ -116,7 +116,7 @@ def _noisy_function(
             value = evaluate_node(node, operands)
         if node.op in ROUNDING or node.op in ACCUMULATING:
             value = _perturb(value, rng)
-        open_ = may_overflow(node, operands)
+        open_ = may_overflow(node, exact)  # noise can round the largest finite value to inf
         if open_ is not None and open_.any():
             value = np.array(value)
             value[open_] = np.nan if run % 2 == 0 else np.inf

@@ -19,9 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from codegen.cpu_caps import host_levels
 from codegen.executable import CpuExecutable
 from codegen.jit import host_target
+from compiler.targets import default_pipeline
+from ir.builder import FunctionBuilder
 from ir.dtypes import DType
 from ir.graph import Function, Module
 from ir.ops import Op
+from ir.types import TensorType
+from passes import PassManager, parse_pipeline
 from runtime.inputs import random_inputs
 from runtime.interp import run_function
 
@@ -78,3 +82,38 @@ def test_op_dtype(op, dtype, cpu):
 @given(functions())
 def test_random_graphs(fn):
     check(fn)
+
+
+REVERSES = [
+    ((), ()),
+    ((0,), (0,)),
+    ((1,), (0,)),
+    ((7,), (0,)),
+    ((7,), ()),
+    ((3, 5), (1,)),
+    ((3, 5), (0, 1)),
+    ((2, 0, 3), (0, 2)),
+    ((3, 1, 33), (0, 1, 2)),
+    ((5, 4, 3), (0, 2)),
+]
+REVERSE_DTYPES = [DType.F64, DType.F32, DType.BF16, DType.I64, DType.I8, DType.U8, DType.BOOL]
+
+
+@pytest.mark.parametrize("dtype", REVERSE_DTYPES, ids=str)
+@pytest.mark.parametrize(("shape", "dims"), REVERSES, ids=str)
+def test_reverse_alone_and_fused(shape: tuple[int, ...], dims: tuple[int, ...], dtype: DType):
+    """reverse as its own kernel, then (after the cpu pipeline) as index arithmetic inside the
+    loop fusion of a comparison that also reads the operand at the unreversed index."""
+    fb = FunctionBuilder("main")
+    x = fb.param("x", TensorType(shape, dtype))
+    flipped = fb.op(Op.REVERSE, x, dims=dims)
+    fn = fb.build([flipped, fb.op(Op.EQ, flipped, x)])
+    check(fn)
+    module = PassManager(parse_pipeline(default_pipeline("cpu"))).run(Module((fn,), "main"))
+    if dims and 0 not in shape:
+        fused = module.entry_function.body[-1]
+        assert fused.op is Op.FUSION
+        assert Op.REVERSE in {n.op for n in fused.attrs["body"].body}
+    args = random_inputs(fn, seed=1)
+    for e, g in zip(run_function(fn, args), CpuExecutable(module, threads=1)(*args), strict=True):
+        assert_matches(e, g, accumulating=False)

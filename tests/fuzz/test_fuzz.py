@@ -162,6 +162,23 @@ def test_oracle_leaves_sums_that_may_overflow_open() -> None:
     assert oracle.compare([expected], [wrong], noisy)[0] is not None
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_oracle_judges_overflow_on_the_exact_operands(seed: int) -> None:
+    """The largest finite f64 times 1.5 overflows; an input infinity meets it (the GEMM's
+    fused multiply-add gives -inf, the interpreter nan). Noise must not hide the overflow by
+    rounding the largest finite value itself to inf (campaign seed 17, case 665)."""
+    m = parse_module(
+        "func @main(%a: f64[1,2], %b: f64[2,1]) -> f64[1,1] {\n"
+        "  %d = dot_general(%a, %b) {lhs_contract = [1], rhs_contract = [0]} : f64[1,1]\n"
+        "  return %d\n}\n"
+    )
+    big = np.finfo(np.float64).max
+    a, b = np.array([[big, -np.inf]]), np.array([[1.5], [1.0]])
+    (expected,) = run_module(m, [a, b])
+    noisy = oracle.noisy_runs(m.entry_function, [a, b], seed)
+    assert oracle.compare([expected], [np.array([[-np.inf]])], noisy)[0] is None
+
+
 def test_shrinking_keeps_the_failure_and_drops_the_rest() -> None:
     options = gen.GenOptions(max_nodes=12, fusion_depth=1)
     module = next(m for m in _modules(200, options) if Op.TANH in _ops(m.entry_function))

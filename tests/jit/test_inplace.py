@@ -392,6 +392,14 @@ def test_replaced_container_entries_reach_the_caller() -> None:
 
     args = ({"w": F, "b": G[0]}, {"w": G, "b": F[0]}, [F[0], G[0], 0])
     check(step, *args)
+    stepped = jit(step, target="interp")
+    text = stepped.lower(*args).as_text()
+    assert "# results stored into the container arguments: 1: params['b'], 2: params['w']" in text
+    stepped(*[_copy(a) for a in args])
+    assert (
+        "it replaces params['b'], params['w'], state[0], state[1], state[2]"
+        in (stepped.explanations[0])
+    )
     state = [F[0].copy(), G[0].copy(), 0]
     first, second = state[0], state[1]
     jit(step, target="cpu")({"w": F.copy(), "b": G[0].copy()}, {"w": G, "b": F[0]}, state)
@@ -469,3 +477,15 @@ def test_what_a_mask_cannot_do_is_refused() -> None:
     for fn, args in ((returned, (F,)), (wrong_values, (F,)), (other_mask, (F, G)), (sized, (F,))):
         with pytest.raises(TraceError, match=r"depends on the data|different mask|another mask"):
             jit(fn, target="interp")(*args)
+
+
+def test_negative_steps_and_flips() -> None:
+    def f(x: Any, y: Any) -> Any:
+        before = x[::-1]  # a view: it sees the writes below
+        x[::-2] = y[1::2][::-1] * 10
+        mirrored = x[:, ::-1]
+        mirrored[0, :2] = -1.0  # writes x[0, -2:]
+        x[-1:0:-2, 3:0:-1] += 1
+        return before + 0, np.flip(x, 0), np.fliplr(x), np.flipud(y), np.flip(x), x[::-3, ::-2]
+
+    check(f, F, G)

@@ -565,6 +565,23 @@ MATMUL_SHAPES = [
 ]
 
 
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [((5, 4, 1, 6), (6, 3)), ((2, 6), (5, 6, 3)), ((3, 2, 6), (6,)), ((6,), (3, 6, 2)),
+     ((0, 2, 6), (6, 3)), ((2, 6), (0, 6, 3)), ((1, 1, 6), (6, 1))],
+)  # fmt: skip
+def test_a_matrix_against_a_stack_is_one_product(
+    x: tuple[int, ...], y: tuple[int, ...], target: str
+) -> None:
+    """The matrix is not broadcast over the stack's batch (PolyBench doitgen's A @ C4)."""
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(x).astype(np.float32), rng.standard_normal(y).astype(np.float32)
+    f = jit(lambda a, b: a @ b, target=target)
+    np.testing.assert_allclose(f(a, b), a @ b, rtol=1e-5, atol=1e-5)
+    assert "broadcast_in_dim" not in f.lower(a, b).as_text()
+
+
 @pytest.mark.parametrize(
     ("dt", "target"), both(["f64", "f32", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"])
 )
@@ -822,6 +839,9 @@ FUNCTION_TESTS: dict[Callable[..., Any], str] = {
     np.linalg.norm: "test_outer_and_norm",
     np.copyto: "test_inplace.py::test_out_copyto_and_fill",
     np.fill_diagonal: "test_inplace.py::test_fill_diagonal",
+    np.flip: "test_inplace.py::test_negative_steps_and_flips",
+    np.fliplr: "test_inplace.py::test_negative_steps_and_flips",
+    np.flipud: "test_inplace.py::test_negative_steps_and_flips",
     **{
         f: "test_shape_ops"
         for f in (

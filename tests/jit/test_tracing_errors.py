@@ -140,13 +140,6 @@ def test_integer_array_index() -> None:
     expect(UnsupportedError, r"indexing with an array", g, X)
 
 
-def test_negative_step_slice() -> None:
-    def f(x: Any) -> Any:
-        return x[:, ::-1]  # error here
-
-    expect(UnsupportedError, r"^x\[\.\.\.\]: slices with a negative step are not supported", f, X)
-
-
 def test_item_assignment_with_a_mask() -> None:
     def f(x: Any) -> Any:
         x[x > 1] = np.arange(6.0)  # error here

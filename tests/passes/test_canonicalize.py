@@ -153,6 +153,25 @@ GOLDEN = [
         id="full-slice",
     ),
     pytest.param(
+        fn("%a = reverse(%x) {dims = []}\nreturn %a"),
+        fn("return %x"),
+        id="reverse-nothing",
+    ),
+    pytest.param(
+        fn("%a = reverse(%x) {dims = [0, 1]}\n%b = reverse(%a) {dims = [1, 0]}\nreturn %b"),
+        fn("return %x"),
+        id="reverse-twice-identity",
+    ),
+    pytest.param(
+        fn(
+            "%a = reverse(%x) {dims = [0, 2]}\n%b = reverse(%a) {dims = [1, 2]}\nreturn %b",
+            "f32[2,3,4]",
+            "%x: f32[2,3,4]",
+        ),
+        fn("%b = reverse(%x) {dims = [0, 1]}\nreturn %b", "f32[2,3,4]", "%x: f32[2,3,4]"),
+        id="reverse-compose",
+    ),
+    pytest.param(
         fn("%z = constant 0.0 : f32[]\n%a = pad(%x, %z) {low = [0, 0], high = [0, 0]}\nreturn %a"),
         fn("return %x"),
         id="pad-nothing",

@@ -193,6 +193,26 @@ def test_a_value_read_at_several_shifts_is_computed_once():
     assert_same_numbers(parse_module(text), out)
 
 
+def test_a_reverse_fuses_but_its_shared_operand_is_computed_once():
+    """reverse reads its operand at the mirrored index, like a slice at a shifted one: the add
+    absorbs it, while exp, read at two positions, stays a separate loop."""
+    text = """func @main(%x: f32[8,3]) -> f32[8,3] {
+      %e = exp(%x)
+      %r = reverse(%e) {dims = [0]}
+      %a = add(%e, %r)
+      return %a
+    }"""
+    out, ctx = apply("fuse", text)
+    fn = out.entry_function
+    assert [n.op for n in fn.body] == [Op.EXP, Op.FUSION]
+    assert [n.op for n in fn.body[1].attrs["body"].body] == [Op.REVERSE, Op.ADD]
+    assert (
+        "not fused: @main: %e (exp) -> %r (reverse): read at several shifted positions: fused, "
+        "it would be computed once for each" in ctx.remarks["fuse"]
+    )
+    assert_same_numbers(parse_module(text), out)
+
+
 def test_a_path_through_a_cheap_member_that_leaves_the_group_is_a_cycle():
     """%b (a cheap broadcast of %e) is copied into %s's group, and %c outside reads it and
     feeds %s: moving %e into the group would need %e outside again."""

@@ -228,6 +228,11 @@ def g_slice(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, x, **attrs)
 
 
+def g_reverse(c: Ctx, op: Op, dt: DType) -> Node:
+    x = c.typed(dt)
+    return c.op(op, x, dims=_axes(c, x.type.rank))
+
+
 def g_concatenate(c: Ctx, op: Op, dt: DType) -> Node:
     base = c.shape(min_rank=1)
     axis = c.integer(0, len(base) - 1)
@@ -430,6 +435,7 @@ GENERATORS: dict[Op, Generator] = {
     Op.RESHAPE: g_reshape,
     Op.TRANSPOSE: g_transpose,
     Op.SLICE: g_slice,
+    Op.REVERSE: g_reverse,
     Op.CONCATENATE: g_concatenate,
     Op.PAD: g_pad,
     Op.REDUCE: g_reduce,

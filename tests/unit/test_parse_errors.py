@@ -317,6 +317,18 @@ CASES = [
         2, 30, "[0, 0]",
     ),
     Case(
+        "reverse-dim-out-of-range",
+        fn("  %y = reverse(%x) {dims = [1]}", "  return %y"),
+        "reverse: axis 1 in 'dims' is out of range for rank 1",
+        2, 28, "[1]",
+    ),
+    Case(
+        "reverse-repeated-dim",
+        fn("  %y = reverse(%x) {dims = [0, -1]}", "  return %y"),
+        "reverse: dims [0, -1] repeat an axis",
+        2, 28, "[0, -1]",
+    ),
+    Case(
         "bad-reshape-size",
         fn("  %y = reshape(%x) {shape = [5]}", "  return %y", sig="(%x: f32[2,3])"),
         "reshape: cannot reshape f32[2,3] (6 elements) to [5]",

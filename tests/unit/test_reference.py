@@ -62,6 +62,7 @@ SMOKE: dict[Op, tuple[list[np.ndarray], dict[str, Any]]] = {
     Op.RESHAPE: ([f32(1, 2)], {"shape": (2,)}),
     Op.TRANSPOSE: ([f32(1, 2)], {"perm": (0,)}),
     Op.SLICE: ([f32(1, 2)], {"start": (0,), "limit": (2,)}),
+    Op.REVERSE: ([f32(1, 2)], {"dims": ()}),
     Op.CONCATENATE: ([f32(1, 2)], {"axis": 0}),
     Op.PAD: ([f32(1, 2), np.array(0, np.float32)], {"low": (0,), "high": (0,)}),
     Op.REDUCE: ([f32(1, 2)], {"kind": "max", "axes": ()}),

@@ -123,7 +123,7 @@ def test_broadcast_default_dims_are_trailing(t: DType) -> None:
     check(run_op(Op.BROADCAST_IN_DIM, x, shape=(2, 3)), build((2, 3), lambda i: x[i[1]]), t)
 
 
-# --- reshape and transpose ----------------------------------------------------------------
+# --- reshape, transpose and reverse -------------------------------------------------------
 
 RESHAPES = [
     ((2, 3), (3, 2)),
@@ -178,6 +178,37 @@ def test_transpose(src: tuple[int, ...], perm: tuple[int, ...], t: DType) -> Non
         return x[tuple(where)]
 
     check(run_op(Op.TRANSPOSE, x, perm=perm), build(shape, source), t)
+
+
+REVERSES = [
+    ((), ()),
+    ((5,), (0,)),
+    ((4,), ()),
+    ((1,), (0,)),
+    ((0,), (0,)),
+    ((2, 3), (1,)),
+    ((3, 1, 5), (0, 2)),
+    ((2, 0, 3), (0, 1, 2)),
+]
+
+
+@pytest.mark.parametrize("t", ALL)
+@pytest.mark.parametrize(("src", "dims"), REVERSES)
+def test_reverse(src: tuple[int, ...], dims: tuple[int, ...], t: DType) -> None:
+    x = sample(t, src)
+
+    def source(idx: tuple[int, ...]) -> Any:  # on a reversed axis, index i reads n - 1 - i
+        where = [
+            n - 1 - i if d in dims else i for d, (i, n) in enumerate(zip(idx, src, strict=True))
+        ]
+        return x[tuple(where)]
+
+    check(run_op(Op.REVERSE, x, dims=dims), build(src, source), t)
+
+
+def test_reverse_dims_may_count_from_the_end_in_any_order() -> None:
+    x = sample(DType.I32, (2, 3, 4))
+    check(run_op(Op.REVERSE, x, dims=(-1, 0)), run_op(Op.REVERSE, x, dims=(0, 2)), DType.I32)
 
 
 # --- slice and concatenate ----------------------------------------------------------------
