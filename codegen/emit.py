@@ -245,15 +245,26 @@ def _accumulate(
     Float accumulation may be reassociated, which lets LLVM keep at least one vector of partial
     sums: for n terms the error is at most (n / 16 + 16) * u * sum(|x|) in f32 (u = 2**-24),
     against n * u * sum(|x|) for one running sum (tests/backends/test_cpu_runtime.py checks it).
-    max/min use llvm.maximum/minimum, which propagate NaN.
+    Reassociation also lets LLVM cancel terms algebraically (`acc + (x - x)` becomes `acc`),
+    which would lose a NaN the term holds, so sums and products also record whether any term
+    was NaN and give NaN if one was. max/min use llvm.maximum/minimum, which propagate NaN.
     """
     b = e.b
-    init = scalar_constant(e, REDUCE_IDENTITY[kind](acc_dtype), acc_dtype)
-    slot = e.slot(COMPUTE[acc_dtype], init)
+    ty = COMPUTE[acc_dtype]
+    slot = e.slot(ty, scalar_constant(e, REDUCE_IDENTITY[kind](acc_dtype), acc_dtype))
+    track_nan = acc_dtype.is_float and kind in ("sum", "prod")
+    nan_seen = e.slot(ir.IntType(1), ir.Constant(ir.IntType(1), 0)) if track_nan else None
     with e.scope(), loop_nest(b, extents, name="r") as inner:
-        acc = b.load(slot, typ=COMPUTE[acc_dtype])
-        b.store(combine(b, kind, acc_dtype, acc, term(inner)), slot)
-    return b.load(slot, typ=COMPUTE[acc_dtype])
+        acc = b.load(slot, typ=ty)
+        t = term(inner)
+        b.store(combine(b, kind, acc_dtype, acc, t), slot)
+        if nan_seen is not None:
+            seen = b.load(nan_seen, typ=ir.IntType(1))
+            b.store(b.or_(seen, b.fcmp_unordered("uno", t, t)), nan_seen)
+    result = b.load(slot, typ=ty)
+    if nan_seen is None:
+        return result
+    return b.select(b.load(nan_seen, typ=ir.IntType(1)), ir.Constant(ty, math.nan), result)
 
 
 def combine(b: ir.IRBuilder, kind: str, dtype: DType, acc: ir.Value, t: ir.Value) -> ir.Value:

@@ -19,6 +19,7 @@ from ir.builder import make_node, parameter
 from ir.dtypes import DType
 from ir.graph import Function, Module
 from ir.ops import Op
+from ir.parser import parse_module
 from ir.types import TensorType
 from runtime.interp import run_function
 
@@ -59,3 +60,34 @@ def test_non_finite_inputs_give_the_references_non_finite_outputs(cpu: str, dtyp
             bound = 2 * k * np.finfo(dtype.np).eps * np.where(np.isfinite(magnitude), magnitude, 0)
             error = np.abs(got.astype(np.float64) - want.astype(np.float64))
             assert np.all(error[finite] <= bound[finite] + np.finfo(dtype.np).tiny)
+
+
+@pytest.mark.parametrize("cpu", host_levels())
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("%d = sub(%x, %x) : f32[4,9]\n  %r = reduce(%d) {kind = sum, axes = [1]}", "f32[4]"),
+        ("%d = div(%x, %x) : f32[4,9]\n  %r = reduce(%d) {kind = prod, axes = [1]}", "f32[4]"),
+        ("%d = sub(%x, %x) : f32[4,9]\n  %r = mean(%d) {axes = [0]}", "f32[9]"),
+    ],
+    ids=["sum", "prod", "mean"],
+)
+def test_a_reduction_keeps_a_nan_its_terms_cancel_algebraically(
+    cpu: str, text: str, result: str
+) -> None:
+    """`x - x` is NaN for a NaN or infinite x; the reduction's reassociation must not cancel
+    it to 0 (tessel fuzz --kind numpy, seed 18, case 656: `(a - a).sum()` gave 0.0)."""
+    # fused, as the cpu pipeline leaves it: the term is computed inside the reduction's loop
+    module = parse_module(
+        f"func @main(%x: f32[4,9]) -> {result} {{\n"
+        f"  %f = fusion(%x) {{body = func @fusion(%x: f32[4,9]) -> {result} {{\n"
+        f"    {text}\n    return %r\n  }}}} : {result}\n  return %f\n}}"
+    )
+    x = np.random.default_rng(3).standard_normal((4, 9)).astype(np.float32)
+    x[0, 3], x[1, 0], x[2, 8] = np.nan, np.inf, -np.inf
+    x[:, 5] = 0.0  # 0 / 0 for the product
+    (want,) = run_function(module.entry_function, [x])
+    exe = CpuExecutable(module, threads=2, target=host_target(cpu))
+    (got,) = exe(x)
+    assert np.array_equal(_kind(got), _kind(want))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
