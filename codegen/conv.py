@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from codegen.emit import Emitter, dot_accumulator, scalar_constant
+from codegen.emit import (
+    Emitter,
+    can_overflow,
+    dot_accumulator,
+    exact_sum,
+    operand_buffers,
+    scalar_constant,
+)
 from codegen.loops import for_range
 from codegen.scalar import SCALAR, convert
 from codegen.types import COMPUTE, I64, element_ptr, load_value, store_value
@@ -44,6 +51,7 @@ def build_body(
     acc_dtype = dot_accumulator(x.dtype)
     acc_ty = COMPUTE[acc_dtype]
     out_ptr, x_ptr, w_ptr = pointer(0), pointer(1), pointer(2)
+    operands = operand_buffers(node.srcs, (x_ptr, w_ptr))
     e = Emitter(b, {})
     zero = scalar_constant(e, 0, acc_dtype)
     with b.goto_entry_block():
@@ -95,7 +103,10 @@ def build_body(
                                 b.store(total, slot)
             out_base = b.mul(b.add(b.mul(row, I64(ow_count)), ow), I64(cout))
             with for_range(b, cout, name="store") as oc:
-                value = convert(b, acc_dtype, node.dtype, [b.load(acc_at(oc), typ=acc_ty)])
+                total = b.load(acc_at(oc), typ=acc_ty)
+                if can_overflow(node):  # exact range: an f32 sum that is not finite, in f64
+                    total = exact_sum(b, total, node, operands, (batch, oh, ow, oc))
+                value = convert(b, acc_dtype, node.dtype, [total])
                 store_value(
                     b, value, element_ptr(b, out_ptr, b.add(out_base, oc), node.dtype), node.dtype
                 )

@@ -14,8 +14,9 @@ Loop nest, a "row" of the executor being (batch, oh):
         store the tile's pixels and channels that lie inside the output
 
 The register tile is the GEMM's for the caps (6 x 16 floats on AVX2, 6 x 64 on AVX-512). Sums
-are in an order of the kernel's choosing, as the GEMM's; grouped convolutions and other dtypes
-keep codegen/conv.py's loop.
+are in an order of the kernel's choosing, as the GEMM's, and an f32 sum that is not finite is
+recomputed in f64 as it is stored (exact range, codegen/emit.py); grouped convolutions and other
+dtypes keep codegen/conv.py's loop.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from codegen.cpu_caps import CpuCaps
+from codegen.emit import exact_sum, operand_buffers
 from codegen.gemm import base_tiling
 from codegen.gemm_micro import Tiling, at, microkernel, smin
 from codegen.loops import for_range
@@ -92,19 +94,21 @@ def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int,
     s, t = Shape.of(node), _tiling(node, caps)
     fn = ir.Function(module, KERNEL_TYPE, name)
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
-    _Gen(fn, s, t, node.dtype).emit()
+    _Gen(fn, node, t).emit()
     macs = s.ow * s.cout * s.kh * s.kw * s.cin
     return s.n * s.oh, max(1, macs // MACS_PER_UNIT)
 
 
 class _Gen:
-    def __init__(self, fn: ir.Function, s: Shape, t: Tiling, dtype: DType) -> None:
+    def __init__(self, fn: ir.Function, node: Node, t: Tiling) -> None:
         self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
-        self.s, self.t, self.dtype = s, t, dtype
+        self.node, self.s, self.t, self.dtype = node, Shape.of(node), t, node.dtype
+        s, dtype = self.s, node.dtype
         self.ty = STORAGE[dtype]
         self.vec = ir.VectorType(self.ty, t.width)
         buffers, self.start, self.stop = fn.args
         self.out, self.x, self.w = buffer_pointers(b, buffers, 3)
+        self.operands = operand_buffers(node.srcs, (self.x, self.w))
         self.packed = self._scratch(_packed_bytes(s, t, dtype) // dtype.np.itemsize, self.ty)
         self.zeros = self._scratch(s.cin, self.ty)  # what a tap in the padding reads
         self.acc = self._scratch(t.mr * t.vectors, self.vec)
@@ -185,9 +189,14 @@ class _Gen:
         channels = smin(b, I64(t.nr), b.sub(I64(s.cout), n0))
         pixels = smin(b, I64(t.mr), b.sub(I64(s.ow), ow0))
         tile = at(b, self.acc, I64(0), ty)  # the accumulators as MR rows of NR values
+        batch, oh = b.udiv(row, I64(s.oh)), b.urem(row, I64(s.oh))
         with for_range(b, pixels, name="sp") as r:
             out = at(b, self.out, b.add(b.mul(b.add(b.mul(row, I64(s.ow)), b.add(ow0, r)),
                                               I64(s.cout)), n0), ty)  # fmt: skip
             src = at(b, tile, b.mul(r, I64(t.nr)), ty)
             with for_range(b, channels, name="sc") as c:
-                b.store(b.load(at(b, src, c, ty), typ=ty), at(b, out, c, ty))
+                value = b.load(at(b, src, c, ty), typ=ty)
+                if self.dtype == DType.F32:
+                    index = (batch, oh, b.add(ow0, r), b.add(n0, c))
+                    value = exact_sum(b, value, self.node, self.operands, index)
+                b.store(value, at(b, out, c, ty))

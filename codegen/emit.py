@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 from llvmlite import ir
 
@@ -22,8 +23,12 @@ from codegen.loops import loop_nest
 from codegen.scalar import SCALAR, convert
 from codegen.types import (
     COMPUTE,
+    F32,
+    F64,
     I1,
+    I32,
     I64,
+    PTR,
     Index,
     element_ptr,
     global_array,
@@ -48,6 +53,11 @@ class Buffer:
     shape: tuple[int, ...]
 
 
+def operand_buffers(nodes: Sequence[Node], pointers: Sequence[ir.Value]) -> dict[Node, Buffer]:
+    """`nodes` in memory, the i-th at `pointers[i]` (dense, row-major)."""
+    return {n: Buffer(p, n.dtype, n.shape) for n, p in zip(nodes, pointers, strict=True)}
+
+
 def linear(b: ir.IRBuilder, index: Index, shape: Sequence[int]) -> ir.Value:
     offset: ir.Value = I64(0)
     for i, (idx, dim) in enumerate(zip(index, shape, strict=True)):
@@ -65,9 +75,12 @@ def unravel(b: ir.IRBuilder, flat: ir.Value, shape: Sequence[int]) -> Index:
 
 
 class Emitter:
-    def __init__(self, b: ir.IRBuilder, buffers: dict[Node, Buffer]) -> None:
+    """`wide` makes f32 contractions sum in f64 (for exact range: see `exact_range` below)."""
+
+    def __init__(self, b: ir.IRBuilder, buffers: dict[Node, Buffer], wide: bool = False) -> None:
         self.b = b
         self.buffers = buffers
+        self.wide = wide
         self.cache: dict[tuple[Node, tuple[int, ...]], ir.Value] = {}
 
     def value(self, node: Node, index: Index) -> ir.Value:
@@ -312,7 +325,7 @@ def _dot(e: Emitter, n: Node, idx: Index) -> ir.Value:
     batch = [next(it) for _ in lb]
     lout = [next(it) for _ in lfree]
     rout = [next(it) for _ in rfree]
-    acc_dtype = dot_accumulator(lhs.dtype)
+    acc_dtype = dot_accumulator(lhs.dtype, e.wide)
 
     def operand_index(rank: int, bdims: Sequence[int], bvals: Sequence[ir.Value],
                       cdims: Sequence[int], cvals: Sequence[ir.Value],
@@ -331,13 +344,103 @@ def _dot(e: Emitter, n: Node, idx: Index) -> ir.Value:
         return SCALAR[Op.MUL](e.b, acc_dtype, acc_dtype, [x, y])
 
     acc = _accumulate(e, n, [lhs.shape[d] for d in lc], "sum", acc_dtype, term)
-    return convert(e.b, acc_dtype, n.dtype, [acc])
+    return convert(e.b, acc_dtype, n.dtype, [_exact(e, n, idx, acc)])
 
 
-def dot_accumulator(dtype: DType) -> DType:
+def dot_accumulator(dtype: DType, wide: bool = False) -> DType:
     if dtype.is_float:
-        return DType.F64 if dtype == DType.F64 else DType.F32
+        return DType.F64 if dtype == DType.F64 or wide else DType.F32
     return DType.I64  # exact for every product of two operands of 32 bits or fewer
+
+
+# --- exact range of f32 contractions ----------------------------------------------------------
+# The reference (runtime/reference_nn.py) gives a contraction summing in f32 exact range: an
+# element is infinite or NaN only where the sum without intermediate overflow is. An f32 sum
+# that overflowed on the way stays infinite or NaN in any order (inf + x = inf, inf - inf =
+# NaN), so the kernels keep their fast f32 sums and recompute in f64 just the elements that
+# came out non-finite: a compare per element, and nothing else on ordinary data.
+
+F32_MAX = float(np.finfo(np.float32).max)
+ABS_BITS, INF_BITS = 0x7FFFFFFF, 0x7F800000  # |x| of an f32 as bits, and the first non-finite
+
+
+def contraction_depth(node: Node) -> int:
+    """K: how many products one output element of a dot_general or conv2d sums."""
+    if node.op is Op.CONV2D:
+        kh, kw, cin, _ = node.srcs[1].shape
+        return int(kh * kw * cin)
+    return math.prod(node.srcs[0].shape[d] for d in node.attrs["lhs_contract"])
+
+
+def safe_magnitude(k: int) -> float:
+    """The bound on |a| |b| below which k products and every partial sum of them stay in f32's
+    range in any order: each rounding adds at most a factor (1 + 2^-24), at most k + 1 of them
+    in a row, and half of f32's maximum leaves the rest as margin."""
+    return F32_MAX / 2 / math.exp((k + 1) * 2.0**-24) / max(k, 1)
+
+
+def can_overflow(node: Node) -> bool:
+    """A dot_general or conv2d summing in f32 whose operand types reach f32's range (f16
+    operands never can: 65504^2 K stays far below it)."""
+    if node.op not in (Op.DOT_GENERAL, Op.CONV2D):
+        return False
+    lhs, rhs = node.srcs
+    if dot_accumulator(lhs.dtype) != DType.F32 or contraction_depth(node) == 0:
+        return False
+    largest = [float(ml_dtypes.finfo(s.dtype.np).max) for s in (lhs, rhs)]  # type: ignore[no-untyped-call]
+    return largest[0] * largest[1] >= safe_magnitude(contraction_depth(node))
+
+
+def non_finite(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
+    """Whether an f32 is infinite or NaN (as bits: no fast-math flag can fold it away)."""
+    magnitude = b.and_(b.bitcast(value, I32), I32(ABS_BITS))
+    return b.icmp_unsigned(">=", magnitude, I32(INF_BITS))
+
+
+def exact_range(b: ir.IRBuilder, value: ir.Value, wide: Callable[[], ir.Value]) -> ir.Value:
+    """`value`, an f32 sum; where it is not finite, `wide()` (the sum in f64) rounded to f32."""
+    with b.goto_entry_block():
+        result = b.alloca(F32)
+    b.store(value, result)
+    with b.if_then(non_finite(b, value), likely=False):
+        again = wide()
+        b.store(b.fptrunc(again, F32) if again.type == F64 else again, result)
+    return b.load(result, typ=F32)
+
+
+def exact_sum(
+    b: ir.IRBuilder, value: ir.Value, contraction: Node, buffers: dict[Node, Buffer], index: Index
+) -> ir.Value:
+    """`value`, a kernel's f32 sum for `contraction` at `index` with its operands in `buffers`,
+    with exact range."""
+    wide = _wide_sum(b.module, contraction, buffers)
+    pointers = [buffer.ptr for buffer in buffers.values()]
+    return exact_range(b, value, lambda: b.call(wide, [*pointers, *index]))
+
+
+def _wide_sum(module: ir.Module, contraction: Node, buffers: dict[Node, Buffer]) -> ir.Function:
+    """A function of the buffers' pointers and an output index: `contraction` there, summed in
+    f64. It runs only where an f32 sum overflowed, so it is compiled without optimization and
+    costs the kernel no compile time to speak of."""
+    params = [PTR] * len(buffers) + [I64] * contraction.type.rank
+    fn = ir.Function(
+        module, ir.FunctionType(COMPUTE[contraction.dtype], params), module.get_unique_name("wide")
+    )
+    fn.linkage = "internal"
+    for attribute in ("cold", "noinline", "optnone"):
+        fn.attributes.add(attribute)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    pointers, index = fn.args[: len(buffers)], fn.args[len(buffers) :]
+    inner = {n: replace(buf, ptr=p) for (n, buf), p in zip(buffers.items(), pointers, strict=True)}
+    b.ret(Emitter(b, inner, wide=True).value(contraction, tuple(index)))
+    return fn
+
+
+def _exact(e: Emitter, n: Node, idx: Index, acc: ir.Value) -> ir.Value:
+    """The generic loops' f32 sum `acc` of `n` at `idx`, with exact range."""
+    if e.wide or not can_overflow(n):
+        return acc
+    return exact_sum(e.b, acc, n, e.buffers, idx)
 
 
 def _conv(e: Emitter, n: Node, idx: Index) -> ir.Value:
@@ -350,7 +453,7 @@ def _conv(e: Emitter, n: Node, idx: Index) -> ir.Value:
     per_group = cout // a["groups"]
     batch, oh, ow, oc = idx
     group_base = b.mul(b.udiv(oc, I64(per_group)), I64(cin))
-    acc_dtype = dot_accumulator(x.dtype)
+    acc_dtype = dot_accumulator(x.dtype, e.wide)
 
     def term(inner: list[ir.Value]) -> ir.Value:
         i, j, c = inner
@@ -369,7 +472,7 @@ def _conv(e: Emitter, n: Node, idx: Index) -> ir.Value:
         return SCALAR[Op.MUL](b, acc_dtype, acc_dtype, [xv, wv])
 
     acc = _accumulate(e, n, [kh, kw, cin], "sum", acc_dtype, term)
-    return convert(b, acc_dtype, n.dtype, [acc])
+    return convert(b, acc_dtype, n.dtype, [_exact(e, n, idx, acc)])
 
 
 def _max_pool(e: Emitter, n: Node, idx: Index) -> ir.Value:
@@ -396,7 +499,8 @@ def _max_pool(e: Emitter, n: Node, idx: Index) -> ir.Value:
 
 def _fusion(e: Emitter, n: Node, idx: Index) -> ir.Value:
     body = n.attrs["body"]
-    inner = Emitter(e.b, {p: e.buffers[s] for p, s in zip(body.params, n.srcs, strict=True)})
+    buffers = {p: e.buffers[s] for p, s in zip(body.params, n.srcs, strict=True)}
+    inner = Emitter(e.b, buffers, e.wide)
     return inner.value(body.results[0], idx)
 
 

@@ -19,12 +19,13 @@ Emitter rules, so no op's semantics is written twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from llvmlite import ir
 
 from codegen.cpu_caps import CpuCaps
-from codegen.emit import Buffer, Emitter, unravel
+from codegen.emit import Buffer, Emitter, exact_sum, operand_buffers, unravel
 from codegen.gemm_micro import (
     PanelSource,
     Tile,
@@ -38,13 +39,23 @@ from codegen.gemm_micro import (
 )
 from codegen.gemm_plan import Geometry, Plan, applicable, plan
 from codegen.loops import for_range
-from codegen.types import I64, PTR, STORAGE, Index, buffer_pointers, element_ptr, store_value
+from codegen.types import (
+    F32,
+    I64,
+    PTR,
+    STORAGE,
+    Index,
+    buffer_pointers,
+    element_ptr,
+    store_value,
+)
 from ir.dtypes import DType
 from ir.graph import Node
 
 # the interface codegen/kernel.py and codegen/gemm_lib.py use
 __all__ = [
-    "Plan", "applicable", "build", "plan", "schedule", "store_epilogue", "tiling", "variants",
+    "Plan", "any_non_finite", "applicable", "build", "dot_index", "dot_operands", "exact_tile",
+    "plan", "schedule", "store_epilogue", "tiling", "variants",
 ]  # fmt: skip
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
@@ -141,6 +152,7 @@ class _Gen:
         self.b = b = ir.IRBuilder(fn.append_basic_block("entry"))
         self.p, self.g, self.t = p, g, t
         self.ty = STORAGE[p.dot.dtype]
+        self.exact = p.dot.dtype == DType.F32  # f32 sums get exact range (codegen/emit.py)
         self.vec = ir.VectorType(self.ty, t.width)
         self.nk = max(1, -(-g.k // t.kc))
         self.nj = max(1, -(-g.sizes[2] // t.nc))
@@ -276,11 +288,25 @@ class _Gen:
         if epilogue:  # one copy of the epilogue loop for whole and edge tiles: half the code
             self._elementwise(acc, tile, tile.rows, tile.cols, first, epilogue)
             return
+        exact = last and self.exact
         with b.if_else(full) as (whole, edge):
             with whole:
-                self._vector_store(acc, tile, first)
+                stored = self._vector_store(acc, tile, first)
+                if exact:
+                    with b.if_then(any_non_finite(b, stored), likely=False):
+                        self._exact_tile(tile, I64(t.mr), I64(t.nr))
             with edge:
                 self._elementwise(acc, tile, tile.rows, tile.cols, first, epilogue)
+                if exact:
+                    self._exact_tile(tile, tile.rows, tile.cols)
+
+    def _exact_tile(self, tile: Tile, rows: ir.Value, cols: ir.Value) -> None:
+        b = self.b
+        values = at(b, self.out, self._out_offset(tile, 0), self.ty)
+        position = (tile.bi, tile.m, tile.n)
+        exact_tile(
+            b, self.p, self.g, self.operands, values, I64(self.g.sizes[2]), position, (rows, cols)
+        )
 
     def _out_offset(self, tile: Tile, r: ir.Value | int) -> ir.Value:
         b = self.b
@@ -288,8 +314,10 @@ class _Gen:
         row = b.add(b.add(b.mul(tile.bi, I64(m)), tile.m), r if isinstance(r, ir.Value) else I64(r))
         return b.add(b.mul(row, I64(n)), tile.n)
 
-    def _vector_store(self, acc: list[ir.Value], tile: Tile, first: bool) -> None:
+    def _vector_store(self, acc: list[ir.Value], tile: Tile, first: bool) -> list[ir.Value]:
+        """Store the whole tile; returns the stored vectors."""
         b, t = self.b, self.t
+        stored = []
         for r in range(t.mr):
             row = at(b, self.out, self._out_offset(tile, r), self.ty)
             for v in range(t.vectors):
@@ -301,6 +329,8 @@ class _Gen:
                     value = b.fadd(old, value)
                 st = b.store(value, ptr)
                 st.align = 4
+                stored.append(value)
+        return stored
 
     def _elementwise(self, acc: list[ir.Value], tile: Tile, rows: ir.Value, cols: ir.Value,
                      first: bool, epilogue: bool) -> None:  # fmt: skip
@@ -319,6 +349,10 @@ class _Gen:
                 if not first:
                     x = b.fadd(b.load(ptr, typ=self.ty), x)
                 if epilogue:
+                    if self.exact:  # the dot's sum with exact range, before the epilogue
+                        position = (tile.bi, b.add(tile.m, r), b.add(tile.n, c))
+                        index = dot_index(b, self.g, position)
+                        x = exact_sum(b, x, self.p.dot, dot_operands(self.p, self.operands), index)
                     self._epilogue(x, tile, r, c)
                 else:
                     b.store(x, ptr)
@@ -339,15 +373,54 @@ def store_epilogue(
     assert p.root is not None
     bi, row, col = position
     body = p.node.attrs["body"]
-    buffers = {
-        param: Buffer(operands[i], src.dtype, src.shape)
-        for i, (param, src) in enumerate(zip(body.params, p.node.srcs, strict=True))
-    }
-    index: Index = (*unravel(b, bi, g.batch), *unravel(b, row, g.m), *unravel(b, col, g.n))
-    value = _TileEmitter(b, buffers, p.dot, x).value(p.root, index)
+    buffers = operand_buffers(body.params, operands)
+    value = _TileEmitter(b, buffers, p.dot, x).value(p.root, dot_index(b, g, position))
     _, m, n = g.sizes
     offset = b.add(b.mul(b.add(b.mul(bi, I64(m)), row), I64(n)), col)
     store_value(b, value, element_ptr(b, out, offset, p.node.dtype), p.node.dtype)
+
+
+def dot_index(b: ir.IRBuilder, g: Geometry, position: tuple[ir.Value, ...]) -> Index:
+    """The dot's output index at (batch, row, column)."""
+    bi, row, col = position
+    return (*unravel(b, bi, g.batch), *unravel(b, row, g.m), *unravel(b, col, g.n))
+
+
+def dot_operands(p: Plan, operands: Sequence[ir.Value]) -> dict[Node, Buffer]:
+    """The dot's two operands in memory (the kernel's operand pointers are the node's)."""
+    return operand_buffers(p.dot.srcs, [operands[p.lhs], operands[p.rhs]])
+
+
+def any_non_finite(b: ir.IRBuilder, vectors: Sequence[ir.Value]) -> ir.Value:
+    """Whether any lane of `vectors` may be infinite or NaN: their sum is then not finite (a
+    finite sum that overflows only costs a needless `exact_tile`)."""
+    total = list(vectors)
+    while len(total) > 1:  # a tree: few dependent adds
+        pairs = [b.fadd(x, y) for x, y in zip(total[0::2], total[1::2], strict=False)]
+        total = pairs + total[2 * len(pairs) :]
+    lanes = b.fcmp_unordered("uno", b.fsub(total[0], total[0]), total[0])
+    return b.icmp_unsigned(
+        "!=", b.bitcast(lanes, ir.IntType(lanes.type.count)), ir.IntType(lanes.type.count)(0)
+    )
+
+
+def exact_tile(
+    b: ir.IRBuilder, p: Plan, g: Geometry, operands: Sequence[ir.Value], values: ir.Value,
+    row_stride: ir.Value, position: tuple[ir.Value, ir.Value, ir.Value],
+    size: tuple[ir.Value, ir.Value],
+) -> None:  # fmt: skip
+    """Exact range for a tile of f32 sums (codegen/emit.py): the rows x cols values at `values`,
+    `row_stride` apart, for output (batch, m0, n0) on, each recomputed in f64 where it is not
+    finite. Rare, so a plain loop."""
+    bi, m0, n0 = position
+    rows, cols = size
+    buffers = dot_operands(p, operands)
+    with for_range(b, rows, name="xr") as r:
+        line = at(b, values, b.mul(r, row_stride), F32)
+        with for_range(b, cols, name="xc") as c:
+            ptr = at(b, line, c, F32)
+            index = dot_index(b, g, (bi, b.add(m0, r), b.add(n0, c)))
+            b.store(exact_sum(b, b.load(ptr, typ=F32), p.dot, buffers, index), ptr)
 
 
 class _TileEmitter(Emitter):

@@ -43,7 +43,9 @@ from codegen import jit
 from codegen.cpu_caps import CpuCaps
 from codegen.gemm import (
     KERNEL_TYPE,
+    any_non_finite,
     base_tiling,
+    exact_tile,
     schedule,
     store_epilogue,
     tiling,
@@ -64,7 +66,7 @@ from codegen.gemm_micro import (
 )
 from codegen.gemm_plan import Geometry, Plan, plan
 from codegen.loops import for_range
-from codegen.types import I64, PTR, STORAGE, buffer_pointers
+from codegen.types import F32, I1, I64, PTR, STORAGE, buffer_pointers
 from ir.dtypes import DType
 from ir.files import atomic_write
 from ir.graph import Node
@@ -74,13 +76,13 @@ USE_LIBRARY = True  # False: every GEMM gets a specialized kernel (for compariso
 # and 2048^3 (its constant sizes and strides), and a call then takes 12 ms or more, so its
 # ~55 ms of compile time is repaid within a few dozen calls.
 LARGE_MACS = 1 << 30
-LIBRARY_VERSION = 1  # part of the on-disk cache key, with the IR text
+LIBRARY_VERSION = 2  # part of the on-disk cache key, with the IR text
 
 FIELDS: tuple[tuple[str, ir.Type], ...] = (
     ("batch", I64), ("m", I64), ("n", I64), ("k", I64),
     ("a", PTR), ("a_batch", I64), ("a_m", I64), ("a_k", I64),
     ("b", PTR), ("b_batch", I64), ("b_k", I64), ("b_n", I64),
-    ("c", PTR), ("epilogue", PTR), ("context", PTR),
+    ("c", PTR), ("epilogue", PTR), ("context", PTR), ("exact", PTR),
     ("kc", I64), ("mc", I64), ("nc", I64), ("vectors", I64),
 )  # fmt: skip
 FIELD = {name: i for i, (name, _) in enumerate(FIELDS)}
@@ -129,15 +131,18 @@ def build(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int,
     (ab, am, ak), (bb, bk, bn) = g.a, g.b
     batch, m, n = g.sizes
     epilogue: ir.Constant | ir.Function = ir.Constant(PTR, None)
+    exact: ir.Constant | ir.Function = ir.Constant(PTR, None)
     if p.root is not None:
         epilogue = _epilogue(module, f"{name}_epilogue", p, g, t)
+    elif p.dot.dtype == DType.F32:
+        exact = _exact(module, f"{name}_exact", p, g)
     values: dict[str, ir.Value] = {
         "batch": I64(batch), "m": I64(m), "n": I64(n), "k": I64(g.k),
         "a": pointers[1 + p.lhs], "a_batch": I64(_stride(ab)), "a_m": I64(_stride(am)),
         "a_k": I64(_stride(ak)),
         "b": pointers[1 + p.rhs], "b_batch": I64(_stride(bb)), "b_k": I64(_stride(bk)),
         "b_n": I64(_stride(bn)),
-        "c": pointers[0], "epilogue": epilogue, "context": buffers,
+        "c": pointers[0], "epilogue": epilogue, "context": buffers, "exact": exact,
         "kc": I64(t.kc), "mc": I64(t.mc), "nc": I64(t.nc), "vectors": I64(t.vectors),
     }  # fmt: skip
     # One aggregate store (llvmlite checks a store against the alloca's type, so not field
@@ -170,12 +175,30 @@ def _epilogue(module: ir.Module, name: str, p: Plan, g: Geometry, t: Tiling) -> 
         for i in range(1 + len(p.node.srcs))
     ]
     ty = STORAGE[p.dot.dtype]
+    if p.dot.dtype == DType.F32:  # exact range for the dot's sums, before the epilogue
+        exact_tile(b, p, g, pointers[1:], tile, I64(t.nr), (bi, m0, n0), (rows, cols))
     with for_range(b, rows, name="er") as r:
         row = at(b, tile, b.mul(r, I64(t.nr)), ty)
         with for_range(b, cols, name="ec") as c:
             x = b.load(at(b, row, c, ty), typ=ty)
             position = (bi, b.add(m0, r), b.add(n0, c))
             store_epilogue(b, p, g, pointers[1:], pointers[0], x, position)
+    b.ret_void()
+    return fn
+
+
+def _exact(module: ir.Module, name: str, p: Plan, g: Geometry) -> ir.Function:
+    """Exact range for a stored tile of C (its sums, no epilogue): the library calls this,
+    with the epilogue's signature (`tile` unused), where a tile's sums may not be finite."""
+    fn = ir.Function(module, EPILOGUE_TYPE, name)
+    fn.linkage = "internal"
+    context, _, bi, m0, n0, rows, cols = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    pointers = buffer_pointers(b, context, 1 + len(p.node.srcs))
+    _, m, n = g.sizes
+    first = b.add(b.mul(b.add(b.mul(bi, I64(m)), m0), I64(n)), n0)
+    values = at(b, pointers[0], first, F32)
+    exact_tile(b, p, g, pointers[1:], values, I64(n), (bi, m0, n0), (rows, cols))
     b.ret_void()
     return fn
 
@@ -242,6 +265,9 @@ class _Variant:
         # typed as a function pointer: llvmlite takes an indirect call's signature from it
         slot = b.gep(args, [I32(0), I32(FIELD["epilogue"])], inbounds=True, source_etype=ARGS_TYPE)
         self.epilogue = b.load(slot, typ=EPILOGUE_TYPE.as_pointer())
+        slot = b.gep(args, [I32(0), I32(FIELD["exact"])], inbounds=True, source_etype=ARGS_TYPE)
+        self.exact = b.load(slot, typ=EPILOGUE_TYPE.as_pointer())
+        self.suspect = b.alloca(I1)  # whether the tile just stored may hold a non-finite sum
         f = self.f
         self.m, self.n, self.k = f["m"], f["n"], f["k"]
         self.kc, self.mc, self.nc = f["kc"], f["mc"], f["nc"]
@@ -353,26 +379,37 @@ class _Variant:
                     with add:
                         self._elementwise(tile, into=self.sums)
                         b.call(epilogue, [f["context"], self.sums, *where])
-            with store, b.if_else(full) as (whole, edge):
-                with whole, b.if_else(first) as (fresh, add):
-                    with fresh:
-                        self._vector_store(acc, tile, accumulate=False)
-                    with add:
-                        self._vector_store(acc, tile, accumulate=True)
-                with edge:
-                    self._spill(acc)
-                    with b.if_else(first) as (fresh, add):
+            with store:
+                with b.if_else(full) as (whole, edge):
+                    with whole, b.if_else(first) as (fresh, add):
                         with fresh:
-                            self._elementwise(tile, accumulate=False)
+                            stored = self._vector_store(acc, tile, accumulate=False)
+                            b.store(any_non_finite(b, stored), self.suspect)
                         with add:
-                            self._elementwise(tile)
+                            stored = self._vector_store(acc, tile, accumulate=True)
+                            b.store(any_non_finite(b, stored), self.suspect)
+                    with edge:
+                        self._spill(acc)
+                        with b.if_else(first) as (fresh, add):
+                            with fresh:
+                                self._elementwise(tile, accumulate=False)
+                            with add:
+                                self._elementwise(tile)
+                        b.store(I1(1), self.suspect)
+                has_exact = b.icmp_unsigned("!=", b.ptrtoint(self.exact, I64), I64(0))
+                check = b.and_(b.and_(last, has_exact), b.load(self.suspect, typ=I1))
+                with b.if_then(check, likely=False):
+                    where = [tile.bi, tile.m, tile.n, tile.rows, tile.cols]
+                    b.call(self.exact, [f["context"], f["c"], *where])
 
     def _spill(self, acc: list[ir.Value]) -> None:
         for i, value in enumerate(acc):
             self.b.store(value, at(self.b, self.tile, I64(i), self.vec)).align = 64
 
-    def _vector_store(self, acc: list[ir.Value], tile: Tile, accumulate: bool) -> None:
+    def _vector_store(self, acc: list[ir.Value], tile: Tile, accumulate: bool) -> list[ir.Value]:
+        """Store the whole tile; returns the stored vectors."""
         b, t = self.b, self.t
+        stored = []
         for r in range(t.mr):
             row = at(b, self.f["c"], self._offset(tile, r), self.ty)
             for v in range(t.vectors):
@@ -383,6 +420,8 @@ class _Variant:
                     old.align = 4  # output rows are only element-aligned
                     value = b.fadd(old, value)
                 b.store(value, ptr).align = 4
+                stored.append(value)
+        return stored
 
     def _elementwise(
         self, tile: Tile, into: ir.Value | None = None, accumulate: bool = True

@@ -12,8 +12,9 @@ stream it in place instead:
   read in order. B's N must be contiguous; x may have any stride.
 
 A kernel "row" (the executor's unit of work) is one block of rows or columns of one batch. Sums
-are f32/f64 in an order of the kernel's choosing, as the GEMM's are. Every load stays inside
-its operand: the vector loops cover whole vectors only, and a scalar loop does the rest.
+are f32/f64 in an order of the kernel's choosing, as the GEMM's are; an f32 sum that is not
+finite is recomputed in f64 (exact range: codegen/emit.py's `exact_sum`). Every load stays
+inside its operand: the vector loops cover whole vectors only, and a scalar loop does the rest.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from codegen.cpu_caps import CpuCaps
-from codegen.gemm import store_epilogue
+from codegen.emit import exact_sum
+from codegen.gemm import dot_index, dot_operands, store_epilogue
 from codegen.gemm_micro import Axis, at, fmuladd, smin
 from codegen.gemm_plan import Geometry, Plan, plan
 from codegen.loops import for_range
 from codegen.types import I64, PTR, STORAGE, buffer_pointers
+from ir.dtypes import DType
 from ir.graph import Node
 
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [PTR, I64, I64])  # codegen/kernel.py's ABI
@@ -221,6 +224,9 @@ class _Gen:
 
     def _store(self, value: ir.Value, bi: ir.Value, row: ir.Value, col: ir.Value) -> None:
         b, g, p = self.b, self.g, self.p
+        if p.dot.dtype == DType.F32:  # exact range: a sum that is not finite, again in f64
+            index = dot_index(b, g, (bi, row, col))
+            value = exact_sum(b, value, p.dot, dot_operands(p, self.operands), index)
         if p.root is not None:
             store_epilogue(b, p, g, self.operands, self.out, value, (bi, row, col))
             return

@@ -17,9 +17,20 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from codegen import conv, conv_gemm, conv_int8, gemm, gemm_bf16, gemm_int8, gemm_lib, gemv, softmax
+from codegen import (
+    conv,
+    conv_gemm,
+    conv_int8,
+    gemm,
+    gemm_bf16,
+    gemm_int8,
+    gemm_lib,
+    gemv,
+    range_guard,
+    softmax,
+)
 from codegen.cpu_caps import CpuCaps
-from codegen.emit import Buffer, Emitter, LoweringError, linear, unravel
+from codegen.emit import Buffer, Emitter, LoweringError, linear, operand_buffers, unravel
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, buffer_pointers, element_ptr, store_value
 from ir.graph import Node
@@ -61,6 +72,7 @@ class SpecialKernel:
     name: str
     applicable: Callable[[Node, CpuCaps], bool]
     build: Callable[[ir.Module, Node, str, CpuCaps], tuple[int, int]]
+    exact_range: bool = False  # it gives f32 sums exact range itself (else: codegen/range_guard)
 
 
 def _float_gemm(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> tuple[int, int]:
@@ -76,9 +88,9 @@ SPECIAL_KERNELS = (
     SpecialKernel("gemm-int8", gemm_int8.applicable, gemm_int8.build),
     SpecialKernel("gemm-bf16", gemm_bf16.applicable, gemm_bf16.build),
     SpecialKernel("conv-int8", conv_int8.applicable, conv_int8.build),
-    SpecialKernel("conv", conv_gemm.applicable, conv_gemm.build),  # float, one group
-    SpecialKernel("gemv", gemv.applicable, gemv.build),  # before the GEMM: M or N is 1
-    SpecialKernel("gemm", lambda node, caps: gemm.applicable(node), _float_gemm),
+    SpecialKernel("conv", conv_gemm.applicable, conv_gemm.build, exact_range=True),  # 1 group
+    SpecialKernel("gemv", gemv.applicable, gemv.build, exact_range=True),  # M or N = 1
+    SpecialKernel("gemm", lambda node, caps: gemm.applicable(node), _float_gemm, exact_range=True),
 )
 
 
@@ -88,6 +100,19 @@ def special_kernel(node: Node, caps: CpuCaps) -> SpecialKernel | None:
 
 def build_kernel(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> KernelInfo:
     special = special_kernel(node, caps)
+    # The generic loops give exact range through the emitter; special kernels say if they do.
+    if special is None or special.exact_range or not range_guard.guarded(node):
+        return _build(module, node, name, caps, special)
+    info = _build(module, node, f"{name}.fast", caps, special)
+    fast = module.get_global(info.name)
+    fast.linkage = "internal"
+    range_guard.build(module, node, name, info.rows, fast)
+    return KernelInfo(name, info.rows, info.work_per_row)
+
+
+def _build(
+    module: ir.Module, node: Node, name: str, caps: CpuCaps, special: SpecialKernel | None
+) -> KernelInfo:
     if special is not None:
         return KernelInfo(name, *special.build(module, node, name, caps))
     fn = ir.Function(module, KERNEL_TYPE, name)
@@ -101,7 +126,7 @@ def build_kernel(module: ir.Module, node: Node, name: str, caps: CpuCaps) -> Ker
             b.ret_void()
             return KernelInfo(name, rows, node.type.size // max(rows, 1))
     out = Buffer(pointer(0), node.dtype, node.shape)
-    operands = {s: Buffer(pointer(i + 1), s.dtype, s.shape) for i, s in enumerate(node.srcs)}
+    operands = operand_buffers(node.srcs, [pointer(i + 1) for i in range(len(node.srcs))])
     emitter = Emitter(b, operands)
     shape = node.shape
     p = parallel_dims(shape)

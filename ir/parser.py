@@ -424,6 +424,19 @@ class _FileParser:
     # -- constants --
 
     def constant(self, lit: Tree[Any], t: TensorType, name: str, loc: Loc) -> Node:
+        try:
+            return self._constant(lit, t, name, loc)
+        except MemoryError:  # the array, or its copy in the node (fuzz --kind parser, seed 20)
+            memory = physical_memory()
+            if memory is not None and t.nbytes > memory:
+                limit = f"more than this machine's memory ({format_bytes(memory)})"
+            else:
+                limit = "more than this process could allocate"
+            raise self.error(
+                lit, f"a constant of {t} is {format_bytes(t.nbytes)}, {limit}"
+            ) from None
+
+    def _constant(self, lit: Tree[Any], t: TensorType, name: str, loc: Loc) -> Node:
         if lit.data == "weight_ref":
             arr, ref = self.load_weights(lit)
             if t.dtype == DType.BF16 and arr.dtype.kind == "V" and arr.dtype.itemsize == 2:
@@ -440,17 +453,9 @@ class _FileParser:
         if lit.data != "literal_list":  # one number, repeated to fill the type
             value = self.element(lit, t.dtype)
             memory = physical_memory()
-            try:
-                if memory is not None and t.nbytes > memory:
-                    raise MemoryError
-                return np.full(t.shape, value, dtype=t.dtype.np)
-            except MemoryError:
-                has = f" ({format_bytes(memory)})" if memory is not None else ""
-                raise self.error(
-                    lit,
-                    f"a constant of {t} is {format_bytes(t.nbytes)}, more than this "
-                    f"machine's memory{has}",
-                ) from None
+            if memory is not None and t.nbytes > memory:
+                raise MemoryError  # np.full would be killed filling it, not refused
+            return np.full(t.shape, value, dtype=t.dtype.np)
         if not any(c is not None for c in lit.children) and t.size == 0:
             return np.zeros(t.shape, t.dtype.np)  # "[]" spells any empty tensor
         too_deep = _nested_deeper_than(lit, t.rank)

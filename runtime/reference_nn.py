@@ -5,6 +5,13 @@ Accumulation rules: f16/bf16 accumulate in f32, f32 in f32, f64 in f64. Contract
 reductions wrap in their own type, which gives the same bits. Results round once to the result
 type. Rows are assembled with the rest in `runtime.reference.REFERENCE`.
 
+Float contractions that sum in f32 have exact range: an element is infinite or NaN only where
+the sum computed without intermediate overflow is (a NaN or an infinity among its operands, or a
+true sum beyond f32's range), so the answer cannot depend on the order of the sum. An f32 sum
+that overflowed on the way is sticky (inf, or NaN after inf - inf), so such elements are exactly
+the non-finite ones: they are recomputed in f64, whose range no f32 product or sum of them can
+leave. f64 contractions are plain IEEE sums in an unspecified order, as in BLAS.
+
 Choices the op docs leave open:
 - An empty max/min reduction gives the identity (-inf/+inf, INT_MIN/INT_MAX, False/True);
   max_pool over a window that lies wholly in the padding gives the same -inf/INT_MIN.
@@ -16,7 +23,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -77,19 +84,29 @@ def _softmax(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarra
 # --- contractions -------------------------------------------------------------------------
 
 
+def _exact_range(
+    contract: Callable[[np.ndarray, np.ndarray], np.ndarray], args: list[np.ndarray]
+) -> np.ndarray:
+    """`contract` in the accumulation type, with exact range for f32 (see the module doc)."""
+    result = contract(*(a.astype(accumulator(a)) for a in args))
+    if result.dtype != np.float32 or np.isfinite(result).all():
+        return result
+    wide = contract(*(a.astype(np.float64) for a in args))
+    return np.where(np.isfinite(result), result, wide)
+
+
 def _dot_general(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
-    lhs, rhs = (a.astype(accumulator(a)) for a in args)
     lb, lc, rb, rc = (attrs[k] for k in ("lhs_batch", "lhs_contract", "rhs_batch", "rhs_contract"))
     letters = iter(string.ascii_letters)
-    lhs_sub = [next(letters) for _ in range(lhs.ndim)]
-    rhs_sub = [next(letters) for _ in range(rhs.ndim)]
+    lhs_sub = [next(letters) for _ in range(args[0].ndim)]
+    rhs_sub = [next(letters) for _ in range(args[1].ndim)]
     for i, j in zip(lb + lc, rb + rc, strict=True):
         rhs_sub[j] = lhs_sub[i]  # paired dimensions share one einsum index
     result = [lhs_sub[i] for i in lb]
     result += [s for i, s in enumerate(lhs_sub) if i not in lb + lc]
     result += [s for j, s in enumerate(rhs_sub) if j not in rb + rc]
     spec = f"{''.join(lhs_sub)},{''.join(rhs_sub)}->{''.join(result)}"
-    return cast(np.einsum(spec, lhs, rhs), out.dtype)
+    return cast(_exact_range(lambda lhs, rhs: np.einsum(spec, lhs, rhs), args), out.dtype)
 
 
 def _pad_hw(x: np.ndarray, attrs: Attrs, fill: float) -> np.ndarray:
@@ -116,18 +133,21 @@ def _taps(
 
 
 def _conv2d(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
-    x, w = (a.astype(accumulator(a)) for a in args)
-    kh, kw, per_group, channels = w.shape
+    kh, kw, per_group, channels = args[1].shape
     n, oh, ow, _ = out.shape
     g = attrs["groups"]
-    # Group k reads input channels [k*I, (k+1)*I) and writes output channels [k*O/g, (k+1)*O/g).
-    grouped_w = w.reshape(kh, kw, per_group, g, channels // g)
-    acc = np.zeros((n, oh, ow, g, channels // g), x.dtype)
-    taps = _taps(_pad_hw(x, attrs, 0), (kh, kw), attrs["strides"], attrs["dilation"], (oh, ow))
-    for i, j, window in taps:
-        patch = window.reshape(n, oh, ow, g, per_group)
-        acc += np.einsum("nhwgi,igo->nhwgo", patch, grouped_w[i, j])
-    return cast(acc.reshape(out.shape), out.dtype)
+
+    def contract(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        # Group k reads input channels [k*I, (k+1)*I), writes output channels [k*O/g, (k+1)*O/g).
+        grouped_w = w.reshape(kh, kw, per_group, g, channels // g)
+        acc = np.zeros((n, oh, ow, g, channels // g), x.dtype)
+        taps = _taps(_pad_hw(x, attrs, 0), (kh, kw), attrs["strides"], attrs["dilation"], (oh, ow))
+        for i, j, window in taps:
+            patch = window.reshape(n, oh, ow, g, per_group)
+            acc += np.einsum("nhwgi,igo->nhwgo", patch, grouped_w[i, j])
+        return acc.reshape(out.shape)
+
+    return cast(_exact_range(contract, args), out.dtype)
 
 
 # --- windows ------------------------------------------------------------------------------

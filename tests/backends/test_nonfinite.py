@@ -4,7 +4,7 @@ The semantics (docs/cpu.md, "Contractions and non-finite values"): a product wit
 inf x 0 is NaN, and terms of both infinite signs sum to NaN whatever the order; one sign gives
 that infinity. The GEMM, the matrix-vector kernels and the generic loops, at every capability
 level this host runs (FMA or not), agree with the interpreter on which outputs are NaN, +inf,
--inf or finite. Overflow of finite products is outside this: see the docs.
+-inf or finite. Overflow of finite products: tests/backends/test_exact_range.py.
 """
 
 from __future__ import annotations

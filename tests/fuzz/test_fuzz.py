@@ -141,16 +141,20 @@ def test_oracle_tolerates_rounding_but_not_errors() -> None:
     assert oracle.compare(expected, wrong_floor, noisy)[0] is not None
 
 
-def test_oracle_leaves_sums_that_may_overflow_open() -> None:
-    """docs/cpu.md leaves the result of a sum whose terms overflow open (the interpreter's
-    nan, the GEMM's -inf: campaign seed 16, case 1245); elements beside it are still checked."""
-    m = parse_module(
-        "func @main(%a: f32[2,2], %b: f32[2,2]) -> f32[2,2] {\n"
-        "  %d = dot_general(%a, %b) {lhs_contract = [1], rhs_contract = [0]} : f32[2,2]\n"
+def _dot_module(dtype: str) -> Module:
+    return parse_module(
+        f"func @main(%a: {dtype}[2,2], %b: {dtype}[2,2]) -> {dtype}[2,2] {{\n"
+        f"  %d = dot_general(%a, %b) {{lhs_contract = [1], rhs_contract = [0]}} : {dtype}[2,2]\n"
         "  return %d\n}\n"
     )
-    a = np.array([[1e30, 1e30], [1, 2]], np.float32)
-    b = np.array([[1e10, 1], [-1e11, 1]], np.float32)
+
+
+def test_oracle_leaves_f64_sums_that_may_overflow_open() -> None:
+    """docs/cpu.md leaves an f64 sum whose terms overflow open (the interpreter's nan, the
+    GEMM's -inf: campaign seed 16, case 1245, in f32 then); elements beside it are checked."""
+    m = _dot_module("f64")
+    a = np.array([[1e300, 1e300], [1, 2]])
+    b = np.array([[1e10, 1], [-1e11, 1]])
     (expected,) = run_module(m, [a, b])
     assert np.isnan(expected[0, 0])
     noisy = oracle.noisy_runs(m.entry_function, [a, b])
@@ -160,6 +164,27 @@ def test_oracle_leaves_sums_that_may_overflow_open() -> None:
     wrong = other_order.copy()
     wrong[1, 1] += 1
     assert oracle.compare([expected], [wrong], noisy)[0] is not None
+
+
+def test_oracle_holds_f32_contractions_to_exact_range() -> None:
+    """An f32 contraction has exact range (issue 16, item 4): `1e30 * 1e10 + 1e30 * -1e11` is
+    -9e40, so -inf, and nan or +inf is wrong; a result at f32's largest value may round either
+    way, so it alone stays open."""
+    m = _dot_module("f32")
+    big = np.finfo(np.float32).max
+    a = np.array([[1e30, 1e30], [big, 0]], np.float32)
+    b = np.array([[1e10, 1], [-1e11, 1]], np.float32)
+    (expected,) = run_module(m, [a, b])
+    assert expected[0, 0] == -np.inf
+    assert expected[1, 1] == big
+    noisy = oracle.noisy_runs(m.entry_function, [a, b])
+    for wrong in (np.nan, np.inf):
+        other = expected.copy()
+        other[0, 0] = wrong
+        assert oracle.compare([expected], [other], noisy)[0] is not None
+    rounded_up = expected.copy()
+    rounded_up[1, 1] = np.inf
+    assert oracle.compare([expected], [rounded_up], noisy)[0] is None
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -9,6 +9,8 @@ exit status 1, never a traceback.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -335,6 +337,26 @@ def test_splat_constant_larger_than_memory_is_located(tmp_path):
     )
     assert err.loc is not None
     assert (err.loc.line, err.loc.col) == (2, 17)
+
+
+def test_splat_constant_the_process_cannot_allocate_is_located(tmp_path):
+    """Within the machine's memory but not the process's (fuzz --kind parser, seed 20, case
+    1674, under the fuzzer's address-space limit): a located error, not a traceback."""
+    graph = tmp_path / "big.graph"
+    graph.write_text(
+        "func @main() -> i8[1000000000] {\n  %c = constant -128 : i8[1000000000]\n  return %c\n}\n"
+    )
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (5 << 29, 5 << 29))"
+    code = (
+        f"{limit}\nfrom compiler.cli import main\nraise SystemExit(main(['check', {str(graph)!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        f"{graph}:2:17: error: a constant of i8[1000000000] is 953.7 MiB, more than this process"
+        in done.stderr
+    )
 
 
 def test_huge_parameter_checks_but_random_inputs_say_it_is_too_large(tmp_path, capsys):
