@@ -22,7 +22,9 @@ LINKER = frozenset({"_GLOBAL_OFFSET_TABLE_"})  # position-independent code refer
 MATH_LIBRARY = frozenset(
     f"{name}{suffix}"
     for name in ("pow", "fmod", "exp", "exp2", "log", "log2", "log10", "sin", "cos", "tan",
-                 "tanh", "atan2", "expm1", "log1p", "cbrt", "hypot", "erf", "erfc",
+                 "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh",
+                 "atanh", "expm1", "log1p", "cbrt", "hypot", "erf", "erfc",
+                 "sincos",  # LLVM's one call for a sin and a cos of the same value (GNU libm)
                  # rounding: instructions from SSE4.1 on, calls below it
                  "floor", "ceil", "trunc", "rint", "nearbyint", "round", "roundeven")
     for suffix in ("", "f")

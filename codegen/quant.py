@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 from llvmlite import ir
 
-from codegen.types import COMPUTE, F64, I64, Index, global_array
+from codegen.types import COMPUTE, F64, I64, Index, global_array, round_to
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import Op
@@ -76,8 +76,10 @@ def _dequantize(e: Emitter, n: Node, idx: Index) -> ir.Value:
     b, (src,) = e.b, n.srcs
     q = _to_i64(b, e.value(src, idx), src.dtype)
     q = b.sub(q, _param(e, n, n.attrs["zero_point"], I64, idx))
-    ty = COMPUTE[n.dtype]  # f32 for f16/bf16/f32 (rounded once when stored), f64 for f64
-    return b.fmul(b.sitofp(q, ty), _param(e, n, n.attrs["scale"], ty, idx))
+    ty = COMPUTE[n.dtype]  # f32 for f16/bf16/f32, f64 for f64
+    # rounded to f16/bf16 here, not only when stored: a fused consumer reads the rounded value
+    # (fuzz --kind graphs, seed 21, case 1384: dequantize to f16, then convert to i64)
+    return round_to(b, b.fmul(b.sitofp(q, ty), _param(e, n, n.attrs["scale"], ty, idx)), n.dtype)
 
 
 def _requantize(e: Emitter, n: Node, idx: Index) -> ir.Value:

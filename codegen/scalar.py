@@ -2,8 +2,8 @@
 
 Each entry takes the builder, the operands' dtype, the output dtype and compute-type values, and
 returns the compute-type result. The rules mirror runtime/reference.py (the oracle): integer
-arithmetic wraps, integer division truncates with x/0 = -1 (all ones unsigned), float
-max/min propagate NaN like numpy, convert saturates and sends NaN to 0.
+arithmetic wraps, integer division truncates with x/0 = -1 (all ones unsigned), integer fmod
+gives x fmod 0 = 0, float max/min propagate NaN like numpy, convert saturates and sends NaN to 0.
 """
 
 from __future__ import annotations
@@ -21,9 +21,29 @@ ScalarRule = Callable[[ir.IRBuilder, DType, DType, Sequence[ir.Value]], ir.Value
 
 
 def _intrinsic(b: ir.IRBuilder, name: str, args: Sequence[ir.Value]) -> ir.Value:
-    ty = args[0].type
-    fn = b.module.declare_intrinsic(f"llvm.{name}", [ty])
+    ty = args[0].type  # an elementwise intrinsic: every operand and the result of one type
+    fn = b.module.declare_intrinsic(f"llvm.{name}", [ty], ir.FunctionType(ty, [ty] * len(args)))
     return b.call(fn, list(args))
+
+
+def _llvm(name: str) -> Callable[[ir.IRBuilder, Sequence[ir.Value]], ir.Value]:
+    """The float intrinsic llvm.`name` (LLVM lowers the transcendental ones to libm calls)."""
+    return lambda b, a: _intrinsic(b, name, a)
+
+
+def _libm(name: str) -> Callable[[ir.IRBuilder, Sequence[ir.Value]], ir.Value]:
+    """A call to the C math library's `name` (f64) or `name`f (f32), where LLVM has no
+    intrinsic; codegen/objsyms.py lists what generated code may call."""
+
+    def call(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
+        ty = a[0].type
+        symbol = name if ty == F64 else f"{name}f"
+        fn = b.module.globals.get(symbol)
+        if fn is None:
+            fn = ir.Function(b.module, ir.FunctionType(ty, [ty] * len(a)), symbol)
+        return b.call(fn, list(a))
+
+    return call
 
 
 def _float(op: Callable[[ir.IRBuilder, Sequence[ir.Value]], ir.Value]) -> ScalarRule:
@@ -117,6 +137,17 @@ def _int_div(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
     q = b.sdiv(x, b.select(bad, _one(y), y))  # a safe divisor: sdiv by 0 or MIN/-1 is undefined
     q = b.select(overflow, minimum, q)
     return b.select(by_zero, ir.Constant(x.type, -1), q)
+
+
+def _int_fmod(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
+    x, y = a
+    # x fmod 0 is 0, and so is x fmod -1, which srem leaves undefined for INT_MIN: a divisor
+    # of 1 gives both
+    bad = b.icmp_unsigned("==", y, _zero(y))
+    if not dt.is_signed:
+        return b.urem(x, b.select(bad, _one(y), y))
+    bad = b.or_(bad, b.icmp_signed("==", y, ir.Constant(y.type, -1)))
+    return b.srem(x, b.select(bad, _one(y), y))
 
 
 def _int_pow(b: ir.IRBuilder, dt: DType, a: Sequence[ir.Value]) -> ir.Value:
@@ -273,24 +304,41 @@ def _fadd(b: ir.IRBuilder, a: Sequence[ir.Value]) -> ir.Value:
 SCALAR: dict[Op, ScalarRule] = {
     Op.NEG: _numeric(lambda b, a: b.fneg(a[0]), lambda b, dt, a: b.neg(a[0])),
     Op.ABS: _numeric(lambda b, a: _intrinsic(b, "fabs", a), _abs_int),
-    # transcendentals are vectorizable polynomials (codegen/mathlib.py), not libm calls
+    # these transcendentals are vectorizable polynomials (codegen/mathlib.py), not libm calls
     Op.EXP: _float(lambda b, a: mathlib.exp(b, a[0])),
     Op.LOG: _float(lambda b, a: mathlib.log(b, a[0])),
-    Op.SQRT: _float(lambda b, a: _intrinsic(b, "sqrt", a)),
+    Op.SQRT: _float(_llvm("sqrt")),
     Op.RSQRT: _float(lambda b, a: b.fdiv(ir.Constant(a[0].type, 1.0), _intrinsic(b, "sqrt", a))),
     Op.TANH: _float(lambda b, a: mathlib.tanh(b, a[0])),
     Op.SIGMOID: _float(lambda b, a: mathlib.sigmoid(b, a[0])),
     Op.RELU: _numeric(_relu_float, _relu_int),
     Op.ERF: _float(lambda b, a: mathlib.erf(b, a[0])),
-    Op.FLOOR: _float(lambda b, a: _intrinsic(b, "floor", a)),
-    Op.CEIL: _float(lambda b, a: _intrinsic(b, "ceil", a)),
+    # these are scalar calls of the C math library (through an intrinsic where LLVM has one)
+    Op.SIN: _float(_llvm("sin")),
+    Op.COS: _float(_llvm("cos")),
+    Op.TAN: _float(_llvm("tan")),
+    Op.ASIN: _float(_llvm("asin")),
+    Op.ACOS: _float(_llvm("acos")),
+    Op.ATAN: _float(_llvm("atan")),
+    Op.SINH: _float(_llvm("sinh")),
+    Op.COSH: _float(_llvm("cosh")),
+    Op.ASINH: _float(_libm("asinh")),
+    Op.ACOSH: _float(_libm("acosh")),
+    Op.ATANH: _float(_libm("atanh")),
+    Op.LOG1P: _float(_libm("log1p")),
+    Op.EXPM1: _float(_libm("expm1")),
+    Op.FLOOR: _float(_llvm("floor")),
+    Op.CEIL: _float(_llvm("ceil")),
     Op.SIGN: _numeric(_sign_float, _sign_int),
     Op.NOT: lambda b, src, out, a: _not(b, src, a),
     Op.ADD: _numeric(_fadd, lambda b, dt, a: b.add(*a)),
     Op.SUB: _numeric(lambda b, a: b.fsub(*a), lambda b, dt, a: b.sub(*a)),
     Op.MUL: _numeric(lambda b, a: b.fmul(*a), lambda b, dt, a: b.mul(*a)),
     Op.DIV: _numeric(lambda b, a: b.fdiv(*a), _int_div),
-    Op.POW: _numeric(lambda b, a: _intrinsic(b, "pow", a), _int_pow),
+    Op.POW: _numeric(_llvm("pow"), _int_pow),
+    Op.ATAN2: _float(_llvm("atan2")),
+    Op.HYPOT: _float(_libm("hypot")),
+    Op.FMOD: _numeric(lambda b, a: b.frem(*a), _int_fmod),  # frem is the C library's fmod
     Op.MAX: _max_min(greater=True),
     Op.MIN: _max_min(greater=False),
     Op.AND: lambda b, src, out, a: b.and_(*a),

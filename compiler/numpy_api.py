@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler import linalg
+from compiler import linalg, numpy_composites
 from compiler.tracing import (
     TraceError,
     Tracer,
@@ -241,6 +241,19 @@ def _log_base(base: float) -> TracerFn:
     return run
 
 
+def _angle(ufunc: np.ufunc) -> TracerFn:
+    """np.deg2rad, np.rad2deg: x times NumPy's own constant, in the type NumPy multiplies in
+    (f32 for f16 and bf16, rounded once to the result)."""
+
+    def run(x: Any) -> Tracer:
+        out = _ufunc_dtype(ufunc, x)
+        work = DType.F64 if out is DType.F64 else DType.F32
+        scale = float(ufunc(np.ones((), work.np)))
+        return convert(elementwise(Op.MUL, lift(x, work), scale, dtype=work), out)
+
+    return run
+
+
 def _isnan(x: Any) -> Tracer:
     t = lift(x)
     return t.trace.emit(Op.NE, [t, t])
@@ -277,6 +290,9 @@ UFUNCS: dict[np.ufunc, Handler] = {
     np.floor_divide: _floor_divide,
     np.remainder: _remainder,
     np.power: _power,
+    np.arctan2: _arithmetic(Op.ATAN2, np.arctan2),
+    np.hypot: _arithmetic(Op.HYPOT, np.hypot),
+    np.fmod: _arithmetic(Op.FMOD, np.fmod),
     np.negative: _arithmetic(Op.NEG, np.negative),
     np.positive: _positive,
     np.absolute: _arithmetic(Op.ABS, np.absolute),
@@ -289,6 +305,23 @@ UFUNCS: dict[np.ufunc, Handler] = {
     np.log10: _log_base(10.0),
     np.sqrt: _unary_float(Op.SQRT, np.sqrt),
     np.tanh: _unary_float(Op.TANH, np.tanh),
+    np.sin: _unary_float(Op.SIN, np.sin),
+    np.cos: _unary_float(Op.COS, np.cos),
+    np.tan: _unary_float(Op.TAN, np.tan),
+    np.arcsin: _unary_float(Op.ASIN, np.arcsin),
+    np.arccos: _unary_float(Op.ACOS, np.arccos),
+    np.arctan: _unary_float(Op.ATAN, np.arctan),
+    np.sinh: _unary_float(Op.SINH, np.sinh),
+    np.cosh: _unary_float(Op.COSH, np.cosh),
+    np.arcsinh: _unary_float(Op.ASINH, np.arcsinh),
+    np.arccosh: _unary_float(Op.ACOSH, np.arccosh),
+    np.arctanh: _unary_float(Op.ATANH, np.arctanh),
+    np.log1p: _unary_float(Op.LOG1P, np.log1p),
+    np.expm1: _unary_float(Op.EXPM1, np.expm1),
+    np.deg2rad: _angle(np.deg2rad),
+    np.radians: _angle(np.radians),
+    np.rad2deg: _angle(np.rad2deg),
+    np.degrees: _angle(np.degrees),
     np.floor: _unary_float(Op.FLOOR, np.floor),
     np.ceil: _unary_float(Op.CEIL, np.ceil),
     np.equal: _compare(Op.EQ),
@@ -775,6 +808,7 @@ FUNCTIONS: dict[Callable[..., Any], Handler] = {
     np.shape: lambda a: lift(a).shape,
     np.ndim: lambda a: lift(a).ndim,
     np.size: lambda a, axis=None: lift(a).size if axis is None else lift(a).shape[axis],
+    **numpy_composites.FUNCTIONS,
 }
 
 
@@ -864,8 +898,25 @@ def array_ufunc(self: Tracer, ufunc: np.ufunc, method: str, *inputs: Any, **kwar
             kwargs["axis"] = None  # NumPy reduces a rank-0 array along its 'axis 0'
         reduction = FUNCTIONS[getattr(np, REDUCE_METHODS[ufunc])]
         return _strong(call(f"{name}.reduce", reduction, inputs, kwargs))
+    if method == "outer" and ufunc in UFUNCS and ufunc.nin == 2 and len(inputs) == 2:
+        return _strong(call(f"{name}.outer", _outer(UFUNCS[ufunc]), inputs, kwargs))
+    if method == "accumulate" and ufunc in numpy_composites.ACCUMULATE:
+        kwargs.setdefault("axis", 0)
+        scan = numpy_composites.ACCUMULATE[ufunc]
+        return _strong(call(f"{name}.accumulate", scan, inputs, kwargs))
     what = name if method == "__call__" else f"{name}.{method}"
     raise self.trace.error(f"{what} is not supported under @jit", UnsupportedError)
+
+
+def _outer(handler: Handler) -> TracerFn:
+    """ufunc.outer(a, b): a's axes, then b's (a given b.ndim trailing unit axes)."""
+
+    def run(a: Any, b: Any, **kwargs: Any) -> Tracer:
+        x, y = lift(a), lift(b)
+        result: Tracer = handler(reshape(x, x.shape + (1,) * y.ndim), y, **kwargs)
+        return result
+
+    return run
 
 
 def array_function(

@@ -130,6 +130,9 @@ _METHODS: dict[str, Callable[..., Any]] = {
     "clip": api.np_clip,
     "dot": api.FUNCTIONS[np.dot],
     "copy": api.np_copy,
+    # (not "trace": a Tracer's `trace` is its Trace; x.trace() is spelled np.trace(x))
+    **{name: api.FUNCTIONS[getattr(np, name)] for name in ("cumsum", "cumprod", "diagonal")},
+    "repeat": api.FUNCTIONS[np.repeat],
 }
 
 

@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -150,6 +150,11 @@ class Trace:
         if isinstance(value, np.ndarray) and dtype is None:
             self._constants[id(value)] = (value, tracer)  # keeps the array alive: ids stay unique
         return tracer
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """`x.trace()` on a traced array lands here: a Tracer's `trace` attribute is its Trace,
+        so ndarray's method of that name is spelled np.trace(x)."""
+        raise self.error("x.trace() is spelled np.trace(x) under @jit", UnsupportedError)
 
     def error(self, message: str, cls: type[TraceError] = TraceError) -> TraceError:
         return cls(f"{self.api}: {message}" if self.api else message, user_location())

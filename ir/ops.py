@@ -32,6 +32,19 @@ class Op(Enum):
     SIGMOID = "sigmoid"
     RELU = "relu"
     ERF = "erf"
+    SIN = "sin"
+    COS = "cos"
+    TAN = "tan"
+    ASIN = "asin"
+    ACOS = "acos"
+    ATAN = "atan"
+    SINH = "sinh"
+    COSH = "cosh"
+    ASINH = "asinh"
+    ACOSH = "acosh"
+    ATANH = "atanh"
+    LOG1P = "log1p"
+    EXPM1 = "expm1"
     FLOOR = "floor"
     CEIL = "ceil"
     SIGN = "sign"
@@ -42,6 +55,9 @@ class Op(Enum):
     MUL = "mul"
     DIV = "div"
     POW = "pow"
+    ATAN2 = "atan2"
+    HYPOT = "hypot"
+    FMOD = "fmod"
     MAX = "max"
     MIN = "min"
     AND = "and"
@@ -91,10 +107,16 @@ SOURCES = frozenset({Op.PARAMETER, Op.CONSTANT, Op.IOTA})
 UNARY = frozenset(
     {
         Op.NEG, Op.ABS, Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.RELU,
-        Op.ERF, Op.FLOOR, Op.CEIL, Op.SIGN, Op.NOT,
+        Op.ERF, Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.ATAN, Op.SINH, Op.COSH, Op.ASINH,
+        Op.ACOSH, Op.ATANH, Op.LOG1P, Op.EXPM1, Op.FLOOR, Op.CEIL, Op.SIGN, Op.NOT,
     }
 )  # fmt: skip
-BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN, Op.AND, Op.OR})
+BINARY = frozenset(
+    {
+        Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.ATAN2, Op.HYPOT, Op.FMOD, Op.MAX, Op.MIN,
+        Op.AND, Op.OR,
+    }
+)  # fmt: skip
 COMPARE = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
 COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.MIN, Op.AND, Op.OR, Op.EQ, Op.NE})
 ELEMENTWISE = UNARY | BINARY | COMPARE | {Op.SELECT, Op.CONVERT}
@@ -156,8 +178,11 @@ OPERAND_DTYPES: dict[Op, DTypeRule] = {
     **{op: ANY for op in SOURCES | MOVEMENT | COMPARE | {Op.SELECT, Op.CONVERT, Op.FUSION}},
     **{op: FLOAT for op in (Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
     **{op: FLOAT for op in (Op.FLOOR, Op.CEIL, Op.SOFTMAX, Op.MEAN, Op.AVG_POOL)},
+    **{op: FLOAT for op in (Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.ATAN, Op.ATAN2)},
+    **{op: FLOAT for op in (Op.SINH, Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.HYPOT)},
+    **{op: FLOAT for op in (Op.LOG1P, Op.EXPM1)},
     **{op: NUMERIC for op in (Op.NEG, Op.ABS, Op.RELU, Op.SIGN)},
-    **{op: NUMERIC for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.MAX, Op.MIN)},
+    **{op: NUMERIC for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.FMOD, Op.MAX, Op.MIN)},
     **{op: INT_OR_BOOL for op in (Op.NOT, Op.AND, Op.OR)},
     Op.REDUCE: NUMERIC_OR_BOOL,  # sum/prod additionally reject bool: see typerules
     Op.DOT_GENERAL: NUMERIC,

@@ -1,7 +1,8 @@
 """XLA-style fusion: producer-consumer grouping into `fusion` ops with nested bodies.
 
 Three kinds of group, named after XLA's:
-- loop:   elementwise ops, broadcasts, slices, reverses and pads, one loop over the output;
+- loop:   elementwise ops, broadcasts, slices, reverses, pads and reshapes that only add or
+          drop unit dimensions, one loop over the output;
 - input:  a reduction with its elementwise producers (the reduce is the group's root);
 - output: a dot_general or conv2d with its elementwise epilogue (bias, activation, scale),
           applied while the output tile is still in registers.
@@ -73,6 +74,15 @@ class Group:
         return fusion_kind(m.op for m in self.members)
 
 
+def cheap(node: Node) -> bool:
+    """In CHEAP, or a reshape that only adds or drops dimensions of size 1 (`a[i, j]` is a
+    slice and one of those): its index is the operand's with zeros put in or left out."""
+    return node.op in CHEAP or (
+        node.op is Op.RESHAPE
+        and [d for d in node.shape if d != 1] == [d for d in node.srcs[0].shape if d != 1]
+    )
+
+
 def _label(node: Node) -> str:
     return f"%{node.name} ({node.op.value})" if node.name else f"{node.op.value} : {node.type}"
 
@@ -82,6 +92,7 @@ class _Fuser:
         self.fn = fn
         self.options = options
         self.graph = fn.dependency_graph()
+        self.order = {n: i for i, n in enumerate(fn.nodes())}
         self.users = fn.users()
         self.results = set(fn.results)
         self.group_of: dict[Node, Group] = {}
@@ -114,13 +125,13 @@ class _Fuser:
         shared = producer in self.results or any(u not in group.members for u in users)
         if producer.op in CONTRACTION:
             return self.epilogue_reason(producer, group, shared)
-        if producer.op not in LOOP_OPS:
+        if producer.op not in LOOP_OPS and not cheap(producer):
             return f"op kind not fusible: {producer.op.value}"
-        if producer.op not in CHEAP and len(users) > 1 and any(u.op in SHIFTS for u in users):
+        if not cheap(producer) and len(users) > 1 and any(u.op in SHIFTS for u in users):
             return "read at several shifted positions: fused, it would be computed once for each"
         if group.kind == "output" and any(u.op in CONTRACTION for u in users):
             return "op kind not fusible: no prologue fusion into a contraction's operands"
-        if shared and producer.op not in CHEAP:
+        if shared and not cheap(producer):
             if producer in self.results:
                 return "expensive producer that is also a function result"
             return "expensive producer with several consumers"
@@ -154,7 +165,12 @@ class _Fuser:
         stays inside (a pad between the update and its select) has not left the group.
         """
         inside = {*group.members, producer}
-        moved = {m for m in inside if m.op not in CHEAP}
+        moved = {m for m in inside if not cheap(m)}
+        # A path back to a moved node only passes nodes defined before the last of them (the
+        # body is in topological order): searching just those keeps the check from growing
+        # with the whole graph, which made long traces quadratic.
+        last = max((self.order[m] for m in moved), default=-1)
+        before = nx.subgraph_view(self.graph, filter_node=lambda n: self.order[n] <= last)
         reached, frontier = set(moved), list(moved)
         while frontier:  # from the moved nodes, through the cheap members they feed
             for succ in self.graph.successors(frontier.pop()):
@@ -162,7 +178,7 @@ class _Fuser:
                     if succ not in reached:
                         reached.add(succ)
                         frontier.append(succ)
-                elif not moved.isdisjoint(nx.descendants(self.graph, succ)):
+                elif self.order[succ] < last and not moved.isdisjoint(nx.descendants(before, succ)):
                     return True
         return False
 
@@ -179,7 +195,7 @@ class _Fuser:
             self.grow(group)
             for m in group.members:
                 self.group_of.setdefault(m, group)
-            if len(group.members) >= 2 and any(m.op not in CHEAP for m in group.members):
+            if len(group.members) >= 2 and not all(cheap(m) for m in group.members):
                 groups.append(group)
         return groups
 
@@ -208,7 +224,7 @@ class _Fuser:
             for producer in dict.fromkeys(consumer.srcs):
                 if producer in group.members:
                     continue
-                if producer in self.group_of and producer.op not in CHEAP:
+                if producer in self.group_of and not cheap(producer):
                     continue  # already inside a group nearer the results
                 reason = self.why_not(producer, group)
                 if reason is None:

@@ -14,6 +14,7 @@ Choices the op docs leave open:
 - sign(x) for x = +-0.0 is x itself, so -0.0 keeps its sign (as in XLA); sign(NaN) is NaN.
 - relu(-0.0) is +0.0.
 - erf is `math.erf` per element in f64, rounded once to the result type.
+- fmod is C's: the result has the dividend's sign; integer x fmod 0 is 0, as is INT_MIN fmod -1.
 - iota counts in int64 and converts like `convert`: narrow ints wrap, bf16 rounds past 256.
 - pad places elements `interior` apart first, then adds or, when negative, crops `low`/`high`.
 """
@@ -30,7 +31,7 @@ from ir.attrs import Attrs
 from ir.graph import Node
 from ir.ops import Op
 from ir.types import TensorType
-from runtime.numerics import Reference, cast, divide, power, widen
+from runtime.numerics import Reference, cast, divide, is_float, power, widen
 from runtime.reference_nn import NN_REFERENCE
 from runtime.reference_quant import QUANT_REFERENCE
 
@@ -71,6 +72,17 @@ def _erf(x: np.ndarray) -> np.ndarray:
     return np.asarray(_math_erf(x.astype(np.float64)), dtype=np.float64)
 
 
+def _fmod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    if is_float(x):
+        return np.asarray(np.fmod(x, y))
+    # a divisor of 1 in place of 0 and -1 gives their results (0) without numpy's warning for
+    # x fmod 0 or relying on its INT_MIN fmod -1
+    bad = y == 0
+    if np.issubdtype(y.dtype, np.signedinteger):
+        bad |= y == -1
+    return np.asarray(np.fmod(x, np.where(bad, np.ones_like(y), y)))
+
+
 _ELEMENTWISE_FNS: dict[Op, Callable[..., np.ndarray]] = {
     Op.NEG: np.negative,  # integers wrap: -INT_MIN == INT_MIN
     Op.ABS: np.abs,  # abs(INT_MIN) == INT_MIN
@@ -82,6 +94,19 @@ _ELEMENTWISE_FNS: dict[Op, Callable[..., np.ndarray]] = {
     Op.SIGMOID: _sigmoid,
     Op.RELU: _relu,
     Op.ERF: _erf,
+    Op.SIN: np.sin,
+    Op.COS: np.cos,
+    Op.TAN: np.tan,
+    Op.ASIN: np.arcsin,
+    Op.ACOS: np.arccos,
+    Op.ATAN: np.arctan,
+    Op.SINH: np.sinh,
+    Op.COSH: np.cosh,
+    Op.ASINH: np.arcsinh,
+    Op.ACOSH: np.arccosh,
+    Op.ATANH: np.arctanh,
+    Op.LOG1P: np.log1p,
+    Op.EXPM1: np.expm1,
     Op.FLOOR: np.floor,
     Op.CEIL: np.ceil,
     Op.SIGN: _sign,
@@ -91,6 +116,9 @@ _ELEMENTWISE_FNS: dict[Op, Callable[..., np.ndarray]] = {
     Op.MUL: np.multiply,
     Op.DIV: divide,
     Op.POW: power,
+    Op.ATAN2: np.arctan2,  # atan2(y, x): the angle of the point (x, y)
+    Op.HYPOT: np.hypot,
+    Op.FMOD: _fmod,
     Op.MAX: np.maximum,  # maximum/minimum propagate NaN
     Op.MIN: np.minimum,
     Op.AND: np.bitwise_and,

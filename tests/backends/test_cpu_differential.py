@@ -11,6 +11,7 @@ lower levels take one graph per case, the host three.
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 from graphgen import OP_DTYPES, functions
@@ -117,3 +118,59 @@ def test_reverse_alone_and_fused(shape: tuple[int, ...], dims: tuple[int, ...], 
     args = random_inputs(fn, seed=1)
     for e, g in zip(run_function(fn, args), CpuExecutable(module, threads=1)(*args), strict=True):
         assert_matches(e, g, accumulating=False)
+
+
+# the ops lowered to calls of the C math library (codegen/scalar.py)
+LIBM_UNARY = [Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.ATAN, Op.SINH, Op.COSH, Op.ASINH,
+              Op.ACOSH, Op.ATANH, Op.LOG1P, Op.EXPM1]  # fmt: skip
+LIBM_BINARY = [Op.ATAN2, Op.HYPOT, Op.FMOD]
+
+
+def _float_specials(dtype: DType) -> np.ndarray:
+    """Zeros, infinities, NaN, the range ends, ±1 and their neighbours (domain edges), and
+    ordinary values."""
+    info = ml_dtypes.finfo(dtype.np)  # type: ignore[no-untyped-call]  # numpy's lacks bf16
+    raw = [0.0, -0.0, np.inf, -np.inf, np.nan, float(info.max), -float(info.max), 0.5, -0.75]
+    raw += [float(info.smallest_subnormal), 3.0, -7.25, 100.0, 1e-3, 1.0, -1.0]
+    one = np.array([1.0, -1.0], dtype.np)
+    near = [np.nextafter(one, np.array(s, dtype.np)) for s in (0, 2, -2)]
+    return np.concatenate([np.array(raw).astype(dtype.np), *near])
+
+
+def _signs_of_zeros(a: np.ndarray) -> np.ndarray:
+    return np.where(a == 0, np.signbit(a), False)
+
+
+@pytest.mark.parametrize("cpu", host_levels())
+@pytest.mark.parametrize("dtype", [DType.F64, DType.F32, DType.F16, DType.BF16], ids=str)
+def test_libm_functions_at_special_values(dtype: DType, cpu: str) -> None:
+    """Every pair of special values through each C math library op: the values within the
+    per-dtype tolerance, NaN where the interpreter has NaN, zeros with its signs."""
+    x = _float_specials(dtype)
+    y, x = np.repeat(x, x.size), np.tile(x, x.size)
+    fb = FunctionBuilder("main")
+    px, py = (fb.param(n, TensorType(x.shape, dtype)) for n in ("x", "y"))
+    ops = [*LIBM_UNARY, *LIBM_BINARY]
+    fn = fb.build([fb.op(op, px) if op in LIBM_UNARY else fb.op(op, py, px) for op in ops])
+    expected = run_function(fn, [x, y])
+    got = CpuExecutable(Module((fn,), fn.name), threads=1, target=host_target(cpu))(x, y)
+    for op, e, g in zip(ops, expected, got, strict=True):
+        assert_matches(e, g, accumulating=False)
+        np.testing.assert_array_equal(_signs_of_zeros(g), _signs_of_zeros(e), err_msg=op.value)
+
+
+@pytest.mark.parametrize("cpu", host_levels())
+@pytest.mark.parametrize("dtype", [DType.I64, DType.I32, DType.I16, DType.I8, DType.U8], ids=str)
+def test_int_fmod_edges(dtype: DType, cpu: str) -> None:
+    """x fmod 0 is 0 and INT_MIN fmod -1 is 0 (srem traps there on x86 unguarded)."""
+    info = np.iinfo(dtype.np)
+    raw = {int(info.min), int(info.min) + 1, -7, -3, -1, 0, 1, 3, 7, int(info.max)}
+    v = np.array(sorted(r for r in raw if info.min <= r <= info.max), dtype.np)
+    x, y = np.repeat(v, v.size), np.tile(v, v.size)
+    fb = FunctionBuilder("main")
+    px, py = (fb.param(n, TensorType(x.shape, dtype)) for n in ("x", "y"))
+    fn = fb.build([fb.op(Op.FMOD, px, py)])
+    expected = run_function(fn, [x, y])[0]
+    got = CpuExecutable(Module((fn,), fn.name), threads=1, target=host_target(cpu))(x, y)[0]
+    np.testing.assert_array_equal(got, expected)
+    assert not got[y == 0].any()

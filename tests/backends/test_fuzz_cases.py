@@ -39,6 +39,17 @@ func @main(%y: bool[1,3,1]) -> bf16[2,2,1,2] {
   }} : bf16[2,2,1,2]
   return %x
 }""",
+    # dequantize to f16 read by a fused consumer: the value must be rounded to f16 first
+    # (tessel fuzz --kind graphs, seed 21, case 1384: -33708 where f16 holds -33696)
+    "dequantize-to-f16-in-a-fusion": """
+func @main(%y: i16[1,1,3,2]) -> i64[1,1,3,2] {
+  %h = fusion(%y) {body = func @fusion(%y: i16[1,1,3,2]) -> i64[1,1,3,2] {
+    %h.1 = dequantize(%y) {scale = [123.93], zero_point = [276], dtype = f16} : f16[1,1,3,2]
+    %h = convert(%h.1) {dtype = i64} : i64[1,1,3,2]
+    return %h
+  }} : i64[1,1,3,2]
+  return %h
+}""",
     # softmax inside a fusion body: its row kernel is a whole kernel, so it must be expanded
     "softmax-inside-a-fusion": """
 func @main(%cut0: f16[5,2,2,2]) -> f32[1] {

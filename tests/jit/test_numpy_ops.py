@@ -15,7 +15,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from compiler import jit
+from compiler import jit, numpy_composites
 from compiler.numpy_api import FUNCTIONS, REDUCE_METHODS, UFUNCS
 from ir.diagnostics import TesselError
 
@@ -258,6 +258,137 @@ def test_special_float_values() -> None:
     del ops["isnan"]
     assert check_ops(ops, (x, y), "cpu") == len(ops)
     assert check_ops({"isnan": lambda a, b: np.isnan(a)}, (x, y), "cpu") == 1
+
+
+# --- the C math library's ufuncs ----------------------------------------------------------
+
+# Each with the interval its inputs are drawn from: its domain and a little past its ends,
+# where NaN must meet NaN.
+LIBM_UNARY: dict[np.ufunc, tuple[float, float]] = {
+    np.sin: (-10, 10),
+    np.cos: (-10, 10),
+    np.tan: (-1.6, 1.6),
+    np.arcsin: (-1.2, 1.2),
+    np.arccos: (-1.2, 1.2),
+    np.arctan: (-20, 20),
+    np.sinh: (-6, 6),
+    np.cosh: (-6, 6),
+    np.arcsinh: (-50, 50),
+    np.arccosh: (0.8, 20),
+    np.arctanh: (-1.2, 1.2),
+    np.log1p: (-1.2, 10),
+    np.expm1: (-6, 6),
+    np.deg2rad: (-720, 720),
+    np.radians: (-720, 720),
+    np.rad2deg: (-7, 7),
+    np.degrees: (-7, 7),
+}
+LIBM_BINARY: dict[np.ufunc, tuple[float, float]] = {
+    np.arctan2: (-4, 4),
+    np.hypot: (-1e3, 1e3),
+    np.fmod: (-20, 20),
+}
+# NumPy's own SIMD sin and cos (and, in AVX-512 builds, SVML's arcsin, sinh, ...) are up to 4
+# ulp from the correctly rounded result, the C math library's up to 2; f16 and bf16 results of
+# f32 math differ by at most 1 ulp of their own.
+LIBM_ULPS = 4 + 2
+LIBM_DTYPES = ["f64", "f32", "f16", "bf16", "i32", "i16", "i8", "u8", "bool"]
+LIBM_CPU_DTYPES = ["f64", "f32", "i32"]  # integers promote to f64 (i32), f32 (i16), f16 (i8)
+
+
+def libm_sample(
+    rng: np.random.Generator, shape: tuple[int, ...], dt: str, lo: float, hi: float
+) -> np.ndarray:
+    v = rng.uniform(lo, hi, shape)
+    dtype = DTYPES[dt]
+    if dtype == np.bool_:
+        return np.asarray(v > (lo + hi) / 2)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        v = np.clip(np.rint(v), info.min, info.max)
+    return np.asarray(v.astype(dtype))
+
+
+def assert_within_ulps(got: Any, want: Any, what: str) -> None:
+    """Integers exactly; floats within LIBM_ULPS ulp of the result type (a zero as 0 with the
+    type's smallest normal as its scale), NaN where NumPy has NaN, zeros with NumPy's sign."""
+    want = np.asarray(want)
+    assert isinstance(got, np.ndarray), (what, type(got))
+    assert (got.dtype, got.shape) == (want.dtype, want.shape), (what, got.dtype, got.shape)
+    if want.dtype.kind in "biu":
+        np.testing.assert_array_equal(got, want, err_msg=what)
+        return
+    info = ml_dtypes.finfo(want.dtype)  # type: ignore[no-untyped-call]
+    g, w = got.astype(np.float64), want.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        tol = LIBM_ULPS * float(info.eps) * np.maximum(np.abs(w), float(info.tiny))
+        ok = (g == w) | (np.isnan(g) & np.isnan(w)) | (np.abs(g - w) <= tol)
+    assert ok.all(), f"{what}: {got[~ok][:5]} instead of {want[~ok][:5]}"
+    zeros = (g == 0) & (w == 0)
+    np.testing.assert_array_equal(np.signbit(g[zeros]), np.signbit(w[zeros]), err_msg=what)
+
+
+def check_libm(ops: Ops, args: list[np.ndarray], target: str) -> None:
+    """Every op in one jitted function, each result against eager NumPy."""
+    wants = {name: eager(fn, tuple(args)) for name, fn in ops.items()}
+
+    def bundle(*xs: Any) -> tuple[Any, ...]:
+        return tuple(fn(*xs) for fn in ops.values())
+
+    got = jit(bundle, target=target)(*args)
+    for (name, want), g in zip(wants.items(), got, strict=True):
+        assert_within_ulps(g, want, name)
+
+
+@pytest.mark.parametrize(
+    ("dt", "target"),
+    [
+        (d, t)
+        for d in LIBM_DTYPES
+        for t in ["interp", "cpu"]
+        if t == "interp" or d in LIBM_CPU_DTYPES
+    ],
+)
+def test_libm_ufuncs_against_eager_numpy(dt: str, target: str) -> None:
+    """Each ufunc on inputs from its domain (and a little past), in shapes of size 0 and 1,
+    odd sizes and broadcasts; integers promote as in NumPy (fmod keeps them, x fmod 0 is 0)."""
+    rng = np.random.default_rng(50 + ALL.index(dt))
+    for sx, sy in SHAPE_PAIRS if target == "interp" else SHAPE_PAIRS[:5]:
+        args: list[np.ndarray] = []
+        ops: Ops = {}
+        for u, (lo, hi) in LIBM_UNARY.items():
+            i = len(args)
+            ops[u.__name__] = lambda *xs, i=i, u=u: u(xs[i])
+            args.append(libm_sample(rng, sy, dt, lo, hi))
+        for u, (lo, hi) in LIBM_BINARY.items():
+            i = len(args)
+            ops[u.__name__] = lambda *xs, i=i, u=u: u(xs[i], xs[i + 1])
+            args += [libm_sample(rng, sx, dt, lo, hi), libm_sample(rng, sy, dt, lo, hi)]
+        check_libm(ops, args, target)
+
+
+def _special_floats(dt: str) -> np.ndarray:
+    dtype = DTYPES[dt]
+    raw = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 0.5, -3.0, 1.0, -1.0]).astype(dtype)
+    edges = [np.nextafter(raw[-2:], np.array(s, dtype)) for s in (0, 2, -2)]  # ±1's neighbours
+    return np.concatenate([raw, *edges])
+
+
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+def test_libm_ufuncs_at_special_values(target: str) -> None:
+    """Zeros of both signs, infinities, NaN and the domain edges at ±1, every pair of them for
+    the binary ufuncs; integer fmod by 0 and INT_MIN fmod -1, which are 0."""
+    for dt in ["f64", "f32", "f16"]:
+        v = _special_floats(dt)
+        y, x = np.repeat(v, v.size), np.tile(v, v.size)
+        ops: Ops = {u.__name__: (lambda a, b, u=u: u(a)) for u in LIBM_UNARY}
+        ops |= {u.__name__: (lambda a, b, u=u: u(b, a)) for u in LIBM_BINARY}
+        check_libm(ops, [x, y], target)
+    for dt in ["i64", "i32", "i8", "u8"]:
+        info = np.iinfo(DTYPES[dt])
+        raw = (int(info.min), -7, -1, 0, 1, 3, int(info.max))
+        v = np.array(sorted({r for r in raw if info.min <= r <= info.max}), DTYPES[dt])
+        check_libm({"fmod": np.fmod}, [np.repeat(v, v.size), np.tile(v, v.size)], target)
 
 
 @pytest.mark.parametrize("target", ["interp", "cpu"])
@@ -839,6 +970,7 @@ FUNCTION_TESTS: dict[Callable[..., Any], str] = {
     np.linalg.norm: "test_outer_and_norm",
     np.copyto: "test_inplace.py::test_out_copyto_and_fill",
     np.fill_diagonal: "test_inplace.py::test_fill_diagonal",
+    **{f: "test_numpy_composites.py" for f in numpy_composites.FUNCTIONS},
     np.flip: "test_inplace.py::test_negative_steps_and_flips",
     np.fliplr: "test_inplace.py::test_negative_steps_and_flips",
     np.flipud: "test_inplace.py::test_negative_steps_and_flips",

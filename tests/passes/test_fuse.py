@@ -168,6 +168,40 @@ def test_slices_and_pads_join_loops_an_update_is_one_loop():
     )
 
 
+def test_an_element_read_through_a_unit_reshape_joins_the_loop():
+    """`a[i, i]` traces as a slice and a reshape that drops its two unit dimensions: both are
+    index arithmetic, so the element is read inside the loop (a Python loop over a diagonal
+    made two kernels per element before). A reshape that moves elements stays outside."""
+    assert_golden(
+        "fuse",
+        """func @main(%a: f32[3,3]) -> f32[] {
+          %s = slice(%a) {start = [1, 1], limit = [2, 2]}
+          %r = reshape(%s) {shape = []}
+          %t = tanh(%r)
+          %u = add(%t, %t)
+          return %u
+        }""",
+        """func @main(%a: f32[3,3]) -> f32[] {
+          %u = fusion(%a) {body = func @fusion(%a: f32[3,3]) -> f32[] {
+            %s = slice(%a) {start = [1, 1], limit = [2, 2]} : f32[1,1]
+            %r = reshape(%s) {shape = []} : f32[]
+            %t = tanh(%r) : f32[]
+            %u = add(%t, %t) : f32[]
+            return %u
+          }} : f32[]
+          return %u
+        }""",
+    )
+    text = """func @main(%a: f32[2,3]) -> f32[3,2] {
+      %r = reshape(%a) {shape = [3, 2]}
+      %t = tanh(%r)
+      return %t
+    }"""
+    out, ctx = apply("fuse", text)
+    assert [n.op for n in out.entry_function.body] == [Op.RESHAPE, Op.TANH]
+    assert "op kind not fusible: reshape" in "\n".join(ctx.remarks["fuse"])
+
+
 def test_a_value_read_at_several_shifts_is_computed_once():
     """Fused into a stencil that reads it at three positions, exp would run three times per
     element: it stays a separate loop, and the stencil reads its result."""

@@ -17,6 +17,7 @@ import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
+from compiler.fuzz.gen import INTO_DOMAIN
 from ir import dtypes, ops
 from ir.builder import FunctionBuilder
 from ir.dtypes import DType
@@ -163,7 +164,10 @@ def g_iota(c: Ctx, op: Op, dt: DType) -> Node:
 
 
 def g_unary(c: Ctx, op: Op, dt: DType) -> Node:
-    return c.op(op, c.typed(dt))
+    x = c.typed(dt)
+    if op in INTO_DOMAIN and c.flag():  # half the time, an operand in the op's domain
+        x = c.op(INTO_DOMAIN[op], x)
+    return c.op(op, x)
 
 
 def g_binary(c: Ctx, op: Op, dt: DType) -> Node:

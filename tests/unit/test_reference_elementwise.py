@@ -7,6 +7,7 @@ a per-dtype tolerance, and Python's own comparisons and truth rules.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import operator
@@ -143,6 +144,43 @@ def _sigmoid(v: float) -> float:
     return f64_op(lambda y: 1 / (1 + np.exp(-y)), v)
 
 
+def c99(fn: Callable[..., float], *args: float) -> float:
+    """Python's math function, with C99's result where Python raises instead: an infinity for
+    a result too large (of the function's sign at ±1) and at a pole (atanh(±1) = ±inf,
+    log1p(-1) = -inf), NaN outside the domain."""
+    try:
+        return fn(*args)
+    except OverflowError:
+        return math.copysign(math.inf, fn(*(math.copysign(1.0, a) for a in args)))
+    except ValueError:
+        x = args[0]
+        if (fn is math.atanh and abs(x) == 1) or (fn is math.log1p and x == -1):
+            return math.copysign(math.inf, x)
+        return math.nan
+
+
+# the C math library's functions, op by op, in Python's math module
+LIBM_UNARY: dict[Op, Callable[[float], float]] = {
+    Op.SIN: math.sin,
+    Op.COS: math.cos,
+    Op.TAN: math.tan,
+    Op.ASIN: math.asin,
+    Op.ACOS: math.acos,
+    Op.ATAN: math.atan,
+    Op.SINH: math.sinh,
+    Op.COSH: math.cosh,
+    Op.ASINH: math.asinh,
+    Op.ACOSH: math.acosh,
+    Op.ATANH: math.atanh,
+    Op.LOG1P: math.log1p,
+    Op.EXPM1: math.expm1,
+}
+LIBM_BINARY: dict[Op, Callable[[float, float], float]] = {
+    Op.ATAN2: math.atan2,
+    Op.HYPOT: math.hypot,
+}
+
+
 FLOAT_MATH: dict[Op, Callable[[float], float]] = {
     Op.EXP: lambda v: f64_op(np.exp, v),
     Op.LOG: lambda v: f64_op(np.log, v),
@@ -153,6 +191,7 @@ FLOAT_MATH: dict[Op, Callable[[float], float]] = {
     Op.ERF: math.erf,
     Op.FLOOR: lambda v: f64_op(np.floor, v),
     Op.CEIL: lambda v: f64_op(np.ceil, v),
+    **{op: functools.partial(c99, fn) for op, fn in LIBM_UNARY.items()},
 }
 
 
@@ -161,27 +200,83 @@ FLOAT_MATH: dict[Op, Callable[[float], float]] = {
 def test_float_math_matches_f64_within_ulps(op: Op, t: DType) -> None:
     x = float_specials(t)
     got = run_op(op, x)
-    check_close(got, [FLOAT_MATH[op](v) for v in values(x)], t)
+    check_close(got, [as_float(FLOAT_MATH[op](v), t) for v in values(x)], t)
 
 
-# The decided rule for f16/bf16: compute in f32, round once. Spelled here with numpy f32 math.
-F32_SPELLING = {
-    Op.EXP: np.exp,
-    Op.LOG: np.log,
-    Op.SQRT: np.sqrt,
-    Op.TANH: np.tanh,
-    Op.FLOOR: np.floor,
-    Op.CEIL: np.ceil,
-}
+def domain_edges(t: DType) -> np.ndarray:
+    """±1 and the floats next to them on both sides: where asin, acos, acosh, atanh and log1p
+    (at -1) start or stop being defined."""
+    one = np.array([1.0, -1.0], t.np)
+    return np.concatenate([one, *(np.nextafter(one, np.array(s, t.np)) for s in (0, 2, -2))])
+
+
+def check_zero_signs(got: np.ndarray, want: Sequence[float]) -> None:
+    zeros = [i for i, w in enumerate(want) if w == 0]
+    signs = [math.copysign(1, v) for v in values(got)]
+    assert [signs[i] for i in zeros] == [math.copysign(1, want[i]) for i in zeros]
+
+
+@pytest.mark.parametrize("t", FLOATS)
+@pytest.mark.parametrize("op", list(LIBM_UNARY))
+def test_libm_unary_special_values_and_domain_edges(op: Op, t: DType) -> None:
+    """0, -0, ±inf, NaN, ±1 and their neighbours: the value, NaN outside the domain, the
+    infinities at poles and the sign of every zero (odd functions keep -0.0), as in C."""
+    x = np.concatenate([float_specials(t), domain_edges(t)])
+    want = [as_float(c99(LIBM_UNARY[op], v), t) for v in values(x)]
+    got = run_op(op, x)
+    check_close(got, want, t)
+    check_zero_signs(got, want)
+
+
+@pytest.mark.parametrize("t", FLOATS)
+@pytest.mark.parametrize("op", list(LIBM_BINARY))
+def test_atan2_and_hypot_special_values(op: Op, t: DType) -> None:
+    """Every pair of specials: atan2's quadrants and signed zeros (atan2(±0, -0) = ±pi),
+    hypot(±inf, NaN) = inf."""
+    y, x = pairs(float_specials(t))
+    want = [
+        as_float(c99(LIBM_BINARY[op], p, q), t) for p, q in zip(values(y), values(x), strict=True)
+    ]
+    got = run_op(op, y, x)
+    check_close(got, want, t)
+    check_zero_signs(got, want)
+
+
+def test_atan2_takes_y_first() -> None:
+    y, x = np.array([1.0, 1.0, -1.0, -0.0], np.float64), np.array([0.0, -1.0, -1.0, -1.0])
+    want = [math.pi / 2, 3 * math.pi / 4, -3 * math.pi / 4, -math.pi]
+    assert values(run_op(Op.ATAN2, y, x)) == want
+
+
+# The decided rule for f16/bf16: compute in f32, round once (the reference's own f32 results,
+# rounded here by ml_dtypes/numpy).
+ROUNDED_ONCE = [
+    Op.EXP, Op.LOG, Op.SQRT, Op.TANH, Op.FLOOR, Op.CEIL, Op.SIN, Op.COS, Op.TAN, Op.ASIN,
+    Op.ACOS, Op.ATAN, Op.SINH, Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.LOG1P, Op.EXPM1,
+]  # fmt: skip
+ROUNDED_ONCE_BINARY = [Op.ATAN2, Op.HYPOT, Op.FMOD]
 
 
 @pytest.mark.parametrize("t", [DType.F16, DType.BF16])
-@pytest.mark.parametrize("op", list(F32_SPELLING))
+@pytest.mark.parametrize("op", ROUNDED_ONCE)
 def test_narrow_float_math_is_f32_math_rounded_once(op: Op, t: DType) -> None:
-    x = np.concatenate([float_specials(t), random_array(t, (50,))])
+    x = np.concatenate([float_specials(t), domain_edges(t), random_array(t, (50,))])
     with np.errstate(all="ignore"):
-        want = F32_SPELLING[op](x.astype(np.float32)).astype(t.np)
+        want = run_op(op, x.astype(np.float32)).astype(t.np)
     got = run_op(op, x)
+    assert got.dtype == t.np
+    np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64))
+
+
+@pytest.mark.parametrize("t", [DType.F16, DType.BF16])
+@pytest.mark.parametrize("op", ROUNDED_ONCE_BINARY)
+def test_narrow_float_binary_math_is_f32_math_rounded_once(op: Op, t: DType) -> None:
+    a, b = pairs(float_specials(t))
+    a = np.concatenate([a, random_array(t, (50,), seed=1)])
+    b = np.concatenate([b, random_array(t, (50,), seed=2)])
+    with np.errstate(all="ignore"):
+        want = run_op(op, a.astype(np.float32), b.astype(np.float32)).astype(t.np)
+    got = run_op(op, a, b)
     assert got.dtype == t.np
     np.testing.assert_array_equal(got.astype(np.float64), want.astype(np.float64))
 
@@ -353,14 +448,24 @@ def c_pow(a: int, e: int, t: DType) -> int:
     return wrap(pow(a, e, 1 << (8 * t.itemsize)), t)
 
 
+def c_fmod(a: int, b: int, t: DType) -> int:
+    if b == 0:
+        return 0  # NumPy's too (it warns)
+    r = abs(a) % abs(b)  # truncated: the remainder has the dividend's sign
+    return r if a >= 0 else -r  # INT_MIN fmod -1 is 0, no overflow
+
+
 def every_pair(t: DType) -> tuple[np.ndarray, np.ndarray]:
     every = np.arange(np.iinfo(t.np.name).min, np.iinfo(t.np.name).max + 1).astype(t.np)
     return np.repeat(every, every.size), np.tile(every, every.size)
 
 
+INT_ORACLES = [(Op.DIV, c_div), (Op.POW, c_pow), (Op.FMOD, c_fmod)]
+
+
 @pytest.mark.parametrize("t", [DType.I8, DType.U8])
-@pytest.mark.parametrize(("op", "oracle"), [(Op.DIV, c_div), (Op.POW, c_pow)])
-def test_8_bit_div_and_pow_exhaustively(
+@pytest.mark.parametrize(("op", "oracle"), INT_ORACLES)
+def test_8_bit_div_pow_fmod_exhaustively(
     op: Op, oracle: Callable[[int, int, DType], int], t: DType
 ) -> None:
     a, b = every_pair(t)
@@ -369,8 +474,10 @@ def test_8_bit_div_and_pow_exhaustively(
 
 
 @pytest.mark.parametrize("t", INTS)
-@pytest.mark.parametrize(("op", "oracle"), [(Op.DIV, c_div), (Op.POW, c_pow)])
-def test_div_and_pow_edge_table(op: Op, oracle: Callable[[int, int, DType], int], t: DType) -> None:
+@pytest.mark.parametrize(("op", "oracle"), INT_ORACLES)
+def test_div_pow_fmod_edge_table(
+    op: Op, oracle: Callable[[int, int, DType], int], t: DType
+) -> None:
     a, b = pairs(int_specials(t))
     want = [oracle(p, q, t) for p, q in zip(values(a), values(b), strict=True)]
     check(run_op(op, a, b), want, t, a.shape)
@@ -398,6 +505,34 @@ def test_int_div_by_hand(a: int, b: int, q: int) -> None:
 )
 def test_int_pow_by_hand(a: int, e: int, p: int) -> None:
     assert int(run_op(Op.POW, np.array(a, np.int32), np.array(e, np.int32))) == p
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "r"),
+    [
+        *[(7, 3, 1), (-7, 3, -1), (7, -3, 1), (-7, -3, -1), (6, -3, 0), (5, 0, 0), (0, 0, 0)],
+        *[(-(2**31), -1, 0), (-(2**31), 3, -2), (-(2**31), 0, 0), (2**31 - 1, -(2**31), 2**31 - 1)],
+    ],
+)
+def test_int_fmod_by_hand(a: int, b: int, r: int) -> None:
+    got = run_op(Op.FMOD, np.array(a, np.int32), np.array(b, np.int32))
+    assert got.shape == ()
+    assert int(got) == r
+
+
+@pytest.mark.parametrize("t", FLOATS)
+def test_float_fmod_is_exact_with_the_dividends_sign(t: DType) -> None:
+    """fmod is exact in every float type; fmod(x, ±0) and fmod(±inf, y) are NaN, fmod(x, ±inf)
+    is x, and a zero result keeps the dividend's sign."""
+    a, b = pairs(float_specials(t))
+    want = [c99(math.fmod, p, q) for p, q in zip(values(a), values(b), strict=True)]
+    got = run_op(Op.FMOD, a, b)
+    check(got, want, t, a.shape)
+    check_zero_signs(got, want)
+    x, y = np.array([-4.0, 4.0, 7.5, -7.5], t.np), np.array([2.0, -2.0, -2.0, 2.0], t.np)
+    got = run_op(Op.FMOD, x, y)
+    check(got, [-0.0, 0.0, 1.5, -1.5], t, (4,))
+    check_zero_signs(got, [-0.0, 0.0, 1.5, -1.5])
 
 
 def test_u8_div_by_zero_is_all_ones() -> None:
