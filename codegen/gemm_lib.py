@@ -383,11 +383,9 @@ class _Variant:
                 with b.if_else(full) as (whole, edge):
                     with whole, b.if_else(first) as (fresh, add):
                         with fresh:
-                            stored = self._vector_store(acc, tile, accumulate=False)
-                            b.store(any_non_finite(b, stored), self.suspect)
+                            self._flag(self._vector_store(acc, tile, accumulate=False))
                         with add:
-                            stored = self._vector_store(acc, tile, accumulate=True)
-                            b.store(any_non_finite(b, stored), self.suspect)
+                            self._flag(self._vector_store(acc, tile, accumulate=True))
                     with edge:
                         self._spill(acc)
                         with b.if_else(first) as (fresh, add):
@@ -395,12 +393,20 @@ class _Variant:
                                 self._elementwise(tile, accumulate=False)
                             with add:
                                 self._elementwise(tile)
-                        b.store(I1(1), self.suspect)
-                has_exact = b.icmp_unsigned("!=", b.ptrtoint(self.exact, I64), I64(0))
-                check = b.and_(b.and_(last, has_exact), b.load(self.suspect, typ=I1))
-                with b.if_then(check, likely=False):
-                    where = [tile.bi, tile.m, tile.n, tile.rows, tile.cols]
-                    b.call(self.exact, [f["context"], f["c"], *where])
+                        self._flag(None)
+                if self.dtype == DType.F32:  # only f32 sums get exact range (codegen/emit.py)
+                    has_exact = b.icmp_unsigned("!=", b.ptrtoint(self.exact, I64), I64(0))
+                    check = b.and_(b.and_(last, has_exact), b.load(self.suspect, typ=I1))
+                    with b.if_then(check, likely=False):
+                        where = [tile.bi, tile.m, tile.n, tile.rows, tile.cols]
+                        b.call(self.exact, [f["context"], f["c"], *where])
+
+    def _flag(self, stored: list[ir.Value] | None) -> None:
+        """Record whether the tile just stored may hold a non-finite f32 sum (an edge tile,
+        stored element by element, always may); the f64 variant records nothing."""
+        if self.dtype == DType.F32:
+            suspect = I1(1) if stored is None else any_non_finite(self.b, stored)
+            self.b.store(suspect, self.suspect)
 
     def _spill(self, acc: list[ir.Value]) -> None:
         for i, value in enumerate(acc):
