@@ -15,7 +15,7 @@ from ir.dtypes import DType
 from runtime.program_spec import CONST, OUTPUT, PARAM, ProgramSpec
 
 ERRORS = {"TESSEL_OK": 0, "TESSEL_ERROR_CPU": 1, "TESSEL_ERROR_NO_MEMORY": 2,
-          "TESSEL_ERROR_NO_WEIGHTS": 3}  # fmt: skip
+          "TESSEL_ERROR_NO_WEIGHTS": 3, "TESSEL_ERROR_INDEX": 4}  # fmt: skip
 C_TYPES = {"f64": "double", "f32": "float", "f16": "uint16_t", "bf16": "uint16_t",
            "i64": "int64_t", "i32": "int32_t", "i16": "int16_t", "i8": "int8_t",
            "u8": "uint8_t", "bool": "uint8_t"}  # fmt: skip
@@ -116,7 +116,9 @@ def header(spec: ProgramSpec, name: str, metadata: dict[str, Any], outs: Sequenc
         "/* Runs the model: reads the inputs, writes every output (the caller owns all of them;",
         "   dense, C order). `scratch` is NULL (the call allocates and frees its own) or",
         f"   {name.upper()}_SCRATCH_BYTES of 64-byte-aligned memory owned by the caller; calls",
-        "   running at the same time need distinct scratch. Returns TESSEL_OK or an error. */",
+        "   running at the same time need distinct scratch. Returns TESSEL_OK or an error:",
+        "   TESSEL_ERROR_INDEX when an index read from an input is out of its axis's range",
+        "   (the outputs are then unspecified). */",
         _signature(spec, name, outs) + ";",
         "",
         "#ifdef __cplusplus",
@@ -204,7 +206,7 @@ def c_source(spec: ProgramSpec, name: str, checked: Sequence[str], outs: Sequenc
         "#include <string.h>",
         f'#include "{name}.h"',
         "",
-        f"void {spec.run_symbol}(void** io, void* arena);",
+        f"int32_t {spec.run_symbol}(void** io, void* arena);",
         f"void {spec.constants_symbol}(void** table);",
         *(weights_decl if external else []),
         "",
@@ -229,7 +231,11 @@ def c_source(spec: ProgramSpec, name: str, checked: Sequence[str], outs: Sequenc
         "    scratch = owned;",
         "  }",
         f"  void* io[] = {{{', '.join(io) or 'NULL'}}};",
-        f"  {spec.run_symbol}(io, scratch);",
+        f"  int32_t failed = {spec.run_symbol}(io, scratch);",
+        "  if (failed) {",
+        "    free(owned);",
+        "    return TESSEL_ERROR_INDEX;",
+        "  }",
     ]
     if any("constants[" in c for c in copies):
         count = max(len(spec.constants), 1)

@@ -19,6 +19,7 @@ import ml_dtypes
 import numpy as np
 from llvmlite import ir
 
+from codegen.index_check import position
 from codegen.loops import loop_nest
 from codegen.scalar import SCALAR, convert
 from codegen.types import (
@@ -75,12 +76,18 @@ def unravel(b: ir.IRBuilder, flat: ir.Value, shape: Sequence[int]) -> Index:
 
 
 class Emitter:
-    """`wide` makes f32 contractions sum in f64 (for exact range: see `exact_range` below)."""
+    """`wide` makes f32 contractions sum in f64 (for exact range: see `exact_range` below);
+    `status` points to the program's status word, for kernels that check indices
+    (codegen/indexed.py)."""
 
-    def __init__(self, b: ir.IRBuilder, buffers: dict[Node, Buffer], wide: bool = False) -> None:
+    def __init__(
+        self, b: ir.IRBuilder, buffers: dict[Node, Buffer], wide: bool = False,
+        status: ir.Value | None = None,
+    ) -> None:  # fmt: skip
         self.b = b
         self.buffers = buffers
         self.wide = wide
+        self.status = status
         self.cache: dict[tuple[Node, tuple[int, ...]], ir.Value] = {}
 
     def value(self, node: Node, index: Index) -> ir.Value:
@@ -497,10 +504,36 @@ def _max_pool(e: Emitter, n: Node, idx: Index) -> ir.Value:
     return _accumulate(e, n, list(a["window"]), "max", x.dtype, term)
 
 
+# --- indexed reads (codegen/index_check.py) -----------------------------------------------
+
+
+def source_index(e: Emitter, node: Node, index: tuple[ir.Value, ...]) -> tuple[ir.Value, ...]:
+    """The position in x that gather's (or scatter's) element `index` reads (writes)."""
+    x, idx = node.srcs[0], node.srcs[1]
+    axis, k, batch = node.attrs["axis"], idx.shape[-1], idx.type.rank - 1
+    pre, where, post = index[:axis], index[axis : axis + batch], index[axis + batch :]
+    positions = [
+        position(
+            e.b,
+            e.value(idx, (*where, I64(c))),
+            idx.dtype,
+            x.shape[axis + c],
+            node.attrs["mode"],
+            e.status,
+        )
+        for c in range(k)
+    ]
+    return (*pre, *positions, *post)
+
+
+def _gather(e: Emitter, node: Node, index: tuple[ir.Value, ...]) -> ir.Value:
+    return e.value(node.srcs[0], source_index(e, node, index))
+
+
 def _fusion(e: Emitter, n: Node, idx: Index) -> ir.Value:
     body = n.attrs["body"]
     buffers = {p: e.buffers[s] for p, s in zip(body.params, n.srcs, strict=True)}
-    inner = Emitter(e.b, buffers, e.wide)
+    inner = Emitter(e.b, buffers, e.wide, e.status)
     return inner.value(body.results[0], idx)
 
 
@@ -515,6 +548,7 @@ EMIT: dict[Op, Callable[[Emitter, Node, Index], ir.Value]] = {
     Op.REVERSE: _reverse,
     Op.PAD: _pad,
     Op.CONCATENATE: _concatenate,
+    Op.GATHER: _gather,
     Op.REDUCE: _reduce,
     Op.DOT_GENERAL: _dot,
     Op.CONV2D: _conv,

@@ -4,7 +4,8 @@ Kernel ABI, shared with runtime/native.py:
 
     void kernel(ptr* buffers, i64 start, i64 stop)
 
-`buffers[0]` is the output, `buffers[1 + i]` the node's i-th operand (dense, row-major).
+`buffers[0]` is the output, `buffers[1 + i]` the node's i-th operand (dense, row-major); a
+kernel that checks indices gets the program's status word last (codegen/indexed.py).
 The kernel computes the output rows `start <= r < stop`, where a row is one position of the
 leading `parallel_dims` dimensions flattened; the runtime splits [0, rows) across threads.
 """
@@ -27,10 +28,12 @@ from codegen import (
     gemm_lib,
     gemv,
     range_guard,
+    scatter,
     softmax,
 )
 from codegen.cpu_caps import CpuCaps
 from codegen.emit import Buffer, Emitter, LoweringError, linear, operand_buffers, unravel
+from codegen.index_check import needs_status
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, buffer_pointers, element_ptr, store_value
 from ir.graph import Node
@@ -119,15 +122,16 @@ def _build(
     fn.args[0].name, fn.args[1].name, fn.args[2].name = "buffers", "start", "stop"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     buffers_arg, start, stop = fn.args
-    pointer = buffer_pointers(b, buffers_arg, 1 + len(node.srcs)).__getitem__
-    for lowering in (conv, softmax):  # whole-kernel lowerings with their own loop nests
+    checks = needs_status(node)  # then the last pointer is the status word
+    pointer = buffer_pointers(b, buffers_arg, 1 + len(node.srcs) + checks).__getitem__
+    for lowering in (conv, softmax, scatter):  # whole-kernel lowerings with their own loop nests
         if lowering.applicable(node):
             rows = lowering.build_body(b, node, pointer, start, stop)
             b.ret_void()
             return KernelInfo(name, rows, node.type.size // max(rows, 1))
     out = Buffer(pointer(0), node.dtype, node.shape)
     operands = operand_buffers(node.srcs, [pointer(i + 1) for i in range(len(node.srcs))])
-    emitter = Emitter(b, operands)
+    emitter = Emitter(b, operands, status=pointer(1 + len(node.srcs)) if checks else None)
     shape = node.shape
     p = parallel_dims(shape)
     try:

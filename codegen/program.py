@@ -17,8 +17,9 @@ from llvmlite import ir
 
 from codegen.cpu_caps import CpuCaps
 from codegen.halfconv import define_conversions
+from codegen.index_check import needs_status
 from codegen.kernel import KernelInfo, build_kernel
-from codegen.types import I8, I64, PTR
+from codegen.types import I8, I32, I64, PTR
 from ir.graph import Function, Node, structural_key
 from ir.ops import Op
 from ir.verify import describe
@@ -29,6 +30,7 @@ from runtime.program_spec import (
     CONST,
     OUTPUT,
     PARAM,
+    CheckSpec,
     ProgramSpec,
     Ref,
     ResultSpec,
@@ -95,6 +97,11 @@ def lower_program(
         assignment = assign_buffers(fn, ALIGN)
     for buf in assignment.buffers:  # results were given output slots above; they keep them
         refs.setdefault(buf.node, Ref(ARENA, buf.offset))
+    arena_bytes = assignment.arena_bytes
+    status_offset = None
+    if any(needs_status(n) for n in fn.body):  # one i32 after the buffers
+        status_offset, arena_bytes = arena_bytes, arena_bytes + ALIGN
+    checks: list[CheckSpec] = []
     steps: list[StepSpec] = []
     nodes: list[Node] = []
     built: dict[tuple[Any, ...], KernelInfo] = {}
@@ -108,7 +115,15 @@ def lower_program(
         built[key] = info
         # Size-0 operands own no bytes; any valid pointer will do.
         buffers = tuple(refs.get(n, Ref(ARENA, 0)) for n in (node, *node.srcs))
-        steps.append(StepSpec(info.name, node.op.value, info.rows, info.work_per_row, buffers))
+        check = 0
+        if needs_status(node):
+            assert status_offset is not None
+            buffers += (Ref(ARENA, status_offset),)
+            checks.append(_check(node))
+            check = len(checks)
+        steps.append(
+            StepSpec(info.name, node.op.value, info.rows, info.work_per_row, buffers, check)
+        )
         nodes.append(node)
     results = tuple(ResultSpec(r.shape, r.dtype.value, refs[r]) for r in fn.results)
     spec = ProgramSpec(
@@ -116,7 +131,7 @@ def lower_program(
         params=tuple(_tensor(name, p) for name, p in zip(fn.param_names, fn.params, strict=True)),
         outputs=tuple(outputs),
         results=results,
-        arena_bytes=assignment.arena_bytes,
+        arena_bytes=arena_bytes,
         steps=tuple(steps),
         constants=tuple(constants),
         target_cpu=caps.cpu,
@@ -125,6 +140,8 @@ def lower_program(
         data_offset=data_offset,
         weight_offsets=tuple(offsets) if external_weights else None,
         weight_bytes=weight_bytes if external_weights else 0,
+        status_offset=status_offset,
+        checks=tuple(checks),
     )
     run = _build_run(module, spec, _constant_addresses(module, spec, values))
     _build_constants(module, spec, _constant_addresses(module, spec, values))
@@ -132,6 +149,18 @@ def lower_program(
         _build_py(module, spec, run, data_offset)
     define_conversions(module, caps)
     return Program(module, spec, tuple(nodes), tuple(values))
+
+
+def _check(node: Node) -> CheckSpec:
+    """What a failed index check in `node` means, located where the op came from."""
+    what = node.op.value if node.op is not Op.FUSION else "a fused gather"
+    message = f"an index is out of bounds for its axis (in {what})"
+    loc = node.loc
+    if node.op is Op.FUSION:  # the body's gather knows the user's line
+        loc = next((n.loc for n in node.attrs["body"].body if needs_status(n) and n.loc), loc)
+    if loc is None:
+        return CheckSpec(message)
+    return CheckSpec(message, loc.file, loc.line, loc.col, loc.source_line)
 
 
 def _kernel_key(node: Node) -> tuple[Any, ...]:
@@ -210,7 +239,7 @@ def _bytes_constant(ty: ir.ArrayType, value: np.ndarray) -> ir.Constant:
 
 
 def _build_run(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) -> ir.Function:
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR]), spec.run_symbol)
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR, PTR]), spec.run_symbol)
     io, arena = fn.args
     io.name, arena.name = "io", "arena"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -231,6 +260,10 @@ def _build_run(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) 
             return slots[len(spec.params) + int(ref.value)]
         return constant(b, str(ref.value))
 
+    status = None
+    if spec.status_offset is not None:
+        status = b.gep(arena, [I64(spec.status_offset)], inbounds=True, source_etype=I8)
+        b.store(I32(0), status)
     for step in spec.steps:
         for j, ref in enumerate(step.buffers):
             slot = b.gep(table, [I64(j)], inbounds=True, source_etype=PTR)
@@ -238,7 +271,11 @@ def _build_run(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) 
         kernel = module.get_global(step.kernel)
         # Inlining a kernel into the entry would only make LLVM optimize its loops twice.
         b.call(kernel, [table, I64(0), I64(step.rows)], attrs=("noinline",))
-    b.ret_void()
+        if step.check and status is not None:  # stop at the first failed check
+            failed = b.icmp_signed("!=", b.load(status, typ=I32), I32(0))
+            with b.if_then(failed, likely=False):
+                b.ret(I32(step.check))
+    b.ret(I32(0))
     return fn
 
 
@@ -252,12 +289,11 @@ def _build_constants(module: ir.Module, spec: ProgramSpec, constant: ConstantAdd
 
 def _build_py(module: ir.Module, spec: ProgramSpec, run: ir.Function, data_offset: int) -> None:
     n = len(spec.params) + len(spec.outputs)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * (n + 1)), spec.py_symbol)
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR] * (n + 1)), spec.py_symbol)
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     io = b.alloca(PTR, size=I64(max(n, 1)), name="io")
     for i, array in enumerate(fn.args[:n]):
         field = b.gep(array, [I64(data_offset)], inbounds=True, source_etype=I8)
         slot = b.gep(io, [I64(i)], inbounds=True, source_etype=PTR)
         b.store(b.load(field, typ=PTR), slot)
-    b.call(run, [io, fn.args[n]])
-    b.ret_void()
+    b.ret(b.call(run, [io, fn.args[n]]))

@@ -63,6 +63,11 @@ class InputError(TesselError):
     """Arguments given to a compiled or interpreted function do not match its signature."""
 
 
+class IndexOutOfRange(TesselError, IndexError):
+    """A gather or scatter index outside its axis, found when the program runs (an IndexError,
+    as NumPy raises for the same index)."""
+
+
 class ShapeError(ValueError):
     """A type rule failed. The message is about the op's operands and attributes.
 

@@ -80,6 +80,9 @@ class Op(Enum):
     REVERSE = "reverse"
     CONCATENATE = "concatenate"
     PAD = "pad"
+    # indexed reads and writes: positions come from an integer operand (NumPy's x[idx])
+    GATHER = "gather"
+    SCATTER = "scatter"
     # reductions and contractions
     REDUCE = "reduce"
     DOT_GENERAL = "dot_general"
@@ -129,7 +132,12 @@ COMPOSITE = frozenset({Op.SOFTMAX, Op.MEAN})
 # Elementwise, but each element's parameters depend on its position along `axis`, so rewrites
 # that treat elementwise ops alike (broadcast sinking, ...) must not touch them.
 QUANTIZATION = frozenset({Op.QUANTIZE, Op.DEQUANTIZE, Op.REQUANTIZE})
+INDEXED = frozenset({Op.GATHER, Op.SCATTER})
 REDUCE_KINDS = ("sum", "max", "min", "prod")
+# What an index outside its axis means: an error (NumPy's x[idx]; out-of-range indices are
+# reported at run time, see docs/ir.md), the nearest end, or modulo the axis length.
+INDEX_MODES = ("check", "clip", "wrap")
+SCATTER_KINDS = ("set", "add", "mul", "min", "max")
 
 # Number of operands; None means variadic (at least one).
 ARITY: dict[Op, int | None] = {
@@ -145,6 +153,8 @@ ARITY: dict[Op, int | None] = {
     Op.REVERSE: 1,
     Op.CONCATENATE: None,
     Op.PAD: 2,
+    Op.GATHER: 2,
+    Op.SCATTER: 3,
     Op.REDUCE: 1,
     Op.DOT_GENERAL: 2,
     Op.CONV2D: 2,
@@ -184,6 +194,7 @@ OPERAND_DTYPES: dict[Op, DTypeRule] = {
     **{op: NUMERIC for op in (Op.NEG, Op.ABS, Op.RELU, Op.SIGN)},
     **{op: NUMERIC for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.FMOD, Op.MAX, Op.MIN)},
     **{op: INT_OR_BOOL for op in (Op.NOT, Op.AND, Op.OR)},
+    **{op: ANY for op in INDEXED},  # the indices' type is checked by the type rule
     Op.REDUCE: NUMERIC_OR_BOOL,  # sum/prod additionally reject bool: see typerules
     Op.DOT_GENERAL: NUMERIC,
     Op.CONV2D: NUMERIC,
@@ -219,6 +230,18 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
         "low": AttrSpec(_INTS),
         "high": AttrSpec(_INTS),
         "interior": AttrSpec(_INTS, _OPT),
+    },
+    # out[pre, b, post] = x[pre, idx[b, 0], ..., idx[b, k-1], post]: the last axis of `idx`
+    # (length k) indexes x's axes axis .. axis+k-1
+    Op.GATHER: {
+        "axis": AttrSpec(AttrKind.INT, 0),
+        "mode": AttrSpec(AttrKind.ENUM, "check", choices=INDEX_MODES),
+    },
+    # x with updates[pre, b, post] combined into the position gather would read, b in order
+    Op.SCATTER: {
+        "axis": AttrSpec(AttrKind.INT, 0),
+        "mode": AttrSpec(AttrKind.ENUM, "check", choices=INDEX_MODES),
+        "kind": AttrSpec(AttrKind.ENUM, "set", choices=SCATTER_KINDS),
     },
     Op.REDUCE: {
         "kind": AttrSpec(AttrKind.ENUM, choices=REDUCE_KINDS),

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from ir import dtypes
 from ir.attrs import REQUIRED, Attrs, show_value
 from ir.diagnostics import ShapeError
 from ir.dtypes import DType
@@ -115,6 +116,10 @@ def _n_pad(t: Types, a: dict[str, Any]) -> None:
         a["interior"] = (0,) * t[0].rank
 
 
+def _n_indexed(t: Types, a: dict[str, Any]) -> None:
+    a["axis"] = _axis(a["axis"], max(t[0].rank, 1), "axis")
+
+
 def _n_transpose(t: Types, a: dict[str, Any]) -> None:
     a["perm"] = tuple(a["perm"])
 
@@ -171,6 +176,8 @@ NORMALIZE: dict[Op, Callable[[Types, dict[str, Any]], None]] = {
     Op.RESHAPE: _n_reshape,
     Op.SLICE: _n_slice,
     Op.PAD: _n_pad,
+    Op.GATHER: _n_indexed,
+    Op.SCATTER: _n_indexed,
     Op.TRANSPOSE: _n_transpose,
     Op.REVERSE: _n_reverse,
     Op.DOT_GENERAL: _n_dot,
@@ -355,6 +362,44 @@ def _t_pad(t: Types, a: Attrs) -> TensorType:
     return x.with_shape(shape)
 
 
+def gathered_shape(x: TensorType, idx: TensorType, axis: int) -> tuple[int, ...]:
+    """The shape gather gives (and scatter's updates have): x's indexed axes replaced by the
+    indices' batch shape."""
+    k = idx.shape[-1]
+    return x.shape[:axis] + idx.shape[:-1] + x.shape[axis + k :]
+
+
+def _t_gather(t: Types, a: Attrs) -> TensorType:
+    x, idx = t[0], t[1]
+    if idx.dtype not in dtypes.INTEGERS:
+        _fail(f"indices must have an integer type, got {idx}", operand=1)
+    if idx.rank == 0 or idx.shape[-1] == 0:
+        _fail(
+            f"indices need a last axis of length k >= 1 (which of x's axes each row picks), "
+            f"got {idx}",
+            operand=1,
+        )
+    axis, k = a["axis"], idx.shape[-1]
+    if axis + k > x.rank:
+        _fail(
+            f"{k} indexed axes from axis {axis} do not fit an operand of rank {x.rank}", attr="axis"
+        )
+    empty = [axis + i for i in range(k) if x.shape[axis + i] == 0]
+    if empty and 0 not in idx.shape[:-1]:
+        _fail(f"cannot index axis {empty[0]} of {x}: it has size 0", operand=0)
+    return x.with_shape(gathered_shape(x, idx, axis))
+
+
+def _t_scatter(t: Types, a: Attrs) -> TensorType:
+    x, updates = t[0], t[2]
+    want = _t_gather(t[:2], a)
+    if updates != want:
+        _fail(f"updates must be {want} (what gather would read there), got {updates}", operand=2)
+    if x.dtype == DType.BOOL and a["kind"] in ("add", "mul"):
+        _fail(f"scatter kind '{a['kind']}' needs a numeric type, got {x}", attr="kind")
+    return x
+
+
 def _t_reduce(t: Types, a: Attrs) -> TensorType:
     x = t[0]
     if x.dtype == DType.BOOL and a.get("kind") in ("sum", "prod"):
@@ -479,6 +524,8 @@ TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
     Op.REVERSE: _t_same,
     Op.CONCATENATE: _t_concatenate,
     Op.PAD: _t_pad,
+    Op.GATHER: _t_gather,
+    Op.SCATTER: _t_scatter,
     Op.REDUCE: _t_reduce,
     Op.MEAN: _t_reduce,
     Op.SOFTMAX: _t_same,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ir.builder import FunctionBuilder
-from ir.diagnostics import InputError
+from ir.diagnostics import IndexOutOfRange, InputError
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import Op
@@ -77,6 +77,8 @@ def run_function(
             )
         try:
             env[node] = evaluate_node(node, [env[s] for s in node.srcs])
+        except IndexOutOfRange as e:  # the user's mistake: located at the op, as code reports it
+            raise IndexOutOfRange(f"{e.message} (in {node.op.value})", node.loc) from None
         except Exception as e:
             e.add_note(f"while evaluating '{describe(node)}' in @{fn.name}")
             raise

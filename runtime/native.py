@@ -40,7 +40,7 @@ from runtime.inputs import bind_inputs
 from runtime.program_spec import ALIGN, ARENA, CONST, OUTPUT, PARAM, ProgramSpec, Ref
 
 KERNEL_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
-RUN_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+RUN_C_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
 TABLE_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 SET_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 PARALLEL_MIN_ELEMENTS = 1 << 15  # smaller kernels are not worth waking another thread for
@@ -95,6 +95,7 @@ class _Step:
     info: Rows
     call: Any  # the ctypes function
     buffers: tuple[Ref, ...]
+    check: int  # nonzero: the status word says whether this step's check failed
 
 
 class NativeProgram:
@@ -127,6 +128,7 @@ class NativeProgram:
                 Rows(s.rows, s.work_per_row),
                 KERNEL_C_TYPE(address(s.kernel)),
                 s.buffers,
+                s.check,
             )
             for i, s in enumerate(spec.steps)
         ]
@@ -153,7 +155,9 @@ class NativeProgram:
                 pass  # long-running: release the GIL ("run") rather than hold it
             else:
                 n = len(spec.params) + len(spec.outputs)
-                py_type = ctypes.PYFUNCTYPE(None, *[ctypes.py_object] * n, ctypes.c_void_p)
+                py_type = ctypes.PYFUNCTYPE(
+                    ctypes.c_int32, *[ctypes.py_object] * n, ctypes.c_void_p
+                )
                 self._py = py_type(address(spec.py_symbol))
         self.mode = "py" if self._py else "threaded" if self.pool else "run"
 
@@ -172,21 +176,24 @@ class NativeProgram:
         # later kernels may read them there like any other buffer.
         outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
         if self._py is not None:
-            self._py(*arrays, *outs, self._arena_address)
+            failed = self._py(*arrays, *outs, self._arena_address)
         else:
             io = [a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs]
             with self._lock:
                 if self.pool is None:
-                    self._run_call((ctypes.c_void_p * max(len(io), 1))(*io), self._arena_address)
+                    table = (ctypes.c_void_p * max(len(io), 1))(*io)
+                    failed = self._run_call(table, self._arena_address)
                 else:
-                    self._run_threaded(io)
+                    failed = self._run_threaded(io)
+        if failed:
+            raise self.spec.checks[failed - 1].error()
         return outs if self._direct else self._results(arrays, outs)
 
     def single_result_call(self) -> Callable[[Sequence[np.ndarray]], np.ndarray] | None:
         """For one computed result on the single-call path: a closure with nothing else in
         it, for @jit's cached calls (its arguments are checked by the caller, as for
         `run_unchecked`)."""
-        if self._py is None or not self._direct or len(self._out_types) != 1:
+        if self._py is None or not self._direct or len(self._out_types) != 1 or self.spec.checks:
             return None
         (shape, scalar_type), py, arena = self._out_types[0], self._py, self._arena_address
         empty = np.empty
@@ -198,8 +205,14 @@ class NativeProgram:
 
         return call
 
-    def _run_threaded(self, io: list[int]) -> None:
+    def _run_threaded(self, io: list[int]) -> int:
+        """Runs the steps as `NAME_run` would; returns what it would (0 or a check's code)."""
         nparams = len(self.spec.params)
+        status = None
+        if self.spec.status_offset is not None:
+            at = self.spec.status_offset
+            status = self._arena[at : at + 4].view(np.int32)
+            status[0] = 0
 
         def address(ref: Ref) -> int:
             if ref.kind == ARENA:
@@ -213,6 +226,9 @@ class NativeProgram:
         for step in self.steps:
             pointers = (ctypes.c_void_p * len(step.buffers))(*map(address, step.buffers))
             self._launch(step, pointers)
+            if step.check and status is not None and status[0]:
+                return step.check
+        return 0
 
     def _launch(self, step: _Step, pointers: ctypes.Array[ctypes.c_void_p]) -> None:
         rows = step.info.rows

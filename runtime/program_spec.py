@@ -8,19 +8,25 @@ imports neither LLVM nor the parser, so a compiled artifact runs with NumPy alon
 
 Symbols of a program named NAME:
 
-    void NAME_run(ptr io, ptr arena)
+    i32 NAME_run(ptr io, ptr arena)
         `io` holds the parameters' data pointers in order, then one pointer per computed
         output slot. Every kernel runs in schedule order over all its rows; reentrant as long
         as each concurrent caller passes its own `arena` (`arena_bytes`, 64-byte aligned).
-    void NAME_py(PyObject* in_0, ..., PyObject* out_0, ..., ptr arena)
+        Returns 0, or the code of the first step whose check failed (`checks[code - 1]`
+        says what; the outputs are then unspecified).
+    i32 NAME_py(PyObject* in_0, ..., PyObject* out_0, ..., ptr arena)
         Reads each numpy array's data pointer from its PyArrayObject (at `data_offset`) and
-        calls `_run`; emitted only when the compiler knew the offset.
+        calls `_run`, returning what it returns; emitted only when the compiler knew the
+        offset.
     void NAME_constants(ptr table)
         Stores the address of every constant (spec order) into `table`.
     void NAME_set_weights(ptr blob)
         Only with external weights: where the constants are (see `weight_offsets`).
     void NAME_k<i>_<op>(ptr* buffers, i64 start, i64 stop)
         The kernels (codegen/kernel.py ABI), for runtimes that split rows across threads.
+        A step with a `check` code gets the status word (an i32 at arena offset
+        `status_offset`, zero before the step) as its last buffer and makes it nonzero when
+        the check fails.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-SPEC_VERSION = 2  # 2: the target names the caches its kernels were blocked for
+from ir.diagnostics import IndexOutOfRange, Loc
+
+SPEC_VERSION = 3  # 2: the target names the caches its kernels were blocked for; 3: checks
 ALIGN = 64  # arena offsets and constants: a cache line, enough for AVX-512 loads
 
 ARENA, PARAM, OUTPUT, CONST = "arena", "param", "output", "const"
@@ -68,12 +76,37 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
+class CheckSpec:
+    """What a failed check means: the error's message and where the op came from."""
+
+    message: str
+    file: str | None = None
+    line: int = 0
+    col: int = 0
+    source_line: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.message, "file": self.file, "line": self.line,
+                "col": self.col, "source_line": self.source_line}  # fmt: skip
+
+    def error(self) -> IndexOutOfRange:
+        loc = None if self.file is None else Loc(self.file, self.line, self.col, self.source_line)
+        return IndexOutOfRange(self.message, loc)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> CheckSpec:
+        return CheckSpec(str(data["message"]), data["file"], int(data["line"]), int(data["col"]),
+                         data["source_line"])  # fmt: skip
+
+
+@dataclass(frozen=True)
 class StepSpec:
     kernel: str
     op: str
     rows: int
     work_per_row: int
-    buffers: tuple[Ref, ...]  # the kernel ABI's table: output, then operands
+    buffers: tuple[Ref, ...]  # the kernel ABI's table: output, then operands (then status)
+    check: int = 0  # 0, or the code `run` returns when this step's check fails
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,12 +115,16 @@ class StepSpec:
             "rows": self.rows,
             "work_per_row": self.work_per_row,
             "buffers": [b.to_json() for b in self.buffers],
+            "check": self.check,
         }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> StepSpec:
         buffers = tuple(Ref.from_json(b) for b in data["buffers"])
-        return StepSpec(data["kernel"], data["op"], data["rows"], data["work_per_row"], buffers)
+        return StepSpec(
+            data["kernel"], data["op"], data["rows"], data["work_per_row"], buffers,
+            int(data["check"]),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,6 +161,8 @@ class ProgramSpec:
     # NAME_set_weights (64-byte aligned) before the first run; None: constants are in the code.
     weight_offsets: tuple[int, ...] | None = None
     weight_bytes: int = 0
+    status_offset: int | None = None  # the status word's arena offset, if a step checks
+    checks: tuple[CheckSpec, ...] = ()  # what code i + 1 from `run` means
 
     @property
     def run_symbol(self) -> str:
@@ -160,6 +199,8 @@ class ProgramSpec:
             "weights": None
             if self.weight_offsets is None
             else {"offsets": list(self.weight_offsets), "bytes": self.weight_bytes},
+            "status_offset": self.status_offset,
+            "checks": [c.to_json() for c in self.checks],
         }
 
     @staticmethod
@@ -181,4 +222,6 @@ class ProgramSpec:
             data_offset=data["data_offset"],
             weight_offsets=None if weights is None else tuple(int(o) for o in weights["offsets"]),
             weight_bytes=0 if weights is None else int(weights["bytes"]),
+            status_offset=data["status_offset"],
+            checks=tuple(CheckSpec.from_json(c) for c in data["checks"]),
         )

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ir.attrs import Attrs
+from ir.diagnostics import IndexOutOfRange
 from ir.graph import Node
 from ir.ops import Op
 from ir.types import TensorType
@@ -178,6 +179,51 @@ def _reverse(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarra
     return np.flip(args[0], axis=attrs["dims"]).copy()
 
 
+def _positions(attrs: Attrs, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per indexed axis, the positions `idx` names, as `mode` reads out-of-range values."""
+    axis, k = attrs["axis"], idx.shape[-1]
+    out = []
+    for i in range(k):
+        n, v = x.shape[axis + i], idx[..., i].astype(np.int64)
+        if attrs["mode"] == "clip":
+            v = np.clip(v, 0, max(n - 1, 0))
+        elif attrs["mode"] == "wrap":
+            v = np.mod(v, n) if n else v
+        else:
+            bad = (v < -n) | (v >= n)
+            if bad.any():
+                raise IndexOutOfRange(
+                    f"index {int(v[bad].flat[0])} is out of bounds for axis {axis + i} with "
+                    f"size {n}"
+                )
+            v = np.where(v < 0, v + n, v)
+        out.append(v)
+    return tuple(out)
+
+
+def _gather(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x, idx = args
+    pre = (slice(None),) * attrs["axis"]
+    return np.array(x[(*pre, *_positions(attrs, x, idx))])
+
+
+_SCATTER_UFUNCS = {"add": np.add, "mul": np.multiply, "min": np.minimum, "max": np.maximum}
+
+
+def _scatter(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    """Updates are applied in the indices' row-major order: with repeated positions the
+    last `set` wins and the others accumulate, as NumPy's x[idx] = v and ufunc.at do."""
+    x, idx, updates = args
+    result = x.copy()
+    where = (*(slice(None),) * attrs["axis"], *_positions(attrs, x, idx))
+    kind = attrs["kind"]
+    if kind == "set":
+        result[where] = updates
+    else:  # each update rounds to x's type, as a kernel storing it each time does
+        _SCATTER_UFUNCS[kind].at(result, where, updates)
+    return result
+
+
 def _concatenate(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
     return np.concatenate(args, axis=attrs["axis"])
 
@@ -246,6 +292,8 @@ _CORE: dict[Op, Reference] = {
     Op.REVERSE: _reverse,
     Op.CONCATENATE: _concatenate,
     Op.PAD: _pad,
+    Op.GATHER: _gather,
+    Op.SCATTER: _scatter,
     Op.FUSION: _fusion,
 }
 

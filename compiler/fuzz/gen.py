@@ -274,6 +274,55 @@ def g_pad(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, x, value, **attrs)
 
 
+def _indexed(c: Ctx, dt: DType) -> tuple[Node, Node, dict[str, Any]]:
+    """An operand, indices into some of its axes, and gather/scatter's attributes. In mode
+    check the indices are constants in range (negative ones too), since an index out of range
+    is an error and the oracle compares values; clip and wrap also take them as inputs."""
+    x = c.typed(dt, min_rank=1)
+    axis = c.d.integer(0, x.type.rank - 1)
+    k = c.d.integer(1, min(2, x.type.rank - axis))
+    sides = x.shape[axis : axis + k]
+    batch = c.shape(max_rank=2)
+    if 0 in sides:
+        batch = (0,)
+    mode = c.d.pick(["check", "clip", "wrap"])
+    itype = c.d.pick([DType.I32, DType.I64, DType.I8, DType.U8])
+    idx_type = TensorType((*batch, k), itype)
+    if mode != "check" and c.d.flag():
+        idx = c.param(idx_type)
+    else:
+        info = np.iinfo(itype.np.name)
+        columns = []
+        for n in sides:
+            lo, hi = (-n, n - 1) if mode == "check" else (-2 * n - 1, 2 * n + 1)
+            lo = max(lo, int(info.min))
+            hi = min(max(hi, lo), int(info.max))
+            columns.append(c.d.rng.integers(lo, hi + 1, size=math.prod(batch)))
+        values_ = np.array(columns, dtype=np.int64).T.reshape(idx_type.shape)
+        idx = c.fb.const(values_.astype(itype.np), name=c.hint())
+        c.values.append(idx)
+    attrs: dict[str, Any] = {"axis": axis - x.type.rank if c.d.flag(0.2) else axis}
+    if mode != "check" or c.d.flag():
+        attrs["mode"] = mode
+    return x, idx, attrs
+
+
+def g_gather(c: Ctx, op: Op, dt: DType) -> Node:
+    x, idx, attrs = _indexed(c, dt)
+    return c.op(op, x, idx, **attrs)
+
+
+def g_scatter(c: Ctx, op: Op, dt: DType) -> Node:
+    x, idx, attrs = _indexed(c, dt)
+    kind = c.d.pick(["set", "min", "max"] + (["add", "mul"] if dt != DType.BOOL else []))
+    if kind != "set" or c.d.flag():
+        attrs["kind"] = kind
+    axis = attrs["axis"] % x.type.rank
+    shape = x.shape[:axis] + idx.shape[:-1] + x.shape[axis + idx.shape[-1] :]
+    updates = c.operand(TensorType(shape, dt))
+    return c.op(op, x, idx, updates, **attrs)
+
+
 def _axes(c: Ctx, rank: int) -> list[int]:
     axes = c.d.permutation(c.d.subset(list(range(rank))))
     return [a - rank if c.d.flag() else a for a in axes]  # negative axes count from the end
@@ -468,6 +517,8 @@ GENERATORS: dict[Op, Generator] = {
     Op.RESHAPE: g_reshape,
     Op.TRANSPOSE: g_transpose,
     Op.SLICE: g_slice,
+    Op.GATHER: g_gather,
+    Op.SCATTER: g_scatter,
     Op.REVERSE: g_reverse,
     Op.CONCATENATE: g_concatenate,
     Op.PAD: g_pad,

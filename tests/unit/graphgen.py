@@ -260,6 +260,51 @@ def g_pad(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, x, value, **attrs)
 
 
+def _indexed(c: Ctx, dt: DType) -> tuple[Node, Node, dict[str, Any]]:
+    """An operand, indices into some of its axes and gather/scatter's attributes. Indices in
+    mode check stay in range (negative ones included): out of range is an error, tested apart."""
+    x = c.typed(dt, min_rank=1)
+    axis = c.integer(0, x.type.rank - 1)
+    k = c.integer(1, x.type.rank - axis)
+    sides = x.shape[axis : axis + k]
+    batch = c.shape(max_rank=2)
+    if 0 in sides:
+        batch = (*batch[:-1], 0) if batch else (0,)
+    mode = c.pick(["check", "clip", "wrap"])
+    itype = c.pick([DType.I32, DType.I64, DType.I8, DType.U8])
+    info = np.iinfo(itype.np)
+    columns = []
+    for n in sides:
+        lo, hi = (-n, n - 1) if mode == "check" else (-2 * n - 1, 2 * n + 1)
+        lo, hi = max(lo, int(info.min)), min(max(hi, lo), int(info.max))
+        columns.append(c.draw(st.lists(st.integers(lo, hi), min_size=math.prod(batch),
+                                       max_size=math.prod(batch))))  # fmt: skip
+    values = np.array(columns, dtype=np.int64).T.reshape(*batch, k).astype(itype.np)
+    idx = c.fb.const(values, name=c.hint())
+    c.values.append(idx)
+    attrs: dict[str, Any] = {"axis": axis - x.type.rank if c.flag() else axis}
+    if mode != "check" or c.flag():
+        attrs["mode"] = mode
+    return x, idx, attrs
+
+
+def g_gather(c: Ctx, op: Op, dt: DType) -> Node:
+    x, idx, attrs = _indexed(c, dt)
+    return c.op(op, x, idx, **attrs)
+
+
+def g_scatter(c: Ctx, op: Op, dt: DType) -> Node:
+    x, idx, attrs = _indexed(c, dt)
+    kinds = ["set", "min", "max"] + (["add", "mul"] if dt != DType.BOOL else [])
+    kind = c.pick(kinds)
+    if kind != "set" or c.flag():
+        attrs["kind"] = kind
+    shape = x.shape[: attrs["axis"] % x.type.rank] + idx.shape[:-1]
+    shape += x.shape[attrs["axis"] % x.type.rank + idx.shape[-1] :]
+    updates = c.operand(TensorType(shape, dt))
+    return c.op(op, x, idx, updates, **attrs)
+
+
 def _axes(c: Ctx, rank: int) -> list[int]:
     axes = c.draw(st.lists(st.integers(0, rank - 1), unique=True)) if rank else []
     return [a - rank if c.flag() else a for a in axes]  # negative axes count from the end
@@ -439,6 +484,8 @@ GENERATORS: dict[Op, Generator] = {
     Op.RESHAPE: g_reshape,
     Op.TRANSPOSE: g_transpose,
     Op.SLICE: g_slice,
+    Op.GATHER: g_gather,
+    Op.SCATTER: g_scatter,
     Op.REVERSE: g_reverse,
     Op.CONCATENATE: g_concatenate,
     Op.PAD: g_pad,

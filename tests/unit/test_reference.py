@@ -69,6 +69,8 @@ SMOKE: dict[Op, tuple[list[np.ndarray], dict[str, Any]]] = {
     Op.REVERSE: ([f32(1, 2)], {"dims": ()}),
     Op.CONCATENATE: ([f32(1, 2)], {"axis": 0}),
     Op.PAD: ([f32(1, 2), np.array(0, np.float32)], {"low": (0,), "high": (0,)}),
+    Op.GATHER: ([f32(1, 2), np.array([[0], [1]], np.int32)], {}),
+    Op.SCATTER: ([f32(1, 2), np.array([[1]], np.int32), f32(5)], {"kind": "add"}),
     Op.REDUCE: ([f32(1, 2)], {"kind": "max", "axes": ()}),
     Op.MEAN: ([f32(1, 2)], {"axes": ()}),
     Op.SOFTMAX: ([f32(1, 2)], {}),

@@ -1,0 +1,56 @@
+"""Index checks for gather and scatter: positions read from an integer operand, and the status
+word through which kernels report out-of-range indices.
+
+An index in mode "check" that falls outside its axis is NumPy's IndexError. Kernels cannot
+raise, so they clamp it (no access ever leaves the operand) and store 1 into the program's
+status word, an i32 in the arena that the kernel receives as the last entry of its buffer table;
+the program's entry stops after that step and returns its code (codegen/program.py), and the
+runtime raises the error located at the op. (gather is a row of codegen/emit.py, scatter a
+kernel of its own in codegen/scatter.py.)
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from codegen.types import I32, I64
+from ir.dtypes import DType
+from ir.graph import Node
+from ir.ops import INDEXED, Op
+
+
+def needs_status(node: Node) -> bool:
+    """Whether `node`'s kernel checks indices (and so receives the status word)."""
+    if node.op in INDEXED:
+        return bool(node.attrs["mode"] == "check")
+    if node.op is Op.FUSION:
+        return any(needs_status(n) for n in node.attrs["body"].body)
+    return False
+
+
+def _as_i64(b: ir.IRBuilder, value: ir.Value, dtype: DType) -> ir.Value:
+    if value.type == I64:
+        return value
+    return b.sext(value, I64) if dtype.is_signed else b.zext(value, I64)
+
+
+def position(
+    b: ir.IRBuilder, raw: ir.Value, dtype: DType, n: int, mode: str, status: ir.Value | None
+) -> ir.Value:
+    """The position in [0, n) that index `raw` (of integer type `dtype`) names under `mode`;
+    in mode "check" an index outside [-n, n) sets the status word and reads position 0..n-1
+    nearest to it."""
+    v = _as_i64(b, raw, dtype)
+    top = I64(max(n - 1, 0))
+    if mode == "wrap":
+        r = b.srem(v, I64(max(n, 1)))
+        return b.select(b.icmp_signed("<", r, I64(0)), b.add(r, I64(n)), r)
+    if mode == "check":
+        bad = b.or_(b.icmp_signed("<", v, I64(-n)), b.icmp_signed(">=", v, I64(n)))
+        if status is None:
+            raise ValueError("a checked index needs the program's status word")
+        with b.if_then(bad, likely=False):
+            b.store(I32(1), status)
+        v = b.select(b.icmp_signed("<", v, I64(0)), b.add(v, I64(n)), v)
+    low = b.select(b.icmp_signed("<", v, I64(0)), I64(0), v)
+    return b.select(b.icmp_signed(">", low, top), top, low)
