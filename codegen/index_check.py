@@ -42,15 +42,25 @@ def position(
     nearest to it."""
     v = _as_i64(b, raw, dtype)
     top = I64(max(n - 1, 0))
+    if dtype == DType.U64:  # values past int64's range look negative as i64: compare unsigned
+        if mode == "wrap":
+            return b.urem(v, I64(max(n, 1)))
+        past = b.icmp_unsigned(">=", v, I64(n))
+        if mode == "check":
+            _report(b, past, status)
+        return b.select(past, top, v)
     if mode == "wrap":
         r = b.srem(v, I64(max(n, 1)))
         return b.select(b.icmp_signed("<", r, I64(0)), b.add(r, I64(n)), r)
     if mode == "check":
-        bad = b.or_(b.icmp_signed("<", v, I64(-n)), b.icmp_signed(">=", v, I64(n)))
-        if status is None:
-            raise ValueError("a checked index needs the program's status word")
-        with b.if_then(bad, likely=False):
-            b.store(I32(1), status)
+        _report(b, b.or_(b.icmp_signed("<", v, I64(-n)), b.icmp_signed(">=", v, I64(n))), status)
         v = b.select(b.icmp_signed("<", v, I64(0)), b.add(v, I64(n)), v)
     low = b.select(b.icmp_signed("<", v, I64(0)), I64(0), v)
     return b.select(b.icmp_signed(">", low, top), top, low)
+
+
+def _report(b: ir.IRBuilder, bad: ir.Value, status: ir.Value | None) -> None:
+    if status is None:
+        raise ValueError("a checked index needs the program's status word")
+    with b.if_then(bad, likely=False):
+        b.store(I32(1), status)

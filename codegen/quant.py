@@ -55,7 +55,7 @@ def _clamp(b: ir.IRBuilder, x: ir.Value, lo: int, hi: int) -> ir.Value:
 def _to_i64(b: ir.IRBuilder, x: ir.Value, dtype: DType) -> ir.Value:
     if x.type == I64:
         return x
-    return b.zext(x, I64) if dtype == DType.U8 else b.sext(x, I64)
+    return b.sext(x, I64) if dtype.is_signed else b.zext(x, I64)
 
 
 def _quantize(e: Emitter, n: Node, idx: Index) -> ir.Value:

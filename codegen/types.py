@@ -26,6 +26,9 @@ STORAGE: dict[DType, ir.Type] = {
     DType.I32: I32,
     DType.I16: I16,
     DType.I8: I8,
+    DType.U64: I64,
+    DType.U32: I32,
+    DType.U16: I16,
     DType.U8: I8,
     DType.BOOL: I8,
 }

@@ -1,11 +1,14 @@
 """Basic indexing of traced arrays, reading (`x[1:, ::2]`) and writing (`x[1:, ::2] = v`).
 
-An index is static: integers, slices with positive steps, None and one Ellipsis. NumPy
-returns a view for such an index (a scalar copy when every axis gets an integer), so reading
-gives a tracer that stays a function of the array it was taken from (`tracing.View`): later
-writes to either one show in the other, as in NumPy. Writing is functional: the array's new
-value is `select(mask, pad(v), x)`, with the mask and the spread-out `v` built by the same
-`pad` (low = the slice's start, interior = its step - 1), so the IR keeps value semantics.
+An index here is static: integers, slices, None and one Ellipsis. NumPy returns a view for such
+an index (a scalar copy when every axis gets an integer), so reading gives a tracer that stays
+a function of the array it was taken from (`tracing.View`): later writes to either one show in
+the other, as in NumPy. Writing is functional: the array's new value is
+`select(mask, pad(v), x)`, with the mask and the spread-out `v` built by the same `pad` (low =
+the slice's start, interior = its step - 1), so the IR keeps value semantics.
+
+`x[...]` goes to `compiler.advanced_indexing` (a traced boolean mask to `compiler.masking`),
+which sends static indices here and builds the others on these pieces.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from compiler import masking
 from compiler.tracing import Tracer, UnsupportedError, View, broadcast, lift, reshape
 from ir.builder import broadcast_shapes
 from ir.diagnostics import ShapeError
@@ -45,18 +47,8 @@ class BasicIndex:
         )
 
 
-def _check_item(x: Tracer, item: Any, writing: bool) -> None:
-    if isinstance(item, Tracer | np.ndarray | list):
-        hint = (
-            "use np.where(mask, value, x) to write where a mask holds"
-            if writing
-            else "the result's shape would depend on the data; use np.where(mask, x, 0) or "
-            "slices with static bounds"
-        )
-        raise x.trace.error(
-            f"indexing with an array (a boolean mask or integer indices) is not supported: {hint}",
-            UnsupportedError,
-        )
+def check_item(x: Tracer, item: Any) -> None:
+    """An index item that is not an array (those are compiler.advanced_indexing's)."""
     if isinstance(item, bool | np.bool_):
         raise x.trace.error(
             "indexing with a boolean scalar (a rank-0 mask) is not supported; use None to "
@@ -67,15 +59,15 @@ def _check_item(x: Tracer, item: Any, writing: bool) -> None:
         item is None or item is Ellipsis or isinstance(item, slice | int | np.integer)
     ):  # a float would otherwise truncate silently
         raise x.trace.error(
-            "only integers, slices (`:`), ellipsis (`...`) and None (`np.newaxis`) are "
-            f"valid indices, got {type(item).__name__}"
+            "only integers, slices (`:`), ellipsis (`...`), None (`np.newaxis`) and integer "
+            f"or boolean arrays are valid indices, got {type(item).__name__}"
         )
 
 
-def normalize(x: Tracer, index: Any, writing: bool = False) -> BasicIndex:
+def normalize(x: Tracer, index: Any) -> BasicIndex:
     items = index if isinstance(index, tuple) else (index,)
     for item in items:
-        _check_item(x, item, writing)
+        check_item(x, item)
     if sum(item is Ellipsis for item in items) > 1:
         raise x.trace.error("an index can only have a single ellipsis ('...')")
     used = sum(1 for item in items if item is not None and item is not Ellipsis)
@@ -148,10 +140,8 @@ def update(x: Tracer, ix: BasicIndex, value: Tracer) -> Tracer:
     return trace.emit(Op.SELECT, [mask, spread, x])
 
 
-def getitem(x: Tracer, index: Any) -> Tracer | masking.Selection:
+def getitem(x: Tracer, index: Any) -> Tracer:
     with x.trace.operation("x[...]"):
-        if masking.is_mask(index):
-            return masking.getitem(x, index)
         ix = normalize(x, index)
         value = read(x, ix)
         if ix.scalar or not x.mutable:
@@ -162,38 +152,52 @@ def getitem(x: Tracer, index: Any) -> Tracer | masking.Selection:
         return view
 
 
+def check_writable(x: Tracer) -> None:
+    if not x.mutable:
+        raise x.trace.error(
+            "a NumPy scalar does not support item assignment (the value is a scalar "
+            "because it has rank 0: a reduction or an operation on scalars)",
+            UnsupportedError,
+        )
+
+
+def stores_its_own_view(x: Tracer, key: Any, value: Any) -> bool:
+    """Whether `x[index] = value` stores back the view `x[index]` just written through, as
+    `x[i] += v` does: the write already happened."""
+    view = value.view if isinstance(value, Tracer) else None
+    return view is not None and view.base is x and view.key == key and view.synced == x.version
+
+
+def fit_value(x: Tracer, value: Any, shape: tuple[int, ...], scalar: bool) -> Tracer:
+    """`value` as NumPy stores it into x[index] of `shape`: cast to x's dtype and broadcast
+    to the indexed shape (leading axes of size 1 may be dropped)."""
+    v = lift(value)
+    if scalar and v.ndim:  # NumPy >= 2.4 no longer takes a size-1 array as an element
+        raise x.trace.error(
+            f"setting an array element with a sequence (a value of shape {v.shape} "
+            "stored into one element)"
+        )
+    fitted = v.shape
+    while len(fitted) > len(shape) and fitted[0] == 1:
+        fitted = fitted[1:]
+    try:
+        fits = broadcast_shapes(fitted, shape) == shape
+    except ShapeError:
+        fits = False
+    if not fits:
+        raise x.trace.error(
+            f"could not broadcast input array from shape {v.shape} into shape {shape}"
+        )
+    return broadcast(reshape(lift(v, x.node.dtype), fitted), shape)
+
+
 def setitem(x: Tracer, index: Any, value: Any) -> None:
     """`x[index] = value`: NumPy casts the value to x's dtype and broadcasts it to the
-    indexed shape (leading axes of size 1 may be dropped)."""
+    indexed shape."""
     with x.trace.operation("x[...] = v"):
-        if not x.mutable:
-            raise x.trace.error(
-                "a NumPy scalar does not support item assignment (the value is a scalar "
-                "because it has rank 0: a reduction or an operation on scalars)",
-                UnsupportedError,
-            )
-        if masking.is_mask(index):
-            return masking.setitem(x, index, value)
-        ix = normalize(x, index, writing=True)
-        view = value.view if isinstance(value, Tracer) else None
-        if view is not None and view.base is x and view.key == ix and view.synced == x.version:
-            return  # `x[i] += v` stores back the view it just wrote through: nothing to do
-        v = lift(value)
-        if ix.scalar and v.ndim:  # NumPy >= 2.4 no longer takes a size-1 array as an element
-            raise x.trace.error(
-                f"setting an array element with a sequence (a value of shape {v.shape} "
-                "stored into one element)"
-            )
-        shape = v.shape
-        while len(shape) > len(ix.shape) and shape[0] == 1:
-            shape = shape[1:]
-        try:
-            fits = broadcast_shapes(shape, ix.shape) == ix.shape
-        except ShapeError:
-            fits = False
-        if not fits:
-            raise x.trace.error(
-                f"could not broadcast input array from shape {v.shape} into shape {ix.shape}"
-            )
-        v = broadcast(reshape(lift(v, x.node.dtype), shape), ix.shape)
+        check_writable(x)
+        ix = normalize(x, index)
+        if stores_its_own_view(x, ix, value):
+            return
+        v = fit_value(x, value, ix.shape, ix.scalar)
         x.assign(update(Tracer(x.trace, x.node, x.weak), ix, v))

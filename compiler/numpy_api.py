@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler import linalg, numpy_composites
+from compiler import linalg, numpy_composites, numpy_indexing
 from compiler.tracing import (
     TraceError,
     Tracer,
@@ -900,6 +900,8 @@ def array_ufunc(self: Tracer, ufunc: np.ufunc, method: str, *inputs: Any, **kwar
         return _strong(call(f"{name}.reduce", reduction, inputs, kwargs))
     if method == "outer" and ufunc in UFUNCS and ufunc.nin == 2 and len(inputs) == 2:
         return _strong(call(f"{name}.outer", _outer(UFUNCS[ufunc]), inputs, kwargs))
+    if method == "at" and ufunc in numpy_indexing.AT:
+        return call(f"{name}.at", numpy_indexing.ufunc_at(ufunc), inputs, kwargs)
     if method == "accumulate" and ufunc in numpy_composites.ACCUMULATE:
         kwargs.setdefault("axis", 0)
         scan = numpy_composites.ACCUMULATE[ufunc]
@@ -923,7 +925,7 @@ def array_function(
     self: Tracer, func: Callable[..., Any], types: Any, args: Any, kwargs: dict[str, Any]
 ) -> Any:
     name = api_name(func)
-    handler = FUNCTIONS.get(func)
+    handler = FUNCTIONS.get(func) or numpy_indexing.FUNCTIONS.get(func)
     if handler is None:
         raise self.trace.error(
             f"{name} is not supported under @jit (tessel never falls back to eager NumPy "

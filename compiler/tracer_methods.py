@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from compiler import advanced_indexing, indexing, masking, numpy_indexing
 from compiler import numpy_api as api
-from compiler.indexing import getitem, setitem
 from compiler.tracing import Tracer, convert, is_weak, write_into
 from ir.dtypes import DType
+from ir.ops import Op
 
 # --- operators ----------------------------------------------------------------------------
 
@@ -25,10 +26,16 @@ def _binary(
     handler = api.UFUNCS[ufunc] if isinstance(ufunc, np.ufunc) else ufunc
 
     def forward(self: Tracer, other: Any) -> Any:
-        return api.call(f"x {symbol} y", handler, _python_operands(symbol, self, other), {})
+        result = api.call(f"x {symbol} y", handler, _python_operands(symbol, self, other), {})
+        if symbol in ("+", "-"):  # i + 3, i - 3: for x[i:i + 3]
+            advanced_indexing.record_offset(result, self, other, 1 if symbol == "+" else -1)
+        return result
 
     def reverse(self: Tracer, other: Any) -> Any:
-        return api.call(f"x {symbol} y", handler, _python_operands(symbol, other, self), {})
+        result = api.call(f"x {symbol} y", handler, _python_operands(symbol, other, self), {})
+        if symbol == "+":
+            advanced_indexing.record_offset(result, self, other, 1)
+        return result
 
     return forward, reverse
 
@@ -133,6 +140,8 @@ _METHODS: dict[str, Callable[..., Any]] = {
     # (not "trace": a Tracer's `trace` is its Trace; x.trace() is spelled np.trace(x))
     **{name: api.FUNCTIONS[getattr(np, name)] for name in ("cumsum", "cumprod", "diagonal")},
     "repeat": api.FUNCTIONS[np.repeat],
+    "take": numpy_indexing.np_take,
+    "put": numpy_indexing.np_put,
 }
 
 
@@ -158,7 +167,32 @@ def _fill(self: Tracer, value: Any) -> None:
         raise self.trace.error(
             "x.fill: the value must be a scalar (NumPy: 'setting an array element with a sequence')"
         )
-    setitem(self, Ellipsis, value)
+    indexing.setitem(self, Ellipsis, value)
+
+
+# --- indexing -----------------------------------------------------------------------------
+
+
+def _traced_mask(index: Any) -> bool:
+    """x[mask] with a traced mask selects a number of elements known only when the code runs
+    (compiler.masking); a mask known while tracing (NumPy's, or np.eye's not written since)
+    is its np.nonzero() positions (compiler.advanced_indexing)."""
+    return isinstance(index, Tracer) and index.node.op is not Op.CONSTANT and masking.is_mask(index)
+
+
+def _getitem(self: Tracer, index: Any) -> Any:
+    if _traced_mask(index):  # a selection without a shape of its own
+        with self.trace.operation("x[...]"):
+            return masking.getitem(self, index)
+    return advanced_indexing.getitem(self, index)
+
+
+def _setitem(self: Tracer, index: Any, value: Any) -> None:
+    if _traced_mask(index):
+        with self.trace.operation("x[...] = v"):
+            indexing.check_writable(self)
+            return masking.setitem(self, index, value)
+    return advanced_indexing.setitem(self, index, value)
 
 
 # --- installation -------------------------------------------------------------------------
@@ -183,8 +217,8 @@ def _install() -> None:
         "transpose": _shape_method("transpose", api.np_transpose),
         "T": property(lambda self: api.call("x.T", api.np_transpose, (self,), {})),
         "mT": property(lambda self: api.call("x.mT", api.np_swapaxes, (self, -1, -2), {})),
-        "__getitem__": getitem,
-        "__setitem__": setitem,
+        "__getitem__": _getitem,
+        "__setitem__": _setitem,
         "fill": _fill,
         "__array_ufunc__": api.array_ufunc,
         "__array_function__": api.array_function,

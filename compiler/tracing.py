@@ -270,7 +270,7 @@ class Tracer:
     in-place updates need: whether NumPy's value here is mutable (an array, not a scalar),
     how many times it was written, and the array it views, if any."""
 
-    __slots__ = ("_node", "mutable", "trace", "version", "view", "weak")
+    __slots__ = ("_node", "mutable", "offset", "trace", "version", "view", "weak")
     __array_priority__ = 1000  # win NumPy's binary-operator dispatch over ndarray
 
     def __init__(
@@ -284,6 +284,9 @@ class Tracer:
         self.mutable = bool(node.shape) if mutable is None else mutable
         self.version = 0  # counts writes, so that views can tell when they are stale
         self.view: View | None = None
+        # (this value's node, base, k) when this integer scalar is `base + k` with k a Python
+        # int, so that x[i:i + k] has a length known while tracing (compiler.advanced_indexing)
+        self.offset: tuple[Node, Node, int] | None = None
 
     @property
     def node(self) -> Node:

@@ -20,6 +20,9 @@ class DType(Enum):
     I32 = "i32"
     I16 = "i16"
     I8 = "i8"
+    U64 = "u64"
+    U32 = "u32"
+    U16 = "u16"
     U8 = "u8"
     BOOL = "bool"
 
@@ -76,13 +79,16 @@ _TO_NUMPY: dict[DType, np.dtype[np.generic]] = {
     DType.I32: np.dtype(np.int32),
     DType.I16: np.dtype(np.int16),
     DType.I8: np.dtype(np.int8),
+    DType.U64: np.dtype(np.uint64),
+    DType.U32: np.dtype(np.uint32),
+    DType.U16: np.dtype(np.uint16),
     DType.U8: np.dtype(np.uint8),
     DType.BOOL: np.dtype(np.bool_),
 }
 
 FLOATS = frozenset({DType.F64, DType.F32, DType.F16, DType.BF16})
 SIGNED_INTEGERS = frozenset({DType.I64, DType.I32, DType.I16, DType.I8})
-UNSIGNED_INTEGERS = frozenset({DType.U8})
+UNSIGNED_INTEGERS = frozenset({DType.U64, DType.U32, DType.U16, DType.U8})
 INTEGERS = SIGNED_INTEGERS | UNSIGNED_INTEGERS
 NUMERIC = FLOATS | INTEGERS
 ALL = frozenset(DType)

@@ -26,7 +26,7 @@ _NARROW_FLOATS = frozenset({DType.F16.np, DType.BF16.np})
 _FLOATS = frozenset(t.np for t in (DType.F64, DType.F32, DType.F16, DType.BF16))
 # Source types whose every value is exact in f32, so one rounding step reaches bf16.
 _EXACT_IN_F32 = frozenset({F32, np.dtype(np.bool_), np.dtype(np.int8), np.dtype(np.int16)})
-_EXACT_IN_F32 |= _NARROW_FLOATS | {np.dtype(np.uint8)}
+_EXACT_IN_F32 |= _NARROW_FLOATS | {np.dtype(np.uint8), np.dtype(np.uint16)}
 
 
 def is_float(x: np.ndarray) -> bool:

@@ -184,7 +184,10 @@ def _positions(attrs: Attrs, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray
     axis, k = attrs["axis"], idx.shape[-1]
     out = []
     for i in range(k):
-        n, v = x.shape[axis + i], idx[..., i].astype(np.int64)
+        n, v = x.shape[axis + i], idx[..., i]
+        if v.dtype == np.uint64:  # past int64's range: reduce as unsigned before converting
+            v = np.minimum(v, np.uint64(n)) if attrs["mode"] != "wrap" else v % np.uint64(max(n, 1))
+        v = v.astype(np.int64)
         if attrs["mode"] == "clip":
             v = np.clip(v, 0, max(n - 1, 0))
         elif attrs["mode"] == "wrap":
@@ -192,9 +195,9 @@ def _positions(attrs: Attrs, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray
         else:
             bad = (v < -n) | (v >= n)
             if bad.any():
+                shown = idx[..., i][bad].flat[0]
                 raise IndexOutOfRange(
-                    f"index {int(v[bad].flat[0])} is out of bounds for axis {axis + i} with "
-                    f"size {n}"
+                    f"index {int(shown)} is out of bounds for axis {axis + i} with size {n}"
                 )
             v = np.where(v < 0, v + n, v)
         out.append(v)

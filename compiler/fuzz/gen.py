@@ -286,7 +286,7 @@ def _indexed(c: Ctx, dt: DType) -> tuple[Node, Node, dict[str, Any]]:
     if 0 in sides:
         batch = (0,)
     mode = c.d.pick(["check", "clip", "wrap"])
-    itype = c.d.pick([DType.I32, DType.I64, DType.I8, DType.U8])
+    itype = c.d.pick([DType.I32, DType.I64, DType.I8, DType.U8, DType.U16, DType.U64])
     idx_type = TensorType((*batch, k), itype)
     if mode != "check" and c.d.flag():
         idx = c.param(idx_type)

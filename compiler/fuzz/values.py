@@ -55,7 +55,8 @@ def array(
     else:
         lo = 0 if not dtype.is_signed else -8
         values = rng.integers(lo, 9, shape)
-        pool = np.array(special_ints(dtype), dtype=np.int64)
+        # u64's maximum is past int64: the pool holds Python ints in an object array
+        pool = np.array(special_ints(dtype), dtype=object if dtype is DType.U64 else np.int64)
     if specials > 0 and values.size:
         pick = rng.random(shape) < specials
         values = np.where(pick, pool[rng.integers(0, len(pool), shape)], values)

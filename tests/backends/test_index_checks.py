@@ -157,3 +157,27 @@ def test_aot_library_reports_the_index_error(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     ran = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, check=True)
     assert ran.stdout.split() == ["0", "4", "0", "4"]
+
+
+def test_u64_indices_past_int64_are_out_of_range_not_negative() -> None:
+    """2**64 - 1 would be -1 (the last element) read as an i64: it is far past the end."""
+    huge = np.array([[2**64 - 1], [2**63], [3]], np.uint64)
+    x = np.arange(10, dtype=np.float32).reshape(5, 2)
+    for mode in ("check", "clip", "wrap"):
+        text = (
+            "func @main(%x: f32[5, 2], %i: u64[3, 1]) -> f32[3, 2] {\n"
+            f'  %g = gather(%x, %i) {{mode = "{mode}"}}\n'
+            "  return %g\n}\n"
+        )
+        module = parse_module(text, "u64.graph")
+        ex = CpuExecutable(module)
+        if mode == "check":
+            with pytest.raises(IndexOutOfRange):
+                run_module(module, [x, huge])
+            with pytest.raises(IndexOutOfRange):
+                ex(x, huge)
+            continue
+        rows = [4, 4, 3] if mode == "clip" else [int(v) % 5 for v in huge[:, 0]]
+        (want,) = run_module(module, [x, huge])
+        np.testing.assert_array_equal(want, x[rows])
+        np.testing.assert_array_equal(ex(x, huge)[0], want)

@@ -53,8 +53,7 @@ def test_layout_functions(dt: str, target: str) -> None:
     rng = np.random.default_rng(ALL.index(dt))
     for shape in SHAPES if target == "interp" else SHAPES[:3] + SHAPES[5:6]:
         x = sample(rng, shape, dt)
-        # np.trace sums u8 in uint64, a dtype tessel does not have yet: refused
-        check_ops(_layout_ops(x), (x,), target, refused=lambda op: dt == "u8" and op == "trace")
+        check_ops(_layout_ops(x), (x,), target)
 
 
 @pytest.mark.parametrize(("dt", "target"), both(["f64", "f32", "i64", "i32", "i8", "bool"]))
@@ -98,9 +97,7 @@ def test_ufunc_outer_and_accumulate(dt: str, target: str) -> None:
         for u in (np.add, np.multiply, np.maximum, np.minimum)
         for axis in (0, 1)
     }
-    # NumPy sums and multiplies u8 in uint64, which tessel does not have yet: refused
-    unsigned = lambda op: dt == "u8" and op.startswith(("add", "multiply"))  # noqa: E731
-    check_ops(scans, (x,), target, rtol=1e-5 if dt == "f32" else None, refused=unsigned)
+    check_ops(scans, (x,), target, rtol=1e-5 if dt == "f32" else None)
 
 
 def test_prefix_sum_of_a_long_float_row_is_within_the_tree_bound() -> None:

@@ -127,17 +127,17 @@ def test_boolean_mask_index() -> None:
     assert "np.where" in err.message
 
 
-def test_integer_array_index() -> None:
-    idx = np.array([1, 0])
+def test_integer_array_index_out_of_range() -> None:
+    idx = np.array([1, 0, 2])
 
     def f(x: Any) -> Any:
         return x[idx]  # error here
 
     def g(x: Any) -> Any:
-        return x[:, [0, 2]]  # error here
+        return x[:, [0, -4]]  # error here
 
-    expect(UnsupportedError, r"indexing with an array \(a boolean mask or integer indices\)", f, X)
-    expect(UnsupportedError, r"indexing with an array", g, X)
+    expect(TraceError, r"index 2 is out of bounds for axis 0 with size 2", f, X)
+    expect(TraceError, r"index -4 is out of bounds for axis 1 with size 3", g, X)
 
 
 def test_item_assignment_with_a_mask() -> None:
@@ -214,7 +214,7 @@ def test_unsupported_numpy_function_is_named(name: str) -> None:
 
 def test_unsupported_ufunc_and_ufunc_method() -> None:
     def method(x: Any) -> Any:
-        return np.add.at(x, [0], 1.0)  # error here
+        return np.add.reduceat(x, [0])  # error here
 
     def accumulate(x: Any) -> Any:
         return np.subtract.accumulate(x)  # error here
@@ -222,7 +222,7 @@ def test_unsupported_ufunc_and_ufunc_method() -> None:
     def ufunc(x: Any) -> Any:
         return np.cbrt(x)  # error here
 
-    expect(UnsupportedError, r"^np\.add\.at is not supported under @jit", method, X)
+    expect(UnsupportedError, r"^np\.add\.reduceat is not supported under @jit", method, X)
     expect(UnsupportedError, r"^np\.subtract\.accumulate is not supported", accumulate, X)
     expect(UnsupportedError, r"^np\.cbrt is not supported under @jit", ufunc, X)
 
@@ -391,7 +391,7 @@ def test_other_shape_errors() -> None:
 # --- dtypes -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", [np.uint32, np.complex64, np.uint64, np.float128])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128, np.float128])
 def test_unsupported_dtype_arguments(dtype: Any) -> None:
     def astype(x: Any) -> Any:
         return x.astype(dtype)  # error here
@@ -406,17 +406,12 @@ def test_unsupported_dtype_arguments(dtype: Any) -> None:
 
 
 def test_unsupported_dtype_from_a_result_and_a_constant() -> None:
-    u8 = np.arange(4, dtype=np.uint8)
-    table = np.arange(4, dtype=np.uint32)
-
-    def sum_u8(x: Any) -> Any:
-        return x.sum()  # error here
+    table = np.arange(4, dtype=np.complex64)
 
     def constant(x: Any) -> Any:
         return x + table  # error here
 
-    expect(TraceError, r"^x\.sum: dtype uint64 is not supported by tessel", sum_u8, u8)
-    expect(TraceError, r"^x \+ y: dtype uint32 is not supported", constant, u8)
+    expect(TraceError, r"^x \+ y: dtype complex64 is not supported", constant, X)
 
 
 def test_promotion_errors_as_numpy_raises_them() -> None:
@@ -481,8 +476,8 @@ def test_unsupported_dtype_argument() -> None:
     g = jit(lambda x: x * 2, target="interp")
     line = call_line()
     with pytest.raises(TesselError) as info:
-        g(np.ones(3, np.uint32))  # error here
-    assert "has dtype uint32, which tessel does not support" in info.value.message
+        g(np.ones(3, np.complex64))  # error here
+    assert "has dtype complex64, which tessel does not support" in info.value.message
     assert_located(info.value, line + 1)
 
 

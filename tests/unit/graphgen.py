@@ -271,7 +271,7 @@ def _indexed(c: Ctx, dt: DType) -> tuple[Node, Node, dict[str, Any]]:
     if 0 in sides:
         batch = (*batch[:-1], 0) if batch else (0,)
     mode = c.pick(["check", "clip", "wrap"])
-    itype = c.pick([DType.I32, DType.I64, DType.I8, DType.U8])
+    itype = c.pick([DType.I32, DType.I64, DType.I8, DType.U8, DType.U16, DType.U64])
     info = np.iinfo(itype.np)
     columns = []
     for n in sides:

@@ -203,7 +203,8 @@ CASES = [
     Case(
         "unknown-dtype",
         fn("  return %x", sig="(%x: quux[2])"),
-        "unknown dtype 'quux' (dtypes: f64, f32, f16, bf16, i64, i32, i16, i8, u8, bool)",
+        "unknown dtype 'quux' (dtypes: f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, "
+        "bool)",
         1, 16, "quux",
     ),
     Case(
@@ -283,7 +284,7 @@ CASES = [
         "attribute-type-bad-dtype",
         fn("  %y = convert(%x) {dtype = f23}", "  return %y"),
         "convert: attribute 'dtype': expected a dtype (f64, f32, f16, bf16, i64, i32, i16, i8, "
-        "u8, bool), got 'f23'",
+        "u64, u32, u16, u8, bool), got 'f23'",
         2, 29, "f23}",
     ),
     Case(

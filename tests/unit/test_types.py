@@ -24,7 +24,7 @@ def test_every_dtype_parses_from_its_spelling() -> None:
 
 @pytest.mark.parametrize("name", ["f31", "F32", "float32", "", "i32 "])
 def test_unknown_dtype_names(name: str) -> None:
-    names = "f64, f32, f16, bf16, i64, i32, i16, i8, u8, bool"
+    names = "f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, bool"
     expected = f"unknown dtype '{name}' (expected one of {names})"
     with pytest.raises(ValueError, match="^" + re.escape(expected) + "$"):
         DType.parse(name)
@@ -54,7 +54,7 @@ def test_from_numpy_accepts_any_dtype_spelling(spec: object, expected: DType) ->
     ("spec", "shown"),
     [
         (np.complex64, "complex64"),
-        (np.uint16, "uint16"),
+        (np.complex128, "complex128"),
         (ml_dtypes.float8_e4m3fn, "float8_e4m3fn"),
     ],
 )
@@ -64,10 +64,12 @@ def test_from_numpy_rejects_types_tessel_lacks(spec: type, shown: str) -> None:
 
 
 def test_dtype_properties() -> None:
-    assert [t.itemsize for t in DType] == [8, 4, 2, 2, 8, 4, 2, 1, 1, 1]
+    assert [t.itemsize for t in DType] == [8, 4, 2, 2, 8, 4, 2, 1, 8, 4, 2, 1, 1]
     assert {t for t in DType if t.is_float} == {DType.F64, DType.F32, DType.F16, DType.BF16}
-    assert {t for t in DType if t.is_int} == {DType.I64, DType.I32, DType.I16, DType.I8, DType.U8}
-    assert not DType.U8.is_signed
+    signed = {DType.I64, DType.I32, DType.I16, DType.I8}
+    unsigned = {DType.U64, DType.U32, DType.U16, DType.U8}
+    assert {t for t in DType if t.is_int} == signed | unsigned
+    assert {t for t in DType if t.is_int and t.is_signed} == signed
     assert DType.BF16.is_signed
     assert DType.I8.is_signed
     assert not DType.BOOL.is_signed
@@ -246,7 +248,8 @@ def test_attr_values_are_brought_to_canonical_form(
         (
             AttrKind.DTYPE,
             "f8",
-            "expected a dtype (f64, f32, f16, bf16, i64, i32, i16, i8, u8, bool), got 'f8'",
+            "expected a dtype (f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, bool), "
+            "got 'f8'",
         ),
     ],
 )
