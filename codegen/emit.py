@@ -19,7 +19,7 @@ import ml_dtypes
 import numpy as np
 from llvmlite import ir
 
-from codegen.index_check import position
+from codegen.index_check import StatusWord, position
 from codegen.loops import loop_nest
 from codegen.scalar import SCALAR, convert
 from codegen.types import (
@@ -82,7 +82,7 @@ class Emitter:
 
     def __init__(
         self, b: ir.IRBuilder, buffers: dict[Node, Buffer], wide: bool = False,
-        status: ir.Value | None = None,
+        status: StatusWord | None = None,
     ) -> None:  # fmt: skip
         self.b = b
         self.buffers = buffers

@@ -2,21 +2,44 @@
 word through which kernels report out-of-range indices.
 
 An index in mode "check" that falls outside its axis is NumPy's IndexError. Kernels cannot
-raise, so they clamp it (no access ever leaves the operand) and store 1 into the program's
-status word, an i32 in the arena that the kernel receives as the last entry of its buffer table;
-the program's entry stops after that step and returns its code (codegen/program.py), and the
-runtime raises the error located at the op. (gather is a row of codegen/emit.py, scatter a
-kernel of its own in codegen/scatter.py.)
+raise, so they clamp it (no access ever leaves the operand) and remember the failure in a flag
+that lives in a register; at its end the kernel stores 1 into the program's status word, an i32
+in the arena that it receives as the last entry of its buffer table (a store inside the loop
+would keep LLVM from vectorizing it). The program's entry stops after that step and returns its
+code (codegen/program.py), and the runtime raises the error located at the op. (gather is a
+row of codegen/emit.py, scatter a kernel of its own in codegen/scatter.py.)
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
 
-from codegen.types import I32, I64
+from codegen.types import I1, I32, I64
 from ir.dtypes import DType
 from ir.graph import Node
 from ir.ops import INDEXED, Op
+
+
+class StatusWord:
+    """The program's status word as one kernel sees it (`ptr`), and the kernel's flag."""
+
+    def __init__(self, ptr: ir.Value) -> None:
+        self.ptr = ptr
+        self.flag: ir.Value | None = None  # an i1 stack slot, which LLVM keeps in a register
+
+    def report(self, b: ir.IRBuilder, bad: ir.Value) -> None:
+        """Remember that the check `bad` (an i1) failed."""
+        if self.flag is None:
+            with b.goto_entry_block():
+                self.flag = b.alloca(I1, name="failed")
+                b.store(I1(0), self.flag)
+        b.store(b.or_(b.load(self.flag, typ=I1), bad), self.flag)
+
+    def finish(self, b: ir.IRBuilder) -> None:
+        """At the kernel's end: set the status word if any check failed."""
+        if self.flag is not None:
+            with b.if_then(b.load(self.flag, typ=I1), likely=False):
+                b.store(I32(1), self.ptr)
 
 
 def needs_status(node: Node) -> bool:
@@ -35,11 +58,11 @@ def _as_i64(b: ir.IRBuilder, value: ir.Value, dtype: DType) -> ir.Value:
 
 
 def position(
-    b: ir.IRBuilder, raw: ir.Value, dtype: DType, n: int, mode: str, status: ir.Value | None
+    b: ir.IRBuilder, raw: ir.Value, dtype: DType, n: int, mode: str, status: StatusWord | None
 ) -> ir.Value:
     """The position in [0, n) that index `raw` (of integer type `dtype`) names under `mode`;
-    in mode "check" an index outside [-n, n) sets the status word and reads position 0..n-1
-    nearest to it."""
+    in mode "check" an index outside [-n, n) is reported to `status` and reads the position
+    0..n-1 nearest to it."""
     v = _as_i64(b, raw, dtype)
     top = I64(max(n - 1, 0))
     if dtype == DType.U64:  # values past int64's range look negative as i64: compare unsigned
@@ -59,8 +82,7 @@ def position(
     return b.select(b.icmp_signed(">", low, top), top, low)
 
 
-def _report(b: ir.IRBuilder, bad: ir.Value, status: ir.Value | None) -> None:
+def _report(b: ir.IRBuilder, bad: ir.Value, status: StatusWord | None) -> None:
     if status is None:
         raise ValueError("a checked index needs the program's status word")
-    with b.if_then(bad, likely=False):
-        b.store(I32(1), status)
+    status.report(b, bad)

@@ -33,7 +33,7 @@ from codegen import (
 )
 from codegen.cpu_caps import CpuCaps
 from codegen.emit import Buffer, Emitter, LoweringError, linear, operand_buffers, unravel
-from codegen.index_check import needs_status
+from codegen.index_check import StatusWord, needs_status
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, buffer_pointers, element_ptr, store_value
 from ir.graph import Node
@@ -131,7 +131,8 @@ def _build(
             return KernelInfo(name, rows, node.type.size // max(rows, 1))
     out = Buffer(pointer(0), node.dtype, node.shape)
     operands = operand_buffers(node.srcs, [pointer(i + 1) for i in range(len(node.srcs))])
-    emitter = Emitter(b, operands, status=pointer(1 + len(node.srcs)) if checks else None)
+    status = StatusWord(pointer(1 + len(node.srcs))) if checks else None
+    emitter = Emitter(b, operands, status=status)
     shape = node.shape
     p = parallel_dims(shape)
     try:
@@ -146,6 +147,8 @@ def _build(
                 )
     except LoweringError as e:
         raise LoweringError(f"while lowering '{describe(node)}': {e}") from None
+    if status is not None:
+        status.finish(b)
     b.ret_void()
     rows = math.prod(shape[:p]) if shape else 1
     return KernelInfo(name, rows, math.prod(shape[p:]))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from llvmlite import ir
 
 from codegen.emit import Emitter, combine, linear, operand_buffers, source_index
-from codegen.index_check import needs_status
+from codegen.index_check import StatusWord, needs_status
 from codegen.loops import loop_nest
 from codegen.types import I64, element_ptr, load_value, store_value
 from ir.graph import Node
@@ -34,7 +34,7 @@ def build_body(
     size = node.type.size
     nbytes = size * dtype.itemsize
     b.call(_memmove(b.module), [out, pointer(1), I64(nbytes), ir.Constant(ir.IntType(1), 0)])
-    status = pointer(4) if needs_status(node) else None
+    status = StatusWord(pointer(4)) if needs_status(node) else None
     e = Emitter(b, operand_buffers((idx, updates), (pointer(2), pointer(3))), status=status)
     with loop_nest(b, gathered_shape(x.type, idx.type, node.attrs["axis"])) as loops:
         where = tuple(loops)
@@ -45,6 +45,8 @@ def build_body(
             if kind != "set":
                 value = combine(b, _COMBINE[kind], dtype, load_value(b, target, dtype), value)
             store_value(b, value, target, dtype)
+    if status is not None:
+        status.finish(b)
     return 1
 
 

@@ -33,7 +33,9 @@ from passes.base import Pass, PassContext, register
 # Slice, reverse and pad are index arithmetic on their operand (as in XLA's loop fusion): fused,
 # a stencil's shifted views and an in-place update's pad and select cost no copies of their own.
 CHEAP = frozenset({Op.BROADCAST_IN_DIM, Op.CONSTANT, Op.IOTA, Op.SLICE, Op.REVERSE, Op.PAD})
-LOOP_OPS = ELEMENTWISE | QUANTIZATION | CHEAP
+# gather reads its operand at positions loaded from its indices: index arithmetic too, so
+# `table[idx] * 2` (and the reshape that shapes idx) is one loop over the result
+LOOP_OPS = ELEMENTWISE | QUANTIZATION | CHEAP | {Op.GATHER}
 # a consumer that reads its operand at another index
 SHIFTS = frozenset({Op.SLICE, Op.REVERSE, Op.PAD})
 # values of `int-epilogue`: which integer contractions absorb an epilogue
@@ -101,7 +103,7 @@ class _Fuser:
     # -- decisions ------------------------------------------------------------------------------
 
     def seed(self, node: Node) -> Group | None:
-        if node.op in ELEMENTWISE | QUANTIZATION or node.op is Op.BROADCAST_IN_DIM:
+        if node.op in ELEMENTWISE | QUANTIZATION or node.op in (Op.BROADCAST_IN_DIM, Op.GATHER):
             return Group(node, [node])
         if node.op is Op.REDUCE and self.options.reductions:
             return Group(node, [node])
@@ -249,7 +251,10 @@ def fusion_body(group: Group, order: dict[Node, int]) -> tuple[Function, list[No
         mapping[src] = p
     body = []
     for m in members:
-        clone = m.replace(srcs=tuple(mapping[s] for s in m.srcs), loc=None)
+        # A body is the group's computation, wherever it came from; a gather keeps its place
+        # for the index error it may raise when the code runs.
+        loc = m.loc if m.op is Op.GATHER else None
+        clone = m.replace(srcs=tuple(mapping[s] for s in m.srcs), loc=loc)
         mapping[m] = clone
         body.append(clone)
     return Function("fusion", tuple(params), tuple(body), (mapping[group.root],)), operands

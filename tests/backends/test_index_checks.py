@@ -181,3 +181,18 @@ def test_u64_indices_past_int64_are_out_of_range_not_negative() -> None:
         (want,) = run_module(module, [x, huge])
         np.testing.assert_array_equal(want, x[rows])
         np.testing.assert_array_equal(ex(x, huge)[0], want)
+
+
+def test_a_fused_gather_reports_its_own_line(tmp_path: Path) -> None:
+    """Through `tessel compile` the gather joins its consumer's loop: the error still points
+    at the gather."""
+    graph = tmp_path / "checks.graph"  # the gather is no longer a result: it fuses
+    graph.write_text(GRAPH.format(n=5).replace("return %rows, %sum", "return %twice, %sum"))
+    out = tmp_path / "lib"
+    assert run_tessel("compile", str(graph), "-o", str(out)).returncode == 0
+    lib = runtime.load(out / "libchecks.so")
+    assert [step.op for step in lib.spec.steps] == ["fusion", "mul", "scatter"]
+    with pytest.raises(IndexOutOfRange) as err:
+        lib(*_inputs(5, *_bad(5)[0][:2]))
+    assert err.value.loc is not None
+    assert err.value.loc.line == GATHER_LINE

@@ -202,6 +202,32 @@ def test_an_element_read_through_a_unit_reshape_joins_the_loop():
     assert "op kind not fusible: reshape" in "\n".join(ctx.remarks["fuse"])
 
 
+def test_a_gather_starts_a_loop_and_takes_its_index_reshape_and_consumers():
+    """`table[idx] * 2` traces as a reshape of idx, a gather and a multiply: one loop that
+    reads the table at the positions the indices give (wrapped here, so that random indices
+    check the numbers too)."""
+    assert_golden(
+        "fuse",
+        """func @main(%table: f32[5,3], %idx: i64[4]) -> f32[4,3] {
+          %i = reshape(%idx) {shape = [4, 1]}
+          %g = gather(%table, %i) {mode = "wrap"}
+          %y = mul(%g, 2.0)
+          return %y
+        }""",
+        """func @main(%table: f32[5,3], %idx: i64[4]) -> f32[4,3] {
+          %y = fusion(%table, %idx) {body = func @fusion(%table: f32[5,3], %idx: i64[4]) -> f32[4,3] {
+            %i = reshape(%idx) {shape = [4, 1]} : i64[4,1]
+            %g = gather(%table, %i) {mode = "wrap"} : f32[4,3]
+            %0 = constant 2.0 : f32[]
+            %1 = broadcast_in_dim(%0) {shape = [4, 3]} : f32[4,3]
+            %y = mul(%g, %1) : f32[4,3]
+            return %y
+          }} : f32[4,3]
+          return %y
+        }""",
+    )
+
+
 def test_a_value_read_at_several_shifts_is_computed_once():
     """Fused into a stencil that reads it at three positions, exp would run three times per
     element: it stays a separate loop, and the stencil reads its result."""
