@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler import linalg, numpy_composites, numpy_indexing
+from compiler import linalg, numpy_composites, numpy_histogram, numpy_indexing
 from compiler.tracing import (
     TraceError,
     Tracer,
@@ -925,7 +925,11 @@ def array_function(
     self: Tracer, func: Callable[..., Any], types: Any, args: Any, kwargs: dict[str, Any]
 ) -> Any:
     name = api_name(func)
-    handler = FUNCTIONS.get(func) or numpy_indexing.FUNCTIONS.get(func)
+    handler = (
+        FUNCTIONS.get(func)
+        or numpy_indexing.FUNCTIONS.get(func)
+        or numpy_histogram.FUNCTIONS.get(func)
+    )
     if handler is None:
         raise self.trace.error(
             f"{name} is not supported under @jit (tessel never falls back to eager NumPy "
