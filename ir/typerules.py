@@ -12,10 +12,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from ir import dtypes
 from ir.attrs import REQUIRED, Attrs, show_value
 from ir.diagnostics import ShapeError
-from ir.dtypes import DType
+from ir.dtypes import INTEGERS, DType
 from ir.ops import ARITY, BINARY, COMPARE, OPERAND_DTYPES, UNARY, Op, attr_specs
 from ir.quant import NORMALIZE as QUANT_NORMALIZE
 from ir.quant import TYPE_RULES as QUANT_TYPE_RULES
@@ -371,7 +370,7 @@ def gathered_shape(x: TensorType, idx: TensorType, axis: int) -> tuple[int, ...]
 
 def _t_gather(t: Types, a: Attrs) -> TensorType:
     x, idx = t[0], t[1]
-    if idx.dtype not in dtypes.INTEGERS:
+    if idx.dtype not in INTEGERS:
         _fail(f"indices must have an integer type, got {idx}", operand=1)
     if idx.rank == 0 or idx.shape[-1] == 0:
         _fail(

@@ -193,14 +193,15 @@ class NativeProgram:
         """For one computed result on the single-call path: a closure with nothing else in
         it, for @jit's cached calls (its arguments are checked by the caller, as for
         `run_unchecked`)."""
-        if self._py is None or not self._direct or len(self._out_types) != 1 or self.spec.checks:
+        if self._py is None or not self._direct or len(self._out_types) != 1:
             return None
         (shape, scalar_type), py, arena = self._out_types[0], self._py, self._arena_address
-        empty = np.empty
+        empty, checks = np.empty, self.spec.checks
 
         def call(arrays: Sequence[np.ndarray]) -> np.ndarray:
             out = empty(shape, scalar_type)
-            py(*arrays, out, arena)
+            if failed := py(*arrays, out, arena):
+                raise checks[failed - 1].error()
             return out
 
         return call
