@@ -21,8 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import loops
 from benchmarks.workloads import (
     JIT_FUNCTIONS,
+    LOOP_KINDS,
     MLP_GRAPH,
     MLP_WEIGHTS,
     Arrays,
@@ -117,7 +119,7 @@ class Tessel(Engine):
             return lambda: jit(fn, cache=False)(x, params)
         if w.kind == "compile-cached":
             return self._from_disk_cache(w, inputs)
-        if w.kind == "dispatch" or w.kind.startswith("jit-"):
+        if w.kind == "dispatch" or w.kind.startswith(("jit-", "loop-")):
             jitted, args = jit(w.numpy_function(), cache=False), tuple(inputs.values())
             return lambda: jitted(*args)
         return self.prepare_graph(w, inputs)
@@ -187,6 +189,9 @@ class NumPy(Engine):
             return lambda: np_conv2d_same(i["x"], i["w"])
         if kind == "dispatch":
             return lambda: np_tiny(i["x"])
+        if kind in LOOP_KINDS:
+            fn, args = w.numpy_function(), tuple(i.values())
+            return lambda: fn(*args)
         if kind == "matmul-int8":  # measured once: 6.8 s at 1024, not worth waiting for
             raise NotAvailable("too slow: NumPy's integer matmul does not use BLAS (~7 s)")
         if kind == "conv2d-int8":
@@ -263,7 +268,10 @@ class Jax(Engine):
                 jax.clear_caches,
                 lambda: jax.jit(_fresh(_jax_deep_mlp))(x, params).block_until_ready(),
             )
-        fn = jax.jit(self._function(w.base_kind))
+        if w.kind in LOOP_KINDS:
+            fn = loops.jax_function(w.kind, w.params)
+        else:
+            fn = jax.jit(self._function(w.base_kind))
         args = [jax.device_put(v) for v in inputs.values()]
         return lambda: fn(*args).block_until_ready()
 
@@ -437,9 +445,11 @@ class OnnxRuntime(Engine):
 
 
 class Numba(Engine):
-    """numba.njit of the same NumPy function, for the cost of a cached call (`dispatch`).
+    """numba.njit of the same NumPy function: the cost of a cached call (`dispatch`) and the
+    loop workloads, which are what Numba is for.
 
-    Single-threaded (no parallel=True): on four elements there is nothing to split.
+    Single-threaded (no parallel=True): on four elements there is nothing to split, and a
+    loop's iterations are sequential.
     """
 
     name = "numba"
@@ -452,8 +462,11 @@ class Numba(Engine):
 
     def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
         numba = _import("numba")
+        if w.kind in LOOP_KINDS:
+            loop, args = numba.njit(w.numpy_function()), tuple(inputs.values())
+            return lambda: loop(*args)
         if w.kind != "dispatch":
-            raise NotAvailable("numba is measured on dispatch only")
+            raise NotAvailable("numba is measured on dispatch and the loops only")
         fn, x = numba.njit(np_tiny), inputs["x"]
         return lambda: fn(x)
 

@@ -17,6 +17,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from benchmarks import loops
+
 REPO = Path(__file__).resolve().parent.parent
 MLP_GRAPH = REPO / "samples" / "mlp.graph"
 MLP_WEIGHTS = REPO / "samples" / "mlp.npz"
@@ -26,6 +28,7 @@ EW_A = np.float32(1.5)
 EW_B = np.float32(0.25)
 
 Arrays = dict[str, np.ndarray]
+LOOP_KINDS = ("loop-diag", "loop-heat", "loop-newton")  # benchmarks/loops.py
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class Workload:
     name: str  # unique, used by --only
     # elementwise | softmax | matmul | matmul-int8 | matmul-bf16 | mlp | conv2d | compile |
     # compile-cached |
-    # dispatch | compile-deep | jit-elementwise | jit-softmax | jit-mlp
+    # dispatch | compile-deep | jit-elementwise | jit-softmax | jit-mlp |
+    # loop-diag | loop-heat | loop-newton (benchmarks/loops.py)
     kind: str
     description: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -135,6 +139,7 @@ INPUTS: dict[str, Callable[[Workload, np.random.Generator], Arrays]] = {
     },
     "dispatch": lambda w, rng: {"x": _randn(rng, w.params["n"])},
     "compile-deep": _deep_inputs,
+    **{k: lambda w, rng: loops.inputs(w.kind, w.params, rng) for k in LOOP_KINDS},
 }
 
 
@@ -202,6 +207,7 @@ NUMPY: dict[str, Callable[[Workload, Arrays], np.ndarray]] = {
     "conv2d-int8": lambda w, a: np_conv2d_same(a["x"], a["w"]),
     "dispatch": lambda w, a: np_tiny(a["x"]),
     "compile-deep": lambda w, a: np_deep_mlp(a["x"], deep_params(a)),
+    **{k: lambda w, a: np.asarray(w.numpy_function()(*a.values())) for k in LOOP_KINDS},
 }
 
 
@@ -221,6 +227,7 @@ JIT_FUNCTIONS: dict[str, Callable[[Workload], Callable[..., np.ndarray]]] = {
     "mlp": _jit_mlp,
     "dispatch": lambda w: np_tiny,
     "compile-deep": lambda w: np_deep_mlp,
+    **{k: lambda w: loops.function(w.kind, w.params) for k in LOOP_KINDS},
 }
 
 
@@ -374,6 +381,21 @@ def suite(quick: bool = False) -> list[Workload]:
         first = f"first call of a fresh @jit: {layers} x (matmul {width}, bias, relu), b{batch}"
         params = {"layers": layers, "width": width, "batch": batch}
         out.append(Workload(f"compile-mlp{layers}", "compile-deep", first, params))
+    n = 200 if quick else 2000
+    out.append(
+        Workload(
+            "loop-diag",
+            "loop-diag",
+            f"sum of tanh over a {n}x{n} diagonal, a Python loop",
+            {"n": n},
+        )
+    )
+    n, steps = (1000, 10) if quick else (100_000, 200)
+    desc = f"1-D heat equation, {n:,} points, {steps} in-place stencil steps"
+    out.append(Workload("loop-heat", "loop-heat", desc, {"n": n, "steps": steps}))
+    n = 1000 if quick else 100_000
+    desc = f"Newton square roots of {n:,} values, while not converged"
+    out.append(Workload("loop-newton", "loop-newton", desc, {"n": n}))
     by_name = {w.name: w for w in out}
     for w in (by_name["elementwise"], by_name["softmax"], by_name["mlp"]):
         desc = f"{w.description}, as a NumPy function under @jit"

@@ -89,6 +89,12 @@ class Emitter:
         self.wide = wide
         self.status = status
         self.cache: dict[tuple[Node, tuple[int, ...]], ir.Value] = {}
+        # Index values known to stay in [lo, hi) (a loop split at pad and concatenate
+        # boundaries: codegen/index_split.py), so those ops need no clamp and no select there.
+        self.ranges: dict[int, tuple[int, int]] = {}
+
+    def known(self, i: ir.Value) -> tuple[int, int] | None:
+        return self.ranges.get(id(i))
 
     def value(self, node: Node, index: Index) -> ir.Value:
         key = (node, tuple(id(i) for i in index))
@@ -204,6 +210,13 @@ def _pad(e: Emitter, n: Node, idx: Index) -> ir.Value:
     inside: ir.Value = ir.Constant(I1, 1)
     src = []
     for i, lo, step, size in zip(idx, a["low"], a["interior"], x.shape, strict=False):
+        where = e.known(i)
+        if where is not None and not step:
+            if lo <= where[0] and where[1] <= lo + size:  # all inside: no clamp needed
+                src.append(b.sub(i, I64(lo)))
+                continue
+            if where[1] <= lo or where[0] >= lo + size:  # all in the padding
+                return e.value(fill, ())
         pos = b.sub(i, I64(lo))
         q = b.sdiv(pos, I64(step + 1)) if step else pos
         ok = b.icmp_signed(">=", pos, I64(0))
@@ -222,10 +235,14 @@ def _concatenate(e: Emitter, n: Node, idx: Index) -> ir.Value:
     axis, b = n.attrs["axis"], e.b
     result: ir.Value | None = None
     start = 0
+    where = e.known(idx[axis])
     for x in n.srcs:
         size = x.shape[axis]
         if size == 0:
             continue
+        if where is not None and start <= where[0] and where[1] <= start + size:
+            local = b.sub(idx[axis], I64(start))  # all in this operand: no clamp, no select
+            return e.value(x, (*idx[:axis], local, *idx[axis + 1 :]))
         local = _clamp(b, b.sub(idx[axis], I64(start)), size)
         value = e.value(x, (*idx[:axis], local, *idx[axis + 1 :]))
         if result is None:
@@ -534,6 +551,7 @@ def _fusion(e: Emitter, n: Node, idx: Index) -> ir.Value:
     body = n.attrs["body"]
     buffers = {p: e.buffers[s] for p, s in zip(body.params, n.srcs, strict=True)}
     inner = Emitter(e.b, buffers, e.wide, e.status)
+    inner.ranges = e.ranges
     return inner.value(body.results[0], idx)
 
 

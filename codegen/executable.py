@@ -20,7 +20,7 @@ from ir.ops import COMPOSITE, Op
 from passes.base import PassContext
 from passes.buffers import BufferAssignment
 from passes.decompose import Decompose
-from passes.rewrite import rewrite_function
+from passes.rewrite import rewrite_function, rewrite_loop_bodies
 from runtime.native import ARRAY_DATA_OFFSET, NativeProgram
 from runtime.program_spec import ProgramSpec
 
@@ -77,19 +77,27 @@ def native_ready(module: Module) -> Module:
     """`module` with every composite the CPU has no kernel for expanded into primitives, and
     fusions one level deep: a fusion kernel computes its body element by element, so a fusion
     nested in another (which `fuse` never makes, but a graph file may hold) is inlined into it,
-    and composites inside bodies are expanded too."""
-    if any(_needs_decomposing(n) for f in module.functions for n in f.body):
-        module = Decompose().run(module, PassContext())
-    if not any(n.op is Op.FUSION for f in module.functions for n in f.body):
+    and composites inside bodies are expanded too. A fusion holding a scatter, which has no
+    fused form, is computed as its ops. Loop bodies are made ready alike."""
+    functions = tuple(_ready(f) for f in module.functions)
+    if all(a is b for a, b in zip(functions, module.functions, strict=True)):
         return module
-    functions = tuple(rewrite_function(f, _ready_fusion) for f in module.functions)
-    return module if functions == module.functions else Module(functions, module.entry)
+    return Module(functions, module.entry)
+
+
+def _ready(fn: Function) -> Function:
+    fn = rewrite_loop_bodies(fn, _ready)
+    if any(_needs_decomposing(n) for n in fn.body):
+        fn = Decompose().run_function(fn, PassContext())
+    return rewrite_function(fn, _ready_fusion)
 
 
 def _ready_fusion(node: Node) -> Node | None:
     if node.op is not Op.FUSION:
         return None
     body = node.attrs["body"]
+    if any(n.op is Op.SCATTER for n in body.body):  # no fused form: computed as its ops
+        return _inline_fusion(node)
     flat = rewrite_function(body, _inline_fusion)
     # inside a body every composite is expanded: softmax's row kernel is a kernel of its own
     if any(n.op in COMPOSITE | {Op.AVG_POOL} for n in flat.body):

@@ -16,8 +16,8 @@ from llvmlite import ir
 
 from codegen.types import I1, I32, I64
 from ir.dtypes import DType
-from ir.graph import Node
-from ir.ops import INDEXED, Op
+from ir.graph import Function, Node
+from ir.ops import CONTROL, INDEXED, Op
 
 
 class StatusWord:
@@ -46,9 +46,13 @@ def needs_status(node: Node) -> bool:
     """Whether `node`'s kernel checks indices (and so receives the status word)."""
     if node.op in INDEXED:
         return bool(node.attrs["mode"] == "check")
-    if node.op is Op.FUSION:
-        return any(needs_status(n) for n in node.attrs["body"].body)
+    if node.op is Op.FUSION or node.op in CONTROL:  # a loop passes it to its body's kernels
+        return any(needs_status(n) for f in nested_functions(node) for n in f.body)
     return False
+
+
+def nested_functions(node: Node) -> list[Function]:
+    return [v for v in node.attrs.values() if isinstance(v, Function)]
 
 
 def _as_i64(b: ir.IRBuilder, value: ir.Value, dtype: DType) -> ir.Value:

@@ -27,9 +27,11 @@ from codegen import (
     gemm_int8,
     gemm_lib,
     gemv,
+    index_split,
     range_guard,
     scatter,
     softmax,
+    sort,
 )
 from codegen.cpu_caps import CpuCaps
 from codegen.emit import Buffer, Emitter, LoweringError, linear, operand_buffers, unravel
@@ -124,7 +126,8 @@ def _build(
     buffers_arg, start, stop = fn.args
     checks = needs_status(node)  # then the last pointer is the status word
     pointer = buffer_pointers(b, buffers_arg, 1 + len(node.srcs) + checks).__getitem__
-    for lowering in (conv, softmax, scatter):  # whole-kernel lowerings with their own loop nests
+    # whole-kernel lowerings with their own loop nests
+    for lowering in (conv, softmax, scatter, sort):
         if lowering.applicable(node):
             rows = lowering.build_body(b, node, pointer, start, stop)
             b.ret_void()
@@ -136,15 +139,7 @@ def _build(
     shape = node.shape
     p = parallel_dims(shape)
     try:
-        with for_range(b, stop, start, name="row") as row:
-            outer = unravel(b, row, shape[:p])
-            with loop_nest(b, shape[p:]) as inner:
-                index = tuple(outer) + tuple(inner)
-                with emitter.scope():
-                    value = emitter.value(node, index)
-                store_value(
-                    b, value, element_ptr(b, out.ptr, linear(b, index, shape), out.dtype), out.dtype
-                )
+        _loops(b, node, emitter, out, start, stop, p)
     except LoweringError as e:
         raise LoweringError(f"while lowering '{describe(node)}': {e}") from None
     if status is not None:
@@ -152,3 +147,38 @@ def _build(
     b.ret_void()
     rows = math.prod(shape[:p]) if shape else 1
     return KernelInfo(name, rows, math.prod(shape[p:]))
+
+
+def _loops(
+    b: ir.IRBuilder, node: Node, e: Emitter, out: Buffer, start: ir.Value, stop: ir.Value, p: int
+) -> None:
+    """Rows [start, stop) of the output, the last axis in the pieces index_split cuts it into
+    (each piece a loop of its own, in which the emitter knows the range of the index)."""
+    shape = node.shape
+
+    def store(index: tuple[ir.Value, ...], piece: tuple[int, int] | None = None) -> None:
+        if piece is not None:
+            e.ranges[id(index[-1])] = piece
+        with e.scope():
+            value = e.value(node, index)
+        where = element_ptr(b, out.ptr, linear(b, index, shape), out.dtype)
+        store_value(b, value, where, out.dtype)
+
+    pieces = index_split.regions(node) if len(shape) else []
+    if len(pieces) > 1 and p == len(shape):  # rank 1: the row loop runs along the last axis
+        for lo, hi in pieces:
+            first = b.select(b.icmp_signed("<", start, I64(lo)), I64(lo), start)
+            last = b.select(b.icmp_signed(">", stop, I64(hi)), I64(hi), stop)
+            with for_range(b, last, first, name="row") as row:
+                store((row,), (lo, hi))
+        return
+    with for_range(b, stop, start, name="row") as row:
+        outer = tuple(unravel(b, row, shape[:p]))
+        if len(pieces) <= 1:
+            with loop_nest(b, shape[p:]) as inner:
+                store(outer + tuple(inner))
+            return
+        with loop_nest(b, shape[p:-1]) as middle:
+            for lo, hi in pieces:
+                with for_range(b, hi, lo, name="last") as last:
+                    store((*outer, *middle, last), (lo, hi))

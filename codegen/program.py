@@ -10,27 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from llvmlite import ir
 
 from codegen.cpu_caps import CpuCaps
 from codegen.halfconv import define_conversions
-from codegen.index_check import needs_status
-from codegen.kernel import KernelInfo, build_kernel
+from codegen.sequence import Lowering, buffer_table, constant_global, emit_steps, lower_steps
 from codegen.types import I8, I32, I64, PTR
-from ir.graph import Function, Node, structural_key
+from ir.graph import Function, Node
 from ir.ops import Op
 from ir.verify import describe
-from passes.buffers import BufferAssignment, assign_buffers, fits
+from passes.buffers import BufferAssignment
 from runtime.program_spec import (
     ALIGN,
     ARENA,
     CONST,
     OUTPUT,
     PARAM,
-    CheckSpec,
     ProgramSpec,
     Ref,
     ResultSpec,
@@ -93,46 +90,16 @@ def lower_program(
             values.append(value)
             offsets.append(weight_bytes)
             weight_bytes += -(-value.nbytes // ALIGN) * ALIGN
-    if assignment is None or not fits(assignment, fn, ALIGN):
-        assignment = assign_buffers(fn, ALIGN)
-    for buf in assignment.buffers:  # results were given output slots above; they keep them
-        refs.setdefault(buf.node, Ref(ARENA, buf.offset))
-    arena_bytes = assignment.arena_bytes
-    status_offset = None
-    if any(needs_status(n) for n in fn.body):  # one i32 after the buffers
-        status_offset, arena_bytes = arena_bytes, arena_bytes + ALIGN
-    checks: list[CheckSpec] = []
-    steps: list[StepSpec] = []
-    nodes: list[Node] = []
-    built: dict[tuple[Any, ...], KernelInfo] = {}
-    for i, node in enumerate(fn.body):
-        if node.op is Op.CONSTANT or node.type.size == 0:
-            continue  # constants are data; an empty value needs no code
-        # A kernel depends only on its node's op, types and attributes, so equal nodes (the
-        # layers of a deep MLP) share one: compile time grows with distinct layers, not depth.
-        key = _kernel_key(node)
-        info = built.get(key) or build_kernel(module, node, f"{name}_k{i}_{node.op.value}", caps)
-        built[key] = info
-        # Size-0 operands own no bytes; any valid pointer will do.
-        buffers = tuple(refs.get(n, Ref(ARENA, 0)) for n in (node, *node.srcs))
-        check = 0
-        if needs_status(node):
-            assert status_offset is not None
-            buffers += (Ref(ARENA, status_offset),)
-            checks.append(_check(node))
-            check = len(checks)
-        steps.append(
-            StepSpec(info.name, node.op.value, info.rows, info.work_per_row, buffers, check)
-        )
-        nodes.append(node)
+    low = Lowering(module, caps)
+    lowered = lower_steps(low, fn, name, refs, assignment)
     results = tuple(ResultSpec(r.shape, r.dtype.value, refs[r]) for r in fn.results)
     spec = ProgramSpec(
         entry=name,
         params=tuple(_tensor(name, p) for name, p in zip(fn.param_names, fn.params, strict=True)),
         outputs=tuple(outputs),
         results=results,
-        arena_bytes=arena_bytes,
-        steps=tuple(steps),
+        arena_bytes=lowered.arena_bytes,
+        steps=tuple(lowered.steps),
         constants=tuple(constants),
         target_cpu=caps.cpu,
         target_features=caps.llvm_features,
@@ -140,44 +107,15 @@ def lower_program(
         data_offset=data_offset,
         weight_offsets=tuple(offsets) if external_weights else None,
         weight_bytes=weight_bytes if external_weights else 0,
-        status_offset=status_offset,
-        checks=tuple(checks),
+        status_offset=lowered.status_offset,
+        checks=tuple(low.checks),
     )
     run = _build_run(module, spec, _constant_addresses(module, spec, values))
     _build_constants(module, spec, _constant_addresses(module, spec, values))
     if data_offset is not None:
         _build_py(module, spec, run, data_offset)
     define_conversions(module, caps)
-    return Program(module, spec, tuple(nodes), tuple(values))
-
-
-def _check(node: Node) -> CheckSpec:
-    """What a failed index check in `node` means, located where the op came from."""
-    what = node.op.value if node.op is not Op.FUSION else "a fused gather"
-    message = f"an index is out of bounds for its axis (in {what})"
-    loc = node.loc
-    if node.op is Op.FUSION:  # the body's gather knows the user's line
-        loc = next((n.loc for n in node.attrs["body"].body if needs_status(n) and n.loc), loc)
-    if loc is None:
-        return CheckSpec(message)
-    return CheckSpec(message, loc.file, loc.line, loc.col, loc.source_line)
-
-
-def _kernel_key(node: Node) -> tuple[Any, ...]:
-    """What a kernel's code depends on: op, types, attributes and, for a fusion, its body's
-    structure (not the names its parameters inherited from the caller)."""
-    # A kernel reads a repeated operand through one pointer (mul(a, a) reads only one), so
-    # which operands are the same value is part of its code.
-    operand_types = tuple((s.type, node.srcs.index(s)) for s in node.srcs)
-    if node.op is not Op.FUSION:
-        return structural_key(node, operand_types)
-    body: Function = node.attrs["body"]
-    index: dict[Node, int] = {}
-    rows = []
-    for i, n in enumerate(body.nodes()):
-        index[n] = i
-        rows.append(structural_key(n, (index[s] for s in n.srcs)))
-    return (node.op, node.type, operand_types, tuple(rows), tuple(index[r] for r in body.results))
+    return Program(module, spec, tuple(lowered.nodes), tuple(values))
 
 
 ConstantAddress = Callable[[ir.IRBuilder, str], ir.Value]
@@ -192,7 +130,7 @@ def _constant_addresses(
         globals_ = {g.name: g for g in module.global_values if isinstance(g, ir.GlobalVariable)}
         for c, value in zip(spec.constants, values, strict=True):
             if c.name not in globals_:
-                globals_[c.name] = _constant_global(module, c.name, value)
+                globals_[c.name] = constant_global(module, c.name, value)
         return lambda b, symbol: globals_[symbol]
     base = module.globals.get(f"{spec.entry}_weights")
     if base is None:
@@ -212,46 +150,18 @@ def _constant_addresses(
     return address
 
 
-def _constant_global(module: ir.Module, symbol: str, value: np.ndarray) -> ir.GlobalVariable:
-    ty = ir.ArrayType(I8, value.nbytes)
-    g = ir.GlobalVariable(module, ty, symbol)
-    g.linkage = "private"
-    g.global_constant = True
-    g.align = ALIGN
-    g.initializer = _bytes_constant(ty, value)
-    return g
-
-
-_HEX_DIGITS = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
-
-
-def _bytes_constant(ty: ir.ArrayType, value: np.ndarray) -> ir.Constant:
-    """`c"\\XX..."` escaped with numpy: llvmlite's own escaping loops over the bytes in Python,
-    which took ~100 ms for the MLP's 2.7 MB of weights."""
-    raw = np.frombuffer(value.tobytes(), dtype=np.uint8)
-    if not raw.any():
-        return ir.Constant(ty, None)  # zeroinitializer
-    text = np.empty((raw.size, 3), dtype=np.uint8)
-    text[:, 0] = ord("\\")
-    text[:, 1] = _HEX_DIGITS[raw >> 4]
-    text[:, 2] = _HEX_DIGITS[raw & 15]
-    return ir.FormattedConstant(ty, f'c"{text.tobytes().decode("ascii")}"')
-
-
 def _build_run(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) -> ir.Function:
     fn = ir.Function(module, ir.FunctionType(I32, [PTR, PTR]), spec.run_symbol)
     io, arena = fn.args
     io.name, arena.name = "io", "arena"
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    width = max((len(s.buffers) for s in spec.steps), default=1)
-    # One table reused by every call: kernels do not keep it, and calls are sequential.
-    table = b.alloca(PTR, size=I64(width), name="buffers")
+    table = buffer_table(b, list(spec.steps))
     slots = [
         b.load(b.gep(io, [I64(i)], inbounds=True, source_etype=PTR), typ=PTR, name=f"io{i}")
         for i in range(len(spec.params) + len(spec.outputs))
     ]
 
-    def pointer(ref: Ref) -> ir.Value:
+    def pointer(b: ir.IRBuilder, ref: Ref) -> ir.Value:
         if ref.kind == ARENA:
             return b.gep(arena, [I64(ref.value)], inbounds=True, source_etype=I8)
         if ref.kind == PARAM:
@@ -264,17 +174,12 @@ def _build_run(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) 
     if spec.status_offset is not None:
         status = b.gep(arena, [I64(spec.status_offset)], inbounds=True, source_etype=I8)
         b.store(I32(0), status)
-    for step in spec.steps:
-        for j, ref in enumerate(step.buffers):
-            slot = b.gep(table, [I64(j)], inbounds=True, source_etype=PTR)
-            b.store(pointer(ref), slot)
-        kernel = module.get_global(step.kernel)
-        # Inlining a kernel into the entry would only make LLVM optimize its loops twice.
-        b.call(kernel, [table, I64(0), I64(step.rows)], attrs=("noinline",))
-        if step.check and status is not None:  # stop at the first failed check
-            failed = b.icmp_signed("!=", b.load(status, typ=I32), I32(0))
-            with b.if_then(failed, likely=False):
-                b.ret(I32(step.check))
+
+    def fail(b: ir.IRBuilder, step: StepSpec) -> None:  # stop at the first failed check
+        assert status is not None
+        b.ret(b.load(status, typ=I32) if step.op == Op.WHILE.value else I32(step.check))
+
+    emit_steps(b, list(spec.steps), pointer, table, status, fail)
     b.ret(I32(0))
     return fn
 

@@ -9,7 +9,7 @@ from llvmlite import ir
 from codegen.emit import Emitter, combine, linear, operand_buffers, source_index
 from codegen.index_check import StatusWord, needs_status
 from codegen.loops import loop_nest
-from codegen.types import I64, element_ptr, load_value, store_value
+from codegen.types import copy_bytes, element_ptr, load_value, store_value
 from ir.graph import Node
 from ir.ops import Op
 from ir.typerules import gathered_shape
@@ -33,7 +33,7 @@ def build_body(
     out, dtype = pointer(0), node.dtype
     size = node.type.size
     nbytes = size * dtype.itemsize
-    b.call(_memmove(b.module), [out, pointer(1), I64(nbytes), ir.Constant(ir.IntType(1), 0)])
+    copy_bytes(b, out, pointer(1), nbytes)
     status = StatusWord(pointer(4)) if needs_status(node) else None
     e = Emitter(b, operand_buffers((idx, updates), (pointer(2), pointer(3))), status=status)
     with loop_nest(b, gathered_shape(x.type, idx.type, node.attrs["axis"])) as loops:
@@ -48,9 +48,3 @@ def build_body(
     if status is not None:
         status.finish(b)
     return 1
-
-
-def _memmove(module: ir.Module) -> ir.Function:
-    ptr = ir.PointerType()
-    fnty = ir.FunctionType(ir.VoidType(), [ptr, ptr, I64, ir.IntType(1)])
-    return module.declare_intrinsic("llvm.memmove", [ptr, ptr, I64], fnty)

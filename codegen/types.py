@@ -106,6 +106,15 @@ def element_ptr(b: ir.IRBuilder, base: ir.Value, index: ir.Value, dtype: DType) 
     return b.gep(base, [index], inbounds=True, source_etype=STORAGE[dtype])
 
 
+def copy_bytes(b: ir.IRBuilder, dst: ir.Value, src: ir.Value, nbytes: int) -> None:
+    """memmove(dst, src, nbytes), as LLVM's intrinsic (which it turns into moves or a call)."""
+    if nbytes == 0:
+        return
+    fnty = ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I1])
+    memmove = b.module.declare_intrinsic("llvm.memmove", [PTR, PTR, I64], fnty)
+    b.call(memmove, [dst, src, I64(nbytes), I1(0)])
+
+
 def global_array(module: ir.Module, arr: np.ndarray) -> ir.GlobalVariable:
     """`arr`'s bytes as a read-only, 64-byte aligned global of `module`."""
     name = f"tessel.const.{len(module.globals)}"

@@ -31,6 +31,7 @@ import numpy as np
 from compiler import diskcache, pytree, targets
 from compiler import tracer_methods as _tracer_methods  # noqa: F401  (installs the methods)
 from compiler.allocation import traced_constructors
+from compiler.autograph import convert as convert_control_flow
 from compiler.driver import PipelineOptions, optimize
 from compiler.jitoptions import JitOptions
 from compiler.masking import Selection
@@ -205,10 +206,13 @@ def jit(
     cache: bool | None = None,
     cpu: str = "native",
     tpu: str = "tpu-v1",
+    autograph: bool = True,
 ) -> Any:
     """Compile `fn` for `target` ("cpu", "interp", "tpu"); usable as `@jit` or `@jit(...)`.
 
-    On the TPU, `tpu` names the chip; after a call, `f.tpu_report()` describes the last run."""
+    On the TPU, `tpu` names the chip; after a call, `f.tpu_report()` describes the last run.
+    `autograph=False` traces Python loops and branches as they are (unrolled), without turning
+    those on traced values into loop ops (docs/jit.md)."""
     targets.target(target).check(targets.TargetOptions(cpu=cpu, tpu=tpu))
     options = JitOptions(
         target,
@@ -218,6 +222,7 @@ def jit(
         cache,
         cpu,
         tpu,
+        autograph,
     )
 
     def wrap(f: Callable[..., Any]) -> JitFunction:
@@ -256,6 +261,7 @@ class JitFunction:
         self._hits = 0
         self._misses = 0
         self._explanations: list[str] = []
+        self._traced_fn: Callable[..., Any] | None = None  # fn as traced: see _tracing_fn
 
     # --- calling ---
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -288,7 +294,7 @@ class JitFunction:
         bound = self._bind(args, kwargs)
         leaves, names, treedef = self._flatten(bound)
         if any(isinstance(v, Tracer) for v in leaves):
-            return self.fn(*args, **kwargs)  # called from another traced function: inline
+            return self._tracing_fn()(*args, **kwargs)  # called while tracing: inline
         sig = self._signature(bound, leaves, names, treedef)
         entry = self._entries.get(sig)
         if entry is None:
@@ -415,7 +421,7 @@ class JitFunction:
         call = inspect.BoundArguments(self.signature, args)
         with trace.active(), traced_constructors():
             try:
-                result = self.fn(*call.args, **call.kwargs)
+                result = self._tracing_fn()(*call.args, **call.kwargs)
             except ValueError as e:
                 raise _numpy_refusal(e) from None
             outs, out_tree = pytree.flatten(result)
@@ -434,6 +440,13 @@ class JitFunction:
         )  # `return x` after writing x gives the caller's own array back, as NumPy does
         fn = trace.builder.build(nodes)
         return Lowered(Module((fn,), fn.name), out_tree, sig, self.name, written, returned, rebound)
+
+    def _tracing_fn(self) -> Callable[..., Any]:
+        """`fn` with its loops and branches on traced values converted to loop ops, once."""
+        if self._traced_fn is None:
+            fn, convert = self.fn, self.options.autograph
+            self._traced_fn = convert_control_flow(fn) if convert else fn
+        return self._traced_fn
 
     def _rebound(
         self,

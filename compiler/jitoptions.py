@@ -17,6 +17,8 @@ class JitOptions:
     cache: bool | None = None  # None: the on-disk cache is on when TESSEL_CACHE_DIR is set
     cpu: str = "native"
     tpu: str = "tpu-v1"  # target="tpu": the simulated chip (runtime/tpu/config.py)
+    # loops and branches on traced values become loop ops (compiler/autograph.py)
+    autograph: bool = True
 
     def environment(self) -> tuple[tuple[str, Any], ...]:
         """Settings read from the environment that change the compiled code."""

@@ -15,7 +15,6 @@ import numpy as np
 from compiler.tracing import (
     Tracer,
     UnsupportedError,
-    broadcast,
     elementwise,
     lift,
     normalize_axes,
@@ -95,15 +94,9 @@ def matmul(a: Any, b: Any) -> Tracer:
         batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
     except ShapeError as e:
         raise x.trace.error(f"batch dimensions: {e}") from None
-    if y.ndim == 2 or x.ndim == 2:
-        # A matrix against a stack: its batch dimensions are free dimensions of one product,
-        # not a broadcast copy of the matrix for every batch entry.
-        out = _stack_times_matrix(x, y)
-    else:
-        x = broadcast(x, (*batch, *x.shape[-2:]))
-        y = broadcast(y, (*batch, *y.shape[-2:]))
-        nb = len(batch)
-        out = dot_general(x, y, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    # A matrix against a stack: its batch dimensions are free dimensions of one product, not a
+    # broadcast copy of the matrix for every batch entry (and likewise between two stacks).
+    out = _stack_times_matrix(x, y) if y.ndim == 2 or x.ndim == 2 else _stacks(x, y, batch)
     if vec_x or vec_y:
         shape = (*batch, *([] if vec_x else [x.shape[-2]]), *([] if vec_y else [y.shape[-1]]))
         out = reshape(out, tuple(shape))
@@ -117,6 +110,30 @@ def _stack_times_matrix(x: Tracer, y: Tracer) -> Tracer:
         return dot_general(x, y, ((x.ndim - 1,), (0,)))
     out = dot_general(x, y, ((1,), (y.ndim - 2,)))  # (m, *batch, n)
     return transpose(out, (*range(1, y.ndim - 1), 0, y.ndim - 1))
+
+
+def _stacks(x: Tracer, y: Tracer, batch: tuple[int, ...]) -> Tracer:
+    """x @ y for two stacks. A batch dimension only one operand has (the other has 1 there, or
+    nothing) is a free dimension of that operand's side of one dot_general, not a broadcast
+    copy of the other: (60, 60, 1, 128) @ (128, 128)-like stacks read each operand once."""
+    nb = len(batch)
+    xs = (1,) * (nb + 2 - x.ndim) + x.shape[:-2]
+    ys = (1,) * (nb + 2 - y.ndim) + y.shape[:-2]
+    shared = [i for i in range(nb) if xs[i] == ys[i]]
+    x_only = [i for i in range(nb) if xs[i] != ys[i] and ys[i] == 1]
+    y_only = [i for i in range(nb) if xs[i] != ys[i] and xs[i] == 1]
+    # each operand keeps its shared and own batch axes, in order, then its matrix axes
+    x_axes = sorted(shared + x_only)
+    y_axes = sorted(shared + y_only)
+    x = reshape(x, (*(xs[i] for i in x_axes), *x.shape[-2:]))
+    y = reshape(y, (*(ys[i] for i in y_axes), *y.shape[-2:]))
+    lhs_batch = tuple(x_axes.index(i) for i in shared)
+    rhs_batch = tuple(y_axes.index(i) for i in shared)
+    out = dot_general(x, y, ((x.ndim - 1,), (y.ndim - 2,)), (lhs_batch, rhs_batch))
+    # out: shared batch, x's free axes (its own batch axes, then m), y's (its own, then n)
+    order = [*shared, *x_only, nb, *y_only, nb + 1]
+    perm = tuple(order.index(i) for i in range(nb + 2))
+    return out if perm == tuple(range(nb + 2)) else transpose(out, perm)
 
 
 def _matmul_dtype(a: Any, b: Any) -> DType:

@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from compiler import linalg, numpy_composites, numpy_histogram, numpy_indexing
+from compiler import (
+    decompositions,
+    linalg,
+    numpy_composites,
+    numpy_histogram,
+    numpy_indexing,
+    numpy_sort,
+)
 from compiler.tracing import (
     TraceError,
     Tracer,
@@ -929,6 +936,8 @@ def array_function(
         FUNCTIONS.get(func)
         or numpy_indexing.FUNCTIONS.get(func)
         or numpy_histogram.FUNCTIONS.get(func)
+        or numpy_sort.FUNCTIONS.get(func)
+        or decompositions.FUNCTIONS.get(func)
     )
     if handler is None:
         raise self.trace.error(

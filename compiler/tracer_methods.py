@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from compiler import advanced_indexing, indexing, masking, numpy_indexing
+from compiler import advanced_indexing, indexing, masking, numpy_indexing, numpy_sort
 from compiler import numpy_api as api
 from compiler.tracing import Tracer, convert, is_weak, write_into
 from ir.dtypes import DType
@@ -142,6 +142,8 @@ _METHODS: dict[str, Callable[..., Any]] = {
     "repeat": api.FUNCTIONS[np.repeat],
     "take": numpy_indexing.np_take,
     "put": numpy_indexing.np_put,
+    "argsort": numpy_sort.np_argsort,
+    "sort": numpy_sort.sort_in_place,  # in place: x's value becomes the sorted one
 }
 
 

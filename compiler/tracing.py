@@ -92,6 +92,10 @@ def current_trace() -> Trace | None:
 class Trace:
     """One run of a function on tracers: the builder it fills and the constants it captured."""
 
+    # A loop or branch body traced inside this run (compiler.control_flow.NestedTrace) has the
+    # trace it is nested in as its parent, and takes in the values of that trace it uses.
+    parent: Trace | None = None
+
     def __init__(self, name: str) -> None:
         self.builder = FunctionBuilder(name)
         self._constants: dict[int, tuple[Any, Tracer]] = {}  # id(array) -> (array, tracer)
@@ -119,9 +123,25 @@ class Trace:
         node = self.builder.param(name, TensorType(shape, dtype))
         return Tracer(self, node, weak)
 
+    def within(self, other: Trace) -> bool:
+        """Whether this trace is a body nested (at any depth) in `other`."""
+        t = self.parent
+        while t is not None and t is not other:
+            t = t.parent
+        return t is other
+
+    def node_of(self, x: Tracer) -> Node | None:
+        """`x`'s value as a node of this trace; None for a value of another trace."""
+        return x.node if x.trace is self else None
+
     def emit(self, op: Op, srcs: Sequence[Tracer], weak: bool = False, **attrs: Any) -> Tracer:
+        current = current_trace()
+        if current is not self and current is not None and current.within(self):
+            with current.operation(current.api or self.api):  # a body using an outer value
+                return current.emit(op, srcs, weak, **attrs)
         loc = user_location()
-        if current_trace() is not self or any(s.trace is not self for s in srcs):
+        nodes = [n for n in map(self.node_of, srcs) if n is not None]
+        if current is not self or len(nodes) != len(srcs):
             raise TraceError(
                 "a traced value was used outside the call that traced it (kept in a global, "
                 "an attribute or a closure from an earlier call?); return it instead, or pass "
@@ -129,13 +149,16 @@ class Trace:
                 loc,
             )
         try:
-            node = make_node(op, [s.node for s in srcs], attrs, loc=loc)
+            node = make_node(op, nodes, attrs, loc=loc)
         except GraphTypeError as e:
             raise TraceError(f"{self.api}: {e.message}" if self.api else e.message, loc) from None
         return Tracer(self, self.builder.add(node), weak)
 
     def constant(self, value: Any, dtype: DType | None = None, weak: bool = False) -> Tracer:
         """A captured NumPy array (once per array object) or a scalar, as a constant node."""
+        current = current_trace()
+        if current is not self and current is not None and current.within(self):
+            return current.constant(value, dtype, weak)  # made inside a loop or branch body
         if isinstance(value, np.ndarray) and dtype is None:
             seen = self._constants.get(id(value))
             if seen is not None and seen[0] is value:
@@ -248,7 +271,8 @@ class View:
                 "it, or take it after the update",
                 UnsupportedError,
             )
-        view._node = self.read(Tracer(base.trace, current, base.weak)).node
+        with base.trace.active():  # in the base's trace, also when read from a loop body
+            view._node = self.read(Tracer(base.trace, current, base.weak)).node
         view.version += 1
         self.synced = base.version
 
@@ -298,6 +322,13 @@ class Tracer:
     def assign(self, value: Tracer) -> None:
         """Overwrite this array with `value` (same shape and dtype), as NumPy's in-place
         operations do: through a view, the array it views is written too."""
+        current = current_trace()
+        if current is not None and current is not self.trace:
+            raise current.error(
+                "this array belongs to the function around the tessel.lax loop or branch "
+                "being traced, and a body cannot write into it (the write would happen once, "
+                "while tracing, not when the body runs); return the new value from the body"
+            )
         if self.view is not None:
             self.view.sync(self)
             self.view.write_through(self, value)

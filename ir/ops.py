@@ -83,6 +83,9 @@ class Op(Enum):
     # indexed reads and writes: positions come from an integer operand (NumPy's x[idx])
     GATHER = "gather"
     SCATTER = "scatter"
+    # sorting along one axis: the values, or the positions that sort them (stable, NaN last)
+    SORT = "sort"
+    ARGSORT = "argsort"
     # reductions and contractions
     REDUCE = "reduce"
     DOT_GENERAL = "dot_general"
@@ -96,6 +99,10 @@ class Op(Enum):
     # composites: a decompose pass rewrites them into the primitives above
     SOFTMAX = "softmax"
     MEAN = "mean"
+    # structured control flow: the loop's condition and body are nested functions; a loop's
+    # result is a tuple of its carried values, read one at a time with `get`
+    WHILE = "while"
+    GET = "get"
     # a group of ops made by the fuse pass; its nested body is a Function (attrs["body"])
     FUSION = "fusion"
 
@@ -133,6 +140,10 @@ COMPOSITE = frozenset({Op.SOFTMAX, Op.MEAN})
 # that treat elementwise ops alike (broadcast sinking, ...) must not touch them.
 QUANTIZATION = frozenset({Op.QUANTIZE, Op.DEQUANTIZE, Op.REQUANTIZE})
 INDEXED = frozenset({Op.GATHER, Op.SCATTER})
+SORTING = frozenset({Op.SORT, Op.ARGSORT})
+# Ops with nested functions that are part of the program (not a fusion's grouping): passes run
+# inside them too, and constant folding never evaluates them (a loop may not end).
+CONTROL = frozenset({Op.WHILE})
 REDUCE_KINDS = ("sum", "max", "min", "prod")
 # What an index outside its axis means: an error (NumPy's x[idx]; out-of-range indices are
 # reported at run time, see docs/ir.md), the nearest end, or modulo the axis length.
@@ -155,6 +166,8 @@ ARITY: dict[Op, int | None] = {
     Op.PAD: 2,
     Op.GATHER: 2,
     Op.SCATTER: 3,
+    Op.SORT: 1,
+    Op.ARGSORT: 1,
     Op.REDUCE: 1,
     Op.DOT_GENERAL: 2,
     Op.CONV2D: 2,
@@ -164,6 +177,8 @@ ARITY: dict[Op, int | None] = {
     Op.MEAN: 1,
     **{op: 1 for op in QUANTIZATION},
     Op.FUSION: None,
+    Op.WHILE: None,
+    Op.GET: 1,
 }
 
 
@@ -186,6 +201,8 @@ QUANT_INTS = (DType.I8, DType.U8, DType.I16, DType.I32)
 
 OPERAND_DTYPES: dict[Op, DTypeRule] = {
     **{op: ANY for op in SOURCES | MOVEMENT | COMPARE | {Op.SELECT, Op.CONVERT, Op.FUSION}},
+    Op.WHILE: ANY,
+    Op.GET: ANY,  # its operand is a tuple: see typerules
     **{op: FLOAT for op in (Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
     **{op: FLOAT for op in (Op.FLOOR, Op.CEIL, Op.SOFTMAX, Op.MEAN, Op.AVG_POOL)},
     **{op: FLOAT for op in (Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.ATAN, Op.ATAN2)},
@@ -195,6 +212,7 @@ OPERAND_DTYPES: dict[Op, DTypeRule] = {
     **{op: NUMERIC for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.FMOD, Op.MAX, Op.MIN)},
     **{op: INT_OR_BOOL for op in (Op.NOT, Op.AND, Op.OR)},
     **{op: ANY for op in INDEXED},  # the indices' type is checked by the type rule
+    **{op: NUMERIC_OR_BOOL for op in SORTING},
     Op.REDUCE: NUMERIC_OR_BOOL,  # sum/prod additionally reject bool: see typerules
     Op.DOT_GENERAL: NUMERIC,
     Op.CONV2D: NUMERIC,
@@ -242,6 +260,13 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
         "axis": AttrSpec(AttrKind.INT, 0),
         "mode": AttrSpec(AttrKind.ENUM, "check", choices=INDEX_MODES),
         "kind": AttrSpec(AttrKind.ENUM, "set", choices=SCATTER_KINDS),
+    },
+    # each line along `axis` sorted ascending (NaN last), or descending (NaN first); equal
+    # values keep their order: argsort is stable, and sort gives x at argsort's positions
+    Op.SORT: {"axis": AttrSpec(AttrKind.INT, -1), "descending": AttrSpec(AttrKind.BOOL, False)},
+    Op.ARGSORT: {
+        "axis": AttrSpec(AttrKind.INT, -1),
+        "descending": AttrSpec(AttrKind.BOOL, False),
     },
     Op.REDUCE: {
         "kind": AttrSpec(AttrKind.ENUM, choices=REDUCE_KINDS),
@@ -298,6 +323,9 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
         "dtype": AttrSpec(AttrKind.DTYPE, DType.I8),
     },
     Op.MEAN: {"axes": AttrSpec(_INTS)},
+    # repeat `body` while `cond` (same parameters, one bool[] result) holds; start from the operands
+    Op.WHILE: {"cond": AttrSpec(AttrKind.FUNCTION), "body": AttrSpec(AttrKind.FUNCTION)},
+    Op.GET: {"index": AttrSpec(AttrKind.INT)},
     # device: where the backend runs it; "tpu" regions come from the tpu-place pass
     Op.FUSION: {
         "body": AttrSpec(AttrKind.FUNCTION),

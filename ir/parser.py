@@ -26,7 +26,7 @@ from ir.dtypes import ALL_NAMES, DType
 from ir.filekinds import HEAD_BYTES, sniff_bytes
 from ir.graph import Function, Module, Node
 from ir.ops import ELEMENTWISE, Op, attr_specs, by_mnemonic
-from ir.types import MAX_BYTES, TensorType, format_bytes, physical_memory
+from ir.types import MAX_BYTES, TensorType, TupleType, format_bytes, physical_memory
 
 SUGAR = {"matmul": Op.DOT_GENERAL}  # spellings that build another op
 _NUMBER_WORDS = {"inf": math.inf, "nan": math.nan, "true": True, "false": False}
@@ -396,6 +396,8 @@ class _FileParser:
         return {"true": True, "false": False}.get(str(v), str(v))
 
     def type(self, tree: Tree[Any]) -> TensorType:
+        if tree.data == "tuple_type":
+            return TupleType.of(tuple(self.type(t) for t in tree.children))
         dtype_tok, *dims = tree.children
         try:
             dtype = DType.parse(str(dtype_tok))

@@ -15,10 +15,10 @@ from typing import Any, NoReturn
 from ir.attrs import REQUIRED, Attrs, show_value
 from ir.diagnostics import ShapeError
 from ir.dtypes import INTEGERS, DType
-from ir.ops import ARITY, BINARY, COMPARE, OPERAND_DTYPES, UNARY, Op, attr_specs
+from ir.ops import ARITY, BINARY, COMPARE, CONTROL, OPERAND_DTYPES, UNARY, Op, attr_specs
 from ir.quant import NORMALIZE as QUANT_NORMALIZE
 from ir.quant import TYPE_RULES as QUANT_TYPE_RULES
-from ir.types import TensorType
+from ir.types import TensorType, TupleType
 
 Types = Sequence[TensorType]
 
@@ -177,6 +177,8 @@ NORMALIZE: dict[Op, Callable[[Types, dict[str, Any]], None]] = {
     Op.PAD: _n_pad,
     Op.GATHER: _n_indexed,
     Op.SCATTER: _n_indexed,
+    Op.SORT: _n_axis,
+    Op.ARGSORT: _n_axis,
     Op.TRANSPOSE: _n_transpose,
     Op.REVERSE: _n_reverse,
     Op.DOT_GENERAL: _n_dot,
@@ -496,8 +498,14 @@ def _t_same(t: Types, a: Attrs) -> TensorType:
     return t[0]
 
 
+def _t_argsort(t: Types, a: Attrs) -> TensorType:
+    return t[0].with_dtype(DType.I64)  # positions, as NumPy's intp
+
+
 def _t_fusion(t: Types, a: Attrs) -> TensorType:
     body = a["body"]
+    if any(n.op in CONTROL for n in body.body):
+        _fail("a fusion's body cannot hold a loop; compute the loop outside the fusion")
     want = [p.type for p in body.params]
     if list(t) != want:
         got = ", ".join(map(str, t))
@@ -506,6 +514,41 @@ def _t_fusion(t: Types, a: Attrs) -> TensorType:
         _fail(f"the body must return exactly one value, it returns {len(body.results)}")
     result: TensorType = body.results[0].type
     return result
+
+
+def _signature(types: Sequence[TensorType]) -> str:
+    return "(" + ", ".join(map(str, types)) + ")"
+
+
+def _t_while(t: Types, a: Attrs) -> TensorType:
+    carried = [p.type for p in a["body"].params]
+    for which in ("cond", "body"):
+        params = [p.type for p in a[which].params]
+        if params != list(t):
+            _fail(
+                f"{which} takes {_signature(params)}, but the loop carries {_signature(t)}",
+                attr=which,
+            )
+    results = [r.type for r in a["body"].results]
+    if results != carried:
+        _fail(
+            f"body returns {_signature(results)}, but must return what it takes, "
+            f"{_signature(carried)}",
+            attr="body",
+        )
+    cond = [r.type for r in a["cond"].results]
+    if cond != [TensorType((), DType.BOOL)]:
+        _fail(f"cond must return one bool[], it returns {_signature(cond)}", attr="cond")
+    return TupleType.of(tuple(t))
+
+
+def _t_get(t: Types, a: Attrs) -> TensorType:
+    tup = t[0]
+    assert isinstance(tup, TupleType)  # check_operands made sure
+    if not 0 <= a["index"] < len(tup.elements):
+        _fail(f"index {a['index']} is out of range for {tup}", attr="index")
+    element: TensorType = tup.elements[a["index"]]
+    return element
 
 
 TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
@@ -525,6 +568,8 @@ TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
     Op.PAD: _t_pad,
     Op.GATHER: _t_gather,
     Op.SCATTER: _t_scatter,
+    Op.SORT: _t_same,
+    Op.ARGSORT: _t_argsort,
     Op.REDUCE: _t_reduce,
     Op.MEAN: _t_reduce,
     Op.SOFTMAX: _t_same,
@@ -533,6 +578,8 @@ TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
     Op.MAX_POOL: _t_pool,
     Op.AVG_POOL: _t_pool,
     Op.FUSION: _t_fusion,
+    Op.WHILE: _t_while,
+    Op.GET: _t_get,
 }
 
 
@@ -543,6 +590,12 @@ def check_operands(op: Op, in_types: Types) -> None:
             _fail("needs at least one operand")
     elif len(in_types) != arity:
         _fail(f"takes {arity} operand{'s' if arity != 1 else ''}, got {len(in_types)}")
+    for i, t in enumerate(in_types):
+        if isinstance(t, TupleType) != (op is Op.GET):
+            what = "a tuple" if op is Op.GET else "a tensor, not a tuple (read one with get)"
+            _fail(f"operand must be {what}, got {t}", operand=i)
+    if op is Op.GET:
+        return
     rule = OPERAND_DTYPES[op]
     first = 1 if op is Op.SELECT else 0  # select's predicate is checked by its type rule
     for i, t in enumerate(in_types[first:], start=first):

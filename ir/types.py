@@ -56,6 +56,50 @@ class TensorType:
         return f"{self.dtype.value}[{','.join(map(str, self.shape))}]"
 
 
+@dataclass(frozen=True, slots=True)
+class TupleType(TensorType):
+    """The type of an op with several results (a loop's carried values), as XLA's tuple shape.
+
+    Only `get` reads a tuple; it has no shape or dtype of its own (`dtype` is None, so code that
+    mistakes it for a tensor fails loudly). Build one with `TupleType.of(elements)`.
+    """
+
+    elements: tuple[TensorType, ...] = ()
+
+    @staticmethod
+    def of(elements: tuple[TensorType, ...]) -> TupleType:
+        return TupleType((), None, tuple(elements))  # type: ignore[arg-type]
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.elements)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(e.nbytes for e in self.elements)
+
+    def offsets(self, alignment: int) -> tuple[tuple[int, ...], int]:
+        """Where each element lives when the tuple is one buffer of `alignment`-aligned parts,
+        and that buffer's size."""
+        offsets, end = [], 0
+        for e in self.elements:
+            offsets.append(end)
+            end += -(-e.nbytes // alignment) * alignment
+        return tuple(offsets), end
+
+    def size_problem(self) -> str | None:
+        return next((p for e in self.elements if (p := e.size_problem()) is not None), None)
+
+    def with_shape(self, shape: tuple[int, ...]) -> TensorType:
+        raise TypeError("a tuple has no shape")
+
+    def with_dtype(self, dtype: DType) -> TensorType:
+        raise TypeError("a tuple has no dtype")
+
+    def __str__(self) -> str:
+        return "(" + ", ".join(map(str, self.elements)) + ")"
+
+
 def format_bytes(n: int) -> str:
     """`n` bytes for people: 24 bytes, 1.5 KiB, 2.2 TiB; past EiB in powers of ten."""
     if n < 1024:

@@ -16,6 +16,7 @@ from ir.diagnostics import ShapeError, VerifyError
 from ir.graph import Function, Module, Node
 from ir.ops import Op
 from ir.typerules import infer
+from ir.types import TupleType
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
@@ -47,12 +48,14 @@ def verify_function(fn: Function) -> None:
                 _fail(fn, node, f"operand {i} ('{describe(s)}') {where}")
         _check_type(fn, node)
         for value in node.attrs.values():
-            if isinstance(value, Function):  # a fusion's body: its own scope, checked alike
+            if isinstance(value, Function):  # a nested body: its own scope, checked alike
                 verify_function(value)
         defined.add(node)
     for r in fn.results:
         if r not in defined:
             _fail(fn, None, f"result '{describe(r)}' is not defined in the function")
+        if isinstance(r.type, TupleType):
+            _fail(fn, r, "a function returns tensors; read each element with get")
 
 
 def _check_params(fn: Function) -> set[Node]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ir.graph import Function, Module
+from passes.rewrite import rewrite_loop_bodies
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,18 @@ class Pass:
         self.options = options if options is not None else self.Options()
 
     def run(self, module: Module, ctx: PassContext) -> Module:
-        functions = tuple(self.run_function(f, ctx) for f in module.functions)
+        functions = tuple(self.run_nested(f, ctx) for f in module.functions)
         if all(new is old for new, old in zip(functions, module.functions, strict=False)):
             return module
         return Module(functions, module.entry)
 
     def run_function(self, fn: Function, ctx: PassContext) -> Function:
         raise NotImplementedError(f"pass '{self.name}' implements neither run nor run_function")
+
+    def run_nested(self, fn: Function, ctx: PassContext) -> Function:
+        """`run_function` on `fn` after running it inside the bodies of fn's loops (a loop's
+        body is program code like any other; a fusion's body is not revisited)."""
+        return self.run_function(rewrite_loop_bodies(fn, lambda f: self.run_nested(f, ctx)), ctx)
 
     @classmethod
     def summary(cls) -> str:

@@ -18,7 +18,8 @@ import networkx as nx
 
 from ir.diagnostics import TesselError
 from ir.graph import Function, Module, Node
-from ir.ops import COMPOSITE, CONTRACTION, ELEMENTWISE, MOVEMENT, WINDOWED, Op
+from ir.ops import COMPOSITE, CONTRACTION, CONTROL, ELEMENTWISE, MOVEMENT, WINDOWED, Op
+from ir.types import TensorType, TupleType
 from passes.base import Pass, PassContext, register
 
 # Values that get no buffer: parameters belong to the caller, constants are read-only data.
@@ -225,6 +226,11 @@ def fits(assignment: BufferAssignment, fn: Function, alignment: int) -> bool:
     )
 
 
+def value_bytes(t: TensorType, alignment: int) -> int:
+    """A value's bytes in the arena: a tuple keeps each element at an aligned offset."""
+    return t.offsets(alignment)[1] if isinstance(t, TupleType) else t.nbytes
+
+
 def assign_buffers(fn: Function, alignment: int = 64) -> BufferAssignment:
     """Liveness, then greedy placement: each buffer at the lowest aligned offset that is free of
     every already placed buffer whose lifetime overlaps its own.
@@ -237,7 +243,7 @@ def assign_buffers(fn: Function, alignment: int = 64) -> BufferAssignment:
     """
     check_alignment(alignment)
     ranges = live_ranges(fn)
-    sizes = {n: n.type.nbytes for n in ranges}
+    sizes = {n: value_bytes(n.type, alignment) for n in ranges}
     # Empty tensors own no bytes and conflict with nothing; they all sit at offset 0.
     graph = interference_graph({n: r for n, r in ranges.items() if sizes[n] > 0})
     order = {n: i for i, n in enumerate(ranges)}
@@ -348,6 +354,9 @@ def _function_report(a: BufferAssignment) -> list[str]:
         biggest = sorted(a.live_at(step), key=lambda b: (-b.size, b.first))[:5]
         shown = ", ".join(f"{_name(b)} {_short_bytes(b.size)}" for b in biggest if b.size)
         rows.append(("live at peak", shown or "-"))
+    if any(b.node.op in CONTROL for b in a.buffers):
+        # codegen places them (codegen/sequence.py), after this arena
+        rows.append(("loop scratch", "not counted: the temporaries of loop bodies"))
     width = max(len(k) for k, _ in rows)
     lines = [f"memory @{a.function} (alignment {a.alignment} B)"]
     lines += [f"  {k.ljust(width)}  {v}" for k, v in rows]

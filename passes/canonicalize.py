@@ -369,6 +369,16 @@ def transpose_into_dot(n: Node) -> Node | None:
     return like(n, Op.DOT_GENERAL, *srcs, **a) if changed else None
 
 
+@rule(Op.GET)
+def get_loop_invariant(n: Node) -> Node | None:
+    """get(while(..., x_k, ...), k) = x_k when the body returns its parameter k unchanged"""
+    (loop,) = n.srcs
+    if loop.op is not Op.WHILE:
+        return None
+    k, body = n.attrs["index"], loop.attrs["body"]
+    return loop.srcs[k] if body.results[k] is body.params[k] else None
+
+
 # --- the pass ---------------------------------------------------------------------------------
 
 

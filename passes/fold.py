@@ -8,7 +8,7 @@ from ir.attrs import ConstData
 from ir.builder import make_node
 from ir.diagnostics import IndexOutOfRange
 from ir.graph import Function, Node
-from ir.ops import SOURCES, Op
+from ir.ops import CONTROL, SOURCES, Op
 from passes.base import Pass, PassContext, register
 from passes.rewrite import rewrite_function
 from runtime.interp import evaluate_node
@@ -41,7 +41,7 @@ class Fold(Pass):
 
     def run_function(self, fn: Function, ctx: PassContext) -> Function:
         def fold(node: Node) -> Node | None:
-            if node.op in SOURCES or not all(s.op is Op.CONSTANT for s in node.srcs):
+            if node.op in SOURCES | CONTROL or not all(s.op is Op.CONSTANT for s in node.srcs):
                 return None
             size = node.type.size
             largest_input = max((s.type.size for s in node.srcs), default=0)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ir.attrs import Attrs
 from ir.graph import Function, Node
+from ir.ops import CONTROL
 
 Rewrite = Callable[[Node], Node | None]
 
@@ -58,3 +60,18 @@ def rewrite_function(fn: Function, rewrite: Rewrite) -> Function:
     ):
         return fn
     return fn.replace(body=tuple(body), results=results)
+
+
+def rewrite_loop_bodies(fn: Function, transform: Callable[[Function], Function]) -> Function:
+    """`fn` with `transform` applied to the nested functions of each of its loops (not to
+    fusion bodies, which are groupings of `fn`'s own ops)."""
+
+    def inside(node: Node) -> Node | None:
+        if node.op not in CONTROL:
+            return None
+        attrs = {k: transform(v) if isinstance(v, Function) else v for k, v in node.attrs.items()}
+        if all(attrs[k] is v for k, v in node.attrs.items()):
+            return None
+        return node.replace(attrs=Attrs(attrs))
+
+    return rewrite_function(fn, inside)

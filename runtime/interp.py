@@ -16,8 +16,8 @@ from ir.builder import FunctionBuilder
 from ir.diagnostics import IndexOutOfRange, InputError
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
-from ir.ops import Op
-from ir.types import TensorType
+from ir.ops import CONTROL, Op
+from ir.types import TensorType, TupleType
 from ir.verify import describe
 from runtime.inputs import bind_inputs
 from runtime.reference import REFERENCE
@@ -35,6 +35,12 @@ def _type_of(value: np.ndarray) -> str:
 
 
 def _matches(value: np.ndarray, t: TensorType) -> bool:
+    if isinstance(t, TupleType):  # runtime/reference.py::tuple_value
+        return (
+            value.dtype == object
+            and value.shape == (len(t.elements),)
+            and all(_matches(v, e) for v, e in zip(value, t.elements, strict=True))
+        )
     return value.shape == t.shape and value.dtype == t.dtype.np
 
 
@@ -78,6 +84,8 @@ def run_function(
         try:
             env[node] = evaluate_node(node, [env[s] for s in node.srcs])
         except IndexOutOfRange as e:  # the user's mistake: located at the op, as code reports it
+            if node.op in CONTROL:  # located at the op inside the loop already
+                raise
             raise IndexOutOfRange(f"{e.message} (in {node.op.value})", node.loc) from None
         except Exception as e:
             e.add_note(f"while evaluating '{describe(node)}' in @{fn.name}")

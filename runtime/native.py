@@ -11,8 +11,9 @@ Three ways to run, fixed per executable:
 - "py": a program too small for threads is one PYFUNCTYPE call to `NAME_py`, which reads the
   arrays' data pointers itself; the GIL stays held, so concurrent callers cannot share the
   arena at the same time and need no lock.
-- "run": one call to `NAME_run` with the GIL released (a large program on one thread, or a
-  small one when the PyArrayObject layout could not be verified).
+- "run": one call to `NAME_run` with the GIL released (a large program on one thread, a
+  program with a loop, which may run long, or a small one when the PyArrayObject layout
+  could not be verified).
 - "threaded": Python launches each kernel, splitting large ones across a thread pool.
 The last two hold a lock for the whole call: the arena is shared by every call.
 """
@@ -96,6 +97,7 @@ class _Step:
     call: Any  # the ctypes function
     buffers: tuple[Ref, ...]
     check: int  # nonzero: the status word says whether this step's check failed
+    loop: bool  # a loop leaves the code of the check that failed inside it in the status word
 
 
 class NativeProgram:
@@ -129,6 +131,7 @@ class NativeProgram:
                 KERNEL_C_TYPE(address(s.kernel)),
                 s.buffers,
                 s.check,
+                s.op == Op.WHILE.value,
             )
             for i, s in enumerate(spec.steps)
         ]
@@ -151,8 +154,11 @@ class NativeProgram:
         _LIVE.add(self)
         self._py: Any = None
         if small and spec.py_symbol and spec.data_offset == ARRAY_DATA_OFFSET:
-            if self.threads == 1 and any(_splits(s.info) for s in self.steps):
-                pass  # long-running: release the GIL ("run") rather than hold it
+            long_running = any(s.loop for s in self.steps) or (
+                self.threads == 1 and any(_splits(s.info) for s in self.steps)
+            )
+            if long_running:
+                pass  # release the GIL ("run") rather than hold it
             else:
                 n = len(spec.params) + len(spec.outputs)
                 py_type = ctypes.PYFUNCTYPE(
@@ -228,7 +234,7 @@ class NativeProgram:
             pointers = (ctypes.c_void_p * len(step.buffers))(*map(address, step.buffers))
             self._launch(step, pointers)
             if step.check and status is not None and status[0]:
-                return step.check
+                return int(status[0]) if step.loop else step.check
         return 0
 
     def _launch(self, step: _Step, pointers: ctypes.Array[ctypes.c_void_p]) -> None:

@@ -26,7 +26,8 @@ Symbols of a program named NAME:
         The kernels (codegen/kernel.py ABI), for runtimes that split rows across threads.
         A step with a `check` code gets the status word (an i32 at arena offset
         `status_offset`, zero before the step) as its last buffer and makes it nonzero when
-        the check fails.
+        the check fails. A `while` step (one kernel running a whole loop) leaves there the
+        code of the check inside the loop that failed, which is what `_run` returns.
 """
 
 from __future__ import annotations

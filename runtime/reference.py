@@ -17,6 +17,10 @@ Choices the op docs leave open:
 - fmod is C's: the result has the dividend's sign; integer x fmod 0 is 0, as is INT_MIN fmod -1.
 - iota counts in int64 and converts like `convert`: narrow ints wrap, bf16 rounds past 256.
 - pad places elements `interior` apart first, then adds or, when negative, crops `low`/`high`.
+- sort and argsort are stable (NumPy's kind="stable"): equal values, -0.0 and 0.0 included,
+  keep their order; NaNs sort last. Descending is JAX's: NaNs first, then the values from
+  largest to smallest, equal values still in their order (not the ascending order reversed).
+  f16/bf16 compare as f32; sort moves the values' bits (NaN payloads and signs kept).
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ import numpy as np
 
 from ir.attrs import Attrs
 from ir.diagnostics import IndexOutOfRange
-from ir.graph import Node
-from ir.ops import Op
+from ir.graph import Function, Node
+from ir.ops import CONTROL, Op
 from ir.types import TensorType
 from runtime.numerics import Reference, cast, divide, is_float, power, widen
 from runtime.reference_nn import NN_REFERENCE
@@ -227,6 +231,26 @@ def _scatter(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarra
     return result
 
 
+def sort_order(attrs: Attrs, x: np.ndarray) -> np.ndarray:
+    """argsort: the positions along `axis` that sort `x`, as int64 (see the module notes)."""
+    axis, key = attrs["axis"], widen(x)
+    if not attrs["descending"]:
+        return np.argsort(key, axis=axis, kind="stable").astype(np.int64)
+    # JAX's descending: flip, sort ascending (stable), flip back and map the positions back,
+    # so NaN (last ascending) comes first and equal values keep their order
+    order = np.argsort(np.flip(key, axis), axis=axis, kind="stable").astype(np.int64)
+    return np.asarray((x.shape[axis] - 1) - np.flip(order, axis))
+
+
+def _sort(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    x = args[0]
+    return np.take_along_axis(x, sort_order(attrs, x), axis=attrs["axis"])
+
+
+def _argsort(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    return sort_order(attrs, args[0])
+
+
 def _concatenate(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
     return np.concatenate(args, axis=attrs["axis"])
 
@@ -267,6 +291,43 @@ def _fusion(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray
     return value.copy() if any(value is a for a in args) else value  # fresh, never an operand
 
 
+# --- control flow -------------------------------------------------------------------------
+
+
+def run_body(fn: Function, args: list[np.ndarray]) -> list[np.ndarray]:
+    """A nested function's results, through this same table. An index error is located at the
+    op inside the body that raised it, as the interpreter locates one outside."""
+    env: dict[Node, np.ndarray] = dict(zip(fn.params, args, strict=True))
+    for node in fn.body:
+        try:
+            env[node] = REFERENCE[node.op](node.attrs, [env[s] for s in node.srcs], node.type)
+        except IndexOutOfRange as e:
+            if node.op in CONTROL:  # located already, inside the inner loop
+                raise
+            raise IndexOutOfRange(f"{e.message} (in {node.op.value})", node.loc) from None
+    return [env[r] for r in fn.results]
+
+
+def tuple_value(elements: list[np.ndarray]) -> np.ndarray:
+    """A tuple as the table passes values around: a 1-D object array of arrays."""
+    out = np.empty(len(elements), dtype=object)
+    for i, e in enumerate(elements):
+        out[i] = e
+    return out
+
+
+def _while(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    state = list(args)
+    while bool(run_body(attrs["cond"], state)[0]):
+        state = run_body(attrs["body"], state)
+    return tuple_value([s.copy() if any(s is a for a in args) else s for s in state])
+
+
+def _get(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    value: np.ndarray = args[0][attrs["index"]]
+    return value.copy()
+
+
 # --- the table ----------------------------------------------------------------------------
 
 
@@ -297,9 +358,14 @@ _CORE: dict[Op, Reference] = {
     Op.PAD: _pad,
     Op.GATHER: _gather,
     Op.SCATTER: _scatter,
+    Op.SORT: _sort,
+    Op.ARGSORT: _argsort,
     Op.FUSION: _fusion,
 }
 
 REFERENCE: dict[Op, Reference] = {
     op: _row(fn) for op, fn in (_CORE | NN_REFERENCE | QUANT_REFERENCE).items()
 }
+# A loop's value is a tuple, which _row would turn into one stacked array.
+REFERENCE[Op.WHILE] = _while
+REFERENCE[Op.GET] = _row(_get)

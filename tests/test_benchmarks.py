@@ -14,9 +14,11 @@ EXPECTED = [
     "elementwise", "softmax", "matmul-32", "matmul-64", "matvec-64", "vecmat-64",
     "matmul-int8-64", "matmul-bf16-64", "mlp", "conv2d", "conv2d-int8",
     "compile-mlp", "compile-mlp-cached",
-    "dispatch", "compile-mlp2", "jit-elementwise", "jit-softmax", "jit-mlp",
+    "dispatch", "compile-mlp2", "loop-diag", "loop-heat", "loop-newton",
+    "jit-elementwise", "jit-softmax", "jit-mlp",
 ]  # fmt: skip
-RUNS = [*EXPECTED[:6], *EXPECTED[8:10], "dispatch", "compile-mlp2", *EXPECTED[-3:]]  # timed
+LOOPS = ["loop-diag", "loop-heat", "loop-newton"]
+RUNS = [*EXPECTED[:6], *EXPECTED[8:10], "dispatch", "compile-mlp2", *LOOPS, *EXPECTED[-3:]]
 JIT_ROWS = ["dispatch", "jit-elementwise", "jit-softmax", "jit-mlp"]  # with a graph-text twin
 
 

@@ -22,7 +22,8 @@ import tessel
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"compiler": compiler, "tessel": tessel}
-SUBMODULE_EXPORTS = {"compiler": {"nn"}, "tessel": set()}  # public names that are the submodule
+# public names that are the submodule itself
+SUBMODULE_EXPORTS = {"compiler": {"lax", "nn"}, "tessel": set()}
 
 
 def submodules(package: str) -> set[str]:

@@ -9,7 +9,10 @@ mistake is an error here, never an invalid graph handed to a backend.
 Operands are existing values (to make chains worth fusing), new parameters, new constants
 (with nan, inf, -0.0 and range ends when `specials` is set) or broadcasts of smaller values.
 Shapes include scalars, size-0, size-1 and odd dimensions; `fusion` nodes carry nested bodies,
-themselves possibly holding fusions.
+themselves possibly holding fusions. `while` loops are counted: an integer counter runs to a
+bound of at most 4 (a constant, or an input clamped to 0..4), and the body is a small random
+function over the carried values (possibly holding fusions and, one level down, loops); `get`
+nodes read their results.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import OPERAND_DTYPES, QUANT_INTS, REDUCE_KINDS, Op
 from ir.quant import int_range
-from ir.types import TensorType
+from ir.types import TensorType, TupleType
 
 DTYPES = sorted(DType, key=lambda t: t.value)
 NAME_HINTS = [None, None, None, "", "x", "y", "h", "h.1", "out", "_t", "3d", "has space"]
@@ -51,6 +54,8 @@ class GenOptions:
     max_rank: int = 4
     specials: float = 0.15  # chance that a constant holds nan/inf/-0.0/range ends
     fusion_depth: int = 2  # fusion bodies nest this deep
+    loop_depth: int = 2  # loop bodies nest this deep (0: no loops)
+    max_trips: int = 4  # a loop runs at most this many times
     big: bool = True  # allow dimensions past a vector width (31, 33, 65)
     ops: tuple[Op, ...] = ()  # restrict the top-level ops to these (empty: every op)
 
@@ -58,12 +63,15 @@ class GenOptions:
 class Ctx:
     """One function under construction: its builder, the values so far, the random source."""
 
-    def __init__(self, d: Draw, name: str, options: GenOptions, depth: int = 0) -> None:
+    def __init__(
+        self, d: Draw, name: str, options: GenOptions, depth: int = 0, loops: int = 0
+    ) -> None:
         self.d = d
         self.fb = FunctionBuilder(name)
         self.values: list[Node] = []
         self.options = options
         self.depth = depth  # how deep in fusion bodies this function is
+        self.loops = loops  # how deep in loop bodies; -1: in a fusion body, where none may be
 
     # -- shapes --
 
@@ -345,6 +353,18 @@ def g_softmax(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, x, **({"axis": c.d.integer(-rank, rank - 1)} if c.d.flag() else {}))
 
 
+def g_sort(c: Ctx, op: Op, dt: DType) -> Node:
+    """sort or argsort along any axis (sometimes negative), ascending or descending."""
+    x = c.typed(dt, min_rank=1)
+    rank = x.type.rank
+    attrs: dict[str, Any] = {}
+    if c.d.flag():
+        attrs["axis"] = c.d.integer(-rank, rank - 1)
+    if c.d.flag():
+        attrs["descending"] = c.d.flag()
+    return c.op(op, x, **attrs)
+
+
 def _out_dtype(c: Ctx, dt: DType, attrs: dict[str, Any]) -> None:
     if c.d.flag(0.3):
         attrs["out_dtype"] = c.d.pick(
@@ -494,7 +514,7 @@ def g_requantize(c: Ctx, op: Op, dt: DType) -> Node:
 
 def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
     """A nested body of a few random nodes, fed by operands of its parameters' types."""
-    inner = Ctx(c.d, "fusion", c.options, c.depth + 1)
+    inner = Ctx(c.d, "fusion", c.options, c.depth + 1, loops=-1)
     first = c.typed(dt)
     inner.param(first.type)
     for _ in range(c.d.integer(1, 3)):
@@ -502,6 +522,106 @@ def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
     body = inner.fb.build([inner.values[-1]])
     srcs = [first] + [c.operand(p.type) for p in body.params[1:]]
     return c.op(op, *srcs, body=body)
+
+
+COUNTERS = [DType.I32, DType.I64, DType.I8, DType.U8, DType.U32]
+# elementwise ops whose result has their operands' type: updates of a carried value
+UPDATES = sorted(ops.UNARY | ops.BINARY, key=lambda o: o.value)
+
+
+def _update(c: Ctx, p: Node) -> Node:
+    """A new value for a loop body's carried parameter `p`: one the body computed (most often
+    the latest; two carried values may get the same), another carried value of its type (a
+    swap), an elementwise op on `p`, or (rarely) `p` itself."""
+    made = [v for v in c.values if v.type == p.type and v.op not in (Op.PARAMETER, Op.CONSTANT)]
+    if made and c.d.flag(0.7):
+        return made[-1] if c.d.flag() else c.d.pick(made)
+    others = [q for q in c.fb.params if q.type == p.type and q is not p]
+    if others and c.d.flag(0.3):
+        return c.d.pick(others)
+    fitting = [o for o in UPDATES if p.dtype in ACCEPTS[o]]
+    if not fitting or c.d.flag(0.15):
+        return p
+    op = c.d.pick(fitting)
+    if op in INTO_DOMAIN and c.d.flag():
+        p = c.op(INTO_DOMAIN[op], p)
+    srcs = [p] if op in ops.UNARY else c.d.permutation([p, c.operand(p.type)])
+    return c.op(op, *srcs)
+
+
+def _trip_bound(c: Ctx, t: TensorType) -> Node:
+    """A scalar in 0..max_trips for the loop's bound: a constant, or an input clamped."""
+    top = c.options.max_trips
+    if c.d.flag(0.6) or len(c.fb.params) >= len(PARAM_NAMES):
+        node = c.fb.const(np.array(c.d.integer(0, top), t.dtype.np), name=c.hint())
+        c.values.append(node)
+        return node
+    same = [p for p in c.fb.params if p.type == t]
+    source = c.d.pick(same) if same and c.d.flag() else c.param(t)
+    low = c.fb.const(np.array(0, t.dtype.np))
+    high = c.fb.const(np.array(top, t.dtype.np))
+    return c.op(Op.MIN, c.fb.op(Op.MAX, source, low), high)
+
+
+def counted_loop(c: Ctx, dt: DType) -> tuple[Node, int]:
+    """A `while` that ends within max_trips: its counter (an integer scalar, carried first)
+    starts at 0..2 and counts up to a bound that is a constant in `cond` or carried second
+    (from a constant or a clamped input). The body is 1..3 random nodes over the carried
+    values, then an update of each; a parameter a drawn node adds is carried too (its initial
+    value an operand outside). The first data value extends an existing chain of dtype `dt`;
+    its index comes back with the loop."""
+    ct = TensorType((), c.d.pick(COUNTERS))
+    first = c.typed(dt)
+    inner = Ctx(c.d, "body", c.options, c.depth, c.loops + 1)
+    counter = inner.param(ct)
+    bound = inner.param(ct) if c.d.flag() else None
+    inner.param(first.type)
+    for _ in range(c.d.integer(1, 3)):
+        add_node(inner)
+    one = inner.fb.const(np.array(1, ct.dtype.np))
+    updates = {counter: inner.op(Op.ADD, *c.d.permutation([counter, one]))}
+    if bound is not None:
+        updates[bound] = bound
+    while len(updates) < len(inner.fb.params):  # an update may add parameters: carry them too
+        p = next(p for p in inner.fb.params if p not in updates)
+        updates[p] = _update(inner, p)
+    body = inner.fb.build([updates[p] for p in inner.fb.params])
+
+    cb = FunctionBuilder("cond")
+    cps = [cb.param(p.name or f"p{i}", p.type) for i, p in enumerate(body.params)]
+    if bound is not None:
+        limit = cps[1]
+    else:
+        limit = cb.const(np.array(c.d.integer(0, c.options.max_trips), ct.dtype.np))
+    test = cb.op(Op.LT, cps[0], limit) if c.d.flag() else cb.op(Op.GT, limit, cps[0])
+    cond = cb.build([test])
+
+    start = c.fb.const(np.array(c.d.integer(0, 2), ct.dtype.np), name=c.hint())
+    c.values.append(start)
+    inits = [start] + ([_trip_bound(c, ct)] if bound is not None else []) + [first]
+    inits += [c.operand(p.type) for p in body.params[len(inits) :]]
+    node = c.fb.op(Op.WHILE, *inits, name=c.hint(), cond=cond, body=body)
+    return node, 2 if bound is not None else 1  # not among the values: only a get reads it
+
+
+def _elements(w: Node) -> tuple[TensorType, ...]:
+    assert isinstance(w.type, TupleType)
+    return w.type.elements
+
+
+def g_while(c: Ctx, op: Op, dt: DType) -> Node:
+    """A loop and a get of its first data value, sometimes of another element too."""
+    w, data = counted_loop(c, dt)
+    other = c.d.integer(0, len(_elements(w)) - 1)
+    if other != data and c.d.flag(0.4):
+        c.op(Op.GET, w, index=other)
+    return c.op(Op.GET, w, index=data)
+
+
+def g_get(c: Ctx, op: Op, dt: DType) -> Node:
+    """A loop and a get of one of its elements of dtype `dt` (the counter when it fits)."""
+    w, _ = counted_loop(c, dt)
+    return c.op(op, w, index=c.d.pick(i for i, e in enumerate(_elements(w)) if e.dtype == dt))
 
 
 Generator = Callable[[Ctx, Op, DType], Node]
@@ -528,12 +648,17 @@ GENERATORS: dict[Op, Generator] = {
     Op.MAX_POOL: g_pool,
     Op.AVG_POOL: g_pool,
     Op.SOFTMAX: g_softmax,
+    Op.SORT: g_sort,
+    Op.ARGSORT: g_sort,
     Op.MEAN: g_mean,
     Op.QUANTIZE: g_quantize,
     Op.DEQUANTIZE: g_dequantize,
     Op.REQUANTIZE: g_requantize,
     Op.FUSION: g_fusion,
+    Op.WHILE: g_while,
+    Op.GET: g_get,
 }
+LOOPS = (Op.WHILE, Op.GET)
 # sources are drawn as operands anyway; as top-level ops they would only add dead values
 _TOP_LEVEL = [op for op in Op if op not in (Op.PARAMETER, Op.CONSTANT)]
 
@@ -543,7 +668,10 @@ def add_node(c: Ctx, op: Op | None = None, dtype: DType | None = None) -> Node:
     if op is None:
         allowed = list(c.options.ops) or _TOP_LEVEL
         nested = c.depth < c.options.fusion_depth
-        op = c.d.pick(o for o in allowed if o is not Op.FUSION or nested)
+        loops = 0 <= c.loops < c.options.loop_depth
+        op = c.d.pick(
+            o for o in allowed if (o is not Op.FUSION or nested) and (o not in LOOPS or loops)
+        )
     dt = dtype if dtype is not None else c.d.pick(ACCEPTS[op])
     return GENERATORS[op](c, op, dt)
 

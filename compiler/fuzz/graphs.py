@@ -33,7 +33,6 @@ from compiler.fuzz.outcome import Outcome
 from compiler.fuzz.shrink import Trial, shrink_module
 from ir.diagnostics import TesselError
 from ir.graph import Function, Module, Node
-from ir.ops import Op
 from ir.parser import parse_module
 from ir.printer import print_module
 from ir.verify import verify_module
@@ -174,8 +173,9 @@ def colliding_names(fn: Function, seed: int) -> Function:
         body = []
         for n in f.body:
             attrs = n.attrs
-            if n.op is Op.FUSION:
-                attrs = attrs.replace(body=rename(attrs["body"]))
+            nested = {k: rename(v) for k, v in attrs.items() if isinstance(v, Function)}
+            if nested:  # a fusion's or a loop's bodies
+                attrs = attrs.replace(**nested)
             hint = pool[int(rng.integers(len(pool)))]
             new = n.replace(srcs=tuple(mapping[s] for s in n.srcs), attrs=attrs, name=hint)
             mapping[n] = new

@@ -35,6 +35,7 @@ from ir.dtypes import DType
 from ir.graph import Function, Node
 from ir.ops import Op
 from runtime.interp import evaluate_node
+from runtime.reference import tuple_value
 
 # ops whose result is rounded (or approximated by libm) rather than exact
 ROUNDING = frozenset(
@@ -140,6 +141,8 @@ def _noisy_function(
             operands = [_perturb(a, rng) for a in operands]
         if node.op is Op.FUSION:  # the body's ops are perturbed like any others
             value = _noisy_function(node.attrs["body"], operands, rng, run)[0]
+        elif node.op is Op.WHILE:  # so are a loop's, on every trip
+            value = _noisy_loop(node, operands, rng, run)
         else:
             value = evaluate_node(node, operands)
         if node.op in ROUNDING or node.op in ACCUMULATING:
@@ -150,6 +153,18 @@ def _noisy_function(
             value[open_] = np.nan if run % 2 == 0 else np.inf
         env[node] = value
     return [env[r] for r in fn.results]
+
+
+MAX_NOISY_TRIPS = 10_000  # noise in a float condition must not turn a loop endless
+
+
+def _noisy_loop(node: Node, args: list[np.ndarray], rng: np.random.Generator, run: int) -> Any:
+    state = list(args)
+    for _ in range(MAX_NOISY_TRIPS):
+        if not bool(_noisy_function(node.attrs["cond"], state, rng, run)[0]):
+            break
+        state = _noisy_function(node.attrs["body"], state, rng, run)
+    return tuple_value(state)
 
 
 def noisy_runs(fn: Function, args: Sequence[np.ndarray], seed: int = 0) -> list[list[np.ndarray]]:

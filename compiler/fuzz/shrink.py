@@ -7,6 +7,9 @@ steps, tried greedily until none helps or the budget runs out:
 - cut a node out: it becomes a new parameter of the same type (its producers die with it);
 - bypass a node: its users read an operand of the same type instead;
 - inline a fusion's body into the function, so the failure shows without the fusion;
+- bypass a loop: a `get` of it becomes the loop's initial value of that element;
+- shrink inside a fusion's or a loop's body (dead code, bypassed nodes, splats, inlined
+  fusions; the body keeps its parameters and result types);
 - replace a constant by a splat of one of its elements;
 - shrink a parameter's or a constant's dimension (halve it, or make it 1), retyping every node
   after it through the type rules; candidates the rules reject are skipped.
@@ -27,7 +30,7 @@ from ir.builder import constant, make_node, parameter
 from ir.diagnostics import TesselError
 from ir.graph import Function, Module, Node
 from ir.ops import Op
-from ir.types import TensorType
+from ir.types import TensorType, TupleType
 
 T = TypeVar("T")
 
@@ -156,7 +159,12 @@ def candidates(fn: Function, focus: int | None = None) -> Iterator[Function]:
     for n in fn.body:
         if n.op is Op.FUSION:
             yield inline_fusion(fn, n)
+    for n in fn.body:  # a loop's result read as its initial value: the loop dies
+        if n.op is Op.GET:
+            yield substitute(fn, n, n.srcs[0].srcs[n.attrs["index"]])
     for n in fn.body:  # cutting a node replaces its whole cone of producers
+        if isinstance(n.type, TupleType):
+            continue  # a parameter is a tensor: cut the loop's gets instead
         if n.op is not Op.CONSTANT or n.type.size > 1:
             cut = parameter(_fresh_name(fn), n.type)
             yield substitute(fn, n, cut, [cut])
@@ -170,9 +178,14 @@ def candidates(fn: Function, focus: int | None = None) -> Iterator[Function]:
 
 
 def _body_candidates(fn: Function) -> Iterator[Function]:
-    """A fusion whose body is smaller: dead code dropped, a node bypassed, a constant splat,
-    a nested fusion inlined (the body keeps its parameters and result type)."""
+    """A fusion or a loop whose body is smaller: dead code dropped, a node bypassed, a constant
+    splat, a nested fusion inlined (the body keeps its parameters and result types)."""
     for n in fn.body:
+        if n.op is Op.WHILE:
+            loop: Function = n.attrs["body"]
+            for b in _smaller_bodies(loop):
+                if b != loop:
+                    yield substitute(fn, n, n.replace(attrs=n.attrs.replace(body=b)))
         if n.op is Op.FUSION:
             body: Function = n.attrs["body"]
             used = {src for m in body.body for src in m.srcs} | set(body.results)
@@ -250,8 +263,7 @@ def size(fn: Function) -> int:
         total = len(f.params) + len(f.body)
         for n in f.body:
             total += n.type.size // 8
-            if n.op is Op.FUSION:
-                total += count(n.attrs["body"])
+            total += sum(count(v) for v in n.attrs.values() if isinstance(v, Function))
         return total + sum(p.type.size // 8 for p in f.params)
 
     return count(fn)

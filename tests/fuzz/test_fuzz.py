@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from compiler.cli import main
-from compiler.fuzz import KINDS, damage, gen, oracle
+from compiler.fuzz import KINDS, damage, gen, oracle, shrink, values
 from compiler.fuzz.campaign import Campaign, Limits
 from compiler.fuzz.draw import Draw, case_rng
 from compiler.fuzz.kind import Budget
@@ -94,11 +95,13 @@ def _modules(n: int, options: gen.GenOptions | None = None) -> list[Module]:
 
 
 def _ops(fn: Function) -> set[Op]:
+    """The ops in `fn`, fusions' and loops' bodies included."""
     found = set()
     for n in fn.body:
         found.add(n.op)
-        if n.op is Op.FUSION:
-            found |= _ops(n.attrs["body"])
+        for v in n.attrs.values():
+            if isinstance(v, Function):
+                found |= _ops(v)
     return found
 
 
@@ -110,7 +113,7 @@ def test_generator_makes_every_op_and_dtype_and_valid_graphs() -> None:
         text = print_module(m)
         assert print_module(parse_module(text)) == text
         ops |= _ops(m.entry_function)
-        dtypes |= {n.dtype for n in m.entry_function.nodes()}
+        dtypes |= {n.dtype for n in m.entry_function.nodes() if n.op is not Op.WHILE}
     assert ops == set(Op) - {Op.PARAMETER}
     assert dtypes == set(DType)
 
@@ -207,7 +210,9 @@ def test_oracle_judges_overflow_on_the_exact_operands(seed: int) -> None:
 
 def test_shrinking_keeps_the_failure_and_drops_the_rest() -> None:
     options = gen.GenOptions(max_nodes=12, fusion_depth=1)
-    module = next(m for m in _modules(200, options) if Op.TANH in _ops(m.entry_function))
+    module = next(
+        m for m in _modules(200, options) if Op.TANH in _ops(shrink.live(m.entry_function))
+    )  # not only in dead code, which the first step drops
 
     def has_tanh(m: Module) -> bool:
         verify_module(m)  # every candidate is a valid graph
@@ -216,6 +221,33 @@ def test_shrinking_keeps_the_failure_and_drops_the_rest() -> None:
     small = shrink_module(module, Trial(Budget(2000, time.monotonic() + 60), has_tanh))
     assert Op.TANH in _ops(small.entry_function)
     assert len(small.entry_function.body) <= 2, print_module(small)
+
+
+def test_generated_loops_end_soon_and_shrink() -> None:
+    """Loops are counted (docs/fuzzing.md): at most max_trips trips, whatever the inputs. The
+    shrinker works on graphs with loops: it shrinks inside their bodies, and bypasses them."""
+    looped = [m for m in _modules(200) if Op.WHILE in _ops(shrink.live(m.entry_function))]
+    assert len(looped) >= 10
+    for m in looped[:10]:
+        run_module(m, values.inputs(m.entry_function, 0, specials=0.5))  # ends
+    module = max(looped, key=lambda m: shrink.size(m.entry_function))
+
+    def loop_with(op: Op) -> Callable[[Module], bool]:
+        def test(m: Module) -> bool:
+            verify_module(m)  # every candidate is a valid graph
+            loops = [n for n in m.entry_function.body if n.op is Op.WHILE]
+            return any(op in _ops(n.attrs["body"]) for n in loops)
+
+        return test
+
+    def budget() -> Budget:
+        return Budget(2000, time.monotonic() + 60)
+
+    small = shrink_module(module, Trial(budget(), loop_with(Op.ADD)))  # the counter's add
+    (loop,) = [n for n in small.entry_function.body if n.op is Op.WHILE]
+    assert len(loop.attrs["body"].body) <= 2, print_module(small)  # the add and its 1
+    gone = shrink_module(module, Trial(budget(), lambda m: verify_module(m) is None))
+    assert Op.WHILE not in _ops(gone.entry_function), print_module(gone)
 
 
 # --- the command --------------------------------------------------------------------------

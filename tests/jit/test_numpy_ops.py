@@ -705,6 +705,27 @@ def test_a_matrix_against_a_stack_is_one_product(
     assert "broadcast_in_dim" not in f.lower(a, b).as_text()
 
 
+@pytest.mark.parametrize("target", ["interp", "cpu"])
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [((4, 1, 3, 8), (5, 8, 8)), ((7, 1, 1, 3, 4), (1, 6, 2, 4, 5)), ((2, 1, 3, 4), (1, 2, 4, 5)),
+     ((1, 3, 4), (2, 4, 5)), ((2, 3, 4), (2, 4, 5)), ((0, 1, 3, 4), (2, 4, 5)),
+     ((1, 1, 3, 4), (1, 1, 4, 5)), ((3, 1, 2, 5), (3, 4, 5, 1))],
+)  # fmt: skip
+def test_stacks_that_broadcast_are_one_product(
+    x: tuple[int, ...], y: tuple[int, ...], target: str
+) -> None:
+    """A batch dimension only one stack has is that side's free dimension, not a broadcast
+    copy of the other stack."""
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal(x).astype(np.float32), rng.standard_normal(y).astype(np.float32)
+    f = jit(lambda a, b: a @ b, target=target)
+    np.testing.assert_allclose(f(a, b), a @ b, rtol=1e-5, atol=1e-5)
+    text = f.lower(a, b).as_text()
+    assert "broadcast_in_dim" not in text
+    assert text.count("dot_general") == 1
+
+
 @pytest.mark.parametrize(
     ("dt", "target"), both(["f64", "f32", "f16", "bf16", "i64", "i32", "i8", "u8", "bool"])
 )

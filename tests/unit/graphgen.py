@@ -3,8 +3,10 @@
 `GENERATORS[op](ctx, op, dtype)` appends one `op` node whose (data) operands have `dtype`,
 creating operands as it goes: an existing value of the right type, a new parameter, or a new
 constant (including nan, inf, -0.0, and bf16/f16 values). Shapes include scalars and size-0
-and size-1 dimensions. Name hints are drawn from a small pool, so they collide, and include
-hints the printer cannot use ("3d", "has space") and none at all.
+and size-1 dimensions. `while` loops are counted (0 to 4 trips) and their bodies are drawn by
+the same generators one level deeper; `get` reads an element of such a loop. Name hints are
+drawn from a small pool, so they collide, and include hints the printer cannot use ("3d",
+"has space") and none at all.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ir.dtypes import DType
 from ir.graph import Function, Module, Node
 from ir.ops import OPERAND_DTYPES, QUANT_INTS, REDUCE_KINDS, Op
 from ir.quant import int_range
-from ir.types import TensorType
+from ir.types import TensorType, TupleType
 
 DTYPES = sorted(DType, key=lambda t: t.value)
 NAME_HINTS = [None, None, "", "x", "y", "h", "h.1", "out", "_t", "3d", "has space"]
@@ -84,7 +86,8 @@ class Ctx:
         self.draw = draw
         self.fb = FunctionBuilder(name)
         self.values: list[Node] = []
-        self.depth = depth  # how deep in fusion bodies this function is
+        self.depth = depth  # how deep in fusion or loop bodies this function is
+        self.fused = False  # a fusion's body: no loops in it
 
     # -- drawing --
 
@@ -327,6 +330,18 @@ def g_softmax(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, x, **({"axis": c.integer(-rank, rank - 1)} if c.flag() else {}))
 
 
+def g_sort(c: Ctx, op: Op, dt: DType) -> Node:
+    """sort or argsort along any axis (sometimes negative), ascending or descending."""
+    x = c.typed(dt, min_rank=1)
+    rank = x.type.rank
+    attrs: dict[str, Any] = {}
+    if c.flag():
+        attrs["axis"] = c.integer(-rank, rank - 1)
+    if c.flag():
+        attrs["descending"] = c.flag()
+    return c.op(op, x, **attrs)
+
+
 def _out_dtype(c: Ctx, dt: DType, attrs: dict[str, Any]) -> None:
     if c.flag():
         attrs["out_dtype"] = c.pick(
@@ -461,11 +476,86 @@ def g_requantize(c: Ctx, op: Op, dt: DType) -> Node:
 def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
     """A nested body of a few random nodes (no fusion in it), fed by operands of the same types."""
     inner = Ctx(c.draw, "fusion", c.depth + 1)
+    inner.fused = True
     inner.param(TensorType(c.shape(), dt))
     for _ in range(c.integer(1, 3)):
         add_node(inner)
     body = inner.fb.build([inner.values[-1]])
     return c.op(op, *(c.operand(p.type) for p in body.params), body=body)
+
+
+COUNTERS = [DType.I32, DType.I64, DType.I8, DType.U8]
+MAX_LOOP_DEPTH = 2  # loops nest this deep (at most 4 ** 2 trips of the innermost body)
+# elementwise ops whose result has their operands' type: a carried value's update
+UPDATES = sorted(ops.UNARY | ops.BINARY, key=lambda o: o.value)
+
+
+def _update(c: Ctx, p: Node) -> Node:
+    """A new value for carried parameter `p` of a loop body: one the body computed already,
+    another carried value of its type (a swap), an elementwise op on `p`, or `p` itself."""
+    made = [v for v in c.values if v.type == p.type and v.op not in (Op.PARAMETER, Op.CONSTANT)]
+    if made and c.flag():
+        return c.pick(made)  # type: ignore[no-any-return]
+    others = [q for q in c.fb.params if q.type == p.type and q is not p]
+    if others and c.flag():
+        return c.pick(others)  # type: ignore[no-any-return]
+    fitting = [o for o in UPDATES if p.dtype in ACCEPTS[o]]
+    if not fitting or c.integer(0, 3) == 0:
+        return p
+    op = c.pick(fitting)
+    new = c.op(op, p) if op in ops.UNARY else c.op(op, p, c.operand(p.type))
+    return new if new.type == p.type else p
+
+
+def counted_loop(c: Ctx, dt: DType) -> Node:
+    """A `while` whose counter (an integer scalar, carried first) runs from 0..2 to a bound of
+    0..4 (a constant in `cond`, or carried second, from a constant or a clamped parameter), so
+    it ends within 4 trips. Its body is a small random function over the carried values; every
+    parameter a drawn node adds is carried too. The last carried value has dtype `dt`."""
+    ct = TensorType((), c.pick(COUNTERS))
+    inner = Ctx(c.draw, "body", c.depth + 1)
+    counter = inner.param(ct)
+    bound = inner.param(ct) if c.flag() else None
+    data = inner.param(TensorType(c.shape(), dt))
+    for _ in range(c.integer(0, 2)):
+        add_node(inner)
+    updates = {counter: inner.op(Op.ADD, counter, inner.fb.const(np.array(1, ct.dtype.np)))}
+    if bound is not None:
+        updates[bound] = bound
+    while len(updates) < len(inner.fb.params):  # an update may add parameters: carry them too
+        p = next(p for p in inner.fb.params if p not in updates)
+        updates[p] = _update(inner, p)
+    order = [p for p in inner.fb.params if p is not data] + [data]
+    inner.fb.params = order
+    body = inner.fb.build([updates[p] for p in order])
+
+    cb = FunctionBuilder("cond")
+    cps = [cb.param(p.name or "p", p.type) for p in order]
+    limit = cps[1] if bound is not None else cb.const(np.array(c.integer(0, 4), ct.dtype.np))
+    test = cb.op(Op.LT, cps[0], limit) if c.flag() else cb.op(Op.GT, limit, cps[0])
+    cond = cb.build([test])
+
+    inits = [c.fb.const(np.array(c.integer(0, 2), ct.dtype.np), name=c.hint())]
+    if bound is not None:
+        if c.flag() and len(c.fb.params) < len(PARAM_NAMES):  # a clamped input: 0..4 trips
+            low = c.fb.const(np.array(0, ct.dtype.np))
+            high = c.fb.const(np.array(4, ct.dtype.np))
+            inits.append(c.fb.op(Op.MIN, c.fb.op(Op.MAX, c.param(ct), low), high))
+        else:
+            inits.append(c.fb.const(np.array(c.integer(0, 4), ct.dtype.np)))
+    inits += [c.operand(p.type) for p in order[len(inits) :]]
+    return c.op(Op.WHILE, *inits, cond=cond, body=body)
+
+
+def g_while(c: Ctx, op: Op, dt: DType) -> Node:
+    return counted_loop(c, dt)
+
+
+def g_get(c: Ctx, op: Op, dt: DType) -> Node:
+    w = counted_loop(c, dt)
+    elements = w.type.elements  # type: ignore[attr-defined]
+    index = c.pick(i for i, e in enumerate(elements) if e.dtype == dt)
+    return c.op(op, w, index=index)
 
 
 Generator = Callable[[Ctx, Op, DType], Node]
@@ -495,9 +585,14 @@ GENERATORS: dict[Op, Generator] = {
     Op.MAX_POOL: g_pool,
     Op.AVG_POOL: g_pool,
     Op.SOFTMAX: g_softmax,
+    Op.SORT: g_sort,
+    Op.ARGSORT: g_sort,
     Op.MEAN: g_mean,
     Op.FUSION: g_fusion,
+    Op.WHILE: g_while,
+    Op.GET: g_get,
 }
+LOOPS = (Op.WHILE, Op.GET)
 
 # Every (op, dtype) pair the generators must be able to produce.
 OP_DTYPES = [(op, dt) for op in Op for dt in DTYPES if dt in ACCEPTS[op]]
@@ -505,7 +600,11 @@ OP_DTYPES = [(op, dt) for op in Op for dt in DTYPES if dt in ACCEPTS[op]]
 
 def add_node(c: Ctx, op: Op | None = None, dtype: DType | None = None) -> Node:
     """Append one node (a random op and dtype unless given)."""
-    op = op if op is not None else c.pick(o for o in Op if o is not Op.FUSION or not c.depth)
+    if op is None:
+        loops = not c.fused and c.depth < MAX_LOOP_DEPTH
+        op = c.pick(
+            o for o in Op if (o is not Op.FUSION or not c.depth) and (o not in LOOPS or loops)
+        )
     dt = dtype if dtype is not None else c.pick(sorted(ACCEPTS[op], key=lambda t: t.value))
     return GENERATORS[op](c, op, dt)
 
@@ -514,14 +613,19 @@ def add_node(c: Ctx, op: Op | None = None, dtype: DType | None = None) -> Node:
 def functions(
     draw: st.DrawFn, name: str = "main", op: Op | None = None, dtype: DType | None = None
 ) -> Function:
-    """A function of a few random nodes, or of one `op` node (on `dtype`) and its operands."""
+    """A function of a few random nodes, or of one `op` node (on `dtype`) and its operands. A
+    function returns tensors: a `while` is returned through a `get` of its last element."""
     c = Ctx(draw, name)
     if op is not None:
-        results = [add_node(c, op, dtype)]
+        node = add_node(c, op, dtype)
+        if isinstance(node.type, TupleType):
+            node = c.op(Op.GET, node, index=len(node.type.elements) - 1)
+        results = [node]
     else:
         for _ in range(c.integer(1, 4)):
             add_node(c)
-        results = draw(st.lists(st.sampled_from(c.values), min_size=1, max_size=3))
+        tensors = [v for v in c.values if not isinstance(v.type, TupleType)]
+        results = draw(st.lists(st.sampled_from(tensors), min_size=1, max_size=3))
     return c.fb.build(results)
 
 

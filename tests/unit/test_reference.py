@@ -21,9 +21,9 @@ from ir.dtypes import DType
 from ir.graph import Function, Node
 from ir.ops import Op
 from ir.parser import parse_file, parse_module
-from ir.types import TensorType
+from ir.types import TensorType, TupleType
 from runtime.interp import InterpreterError, evaluate_node, run_function, run_module, run_op
-from runtime.reference import REFERENCE
+from runtime.reference import REFERENCE, tuple_value
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -41,6 +41,18 @@ def fusion_node(a: Node, b: Node) -> Node:
     x, y = fb.param("x", a.type), fb.param("y", b.type)
     body = fb.build([fb.op(Op.RELU, fb.op(Op.ADD, x, y))])
     return make_node(Op.FUSION, (a, b), {"body": body})
+
+
+def while_node(i: Node, v: Node, bound: int) -> Node:
+    """while(i, v): while i < bound, (i, v) becomes (i + 1, v * v)."""
+    cb = FunctionBuilder("cond")
+    ci, _ = cb.param("i", i.type), cb.param("v", v.type)
+    cond = cb.build([cb.op(Op.LT, ci, cb.const(np.array(bound, i.dtype.np)))])
+    bb = FunctionBuilder("body")
+    bi, bv = bb.param("i", i.type), bb.param("v", v.type)
+    one = bb.const(np.array(1, i.dtype.np))
+    body = bb.build([bb.op(Op.ADD, bi, one), bb.op(Op.MUL, bv, bv)])
+    return make_node(Op.WHILE, (i, v), {"cond": cond, "body": body})
 
 
 # One instance of every op, with attributes chosen so that a lazy rule would be tempted to
@@ -74,6 +86,8 @@ SMOKE: dict[Op, tuple[list[np.ndarray], dict[str, Any]]] = {
     Op.REDUCE: ([f32(1, 2)], {"kind": "max", "axes": ()}),
     Op.MEAN: ([f32(1, 2)], {"axes": ()}),
     Op.SOFTMAX: ([f32(1, 2)], {}),
+    Op.SORT: ([f32(1, 2)], {}),  # already sorted: a lazy row might hand it back
+    Op.ARGSORT: ([f32(2, 1)], {"descending": True}),
     Op.QUANTIZE: ([f32(1, 2)], {"scale": (0.5,)}),
     Op.DEQUANTIZE: ([np.array([1, 2], np.int8)], {"scale": (0.5,)}),
     Op.REQUANTIZE: ([np.array([1, 2], np.int32)], {"multiplier": (1 << 30,), "shift": (0,)}),
@@ -82,18 +96,34 @@ SMOKE: dict[Op, tuple[list[np.ndarray], dict[str, Any]]] = {
     Op.MAX_POOL: ([np.ones((1, 1, 1, 1), np.float32)], {"window": (1, 1)}),
     Op.AVG_POOL: ([np.ones((1, 1, 1, 1), np.float32)], {"window": (1, 1)}),
     Op.FUSION: ([f32(1, -2), f32(0.5, 0.5)], {}),
+    Op.WHILE: ([np.array(3, np.int32), f32(1, 2)], {}),  # no trips: the operands come back
+    Op.GET: ([tuple_value([np.array(3, np.int32), f32(1, 2)])], {"index": 1}),
 }
 
 
 def smoke_node(op: Op) -> tuple[Node, list[np.ndarray]]:
     operands, attrs = SMOKE[op]
-    types = [TensorType(a.shape, DType.from_numpy(a.dtype)) for a in operands]
+    if op is Op.GET:  # its operand is a loop's tuple
+        i, v = (parameter(f"x{k}", _type_of(e)) for k, e in enumerate(operands[0]))
+        return make_node(op, (while_node(i, v, 3),), attrs), operands
+    types = [_type_of(a) for a in operands]
     params = [parameter(f"x{i}", t) for i, t in enumerate(types)]
     if op is Op.CONSTANT:
         return make_node(op, (), {"value": ConstData(f32(1, 2))}), operands
     if op is Op.FUSION:
         return fusion_node(*params), operands
+    if op is Op.WHILE:
+        return while_node(*params, 3), operands
     return make_node(op, params, attrs), operands
+
+
+def _type_of(a: np.ndarray) -> TensorType:
+    return TensorType(a.shape, DType.from_numpy(a.dtype))
+
+
+def _arrays(values: list[np.ndarray]) -> list[np.ndarray]:
+    """The arrays in `values`, a tuple's elements included."""
+    return [e for v in values for e in (v if v.dtype == object else [v])]
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -112,12 +142,21 @@ def test_rows_return_fresh_contiguous_arrays_of_the_node_type(op: Op) -> None:
     node, operands = smoke_node(op)
     out = REFERENCE[op](node.attrs, operands, node.type)
     assert isinstance(out, np.ndarray)
-    assert out.shape == node.shape
-    assert out.dtype == node.dtype.np
-    assert out.flags.c_contiguous
-    assert out.flags.writeable
-    sources = [*operands, *(v.array for v in node.attrs.values() if isinstance(v, ConstData))]
-    assert not any(np.shares_memory(out, s) for s in sources)
+    if isinstance(node.type, TupleType):  # a loop: a fresh array per element
+        assert out.dtype == object
+        assert out.shape == (len(node.type.elements),)
+        pairs = list(zip(out, node.type.elements, strict=True))
+    else:
+        pairs = [(out, node.type)]
+    sources = [*_arrays(operands)]
+    sources += [v.array for v in node.attrs.values() if isinstance(v, ConstData)]
+    for value, t in pairs:
+        assert isinstance(value, np.ndarray)
+        assert value.shape == t.shape
+        assert value.dtype == t.dtype.np
+        assert value.flags.c_contiguous
+        assert value.flags.writeable
+        assert not any(np.shares_memory(value, s) for s in sources)
 
 
 def test_rows_leave_no_warnings_and_no_global_error_state() -> None:
@@ -182,6 +221,16 @@ def test_fusion_runs_its_body() -> None:
     a, b = (parameter(n, TensorType((3,), F32)) for n in "ab")
     got = evaluate_node(fusion_node(a, b), [f32(1, -2, 0.5), f32(0.5, 0.5, -1)])
     assert got.tolist() == [1.5, 0.0, 0.0]
+
+
+def test_while_runs_its_body_until_the_condition_fails() -> None:
+    i, v = parameter("i", TensorType((), DType.I32)), parameter("v", TensorType((2,), F32))
+    loop = while_node(i, v, 3)
+    out = evaluate_node(loop, [np.array(1, np.int32), f32(2, -3)])
+    assert [e.tolist() for e in out] == [3, [16.0, 81.0]]
+    got = evaluate_node(make_node(Op.GET, (loop,), {"index": 1}), [out])
+    assert got.tolist() == [16.0, 81.0]
+    assert not np.shares_memory(got, out[1])
 
 
 # --- run_function -------------------------------------------------------------------------
