@@ -12,10 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen.cpu_caps import host_levels
 from codegen.executable import CpuExecutable
 from codegen.index_split import regions
-from codegen.jit import host_target
 from ir.parser import parse_module
 from runtime.inputs import random_inputs
 from runtime.interp import run_module
@@ -85,11 +83,10 @@ def test_split_kernels_match_the_interpreter(name: str) -> None:
     module = parse_module(CASES[name])
     args = random_inputs(module.entry_function, seed=11)
     want = run_module(module, args)
-    for cpu in host_levels():
-        for threads in (1, 2):
-            got = CpuExecutable(module, threads=threads, target=host_target(cpu))(*args)
-            for g, w in zip(got, want, strict=True):
-                np.testing.assert_allclose(g, w, rtol=1e-6, err_msg=f"{cpu}, {threads} threads")
+    for threads in (1, 2):  # this process's CPU level: CI runs the suite under each lower one
+        got = CpuExecutable(module, threads=threads)(*args)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-6, err_msg=f"{threads} threads")
 
 
 def test_threads_cut_rank_1_rows_across_pieces() -> None:

@@ -56,8 +56,13 @@ def everything(a, s, b, bs):
 # size once, the dtypes alternating.
 CASES = [
     *((n, dtype, "interp") for n in SIZES for dtype in (np.float32, np.float64)),
-    *((n, (np.float64, np.float32)[k % 2], "cpu") for k, n in enumerate(SIZES)),
-]
+    *(
+        # the suite keeps three CPU compiles (seconds each); the slow tier runs the others
+        pytest.param(n, (np.float64, np.float32)[k % 2], "cpu",
+                     marks=() if k % 2 == 0 else pytest.mark.slow)
+        for k, n in enumerate(SIZES)
+    ),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("n", "dtype", "target"), CASES)
