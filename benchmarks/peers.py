@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import loops
+from benchmarks import loops, programs
 from benchmarks.workloads import (
     JIT_FUNCTIONS,
     LOOP_KINDS,
     MLP_GRAPH,
     MLP_WEIGHTS,
+    PROG_KINDS,
     Arrays,
     Workload,
     deep_params,
@@ -119,7 +120,7 @@ class Tessel(Engine):
             return lambda: jit(fn, cache=False)(x, params)
         if w.kind == "compile-cached":
             return self._from_disk_cache(w, inputs)
-        if w.kind == "dispatch" or w.kind.startswith(("jit-", "loop-")):
+        if w.kind == "dispatch" or w.kind.startswith(("jit-", "loop-", "prog-")):
             jitted, args = jit(w.numpy_function(), cache=False), tuple(inputs.values())
             return lambda: jitted(*args)
         return self.prepare_graph(w, inputs)
@@ -189,7 +190,7 @@ class NumPy(Engine):
             return lambda: np_conv2d_same(i["x"], i["w"])
         if kind == "dispatch":
             return lambda: np_tiny(i["x"])
-        if kind in LOOP_KINDS:
+        if kind in LOOP_KINDS or kind in PROG_KINDS:
             fn, args = w.numpy_function(), tuple(i.values())
             return lambda: fn(*args)
         if kind == "matmul-int8":  # measured once: 6.8 s at 1024, not worth waiting for
@@ -268,12 +269,28 @@ class Jax(Engine):
                 jax.clear_caches,
                 lambda: jax.jit(_fresh(_jax_deep_mlp))(x, params).block_until_ready(),
             )
+        if w.kind in PROG_KINDS:
+            return self._program(w, inputs)
         if w.kind in LOOP_KINDS:
             fn = loops.jax_function(w.kind, w.params)
         else:
             fn = jax.jit(self._function(w.base_kind))
         args = [jax.device_put(v) for v in inputs.values()]
         return lambda: fn(*args).block_until_ready()
+
+    def _program(self, w: Workload, inputs: Arrays) -> Thunk:
+        """A program in float64 (and uint32, complex128) as the other engines compute it: JAX
+        would make them 32-bit without x64, which is a per-call setting of its jit cache."""
+        jax = _import("jax")
+        with jax.enable_x64(True):
+            fn = programs.jax_function(w.kind, w.params)
+            args = [jax.device_put(v) for v in inputs.values()]
+
+        def call() -> Any:
+            with jax.enable_x64(True):
+                return fn(*args).block_until_ready()
+
+        return call
 
 
 def _jax_deep_mlp(x: Any, params: list[tuple[Any, Any]]) -> Any:
@@ -421,6 +438,8 @@ class OnnxRuntime(Engine):
             raise NotAvailable("no in-process compile cache")
         if w.kind in ("dispatch", "compile-deep"):
             raise NotAvailable("not measured: the @jit rows compare with JAX and Numba")
+        if w.kind in LOOP_KINDS or w.kind in PROG_KINDS:
+            raise NotAvailable("an ONNX graph has no Python loops to run")
         if w.kind == "matmul-bf16":
             raise NotAvailable("no bf16 MatMul kernel on ONNX Runtime's CPU provider")
         feed = dict(inputs)
@@ -446,7 +465,7 @@ class OnnxRuntime(Engine):
 
 class Numba(Engine):
     """numba.njit of the same NumPy function: the cost of a cached call (`dispatch`) and the
-    loop workloads, which are what Numba is for.
+    loop and program workloads, which are what Numba is for.
 
     Single-threaded (no parallel=True): on four elements there is nothing to split, and a
     loop's iterations are sequential.
@@ -462,11 +481,14 @@ class Numba(Engine):
 
     def prepare(self, w: Workload, inputs: Arrays) -> Thunk:
         numba = _import("numba")
-        if w.kind in LOOP_KINDS:
-            loop, args = numba.njit(w.numpy_function()), tuple(inputs.values())
+        if w.kind in LOOP_KINDS or w.kind in PROG_KINDS:
+            fn = w.numpy_function()
+            if w.kind in PROG_KINDS:  # a Numba user's version where njit needs one
+                fn = programs.numba_function(w.kind, w.params)
+            loop, args = numba.njit(fn), tuple(inputs.values())
             return lambda: loop(*args)
         if w.kind != "dispatch":
-            raise NotAvailable("numba is measured on dispatch and the loops only")
+            raise NotAvailable("numba is measured on dispatch, the loops and the programs only")
         fn, x = numba.njit(np_tiny), inputs["x"]
         return lambda: fn(x)
 

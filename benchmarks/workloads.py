@@ -4,7 +4,8 @@ A workload is data, not code paths: its `kind` selects the builder each engine u
 (`benchmarks/peers.py`), and `params` carries the sizes. The NumPy function is both the NumPy
 peer and, run in float64, the reference every engine's result is checked against. A `jit-KIND`
 workload is KIND again, but tessel runs the plain NumPy function under `@jit` instead of the
-graph text, so the two front doors can be compared on the same computation.
+graph text, so the two front doors can be compared on the same computation. The `loop-*` and
+`prog-*` workloads are plain NumPy functions only (benchmarks/loops.py, benchmarks/programs.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from benchmarks import loops
+from benchmarks import loops, programs
 
 REPO = Path(__file__).resolve().parent.parent
 MLP_GRAPH = REPO / "samples" / "mlp.graph"
@@ -29,6 +30,7 @@ EW_B = np.float32(0.25)
 
 Arrays = dict[str, np.ndarray]
 LOOP_KINDS = ("loop-diag", "loop-heat", "loop-newton")  # benchmarks/loops.py
+PROG_KINDS = programs.KINDS  # prog-jacobi, prog-lu, ...: benchmarks/programs.py
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,9 @@ class Workload:
     # elementwise | softmax | matmul | matmul-int8 | matmul-bf16 | mlp | conv2d | compile |
     # compile-cached |
     # dispatch | compile-deep | jit-elementwise | jit-softmax | jit-mlp |
-    # loop-diag | loop-heat | loop-newton (benchmarks/loops.py)
+    # loop-diag | loop-heat | loop-newton (benchmarks/loops.py) |
+    # prog-jacobi | prog-lu | prog-kmeans | prog-nbody | prog-crc | prog-mandelbrot
+    # (benchmarks/programs.py)
     kind: str
     description: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +72,10 @@ class Workload:
 
     def reference(self, inputs: Arrays) -> np.ndarray:
         """The float64 NumPy result that every engine is checked against."""
+        if self.base_kind in PROG_KINDS:
+            # the programs compute in their own dtypes already (float64, and uint32 or
+            # complex128, which a cast to float64 would break)
+            return NUMPY[self.base_kind](self, inputs)
         wide = {k: v.astype(np.float64) for k, v in inputs.items()}
         return NUMPY[self.base_kind](self, wide)
 
@@ -140,6 +148,7 @@ INPUTS: dict[str, Callable[[Workload, np.random.Generator], Arrays]] = {
     "dispatch": lambda w, rng: {"x": _randn(rng, w.params["n"])},
     "compile-deep": _deep_inputs,
     **{k: lambda w, rng: loops.inputs(w.kind, w.params, rng) for k in LOOP_KINDS},
+    **{k: lambda w, rng: programs.inputs(w.kind, w.params, rng) for k in PROG_KINDS},
 }
 
 
@@ -207,7 +216,10 @@ NUMPY: dict[str, Callable[[Workload, Arrays], np.ndarray]] = {
     "conv2d-int8": lambda w, a: np_conv2d_same(a["x"], a["w"]),
     "dispatch": lambda w, a: np_tiny(a["x"]),
     "compile-deep": lambda w, a: np_deep_mlp(a["x"], deep_params(a)),
-    **{k: lambda w, a: np.asarray(w.numpy_function()(*a.values())) for k in LOOP_KINDS},
+    **{
+        k: lambda w, a: np.asarray(w.numpy_function()(*a.values()))
+        for k in (*LOOP_KINDS, *PROG_KINDS)
+    },
 }
 
 
@@ -228,6 +240,7 @@ JIT_FUNCTIONS: dict[str, Callable[[Workload], Callable[..., np.ndarray]]] = {
     "dispatch": lambda w: np_tiny,
     "compile-deep": lambda w: np_deep_mlp,
     **{k: lambda w: loops.function(w.kind, w.params) for k in LOOP_KINDS},
+    **{k: lambda w: programs.function(w.kind, w.params) for k in PROG_KINDS},
 }
 
 
@@ -330,6 +343,33 @@ GRAPHS: dict[str, Callable[[Workload], str]] = {
 # ---- the suite ---------------------------------------------------------------------------------
 
 
+def _programs(quick: bool) -> list[Workload]:
+    """The `prog-*` workloads: full sizes take NumPy about 5-50 ms per call."""
+    n, steps = (16, 2) if quick else (256, 20)
+    desc = f"PolyBench jacobi-2d, {n}x{n} float64, {steps} steps of two in-place sweeps"
+    out = [Workload("prog-jacobi", "prog-jacobi", desc, {"n": n, "steps": steps})]
+    # @jit unrolls the loop (its index slices A[k + 1:]): compile time grows with n, ~17 s at 128
+    n = 8 if quick else 128
+    desc = f"LU without pivoting of a {n}x{n} float64 matrix, a loop over the pivot rows"
+    out.append(Workload("prog-lu", "prog-lu", desc, {"n": n}))
+    n, k, iters = (64, 3, 2) if quick else (5000, 8, 10)
+    desc = f"k-means, {n:,} 2-d points, {k} centers, {iters} Lloyd iterations with masks"
+    out.append(Workload("prog-kmeans", "prog-kmeans", desc, {"n": n, "k": k, "iters": iters}))
+    n, steps = (16, 2) if quick else (256, 5)
+    desc = f"n-body, {n} bodies, {steps} steps: pairwise r^-3, in-place vel and pos updates"
+    out.append(Workload("prog-nbody", "prog-nbody", desc, {"n": n, "steps": steps}))
+    n = 64 if quick else 2000
+    desc = f"CRC-32 of {n:,} bytes (uint32), bit by bit with a branch on the low bit"
+    # the check is exact: a checksum has one right answer
+    out.append(Workload("prog-crc", "prog-crc", desc, {"n": n}, rtol=0, atol=0))
+    (h, wd), maxiter = ((8, 12), 10) if quick else ((200, 300), 50)
+    desc = f"Mandelbrot escape counts, {h}x{wd} complex128 grid, {maxiter} iterations"
+    params = {"height": h, "width": wd, "maxiter": maxiter}
+    # counts are integers: every engine must agree exactly
+    out.append(Workload("prog-mandelbrot", "prog-mandelbrot", desc, params, rtol=0, atol=0))
+    return out
+
+
 def suite(quick: bool = False) -> list[Workload]:
     """Every workload, at full size or (quick) at sizes that run in well under a second."""
     n_ew = 100_000 if quick else 10_000_000
@@ -396,6 +436,7 @@ def suite(quick: bool = False) -> list[Workload]:
     n = 1000 if quick else 100_000
     desc = f"Newton square roots of {n:,} values, while not converged"
     out.append(Workload("loop-newton", "loop-newton", desc, {"n": n}))
+    out += _programs(quick)
     by_name = {w.name: w for w in out}
     for w in (by_name["elementwise"], by_name["softmax"], by_name["mlp"]):
         desc = f"{w.description}, as a NumPy function under @jit"

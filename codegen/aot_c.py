@@ -19,7 +19,7 @@ ERRORS = {"TESSEL_OK": 0, "TESSEL_ERROR_CPU": 1, "TESSEL_ERROR_NO_MEMORY": 2,
 C_TYPES = {"f64": "double", "f32": "float", "f16": "uint16_t", "bf16": "uint16_t",
            "i64": "int64_t", "i32": "int32_t", "i16": "int16_t", "i8": "int8_t",
            "u8": "uint8_t", "bool": "uint8_t", "u64": "uint64_t", "u32": "uint32_t",
-           "u16": "uint16_t"}  # fmt: skip
+           "u16": "uint16_t", "c64": "float _Complex", "c128": "double _Complex"}  # fmt: skip
 DTYPE_CODES = {name: i + 1 for i, name in enumerate(C_TYPES)}  # new types go last: codes stay
 
 

@@ -19,8 +19,9 @@ from ir.graph import Function, Module, Node
 from ir.ops import COMPOSITE, Op
 from passes.base import PassContext
 from passes.buffers import BufferAssignment
+from passes.complex import ExpandComplex, expanded
 from passes.decompose import Decompose
-from passes.rewrite import rewrite_function, rewrite_loop_bodies
+from passes.rewrite import inline_fusion, rewrite_function, rewrite_loop_bodies
 from runtime.native import ARRAY_DATA_OFFSET, NativeProgram
 from runtime.program_spec import ProgramSpec
 
@@ -78,7 +79,8 @@ def native_ready(module: Module) -> Module:
     fusions one level deep: a fusion kernel computes its body element by element, so a fusion
     nested in another (which `fuse` never makes, but a graph file may hold) is inlined into it,
     and composites inside bodies are expanded too. A fusion holding a scatter, which has no
-    fused form, is computed as its ops. Loop bodies are made ready alike."""
+    fused form, is computed as its ops. Loop bodies are made ready alike, and complex values
+    become pairs of reals (expand-complex) where the pipeline did not do it."""
     functions = tuple(_ready(f) for f in module.functions)
     if all(a is b for a, b in zip(functions, module.functions, strict=True)):
         return module
@@ -86,6 +88,8 @@ def native_ready(module: Module) -> Module:
 
 
 def _ready(fn: Function) -> Function:
+    if not expanded(fn):  # a module that skipped the cpu pipeline: kernels compute on reals
+        fn = ExpandComplex().run_function(fn, PassContext())
     fn = rewrite_loop_bodies(fn, _ready)
     if any(_needs_decomposing(n) for n in fn.body):
         fn = Decompose().run_function(fn, PassContext())
@@ -97,23 +101,12 @@ def _ready_fusion(node: Node) -> Node | None:
         return None
     body = node.attrs["body"]
     if any(n.op is Op.SCATTER for n in body.body):  # no fused form: computed as its ops
-        return _inline_fusion(node)
-    flat = rewrite_function(body, _inline_fusion)
+        return inline_fusion(node)
+    flat = rewrite_function(body, inline_fusion)
     # inside a body every composite is expanded: softmax's row kernel is a kernel of its own
     if any(n.op in COMPOSITE | {Op.AVG_POOL} for n in flat.body):
         flat = Decompose().run_function(flat, PassContext())
     return None if flat is body else node.replace(attrs=node.attrs.replace(body=flat))
-
-
-def _inline_fusion(node: Node) -> Node | None:
-    """A fusion inside a body, as its own body's nodes computed on its operands."""
-    if node.op is not Op.FUSION:
-        return None
-    body = rewrite_function(node.attrs["body"], _inline_fusion)  # deeper levels first
-    mapping: dict[Node, Node] = dict(zip(body.params, node.srcs, strict=True))
-    for inner in body.body:
-        mapping[inner] = inner.replace(srcs=tuple(mapping[s] for s in inner.srcs), loc=None)
-    return mapping[body.results[0]]
 
 
 def _needs_decomposing(node: Node) -> bool:

@@ -2,6 +2,8 @@
 
 f16 and bf16 are stored as 16-bit values and computed in f32, rounding after every op exactly as
 the reference interpreter does; bool is a byte in memory (numpy's layout) and an i1 in registers.
+A complex number is a {real, imaginary} struct (NumPy's layout); kernels only read its parts
+and build one from parts, since the expand-complex pass leaves nothing else complex.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ STORAGE: dict[DType, ir.Type] = {
     DType.U16: I16,
     DType.U8: I8,
     DType.BOOL: I8,
+    DType.C64: ir.LiteralStructType([F32, F32]),
+    DType.C128: ir.LiteralStructType([F64, F64]),
 }
 
 COMPUTE: dict[DType, ir.Type] = {

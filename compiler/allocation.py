@@ -79,7 +79,7 @@ def _traced(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             dtype = DType.from_numpy(array.dtype)
         except ValueError:
-            return array  # a dtype tessel does not trace (complex): NumPy's array
+            return array  # a dtype tessel does not trace (strings, objects): NumPy's array
         if name.startswith("empty"):
             array[...] = 0  # any value is valid; a known one keeps the IR the same each time
         return Tracer(trace, trace.constant(array, dtype).node, False, mutable=True)

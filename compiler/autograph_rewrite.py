@@ -4,7 +4,7 @@ at trace time whether to run it as Python or as a loop op or a cond. A statement
 `k`-th (`Site` number k) becomes:
 
     def ag__body_k(i, a, b): ...; return (a, b)        # for i in range(n): ...
-    ag__k = ag__.for_(k, range, (n,), ag__body_k)
+    ag__k = ag__.for_(k, range, (n,), ag__body_k)       # for i in xs: ag__.for_in(k, xs, ...)
     if ag__k.python:
         for i in ag__k.iterable: ...                    # the original body, as Python
     else:
@@ -22,9 +22,11 @@ at trace time whether to run it as Python or as a loop op or a cond. A statement
     def ag__false_k(a, b): ...; return (a,)
     (a,) = ag__.if_(k, ag__pk, ag__true_k, ag__false_k)
 
-A statement that cannot be converted (`Site.blocker`) stays as written, its condition or
-range checked by `ag__.check` or `ag__.range_` so that a traced one says why. The new nodes
-take the location of the statement they replace, so tracebacks point at the user's lines.
+A `for` over anything but `range(...)` runs as Python unless what it iterates over is a long
+traced array. A statement that cannot be converted (`Site.blocker`) stays as written, its
+condition or range checked by `ag__.check` or `ag__.range_` so that a traced one says why.
+The new nodes take the location of the statement they replace, so tracebacks point at the
+user's lines.
 """
 
 from __future__ import annotations
@@ -175,18 +177,23 @@ class Converter:
         return len(self.sites) - 1, site, self.statements(node.body), self.statements(node.orelse)
 
     def for_(self, node: ast.For) -> list[ast.stmt]:
+        """`for i in range(...)`, and `for x in array` (a long traced array's elements)."""
         it = node.iter
-        if not _is_range(it) or not isinstance(node.target, ast.Name):
+        if not isinstance(node.target, ast.Name):
             return [self.children(node)]
         target = node.target.id
         k, site, body, orelse = self._begin("for", node, it, target)
-        args = ast.Tuple(list(it.args), ast.Load())
+        over_range = _is_range(it)
+        args = ast.Tuple(list(it.args), ast.Load()) if _is_range(it) else it
         if site.blocker is not None:
-            checked = _call("range_", ast.Constant(k), _name("range"), args)
+            checked = _call("range_", ast.Constant(k), _name("range"), args) if over_range else it
             return _located([ast.For(_name(target, True), checked, body, orelse, None)], node)
         result = f"ag__{k}"
         fn = function_def(f"ag__body_{k}", [target, *site.params], body, _tuple(site.params))
-        call = _call("for_", ast.Constant(k), _name("range"), args, _name(fn.name))
+        if over_range:
+            call = _call("for_", ast.Constant(k), _name("range"), args, _name(fn.name))
+        else:
+            call = _call("for_in", ast.Constant(k), args, _name(fn.name))
         iterable = _attribute(result, "iterable")
         python = ast.For(_name(target, True), iterable, copy.deepcopy(body), [], None)
         return _located(

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler.autograph_branches import cond
-from compiler.autograph_errors import REWRITE, located
+from compiler.autograph_errors import REWRITE, CannotConvert, located
 from compiler.autograph_loops import WhileLoop, bounds, fori, loop, python_valued
 from compiler.autograph_site import Site
 from compiler.autograph_state import frame_values, state, traced
-from compiler.tracing import ConcretizationError, TraceError, current_trace
+from compiler.tracing import ConcretizationError, TraceError, Tracer, current_trace
 
 __all__ = ["MAX_UNROLL", "ForLoop", "Runtime"]
 
@@ -111,6 +111,32 @@ class Runtime:
                 raise located(site, e) from None
             log.debug("%s: the loop runs as Python (%s)", site.loc, e)
             return ForLoop(iterable=steps)
+
+    def for_in(self, k: int, iterable: Any, body: Callable[..., Any]) -> ForLoop:
+        """A `for x in iterable`: lax.fori_loop over the elements of a traced array longer
+        than MAX_UNROLL (`iterable[i]` each step) whose element the body does not write in
+        place; Python's loop over anything else."""
+        site = self.sites[k]
+        frame = sys._getframe(1)
+        if (
+            not isinstance(iterable, Tracer)
+            or iterable.ndim == 0
+            or len(iterable) <= MAX_UNROLL
+            or site.mutated - set(site.params)  # the body writes its element in place
+        ):
+            return ForLoop(iterable=iterable)
+        try:
+            values = state(site, frame)
+            if any(n in site.mutated for n in site.params if values.get(n) is iterable):
+                raise CannotConvert("the loop writes the array it iterates over")
+
+            def element_body(i: Any, *args: Any) -> Any:
+                return body(iterable[i], *args)
+
+            return ForLoop(values=loop(site, values, fori(0, len(iterable), 1, element_body)))
+        except Exception as e:
+            log.debug("%s: the loop runs as Python (%s)", site.loc, e)
+            return ForLoop(iterable=iterable)
 
     def while_(self, k: int, cond: Callable[..., Any], body: Callable[..., Any]) -> WhileLoop:
         return WhileLoop(self.sites[k], cond, body)

@@ -16,6 +16,7 @@ import numpy as np
 
 from compiler import pytree
 from compiler.tracing import (
+    Scalar,
     Trace,
     TraceError,
     Tracer,
@@ -26,10 +27,10 @@ from compiler.tracing import (
 )
 from ir.dtypes import DType
 from ir.graph import Function, Node
-from ir.ops import Op
+from ir.ops import ELEMENTWISE, MOVEMENT, Op
 from ir.types import TensorType
 
-_KIND_SCALARS: dict[str, bool | int | float] = {"b": False, "i": 0, "u": 0, "f": 0.0}
+_KIND_SCALARS: dict[str, Scalar] = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
 
 
 class NestedTrace(Trace):
@@ -164,7 +165,7 @@ def describe(spec: tuple[tuple[int, ...], np.dtype[Any]]) -> str:
 
 def weakly_fits(value: Any, dtype: np.dtype[Any]) -> bool:
     """A Python scalar (or a value traced from one) that NumPy would keep in `dtype`."""
-    if isinstance(value, bool | int | float):
+    if isinstance(value, Scalar):
         stand_in = value
     elif isinstance(value, Tracer) and value.weak:
         stand_in = _KIND_SCALARS.get(value.dtype.kind, 0.0)
@@ -203,7 +204,7 @@ def conform_traced(
     for v, t, path in zip(values, types, paths, strict=True):
         x = v if isinstance(v, Tracer) else None
         if x is None:
-            if not isinstance(v, bool | int | float):
+            if not isinstance(v, Scalar):
                 v = np.asarray(v)
             x = lift(v)
         if x.shape != t.shape or x.node.dtype is not t.dtype:
@@ -281,6 +282,34 @@ def run_once(
     with outer.operation(api):
         w = outer.emit(Op.WHILE, operands, cond=cond_fn, body=body_fn)
         return [outer.emit(Op.GET, [w], index=k) for k in range(1, len(types))]
+
+
+# A branch made only of these ops cannot fail and costs about what a select does, so `cond`
+# computes both branches and selects (XLA's conditional-to-select) instead of looping once
+# over the taken one: a `while` per branch costs a kernel launch each time it runs.
+_SPECULATABLE = (ELEMENTWISE | MOVEMENT | {Op.CONSTANT, Op.IOTA}) - {Op.CONCATENATE, Op.PAD}
+SPECULATE_MAX_NODES = 16
+SPECULATE_MAX_ELEMENTS = 64
+
+
+def speculatable(branch: NestedTrace) -> bool:
+    """Whether computing `branch` when it is not taken is safe and cheap."""
+    body = branch.builder.body
+    return len(body) <= SPECULATE_MAX_NODES and all(
+        n.op in _SPECULATABLE and n.type.size <= SPECULATE_MAX_ELEMENTS for n in body
+    )
+
+
+def inline(branch: NestedTrace, results: Sequence[Node]) -> list[Tracer]:
+    """`branch`'s nodes computed in the current trace (the parent's values in place of the
+    branch's parameters); the values of `results`."""
+    outer = current_trace()
+    assert outer is not None
+    mapping = {param: outer_node for outer_node, param in branch.captured.items()}
+    for node in branch.builder.body:
+        srcs = [Tracer(outer, mapping[s]) for s in node.srcs]
+        mapping[node] = outer.emit(node.op, srcs, **dict(node.attrs.items())).node
+    return [Tracer(outer, mapping.get(r, r)) for r in results]  # or a value from outside
 
 
 def pair(api: str, out: Any) -> tuple[Any, Any]:

@@ -84,7 +84,7 @@ class LeafSpec:
         return t if self.kind == "array" else f"NumPy scalar {t}"
 
 
-_PY_SCALARS = {bool: DType.BOOL, int: DType.I64, float: DType.F64}
+_PY_SCALARS = {bool: DType.BOOL, int: DType.I64, float: DType.F64, complex: DType.C128}
 # NumPy's flag bits for C-contiguous and aligned: what compiled code may assume of an input
 _BEHAVED = 0x0001 | 0x0100  # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
 _PY_NAMES = {v: k.__name__ for k, v in _PY_SCALARS.items()}
@@ -735,7 +735,7 @@ def _result_node(trace: Trace, value: Any, index: int) -> Any:
         if value.trace is not trace:
             raise TraceError("the function returned a traced value from another trace")
         return value.node
-    if isinstance(value, np.ndarray | np.generic | bool | int | float):
+    if isinstance(value, np.ndarray | np.generic | bool | int | float | complex):
         return lift(value).node  # a constant result
     raise TraceError(
         f"result {index} is a {type(value).__name__}; a jitted function returns arrays, "

@@ -32,15 +32,27 @@ from compiler.control_flow import (
     check_tree,
     conform_traced,
     describe,
+    inline,
     loop,
     node_in,
     pair,
     predicate_error,
     run_once,
     spec_of,
+    speculatable,
     weakly_fits,
 )
-from compiler.tracing import TraceError, Tracer, convert, current_trace, full, lift, user_location
+from compiler.tracing import (
+    Scalar,
+    TraceError,
+    Tracer,
+    broadcast_all,
+    convert,
+    current_trace,
+    full,
+    lift,
+    user_location,
+)
 from ir.dtypes import DType
 from ir.ops import Op
 from ir.types import TensorType
@@ -157,6 +169,13 @@ def cond(
             )
     t_nodes = [node_in(tt, v, api) for v in t_vals]
     f_nodes = [node_in(ft, v, api) for v in f_vals]
+    if speculatable(tt) and speculatable(ft):
+        with outer.operation(api):
+            chosen = [
+                outer.emit(Op.SELECT, broadcast_all([go, a, b]))
+                for a, b in zip(inline(tt, t_nodes), inline(ft, f_nodes), strict=True)
+            ]
+        return pytree.unflatten(t_tree, chosen)
     zeros = [full(outer, v.shape, 0, v.node.dtype) for v in t_vals]
     outs = run_once(api, go, zeros, tt, t_nodes)  # the true branch's values if pred, else 0
     with outer.operation(api):
@@ -286,7 +305,7 @@ def _as_tracer(v: Any) -> Tracer:
     """A value a traced function returned, as a tracer (Python scalars stay weakly typed)."""
     if isinstance(v, Tracer):
         return v
-    return lift(v if isinstance(v, bool | int | float) else np.asarray(v))
+    return lift(v if isinstance(v, Scalar) else np.asarray(v))
 
 
 def _traced_result(

@@ -22,6 +22,7 @@ import numpy as np
 from compiler import (
     decompositions,
     linalg,
+    numpy_complex,
     numpy_composites,
     numpy_histogram,
     numpy_indexing,
@@ -60,9 +61,9 @@ def _stand_in(x: Any) -> Any:
     """A value NumPy can run a ufunc on that promotes exactly like `x`."""
     if isinstance(x, Tracer):
         if x.weak:
-            return {"b": False, "i": 0, "u": 0}.get(x.dtype.kind, 0.0)
+            return {"b": False, "i": 0, "u": 0, "c": 0j}.get(x.dtype.kind, 0.0)
         return np.zeros(1, x.dtype)
-    if isinstance(x, bool | int | float):
+    if isinstance(x, bool | int | float | complex):
         return x
     return np.zeros(1, concrete_array(x).dtype)
 
@@ -90,6 +91,8 @@ def _arithmetic(op: Op, ufunc: np.ufunc) -> TracerFn:
         out = _ufunc_dtype(ufunc, *xs, dtype=dtype)
         if op is Op.ABS and out is DType.BOOL:
             return lift(xs[0], out)  # |b| == b; tessel's abs is numeric only
+        if op is Op.ABS and isinstance(xs[0], Tracer) and xs[0].node.dtype.is_complex:
+            return numpy_complex.absolute(xs[0])  # |z| is real: not computed in z's type
         return elementwise(_ON_BOOL.get(op, op) if out is DType.BOOL else op, *xs, dtype=out)
 
     return run
@@ -127,7 +130,8 @@ def _compare(op: Op) -> TracerFn:
 def _unary_float(op: Op, ufunc: np.ufunc) -> TracerFn:
     def run(x: Any, dtype: Any = None) -> Tracer:
         out = _ufunc_dtype(ufunc, x, dtype=dtype)
-        if not out.is_float:  # np.floor/np.ceil keep integers (NumPy >= 2.1), unchanged
+        # np.floor/np.ceil keep integers (NumPy >= 2.1), unchanged
+        if not (out.is_float or out.is_complex):
             return lift(x, out)
         return elementwise(op, x, dtype=out)
 
@@ -147,16 +151,6 @@ def _logical(op: Op) -> TracerFn:
         return operands[0].trace.emit(op, operands)
 
     return run
-
-
-def bitwise_xor(a: Any, b: Any) -> Tracer:
-    out = _ufunc_dtype(np.bitwise_xor, a, b)
-    x, y = lift(a, out), lift(b, out)
-    if out is DType.BOOL:
-        return _logical_xor(x, y)
-    # tessel has no xor: the bits set in either operand but not in both
-    both, either = elementwise(Op.AND, x, y), elementwise(Op.OR, x, y)
-    return _weak_as(elementwise(Op.AND, either, elementwise(Op.NOT, both)), a, b)
 
 
 def python_divmod(a: Any, b: Any) -> tuple[Tracer, Tracer]:
@@ -217,6 +211,8 @@ def _remainder(a: Any, b: Any) -> Tracer:
 
 def _power(a: Any, b: Any) -> Tracer:
     out = _ufunc_dtype(np.power, a, b)
+    if out.is_complex:
+        return numpy_complex.integer_power(a, b, out)
     if isinstance(b, int | float) and not isinstance(b, bool) and not isinstance(a, int | float):
         x = lift(a, out)
         if b == 2:
@@ -268,6 +264,8 @@ def _isnan(x: Any) -> Tracer:
 
 def _isinf(x: Any) -> Tracer:
     t = lift(x)
+    if t.node.dtype.is_complex:
+        return numpy_complex.is_finite_parts(t, _isinf, Op.OR)
     if not t.node.dtype.is_float:
         return full(t.trace, t.shape, False, DType.BOOL)
     return _compare(Op.EQ)(elementwise(Op.ABS, t), math.inf)
@@ -275,6 +273,8 @@ def _isinf(x: Any) -> Tracer:
 
 def _isfinite(x: Any) -> Tracer:
     t = lift(x)
+    if t.node.dtype.is_complex:
+        return numpy_complex.is_finite_parts(t, _isfinite, Op.AND)
     if not t.node.dtype.is_float:
         return full(t.trace, t.shape, True, DType.BOOL)
     return _compare(Op.LT)(elementwise(Op.ABS, t), math.inf)
@@ -343,7 +343,11 @@ UFUNCS: dict[np.ufunc, Handler] = {
     np.logical_xor: _logical_xor,
     np.bitwise_and: _arithmetic(Op.AND, np.bitwise_and),
     np.bitwise_or: _arithmetic(Op.OR, np.bitwise_or),
+    np.bitwise_xor: _arithmetic(Op.XOR, np.bitwise_xor),
+    np.left_shift: _arithmetic(Op.SHIFT_LEFT, np.left_shift),
+    np.right_shift: _arithmetic(Op.SHIFT_RIGHT, np.right_shift),
     np.invert: _arithmetic(Op.NOT, np.invert),
+    np.conjugate: numpy_complex.conjugate,
     np.isnan: _isnan,
     np.isinf: _isinf,
     np.isfinite: _isfinite,
@@ -423,6 +427,14 @@ def np_mean(a: Any, axis: Any = None, dtype: Any = None, keepdims: bool = False)
     axes = normalize_axes(axis, x.ndim, x.trace.api)
     out = to_dtype(np.mean(np.zeros(1, x.dtype), **({"dtype": dtype} if dtype else {})).dtype)
     x = convert(x, out)
+    if out.is_complex and axes:  # the IR's mean is real only: each part of the sum / count
+        count = math.prod(x.shape[i] for i in axes)
+        total = np_sum(x, axes, keepdims=keepdims)
+        re, im = (
+            elementwise(Op.DIV, numpy_complex.part(total, op), count, dtype=out.real_part)
+            for op in (Op.REAL, Op.IMAG)
+        )
+        return numpy_complex.make(re, im, out)
     r = x.trace.emit(Op.MEAN, [x], x.weak, axes=axes) if axes else x
     return _keep(r, axes, x.shape, keepdims)
 
@@ -434,8 +446,16 @@ def np_var(
     axes = normalize_axes(axis, x.ndim, x.trace.api)
     centred = elementwise(Op.SUB, x, np_mean(x, axes, dtype, keepdims=True))
     count = math.prod(x.shape[i] for i in axes)
-    total = np_sum(elementwise(Op.MUL, centred, centred), axes, keepdims=keepdims)
+    total = np_sum(_abs_squared(centred), axes, keepdims=keepdims)
     return elementwise(Op.DIV, total, max(count - ddof, 0))
+
+
+def _abs_squared(x: Tracer) -> Tracer:
+    """|x|**2, real: re**2 + im**2 for complex numbers (NumPy's var and norm use it)."""
+    if not x.node.dtype.is_complex:
+        return elementwise(Op.MUL, x, x)
+    re, im = numpy_complex.part(x, Op.REAL), numpy_complex.part(x, Op.IMAG)
+    return elementwise(Op.ADD, elementwise(Op.MUL, re, re), elementwise(Op.MUL, im, im))
 
 
 def np_std(
@@ -704,7 +724,10 @@ def np_full_like(a: Any, fill_value: Any, dtype: Any = None, shape: Any = None) 
 
 def np_astype(x: Any, dtype: Any, copy: bool = True) -> Tracer:
     t = lift(x)
-    return convert(t, to_dtype(dtype, t.trace.api))
+    out = to_dtype(dtype, t.trace.api)
+    if t.node.dtype.is_complex and not out.is_complex:
+        return numpy_complex.astype_real(t, out)
+    return convert(t, out)
 
 
 def np_copy(a: Any) -> Tracer:
@@ -761,9 +784,9 @@ def np_norm(x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -
     t = lift(x)
     if ord not in (None, 2, "fro") or (ord == 2 and (axis is None and t.ndim != 1)):
         raise t.trace.error(f"ord={ord!r} is not supported; only the 2-norm", UnsupportedError)
-    if not t.node.dtype.is_float:
+    if not (t.node.dtype.is_float or t.node.dtype.is_complex):
         t = convert(t, DType.F64)
-    return elementwise(Op.SQRT, np_sum(elementwise(Op.MUL, t, t), axis, keepdims=keepdims))
+    return elementwise(Op.SQRT, np_sum(_abs_squared(t), axis, keepdims=keepdims))
 
 
 FUNCTIONS: dict[Callable[..., Any], Handler] = {
@@ -816,6 +839,7 @@ FUNCTIONS: dict[Callable[..., Any], Handler] = {
     np.ndim: lambda a: lift(a).ndim,
     np.size: lambda a, axis=None: lift(a).size if axis is None else lift(a).shape[axis],
     **numpy_composites.FUNCTIONS,
+    **numpy_complex.FUNCTIONS,
 }
 
 

@@ -17,6 +17,9 @@ def _fmt(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, np.integer):
         return str(int(value))
+    if isinstance(value, np.complexfloating):
+        im = f"{float(value.imag):+.6g}"
+        return f"{float(value.real):.6g}{im}j"
     return f"{float(value):.6g}"
 
 
@@ -37,16 +40,21 @@ def summarize(name: str, arr: np.ndarray) -> str:
         f"{name}: {dtype.value}[{dims}]",
         f"  values    [{shown}]  ({flat.size} element{'' if flat.size == 1 else 's'})",
     ]
-    if flat.size:
-        wide = flat.astype(np.float64)
-        finite = wide[np.isfinite(wide)]
-        stats = []
-        if finite.size:
-            lo, hi, mean = finite.min(), finite.max(), finite.mean()
-            stats.append(f"min {_fmt(lo)}  max {_fmt(hi)}  mean {_fmt(mean)}")
-        n_nan, n_inf = int(np.isnan(wide).sum()), int(np.isinf(wide).sum())
-        if n_nan or n_inf:
-            stats.append(f"nan {n_nan}  inf {n_inf}")
-        lines.append("  stats     " + "  ".join(stats))
+    if flat.size and flat.dtype.kind == "c":  # complex numbers have no order: their magnitudes
+        lines.append("  |values|  " + _stats(np.abs(flat).astype(np.float64)))
+    elif flat.size:
+        lines.append("  stats     " + _stats(flat.astype(np.float64)))
     lines.append(f"  checksum  {checksum(arr)}")
     return "\n".join(lines)
+
+
+def _stats(wide: np.ndarray) -> str:
+    finite = wide[np.isfinite(wide)]
+    stats = []
+    if finite.size:
+        lo, hi, mean = finite.min(), finite.max(), finite.mean()
+        stats.append(f"min {_fmt(lo)}  max {_fmt(hi)}  mean {_fmt(mean)}")
+    n_nan, n_inf = int(np.isnan(wide).sum()), int(np.isinf(wide).sum())
+    if n_nan or n_inf:
+        stats.append(f"nan {n_nan}  inf {n_inf}")
+    return "  ".join(stats)

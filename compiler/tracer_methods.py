@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from compiler import advanced_indexing, indexing, masking, numpy_indexing, numpy_sort
+from compiler import (
+    advanced_indexing,
+    indexing,
+    masking,
+    numpy_complex,
+    numpy_indexing,
+    numpy_sort,
+)
 from compiler import numpy_api as api
 from compiler.tracing import Tracer, convert, is_weak, write_into
 from ir.dtypes import DType
@@ -51,8 +58,10 @@ _OPERATORS: dict[str, tuple[np.ufunc | Callable[..., Any], str]] = {
     "matmul": (np.matmul, "@"),
     "and": (np.bitwise_and, "&"),
     "or": (np.bitwise_or, "|"),
-    # operators without a NumPy row yet (np.bitwise_xor and np.divmod stay refused)
-    "xor": (api.bitwise_xor, "^"),
+    "xor": (np.bitwise_xor, "^"),
+    "lshift": (np.left_shift, "<<"),
+    "rshift": (np.right_shift, ">>"),
+    # an operator without a NumPy row (np.divmod stays refused)
     "divmod": (api.python_divmod, "divmod(x, y)"),
 }
 _COMPARISONS = {
@@ -137,6 +146,8 @@ _METHODS: dict[str, Callable[..., Any]] = {
     "clip": api.np_clip,
     "dot": api.FUNCTIONS[np.dot],
     "copy": api.np_copy,
+    "conj": numpy_complex.conjugate,
+    "conjugate": numpy_complex.conjugate,
     # (not "trace": a Tracer's `trace` is its Trace; x.trace() is spelled np.trace(x))
     **{name: api.FUNCTIONS[getattr(np, name)] for name in ("cumsum", "cumprod", "diagonal")},
     "repeat": api.FUNCTIONS[np.repeat],
@@ -219,6 +230,8 @@ def _install() -> None:
         "transpose": _shape_method("transpose", api.np_transpose),
         "T": property(lambda self: api.call("x.T", api.np_transpose, (self,), {})),
         "mT": property(lambda self: api.call("x.mT", api.np_swapaxes, (self, -1, -2), {})),
+        "real": numpy_complex.attribute(Op.REAL),
+        "imag": numpy_complex.attribute(Op.IMAG),
         "__getitem__": _getitem,
         "__setitem__": _setitem,
         "fill": _fill,

@@ -7,7 +7,8 @@ NumPy's own functions reach the same code through `__array_ufunc__`/`__array_fun
 traced function points at the user's code, not at tessel's.
 
 Promotion is NumPy's (NEP 50, numpy >= 2): NumPy itself is asked for the result dtype, with
-Python scalars and values traced from Python scalars being weakly typed (`x_f32 * 2.0` stays f32).
+Python scalars and values traced from Python scalars being weakly typed (`x_f32 * 2.0` stays f32,
+`x_f32 * 1j` is complex64).
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from ir.builder import FunctionBuilder, broadcast_shapes, make_node
 from ir.diagnostics import GraphTypeError, Loc, ShapeError, TesselError
 from ir.dtypes import DType
 from ir.graph import Node
-from ir.ops import Op
+from ir.ops import OPERAND_DTYPES, Op
 from ir.types import TensorType
 
-Scalar = bool | int | float
+Scalar = bool | int | float | complex
 
 
 class TraceError(TesselError):
@@ -151,7 +152,8 @@ class Trace:
         try:
             node = make_node(op, nodes, attrs, loc=loc)
         except GraphTypeError as e:
-            raise TraceError(f"{self.api}: {e.message}" if self.api else e.message, loc) from None
+            message = _complex_refusal(op, nodes, attrs) or e.message
+            raise TraceError(f"{self.api}: {message}" if self.api else message, loc) from None
         return Tracer(self, self.builder.add(node), weak)
 
     def constant(self, value: Any, dtype: DType | None = None, weak: bool = False) -> Tracer:
@@ -181,6 +183,32 @@ class Trace:
 
     def error(self, message: str, cls: type[TraceError] = TraceError) -> TraceError:
         return cls(f"{self.api}: {message}" if self.api else message, user_location())
+
+
+# the reduce kinds ir.typerules accepts on complex operands (reduce's operand rule is ANY)
+_COMPLEX_REDUCTIONS = frozenset({"sum"})
+
+
+def _complex_refusal(op: Op, operands: Sequence[Node], attrs: dict[str, Any]) -> str | None:
+    """Why `op` failed when the reason is a complex operand: NumPy defines most functions on
+    complex numbers, so the user needs to hear that it is tessel that does not."""
+    complex_types = [n.type for n in operands if n.dtype.is_complex]
+    if not complex_types:
+        return None
+    rule = OPERAND_DTYPES.get(op)
+    if op is Op.REDUCE:
+        if attrs.get("kind") in _COMPLEX_REDUCTIONS:
+            return None
+    elif rule is not None and complex_types[0].dtype in rule.allowed:
+        return None
+    if op is Op.REDUCE:
+        what = f"a {attrs.get('kind')} reduction of complex numbers is not supported"
+    else:
+        what = f"{op} takes {rule.description if rule else 'no complex type'}"
+    return (
+        f"tessel does not support complex numbers here ({what}, got {complex_types[0]}); "
+        "compute on the real and imaginary parts (z.real, z.imag) or on np.abs(z)"
+    )
 
 
 def _const_data(arr: np.ndarray) -> Any:
@@ -402,14 +430,14 @@ class Tracer:
 
 # --- promotion ----------------------------------------------------------------------------
 
-_KIND_SCALARS: dict[str, Scalar] = {"b": False, "i": 0, "u": 0, "f": 0.0}
+_KIND_SCALARS: dict[str, Scalar] = {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}
 
 
 def _promotion_stand_in(x: Any) -> Any:
     """What NumPy's result_type should see: dtypes for strong values, Python scalars for weak."""
     if isinstance(x, Tracer):
         return _KIND_SCALARS.get(x.dtype.kind, 0.0) if x.weak else x.dtype
-    if isinstance(x, bool | int | float):
+    if isinstance(x, Scalar):
         return x
     return concrete_array(x).dtype
 
@@ -424,13 +452,13 @@ def concrete_array(x: Any) -> np.ndarray:
 
 
 def is_weak(x: Any) -> bool:
-    return (isinstance(x, Tracer) and x.weak) or isinstance(x, bool | int | float)
+    return (isinstance(x, Tracer) and x.weak) or isinstance(x, Scalar)
 
 
 def result_dtype(*xs: Any) -> DType:
     trace = trace_of(*xs)
     stand_ins = [_promotion_stand_in(x) for x in xs]
-    if all(isinstance(s, bool | int | float) for s in stand_ins):
+    if all(isinstance(s, Scalar) for s in stand_ins):
         dt = np.asarray(stand_ins[0]).dtype if len(xs) == 1 else np.result_type(*stand_ins)
     else:
         try:
@@ -446,7 +474,7 @@ def lift(x: Any, dtype: DType | None = None) -> Tracer:
     if isinstance(x, Tracer):
         return x if dtype is None or x.node.dtype is dtype else convert(x, dtype)
     trace = trace_of(x)
-    if isinstance(x, bool | int | float):
+    if isinstance(x, Scalar):
         if dtype is None:
             dtype = result_dtype(x)
         try:

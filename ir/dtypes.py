@@ -25,6 +25,8 @@ class DType(Enum):
     U16 = "u16"
     U8 = "u8"
     BOOL = "bool"
+    C64 = "c64"  # complex: a pair of f32 (real, imaginary), NumPy's complex64
+    C128 = "c128"
 
     def __str__(self) -> str:
         return self.value
@@ -47,6 +49,15 @@ class DType(Enum):
     @property
     def is_int(self) -> bool:
         return self in INTEGERS
+
+    @property
+    def is_complex(self) -> bool:
+        return self in COMPLEX
+
+    @property
+    def real_part(self) -> DType:
+        """The type of a complex type's real and imaginary parts (a real type is its own)."""
+        return _PARTS.get(self, self)
 
     @property
     def is_signed(self) -> bool:
@@ -84,12 +95,18 @@ _TO_NUMPY: dict[DType, np.dtype[np.generic]] = {
     DType.U16: np.dtype(np.uint16),
     DType.U8: np.dtype(np.uint8),
     DType.BOOL: np.dtype(np.bool_),
+    DType.C64: np.dtype(np.complex64),
+    DType.C128: np.dtype(np.complex128),
 }
+_PARTS = {DType.C64: DType.F32, DType.C128: DType.F64}
+COMPLEX_OF = {part: whole for whole, part in _PARTS.items()}
 
 FLOATS = frozenset({DType.F64, DType.F32, DType.F16, DType.BF16})
 SIGNED_INTEGERS = frozenset({DType.I64, DType.I32, DType.I16, DType.I8})
 UNSIGNED_INTEGERS = frozenset({DType.U64, DType.U32, DType.U16, DType.U8})
 INTEGERS = SIGNED_INTEGERS | UNSIGNED_INTEGERS
-NUMERIC = FLOATS | INTEGERS
+COMPLEX = frozenset(_PARTS)
+NUMERIC = FLOATS | INTEGERS  # the real numbers; complex types are listed op by op
 ALL = frozenset(DType)
+REAL = ALL - COMPLEX
 ALL_NAMES = tuple(t.value for t in DType)

@@ -49,6 +49,9 @@ class Op(Enum):
     CEIL = "ceil"
     SIGN = "sign"
     NOT = "not"
+    # complex numbers: the parts of one, and one made from its parts
+    REAL = "real"
+    IMAG = "imag"
     # binary elementwise
     ADD = "add"
     SUB = "sub"
@@ -62,6 +65,13 @@ class Op(Enum):
     MIN = "min"
     AND = "and"
     OR = "or"
+    XOR = "xor"
+    # bit shifts with NumPy's rules: right shifts are arithmetic on signed types and logical on
+    # unsigned ones; a count outside 0..bits-1 shifts every bit out (0, or -1 for a negative x
+    # shifted right)
+    SHIFT_LEFT = "shift_left"
+    SHIFT_RIGHT = "shift_right"
+    COMPLEX = "complex"  # complex(re, im) = re + i*im
     # comparisons (result is bool)
     EQ = "eq"
     NE = "ne"
@@ -118,17 +128,18 @@ UNARY = frozenset(
     {
         Op.NEG, Op.ABS, Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.RELU,
         Op.ERF, Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.ATAN, Op.SINH, Op.COSH, Op.ASINH,
-        Op.ACOSH, Op.ATANH, Op.LOG1P, Op.EXPM1, Op.FLOOR, Op.CEIL, Op.SIGN, Op.NOT,
+        Op.ACOSH, Op.ATANH, Op.LOG1P, Op.EXPM1, Op.FLOOR, Op.CEIL, Op.SIGN, Op.NOT, Op.REAL,
+        Op.IMAG,
     }
 )  # fmt: skip
 BINARY = frozenset(
     {
         Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.ATAN2, Op.HYPOT, Op.FMOD, Op.MAX, Op.MIN,
-        Op.AND, Op.OR,
+        Op.AND, Op.OR, Op.XOR, Op.SHIFT_LEFT, Op.SHIFT_RIGHT, Op.COMPLEX,
     }
 )  # fmt: skip
 COMPARE = frozenset({Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE})
-COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.MIN, Op.AND, Op.OR, Op.EQ, Op.NE})
+COMMUTATIVE = frozenset({Op.ADD, Op.MUL, Op.MAX, Op.MIN, Op.AND, Op.OR, Op.XOR, Op.EQ, Op.NE})
 ELEMENTWISE = UNARY | BINARY | COMPARE | {Op.SELECT, Op.CONVERT}
 MOVEMENT = frozenset(
     {Op.BROADCAST_IN_DIM, Op.RESHAPE, Op.TRANSPOSE, Op.SLICE, Op.REVERSE, Op.CONCATENATE, Op.PAD}
@@ -191,30 +202,41 @@ class DTypeRule:
 
 
 ANY = DTypeRule(dtypes.ALL, "any type")
-NUMERIC = DTypeRule(dtypes.NUMERIC, "a numeric type")
+REAL_OR_BOOL = DTypeRule(dtypes.REAL, "a real or bool type")
+NUMERIC = DTypeRule(dtypes.NUMERIC, "a real numeric type")
+ARITHMETIC = DTypeRule(dtypes.NUMERIC | dtypes.COMPLEX, "a numeric type")
 FLOAT = DTypeRule(dtypes.FLOATS, "a floating-point type")
+INEXACT = DTypeRule(dtypes.FLOATS | dtypes.COMPLEX, "a floating-point or complex type")
+COMPLEX = DTypeRule(dtypes.COMPLEX, "a complex type")
+PARTS = DTypeRule(frozenset(dtypes.COMPLEX_OF), "f32 or f64")
 INT_OR_BOOL = DTypeRule(dtypes.INTEGERS | {DType.BOOL}, "an integer or bool type")
-NUMERIC_OR_BOOL = DTypeRule(dtypes.ALL, "a numeric or bool type")
+INTEGER = DTypeRule(dtypes.INTEGERS, "an integer type")
 
 # the integer types quantized values take
 QUANT_INTS = (DType.I8, DType.U8, DType.I16, DType.I32)
 
 OPERAND_DTYPES: dict[Op, DTypeRule] = {
-    **{op: ANY for op in SOURCES | MOVEMENT | COMPARE | {Op.SELECT, Op.CONVERT, Op.FUSION}},
+    **{op: ANY for op in SOURCES | MOVEMENT | {Op.EQ, Op.NE, Op.SELECT, Op.CONVERT, Op.FUSION}},
+    **{op: REAL_OR_BOOL for op in (Op.LT, Op.LE, Op.GT, Op.GE)},  # complex numbers are unordered
+    Op.REAL: COMPLEX,
+    Op.IMAG: COMPLEX,
+    Op.COMPLEX: PARTS,
     Op.WHILE: ANY,
     Op.GET: ANY,  # its operand is a tuple: see typerules
-    **{op: FLOAT for op in (Op.EXP, Op.LOG, Op.SQRT, Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
+    **{op: INEXACT for op in (Op.EXP, Op.LOG, Op.SQRT)},
+    **{op: FLOAT for op in (Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
     **{op: FLOAT for op in (Op.FLOOR, Op.CEIL, Op.SOFTMAX, Op.MEAN, Op.AVG_POOL)},
     **{op: FLOAT for op in (Op.SIN, Op.COS, Op.TAN, Op.ASIN, Op.ACOS, Op.ATAN, Op.ATAN2)},
     **{op: FLOAT for op in (Op.SINH, Op.COSH, Op.ASINH, Op.ACOSH, Op.ATANH, Op.HYPOT)},
     **{op: FLOAT for op in (Op.LOG1P, Op.EXPM1)},
-    **{op: NUMERIC for op in (Op.NEG, Op.ABS, Op.RELU, Op.SIGN)},
-    **{op: NUMERIC for op in (Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.POW, Op.FMOD, Op.MAX, Op.MIN)},
-    **{op: INT_OR_BOOL for op in (Op.NOT, Op.AND, Op.OR)},
+    **{op: ARITHMETIC for op in (Op.NEG, Op.ABS, Op.ADD, Op.SUB, Op.MUL, Op.DIV)},
+    **{op: NUMERIC for op in (Op.RELU, Op.SIGN, Op.POW, Op.FMOD, Op.MAX, Op.MIN)},
+    **{op: INT_OR_BOOL for op in (Op.NOT, Op.AND, Op.OR, Op.XOR)},
+    **{op: INTEGER for op in (Op.SHIFT_LEFT, Op.SHIFT_RIGHT)},
     **{op: ANY for op in INDEXED},  # the indices' type is checked by the type rule
-    **{op: NUMERIC_OR_BOOL for op in SORTING},
-    Op.REDUCE: NUMERIC_OR_BOOL,  # sum/prod additionally reject bool: see typerules
-    Op.DOT_GENERAL: NUMERIC,
+    **{op: REAL_OR_BOOL for op in SORTING},
+    Op.REDUCE: ANY,  # sum/prod reject bool, max/min complex: see typerules
+    Op.DOT_GENERAL: ARITHMETIC,
     Op.CONV2D: NUMERIC,
     Op.MAX_POOL: NUMERIC,
     Op.QUANTIZE: FLOAT,

@@ -495,6 +495,10 @@ class _FileParser:
             v = int(tok)
         elif tok.type == "FLOAT":
             v = float(tok)
+        elif tok.type == "COMPLEX":
+            if not dtype.is_complex:
+                raise self.error(leaf, f"{dtype} constants take real numbers, got {text}")
+            v = _complex(str(tok))
         elif str(tok) in _NUMBER_WORDS and (len(toks) == 1 or str(tok) in ("inf", "nan")):
             v = _NUMBER_WORDS[str(tok)]
             v = -v if len(toks) == 2 else v
@@ -502,6 +506,11 @@ class _FileParser:
             raise self.error(
                 leaf, f"'{text}' is not a number (expected a number, inf, nan, true or false)"
             )
+        self.check_fits(leaf, v, text, tok.type == "NAME", dtype)
+        return v
+
+    def check_fits(self, leaf: Tree[Any], v: Any, text: str, word: bool, dtype: DType) -> None:
+        """That `v` (spelled `text`; `word`: inf/nan/true/false) is a value of `dtype`."""
         if dtype == DType.BOOL:
             if not isinstance(v, bool):
                 raise self.error(leaf, f"bool constants take true or false, got {text}")
@@ -513,10 +522,13 @@ class _FileParser:
             info = np.iinfo(dtype.np.type)  # type: ignore[type-var]
             if not info.min <= v <= info.max:
                 raise self.error(leaf, f"{text} does not fit in {dtype} ({info.min}..{info.max})")
-        elif tok.type != "NAME" and not math.isfinite(_to_float(v, dtype)):
-            top = float(ml_dtypes.finfo(dtype.np).max)  # type: ignore[no-untyped-call]
+        elif isinstance(v, complex):
+            parts = zip((v.real, v.imag), _complex_parts(v, dtype), strict=True)
+            if any(math.isfinite(p) and not math.isfinite(q) for p, q in parts):
+                raise self.error(leaf, f"{text} does not fit in {dtype}")
+        elif not word and not math.isfinite(_to_float(v, dtype.real_part)):
+            top = float(ml_dtypes.finfo(dtype.real_part.np).max)  # type: ignore[no-untyped-call]
             raise self.error(leaf, f"{text} does not fit in {dtype} (largest finite value {top:g})")
-        return v
 
     def load_weights(self, lit: Tree[Any]) -> tuple[np.ndarray[Any, Any], WeightRef]:
         file_tok, key_tok = _tok(lit.children[0]), lit.children[1]
@@ -574,6 +586,18 @@ def _leaves(lit: Tree[Any]) -> Iterator[Tree[Any]]:
 
 def _entry_kind(shape: tuple[int, ...]) -> str:
     return f"a list of shape {list(shape)}" if shape else "a number"
+
+
+def _complex(text: str) -> complex:
+    """`re±imj` as a complex number, each part read as a float (keeping -0.0 and NaN's sign)."""
+    split = max(i for i, c in enumerate(text) if c in "+-" and i > 0 and text[i - 1] not in "eE")
+    return complex(float(text[:split]), float(text[split:-1]))
+
+
+def _complex_parts(v: complex, dtype: DType) -> tuple[float, float]:
+    part = dtype.real_part.np.type
+    with np.errstate(over="ignore"):
+        return float(part(v.real)), float(part(v.imag))
 
 
 def _to_float(v: float, dtype: DType) -> float:

@@ -66,6 +66,10 @@ def format_type(t: TensorType) -> str:
 
 
 def format_scalar(value: Any, dtype: DType) -> str:
+    if dtype.is_complex:  # re±imj, each part as its real type prints it
+        re = format_scalar(value.real, dtype.real_part)
+        im = format_scalar(value.imag, dtype.real_part)
+        return f"{re}{'' if im.startswith('-') else '+'}{im}j"
     if dtype == DType.BOOL:
         return "true" if bool(value) else "false"
     if dtype.is_int:
@@ -104,6 +108,8 @@ def is_splat(arr: np.ndarray[Any, Any]) -> bool:
     flat = arr.reshape(-1)
     if flat.size == 0:
         return False
+    if flat.dtype.kind == "c":
+        return is_splat(flat.real.copy()) and is_splat(flat.imag.copy())
     if flat.dtype.kind not in "fV" and flat.dtype != DType.BF16.np:
         return bool((flat == flat[0]).all())
     f = flat.astype(np.float64)

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from ir.attrs import REQUIRED, Attrs, show_value
 from ir.diagnostics import ShapeError
-from ir.dtypes import INTEGERS, DType
+from ir.dtypes import COMPLEX_OF, INTEGERS, DType
 from ir.ops import ARITY, BINARY, COMPARE, CONTROL, OPERAND_DTYPES, UNARY, Op, attr_specs
 from ir.quant import NORMALIZE as QUANT_NORMALIZE
 from ir.quant import TYPE_RULES as QUANT_TYPE_RULES
@@ -251,7 +251,18 @@ def _t_select(t: Types, a: Attrs) -> TensorType:
 
 
 def _t_convert(t: Types, a: Attrs) -> TensorType:
+    if t[0].dtype.is_complex and not a["dtype"].is_complex:
+        _fail(f"cannot convert {t[0]} to {a['dtype']}: take its real part or abs first")
     return t[0].with_dtype(a["dtype"])
+
+
+def _t_part(t: Types, a: Attrs) -> TensorType:
+    """real, imag, and abs, whose result is real for a complex operand."""
+    return t[0].with_dtype(t[0].dtype.real_part)
+
+
+def _t_complex(t: Types, a: Attrs) -> TensorType:
+    return _same_operands(t).with_dtype(COMPLEX_OF[t[0].dtype])
 
 
 def _t_constant(t: Types, a: Attrs) -> TensorType:
@@ -398,6 +409,8 @@ def _t_scatter(t: Types, a: Attrs) -> TensorType:
         _fail(f"updates must be {want} (what gather would read there), got {updates}", operand=2)
     if x.dtype == DType.BOOL and a["kind"] in ("add", "mul"):
         _fail(f"scatter kind '{a['kind']}' needs a numeric type, got {x}", attr="kind")
+    if x.dtype.is_complex and a["kind"] not in ("set", "add"):
+        _fail(f"scatter kind '{a['kind']}' needs a real type, got {x}", attr="kind")
     return x
 
 
@@ -405,6 +418,8 @@ def _t_reduce(t: Types, a: Attrs) -> TensorType:
     x = t[0]
     if x.dtype == DType.BOOL and a.get("kind") in ("sum", "prod"):
         _fail(f"kind {a['kind']} needs a numeric operand, got {x}", attr="kind")
+    if x.dtype.is_complex and a.get("kind", "sum") != "sum":
+        _fail(f"kind {a['kind']} needs a real operand, got {x}", attr="kind")
     return x.with_shape(tuple(d for i, d in enumerate(x.shape) if i not in a["axes"]))
 
 
@@ -420,6 +435,8 @@ def _check_out_dtype(operand: TensorType, out: DType) -> None:
             f"out_dtype {out} must be an integer type, like the operands ({operand})",
             attr="out_dtype",
         )
+    if operand.dtype.is_complex != out.is_complex:
+        _fail(f"out_dtype {out} and the operands ({operand}) must both be complex or both real")
 
 
 def _t_dot(t: Types, a: Attrs) -> TensorType:
@@ -555,6 +572,10 @@ TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
     **QUANT_TYPE_RULES,
     **{op: _t_elementwise for op in UNARY | BINARY},
     **{op: _t_compare for op in COMPARE},
+    Op.ABS: _t_part,
+    Op.REAL: _t_part,
+    Op.IMAG: _t_part,
+    Op.COMPLEX: _t_complex,
     Op.SELECT: _t_select,
     Op.CONVERT: _t_convert,
     Op.CONSTANT: _t_constant,

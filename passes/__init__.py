@@ -4,6 +4,7 @@ from passes import (  # noqa: F401
     buffers,
     canonicalize,
     cleanup,
+    complex,
     decompose,
     fold,
     fuse,

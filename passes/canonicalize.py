@@ -57,7 +57,7 @@ def splat(node: Node) -> float | int | bool | None:
     if node.op is not Op.CONSTANT:
         return None
     arr = node.attrs["value"].array
-    if arr.size == 0:
+    if arr.size == 0 or arr.dtype.kind == "c":  # the identities here are for real numbers
         return None
     flat = arr.reshape(-1)
     first = flat[0]

@@ -16,10 +16,11 @@ def cpu_pipeline(bf16_dots: bool = False) -> str:
     products on its f32 GEMM (exact: widen-products), except bf16 dots where `bf16_dots` says
     its bf16 GEMM has AMX-BF16 or AVX-512 BF16 to run on (six times the f32 GEMM at 1024^3;
     elsewhere that kernel is not used). Its int8 GEMM applies epilogues (bias, requantize,
-    dequantize); its int8 convolution does not, so integer conv2ds stay unfused."""
+    dequantize); its int8 convolution does not, so integer conv2ds stay unfused. Complex
+    numbers compute as pairs of reals (expand-complex)."""
     widen = "widen-products{bf16-dots=false}" if bf16_dots else "widen-products"
     return (
-        f"{CLEANUP},recompose,decompose{{softmax=false}},{widen},{CLEANUP},"
+        f"{CLEANUP},recompose,decompose{{softmax=false}},expand-complex,{widen},{CLEANUP},"
         "fuse{int-epilogue=dot_general},buffer-assign"
     )
 

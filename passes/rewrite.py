@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ir.attrs import Attrs
 from ir.graph import Function, Node
-from ir.ops import CONTROL
+from ir.ops import CONTROL, Op
 
 Rewrite = Callable[[Node], Node | None]
 
@@ -75,3 +75,15 @@ def rewrite_loop_bodies(fn: Function, transform: Callable[[Function], Function])
         return node.replace(attrs=Attrs(attrs))
 
     return rewrite_function(fn, inside)
+
+
+def inline_fusion(node: Node) -> Node | None:
+    """A fusion as its own body's nodes computed on its operands (nested fusions too); None
+    for any other node. A rewrite for `rewrite_function`."""
+    if node.op is not Op.FUSION:
+        return None
+    body = rewrite_function(node.attrs["body"], inline_fusion)  # deeper levels first
+    mapping: dict[Node, Node] = dict(zip(body.params, node.srcs, strict=True))
+    for inner in body.body:
+        mapping[inner] = inner.replace(srcs=tuple(mapping[s] for s in inner.srcs), loc=None)
+    return mapping[body.results[0]]

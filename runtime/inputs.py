@@ -96,6 +96,9 @@ def random_inputs(fn: Function, seed: int = 0) -> list[np.ndarray[Any, Any]]:
 def _random_array(rng: np.random.Generator, t: TensorType) -> np.ndarray[Any, Any]:
     if t.dtype.is_float:
         return rng.standard_normal(t.shape).astype(t.dtype.np)
+    if t.dtype.is_complex:
+        parts = rng.standard_normal((2, *t.shape))
+        return np.asarray(parts[0] + 1j * parts[1], t.dtype.np)
     if t.dtype == DType.BOOL:
         return rng.integers(0, 2, t.shape).astype(bool)
     lo = 0 if not t.dtype.is_signed else -8

@@ -42,10 +42,18 @@ def widen(x: np.ndarray) -> np.ndarray:
     return x.astype(F32) if x.dtype in _NARROW_FLOATS else x
 
 
+def complex_from_parts(re: np.ndarray, im: np.ndarray) -> np.ndarray:
+    """The complex array with exactly these parts (re + 1j * im would turn inf * 0 into NaN)."""
+    out = np.empty(np.broadcast_shapes(re.shape, im.shape), np.result_type(re, im, 1j))
+    out.real, out.imag = re, im
+    return out
+
+
 def accumulator(x: np.ndarray) -> np.dtype:
-    """What contractions sum in: f64 for f64, f32 for other floats, exact int64 for integers."""
-    if x.dtype == F64:
-        return F64
+    """What contractions sum in: f64 for f64, f32 for other floats, exact int64 for integers;
+    a complex type in itself."""
+    if x.dtype == F64 or x.dtype.kind == "c":
+        return x.dtype
     return F32 if is_float(x) else np.dtype(np.int64)
 
 
@@ -53,13 +61,15 @@ def cast(x: np.ndarray, to: DType) -> np.ndarray:
     """Convert to `to` with tessel's convert semantics; always returns a new array.
 
     To bool: x != 0 (NaN is true). Float to int: truncate toward zero, saturate, NaN -> 0.
-    Int to int: two's-complement wrap. To float: round to nearest even, once.
+    Int to int: two's-complement wrap. To float or complex: round to nearest even, once.
     """
     x = np.asarray(x)  # ufuncs hand back numpy scalars for rank-0 operands
     if to is DType.BOOL:
         return np.asarray(widen(x) != 0)
     if to.is_float:
         return _to_float(x, to)
+    if to.is_complex:  # from a real type, the imaginary part is 0 (complex to real is no op)
+        return widen(x).astype(to.np)
     if is_float(x):
         return _float_to_int(x, to)
     return x.astype(to.np)  # numpy wraps int -> int and maps bool to 0/1
@@ -111,8 +121,9 @@ def _float_to_int(x: np.ndarray, to: DType) -> np.ndarray:
 
 
 def divide(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """IEEE division for floats; C division for integers (see `int_divide`)."""
-    return np.divide(x, y) if is_float(x) else int_divide(x, y)
+    """IEEE division for floats, NumPy's (Smith's algorithm) for complex numbers; C division
+    for integers (see `int_divide`)."""
+    return np.divide(x, y) if is_float(x) or x.dtype.kind == "c" else int_divide(x, y)
 
 
 def int_divide(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ from ir.diagnostics import IndexOutOfRange
 from ir.graph import Function, Node
 from ir.ops import CONTROL, Op
 from ir.types import TensorType
-from runtime.numerics import Reference, cast, divide, is_float, power, widen
+from runtime.numerics import Reference, cast, complex_from_parts, divide, is_float, power, widen
 from runtime.reference_nn import NN_REFERENCE
 from runtime.reference_quant import QUANT_REFERENCE
 
@@ -116,6 +116,9 @@ _ELEMENTWISE_FNS: dict[Op, Callable[..., np.ndarray]] = {
     Op.CEIL: np.ceil,
     Op.SIGN: _sign,
     Op.NOT: np.invert,  # logical on bool, bitwise on integers; likewise and/or below
+    Op.REAL: np.real,
+    Op.IMAG: np.imag,
+    Op.COMPLEX: complex_from_parts,
     Op.ADD: np.add,
     Op.SUB: np.subtract,
     Op.MUL: np.multiply,
@@ -128,6 +131,9 @@ _ELEMENTWISE_FNS: dict[Op, Callable[..., np.ndarray]] = {
     Op.MIN: np.minimum,
     Op.AND: np.bitwise_and,
     Op.OR: np.bitwise_or,
+    Op.XOR: np.bitwise_xor,
+    Op.SHIFT_LEFT: np.left_shift,
+    Op.SHIFT_RIGHT: np.right_shift,
     Op.EQ: np.equal,
     Op.NE: np.not_equal,
     Op.LT: np.less,

@@ -12,6 +12,11 @@ that overflowed on the way is sticky (inf, or NaN after inf - inf), so such elem
 the non-finite ones: they are recomputed in f64, whose range no f32 product or sum of them can
 leave. f64 contractions are plain IEEE sums in an unspecified order, as in BLAS.
 
+A complex contraction is two real ones over a contraction twice as long: with x = a + bi and
+y = c + di, its real part is [a, b] . [c, -d] and its imaginary part [a, b] . [d, c], the parts
+joined along the first contracting dimension (so each part is one sum, with the rules above; a
+contraction with no contracting dimension is the plain complex product).
+
 Choices the op docs leave open:
 - An empty max/min reduction gives the identity (-inf/+inf, INT_MIN/INT_MAX, False/True);
   max_pool over a window that lies wholly in the padding gives the same -inf/INT_MIN.
@@ -31,7 +36,7 @@ import numpy as np
 from ir.attrs import Attrs
 from ir.ops import Op
 from ir.types import TensorType
-from runtime.numerics import Reference, accumulator, cast, widen
+from runtime.numerics import Reference, accumulator, cast, complex_from_parts, widen
 
 # --- reductions ---------------------------------------------------------------------------
 
@@ -96,6 +101,19 @@ def _exact_range(
 
 
 def _dot_general(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    lc, rc = attrs["lhs_contract"], attrs["rhs_contract"]
+    if out.dtype.is_complex and lc:
+        part = out.with_dtype(out.dtype.real_part)
+        x, y = args
+        lhs = np.concatenate([x.real, x.imag], axis=lc[0])
+        rhs_re = np.concatenate([y.real, -y.imag], axis=rc[0])
+        rhs_im = np.concatenate([y.imag, y.real], axis=rc[0])
+        re, im = (_real_dot_general(attrs, [lhs, r], part) for r in (rhs_re, rhs_im))
+        return complex_from_parts(re, im)
+    return _real_dot_general(attrs, args, out)
+
+
+def _real_dot_general(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
     lb, lc, rb, rc = (attrs[k] for k in ("lhs_batch", "lhs_contract", "rhs_batch", "rhs_contract"))
     letters = iter(string.ascii_letters)
     lhs_sub = [next(letters) for _ in range(args[0].ndim)]

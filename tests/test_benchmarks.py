@@ -15,10 +15,13 @@ EXPECTED = [
     "matmul-int8-64", "matmul-bf16-64", "mlp", "conv2d", "conv2d-int8",
     "compile-mlp", "compile-mlp-cached",
     "dispatch", "compile-mlp2", "loop-diag", "loop-heat", "loop-newton",
+    "prog-jacobi", "prog-lu", "prog-kmeans", "prog-nbody", "prog-crc", "prog-mandelbrot",
     "jit-elementwise", "jit-softmax", "jit-mlp",
 ]  # fmt: skip
 LOOPS = ["loop-diag", "loop-heat", "loop-newton"]
-RUNS = [*EXPECTED[:6], *EXPECTED[8:10], "dispatch", "compile-mlp2", *LOOPS, *EXPECTED[-3:]]
+PROGRAMS = ["prog-jacobi", "prog-lu", "prog-kmeans", "prog-nbody", "prog-crc", "prog-mandelbrot"]
+RUNS = [*EXPECTED[:6], *EXPECTED[8:10], "dispatch", "compile-mlp2", *LOOPS, *PROGRAMS]
+RUNS += EXPECTED[-3:]
 JIT_ROWS = ["dispatch", "jit-elementwise", "jit-softmax", "jit-mlp"]  # with a graph-text twin
 
 
@@ -89,3 +92,23 @@ def test_unknown_workload_is_an_error(repo_root, tmp_path):
     proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "no workload matches" in proc.stderr
+
+
+CRC_CHECK = """
+import zlib
+import numpy as np
+from benchmarks import programs
+from benchmarks.workloads import suite
+w = next(w for w in suite(quick=True) if w.kind == "prog-crc")
+(data,) = w.inputs(np.random.default_rng(0)).values()
+want = zlib.crc32(data.astype(np.uint8).tobytes())
+print(programs.crc32(data) == want, programs.crc32_masked(data) == want)
+"""
+
+
+def test_crc_program_computes_zlibs_crc32(repo_root):
+    """The CRC program (and the variant Numba compiles) against zlib; the benchmark itself
+    checks every engine against the NumPy program."""
+    cmd = [sys.executable, "-c", CRC_CHECK]
+    proc = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["True", "True"], proc.stdout + proc.stderr

@@ -7,7 +7,8 @@ op table (ir/ops.py); shapes and attribute values are drawn so that the type rul
 mistake is an error here, never an invalid graph handed to a backend.
 
 Operands are existing values (to make chains worth fusing), new parameters, new constants
-(with nan, inf, -0.0 and range ends when `specials` is set) or broadcasts of smaller values.
+(with nan, inf, -0.0 and range ends when `specials` is set, in either part of a complex
+number) or broadcasts of smaller values.
 Shapes include scalars, size-0, size-1 and odd dimensions; `fusion` nodes carry nested bodies,
 themselves possibly holding fusions. `while` loops are counted: an integer counter runs to a
 bound of at most 4 (a constant, or an input clamped to 0..4), and the body is a small random
@@ -41,7 +42,10 @@ PARAM_NAMES = ["x", "y", "w", "b", "in_0", "a.b", "_p", "z", "q", "k"]
 MAX_ELEMENTS = 4096  # per tensor: the interpreter and the noisy oracle stay fast
 
 # Dtypes each op accepts for its data operands (for sources: its result), from the op table,
-# minus what a type rule rejects for every attribute choice (iota has no bool form).
+# minus what a type rule rejects for every attribute choice (iota has no bool or complex form).
+# The type rules restrict complex operands further, per attribute: reduce only sums them,
+# scatter only sets or adds, convert takes them only to complex types, and a contraction's
+# out_dtype is complex exactly when its operands are.
 ACCEPTS: dict[Op, list[DType]] = {
     op: sorted(OPERAND_DTYPES[op].allowed, key=lambda t: t.value) for op in Op
 }
@@ -201,7 +205,9 @@ def g_select(c: Ctx, op: Op, dt: DType) -> Node:
 
 
 def g_convert(c: Ctx, op: Op, dt: DType) -> Node:
-    return c.op(op, c.typed(dt), dtype=c.d.pick(DTYPES))
+    # a complex value converts only to a complex type (its parts are taken with real/imag)
+    targets = [t for t in DTYPES if t.is_complex or not dt.is_complex]
+    return c.op(op, c.typed(dt), dtype=c.d.pick(targets))
 
 
 def g_broadcast(c: Ctx, op: Op, dt: DType) -> Node:
@@ -322,7 +328,8 @@ def g_gather(c: Ctx, op: Op, dt: DType) -> Node:
 
 def g_scatter(c: Ctx, op: Op, dt: DType) -> Node:
     x, idx, attrs = _indexed(c, dt)
-    kind = c.d.pick(["set", "min", "max"] + (["add", "mul"] if dt != DType.BOOL else []))
+    kinds = ["set", "min", "max"] + (["add", "mul"] if dt != DType.BOOL else [])
+    kind = c.d.pick(["set", "add"] if dt.is_complex else kinds)
     if kind != "set" or c.d.flag():
         attrs["kind"] = kind
     axis = attrs["axis"] % x.type.rank
@@ -339,6 +346,7 @@ def _axes(c: Ctx, rank: int) -> list[int]:
 def g_reduce(c: Ctx, op: Op, dt: DType) -> Node:
     x = c.typed(dt)
     kinds = [k for k in REDUCE_KINDS if dt != DType.BOOL or k in ("max", "min")]
+    kinds = ["sum"] if dt.is_complex else kinds
     return c.op(op, x, kind=c.d.pick(kinds), axes=_axes(c, x.type.rank))
 
 
@@ -368,7 +376,9 @@ def g_sort(c: Ctx, op: Op, dt: DType) -> Node:
 def _out_dtype(c: Ctx, dt: DType, attrs: dict[str, Any]) -> None:
     if c.d.flag(0.3):
         attrs["out_dtype"] = c.d.pick(
-            t for t in DTYPES if t.is_float == dt.is_float and t != DType.BOOL
+            t
+            for t in DTYPES
+            if (t.is_float, t.is_complex) == (dt.is_float, dt.is_complex) and t != DType.BOOL
         )
 
 
@@ -525,8 +535,13 @@ def g_fusion(c: Ctx, op: Op, dt: DType) -> Node:
 
 
 COUNTERS = [DType.I32, DType.I64, DType.I8, DType.U8, DType.U32]
-# elementwise ops whose result has their operands' type: updates of a carried value
-UPDATES = sorted(ops.UNARY | ops.BINARY, key=lambda o: o.value)
+# elementwise ops whose result has their operands' type: updates of a carried value (not
+# real, imag and complex, which change it, nor abs of a complex value: see _keeps_type)
+UPDATES = sorted((ops.UNARY | ops.BINARY) - {Op.REAL, Op.IMAG, Op.COMPLEX}, key=lambda o: o.value)
+
+
+def _keeps_type(op: Op, dt: DType) -> bool:
+    return dt in ACCEPTS[op] and not (op is Op.ABS and dt.is_complex)
 
 
 def _update(c: Ctx, p: Node) -> Node:
@@ -539,7 +554,7 @@ def _update(c: Ctx, p: Node) -> Node:
     others = [q for q in c.fb.params if q.type == p.type and q is not p]
     if others and c.d.flag(0.3):
         return c.d.pick(others)
-    fitting = [o for o in UPDATES if p.dtype in ACCEPTS[o]]
+    fitting = [o for o in UPDATES if _keeps_type(o, p.dtype)]
     if not fitting or c.d.flag(0.15):
         return p
     op = c.d.pick(fitting)
@@ -670,7 +685,9 @@ def add_node(c: Ctx, op: Op | None = None, dtype: DType | None = None) -> Node:
         nested = c.depth < c.options.fusion_depth
         loops = 0 <= c.loops < c.options.loop_depth
         op = c.d.pick(
-            o for o in allowed if (o is not Op.FUSION or nested) and (o not in LOOPS or loops)
+            o
+            for o in allowed
+            if (o is not Op.FUSION or nested) and (o not in LOOPS or loops) and ACCEPTS[o]
         )
     dt = dtype if dtype is not None else c.d.pick(ACCEPTS[op])
     return GENERATORS[op](c, op, dt)

@@ -19,6 +19,15 @@ or an f64 contraction depends on the order and on fused multiply-adds. Contracti
 f32 have exact range instead, so of those only the results within rounding of f32's maximum
 are open (either side is right). The noisy runs give open elements nan in one run and inf in
 the other, so they and whatever is computed from them count as unstable.
+
+Complex values are compared part by part with their part type's tolerance (f32's for c64),
+relative to the whole number's magnitude: a product's or a quotient's part can be a
+cancellation far below it. The noise moves each part by a few ulps of that magnitude, and an
+element is unstable (or wrong) when either part is. Where a part is infinite or nan the CPU
+backend's formulas for complex arithmetic may differ from NumPy's (docs/passes.md,
+`expand-complex`), so the results of complex products, quotients, functions and contractions
+that have a non-finite part, or come from an operand that has one, are open like the
+overflowing sums above.
 """
 
 from __future__ import annotations
@@ -84,8 +93,15 @@ def _perturb(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         dtype = DType.from_numpy(a.dtype)
     except ValueError:
         return a
-    if not dtype.is_float or a.size == 0:
+    if a.size == 0 or not (dtype.is_float or dtype.is_complex):
         return a
+    if dtype.is_complex:  # each part by a few ulps of the magnitude
+        u = rng.uniform(-1.0, 1.0, a.shape) + 1j * rng.uniform(-1.0, 1.0, a.shape)
+        with np.errstate(all="ignore"):
+            a128 = a.astype(np.complex128)
+            step = NOISE[dtype.real_part] * np.abs(a128)
+            noisy = np.where(np.isfinite(step), a128 + step * u, a128)
+            return np.asarray(noisy.astype(a.dtype))
     u = rng.uniform(-1.0, 1.0, a.shape)
     with np.errstate(all="ignore"):  # inf * (1 + u) stays inf; nan stays nan
         noisy = a.astype(np.float64) * (1.0 + NOISE[dtype] * u)
@@ -105,8 +121,10 @@ def may_overflow(node: Node, operands: Sequence[np.ndarray]) -> np.ndarray | Non
     summing = node.op in (Op.DOT_GENERAL, Op.CONV2D, Op.AVG_POOL, Op.MEAN) or (
         node.op is Op.REDUCE and node.attrs["kind"] == "sum"
     )
-    if not summing or not node.dtype.is_float or node.type.size == 0:
+    if not summing or not (node.dtype.is_float or node.dtype.is_complex) or node.type.size == 0:
         return None
+    if node.dtype.is_complex:  # |re| + |im| bounds each part of a sum of products
+        return _may_overflow_complex(node, operands)
     scaled, signed, exponent = [], [], 0
     with np.errstate(all="ignore"):
         for a in operands:
@@ -131,6 +149,44 @@ def may_overflow(node: Node, operands: Sequence[np.ndarray]) -> np.ndarray | Non
     return np.asarray(bound > largest)
 
 
+def _may_overflow_complex(node: Node, operands: Sequence[np.ndarray]) -> np.ndarray:
+    """may_overflow of a complex sum or contraction, from the operands' parts' magnitudes
+    (a bound: no contraction of complex numbers is taken to sum with exact range)."""
+    scaled, exponent = [], 0
+    with np.errstate(all="ignore"):
+        for a in operands:
+            re, im = np.abs(a.real.astype(np.float64)), np.abs(a.imag.astype(np.float64))
+            size = np.where(np.isfinite(re), re, 0.0) + np.where(np.isfinite(im), im, 0.0)
+            top = float(np.max(size)) if np.size(size) else 0.0
+            e = max(math.frexp(top)[1], 0)
+            scaled.append((size * 2.0**-e).astype(a.dtype))
+            exponent += e
+        bound = np.abs(evaluate_node(node, scaled).real.astype(np.float64))
+    part = node.srcs[0].dtype.real_part
+    accumulator = np.float64 if part is DType.F64 else np.float32
+    return np.asarray(bound > math.ldexp(float(np.finfo(accumulator).max), -exponent))
+
+
+# ops on complex numbers whose result is defined by formulas on the parts (expand-complex)
+COMPLEX_FORMULAS = frozenset({Op.MUL, Op.DIV, Op.ABS, Op.EXP, Op.LOG, Op.SQRT, Op.DOT_GENERAL})
+
+
+def _nonfinite_parts(a: np.ndarray) -> np.ndarray:
+    return np.asarray(~(np.isfinite(a.real) & np.isfinite(a.imag)))
+
+
+def complex_open(node: Node, operands: Sequence[np.ndarray], value: Any) -> np.ndarray | None:
+    """The elements of a complex formula's result that have a non-finite part or (elementwise
+    ops) an operand element that has one, where NumPy's and the backend's formulas differ."""
+    if node.op not in COMPLEX_FORMULAS or not node.srcs[0].dtype.is_complex:
+        return None
+    open_ = _nonfinite_parts(np.asarray(value))
+    if node.op is not Op.DOT_GENERAL:
+        for a in operands:
+            open_ = open_ | _nonfinite_parts(a)
+    return open_
+
+
 def _noisy_function(
     fn: Function, args: Sequence[np.ndarray], rng: np.random.Generator, run: int
 ) -> Any:
@@ -145,12 +201,20 @@ def _noisy_function(
             value = _noisy_loop(node, operands, rng, run)
         else:
             value = evaluate_node(node, operands)
-        if node.op in ROUNDING or node.op in ACCUMULATING:
+        # the magnitude of a complex number rounds (abs of a real one is exact)
+        complex_abs = node.op is Op.ABS and node.srcs[0].dtype.is_complex
+        if node.op in ROUNDING or node.op in ACCUMULATING or complex_abs:
             value = _perturb(value, rng)
         open_ = may_overflow(node, exact)  # noise can round the largest finite value to inf
+        nonfinite = complex_open(node, exact, value)
+        if nonfinite is not None:
+            open_ = nonfinite if open_ is None else open_ | nonfinite
         if open_ is not None and open_.any():
             value = np.array(value)
-            value[open_] = np.nan if run % 2 == 0 else np.inf
+            open_value = np.nan if run % 2 == 0 else np.inf
+            value[open_] = (
+                complex(open_value, open_value) if value.dtype.kind == "c" else open_value
+            )
         env[node] = value
     return [env[r] for r in fn.results]
 
@@ -183,9 +247,14 @@ class Mismatch:
 
 
 def _float_check(
-    e: np.ndarray, g: np.ndarray, noisy: list[np.ndarray], dtype: DType
+    e: np.ndarray,
+    g: np.ndarray,
+    noisy: list[np.ndarray],
+    dtype: DType,
+    scale: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(bad, unstable) element masks for one float output."""
+    """(bad, unstable) element masks for one float output (or one part of a complex output,
+    whose magnitude `scale` is what the relative tolerance is relative to)."""
     e64, g64 = e.astype(np.float64), g.astype(np.float64)
     unstable = np.zeros(e.shape, bool)
     deviation = np.zeros(e.shape)
@@ -198,11 +267,25 @@ def _float_check(
             diff = np.abs(n64 - e64)
             deviation = np.maximum(deviation, np.where(np.isfinite(diff), diff, 0.0))
         tiny = float(np.finfo(np.float64).tiny) if dtype is DType.F64 else 2.0**-126
-        tol = tiny + RTOL[dtype] * np.abs(e64) + ALLOWANCE * deviation
+        size = np.abs(e64) if scale is None else np.where(np.isfinite(scale), scale, np.abs(e64))
+        tol = tiny + RTOL[dtype] * size + ALLOWANCE * deviation
         # an infinity must be met exactly: its own tolerance, inf, would accept the other sign
         close = np.isfinite(e64) & (np.abs(e64 - g64) <= tol)
         same = (e64 == g64) | (np.isnan(e64) & np.isnan(g64))
     return ~(close | same), unstable
+
+
+def _complex_check(
+    e: np.ndarray, g: np.ndarray, noisy: list[np.ndarray], dtype: DType
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bad, unstable) element masks for one complex output: either part's."""
+    with np.errstate(all="ignore"):
+        scale = np.abs(e.astype(np.complex128))
+    masks = [
+        _float_check(part(e), part(g), [part(n) for n in noisy], dtype.real_part, scale)
+        for part in (np.real, np.imag)
+    ]
+    return masks[0][0] | masks[1][0], masks[0][1] | masks[1][1]
 
 
 def compare(
@@ -223,6 +306,8 @@ def compare(
         samples = [run[i] for run in noisy]
         if dtype.is_float:
             bad, unstable = _float_check(e, g, samples, dtype)
+        elif dtype.is_complex:
+            bad, unstable = _complex_check(e, g, samples, dtype)
         else:
             unstable = np.zeros(e.shape, bool)
             for n in samples:

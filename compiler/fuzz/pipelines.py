@@ -154,9 +154,9 @@ def _tolerance(expected: list[np.ndarray]) -> tuple[float, float]:
 
     rtol, scale = 1e-9, 0.0
     for e in expected:
-        if e.dtype.kind == "f" or e.dtype.name == "bfloat16":
-            rtol = max(rtol, 50 * RTOL[DType.from_numpy(e.dtype)])
-            finite = np.abs(e[np.isfinite(e)].astype(np.float64))
+        if e.dtype.kind in "fc" or e.dtype.name == "bfloat16":
+            rtol = max(rtol, 50 * RTOL[DType.from_numpy(e.dtype).real_part])
+            finite = np.abs(e[np.isfinite(e)]).astype(np.float64)
             scale = max(scale, float(finite.max(initial=0.0)))
     return rtol, rtol * scale
 

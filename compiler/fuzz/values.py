@@ -1,7 +1,9 @@
 """Array values for constants and inputs: ordinary numbers, and the ones that break code.
 
 Floats include nan, -nan, +-inf, -0.0, the largest finite value and the smallest subnormal of
-their type; integers the ends of their range (where negation and division wrap). How often the
+their type; integers the ends of their range (where negation and division wrap). A complex
+number's real and imaginary parts are drawn apart, as values of its part type (f32, f64), so
+either part (or both) can be special. How often the
 special values appear is a parameter: a case without them checks plain arithmetic, a case
 with them the edges of the number rules in runtime/numerics.py.
 """
@@ -46,6 +48,12 @@ def array(
     """Random values of `dtype`; each element is a special value with probability `specials`."""
     if dtype is DType.BOOL:
         return rng.integers(0, 2, shape).astype(bool)
+    if dtype.is_complex:
+        re = array(rng, shape, dtype.real_part, specials)
+        im = array(rng, shape, dtype.real_part, specials)
+        whole = np.empty(shape, dtype.np)
+        whole.real, whole.imag = re, im  # not re + 1j * im: inf * 1j has a nan real part
+        return whole
     if dtype.is_float:
         # mostly normal values; a third small integers, which keep sums and products exact
         values: np.ndarray[Any, Any] = rng.standard_normal(shape)

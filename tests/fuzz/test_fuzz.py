@@ -145,6 +145,32 @@ def test_oracle_tolerates_rounding_but_not_errors() -> None:
     assert oracle.compare(expected, wrong_floor, noisy)[0] is not None
 
 
+def test_oracle_compares_complex_parts_and_leaves_non_finite_formulas_open() -> None:
+    """Each part within c64's part tolerance (f32's) of the magnitude; a product with an
+    infinite part may differ from NumPy's (docs/passes.md, expand-complex), so it is open."""
+    m = parse_module(
+        "func @main(%x: c64[3], %y: c64[3]) -> (c64[3], c64[3]) {\n"
+        "  %p = mul(%x, %y) : c64[3]\n"
+        "  %s = add(%x, %y) : c64[3]\n"
+        "  return %p, %s\n}\n"
+    )
+    x = np.array([1 + 2j, complex(np.inf, 0), 3 - 1j], np.complex64)
+    y = np.array([2 + 1j, 1j, 1e-3 + 4j], np.complex64)
+    expected = run_module(m, [x, y])
+    noisy = oracle.noisy_runs(m.entry_function, [x, y])
+    # a part far below the magnitude (the product 5i's real part, 0) may be off by rounding of
+    # the magnitude; the product with an infinite part is open
+    rounded = [expected[0] + np.complex64(3e-7 - 4e-7j), expected[1]]
+    rounded[0][1] = complex(np.nan, np.nan)
+    mismatch, skipped = oracle.compare(expected, rounded, noisy)
+    assert mismatch is None
+    assert skipped == 1
+    wrong = [expected[0], expected[1] + np.complex64(1e-3j)]
+    mismatch, _ = oracle.compare(expected, wrong, noisy)
+    assert mismatch is not None
+    assert mismatch.output == 1
+
+
 def _dot_module(dtype: str) -> Module:
     return parse_module(
         f"func @main(%a: {dtype}[2,2], %b: {dtype}[2,2]) -> {dtype}[2,2] {{\n"

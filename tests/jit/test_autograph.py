@@ -78,6 +78,35 @@ def test_short_static_loops_stay_unrolled() -> None:
     assert loops(check(diagonal, b), b) == 1
 
 
+def row_norms(X: Any) -> Any:
+    total = np.zeros(X.shape[1:], X.dtype)
+    for row in X:
+        total += np.sqrt(row * row)
+    return total
+
+
+def halve_rows(X: Any) -> Any:
+    for row in X:
+        row /= 2  # writes X through the view
+    return X.sum()
+
+
+def test_iterating_over_a_long_traced_array_is_one_loop_op() -> None:
+    long, short = RNG.standard_normal((40, 3)), RNG.standard_normal((16, 3))
+    for target in ("interp", "cpu"):
+        assert loops(check(row_norms, long, target=target), long) == 1
+    assert loops(check(row_norms, short), short) == 0  # 16 rows: unrolled, as before
+    unrolled = jit(row_norms, target="interp", autograph=False)
+    assert loops(unrolled, long) == 0
+
+
+def test_iterating_and_writing_each_element_in_place_stays_unrolled() -> None:
+    X = RNG.standard_normal((20, 4))
+    for target in ("interp", "cpu"):
+        f = check(halve_rows, X, target=target)  # X's rows halved in the caller's array too
+    assert loops(f, X) == 0
+
+
 def weighted(x: Any, n: Any) -> Any:
     s = x[0] * 0
     for i in range(n):

@@ -4,6 +4,7 @@ arguments they write match eager NumPy on the interpreter and the CPU backend.""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,48 @@ def sgd_momentum(params, grads, velocity, lr, mu):
         params[k] += velocity[k]
 
 
+def mandelbrot(c, maxiter):
+    z = np.zeros_like(c)
+    count = np.zeros(c.shape, np.int32)
+    for _ in range(maxiter):
+        z = z * z + c
+        inside = np.abs(z) <= 2
+        count += inside
+        z = np.where(inside, z, 2)
+    return count
+
+
+def crc32(data):
+    crc = np.uint32(0xFFFFFFFF)
+    for i in range(data.shape[0]):
+        crc ^= data[i]
+        for _ in range(8):
+            if crc & 1:  # noqa: SIM108 (as written)
+                crc = (crc >> 1) ^ np.uint32(0xEDB88320)
+            else:
+                crc = crc >> 1
+    return ~crc
+
+
+def crc32_bytes(data):  # iterating over the array itself
+    crc = np.uint32(0xFFFFFFFF)
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (np.uint32(0xEDB88320) & -(crc & 1))
+    return ~crc
+
+
+def complex_grid(dtype, rows=5, cols=7):
+    """Points of the plane around the Mandelbrot set: some inside it, most outside."""
+    re, im = np.meshgrid(np.linspace(-2.0, 0.6, cols), np.linspace(-1.2, 1.2, rows))
+    return (re + 1j * im).astype(dtype)
+
+
+def byte_data(n):
+    return RNG.integers(0, 256, n).astype(np.uint32)
+
+
 def spd(n):
     a = RNG.standard_normal((n, n))
     return a @ a.T + n * np.eye(n)
@@ -101,6 +144,7 @@ def f32(*shape):
     return RNG.standard_normal(shape).astype(np.float32)
 
 
+MAXITER = {"static_argnames": "maxiter"}  # one loop unrolled 30 times; traced below
 PROGRAMS: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = [
     ("jacobi_2d", jacobi_2d, (f32(12, 9), f32(12, 9), 3), {"static_argnames": "steps"}),
     ("jacobi_2d-3x3", jacobi_2d, (f32(3, 3), f32(3, 3), 2), {"static_argnames": "steps"}),
@@ -114,6 +158,15 @@ PROGRAMS: list[tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]] 
     ("prefix_sum", prefix_sum, (RNG.integers(-5, 5, 17),), {}),
     ("normalize_rows", normalize_rows, (f32(4, 7),), {}),
     ("nbody_step", nbody_step, (f32(5, 3), f32(5, 3), np.abs(f32(5)), 0.01), {}),
+    ("mandelbrot-c128", mandelbrot, (complex_grid(np.complex128), 30), MAXITER),
+    ("mandelbrot-c64", mandelbrot, (complex_grid(np.complex64), 30), MAXITER),
+    ("mandelbrot-traced-maxiter", mandelbrot, (complex_grid(np.complex128, 3, 4), 30), {}),
+    ("crc32-0", crc32, (byte_data(0),), {}),
+    ("crc32-1", crc32, (byte_data(1),), {}),
+    ("crc32-40", crc32, (byte_data(40),), {}),
+    ("crc32_bytes-0", crc32_bytes, (byte_data(0),), {}),
+    ("crc32_bytes-1", crc32_bytes, (byte_data(1),), {}),
+    ("crc32_bytes-40", crc32_bytes, (byte_data(40),), {}),
     ("sgd_momentum", sgd_momentum,
      ({"w": f32(4, 3), "b": f32(3)}, {"w": f32(4, 3), "b": f32(3)},
       {"w": np.zeros((4, 3), np.float32), "b": np.zeros(3, np.float32)}, 0.1, 0.9), {}),
@@ -151,3 +204,14 @@ def test_program_matches_numpy_arguments_included(
     got = jit(fn, target=target, **options)(*ours)
     _close(got, want)
     _close(ours, numpy_args)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("fn", [crc32, crc32_bytes])
+def test_crc32_matches_zlib(fn: Callable[..., Any], target: str) -> None:
+    compiled = jit(fn, target=target)
+    for n in (0, 1, 40):
+        data = byte_data(n)
+        got = compiled(data)
+        assert got.dtype == np.uint32
+        assert int(got) == zlib.crc32(data.astype(np.uint8).tobytes()), n

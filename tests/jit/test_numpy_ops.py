@@ -15,7 +15,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from compiler import jit, numpy_composites
+from compiler import jit, numpy_complex, numpy_composites
 from compiler.numpy_api import FUNCTIONS, REDUCE_METHODS, UFUNCS
 from ir.diagnostics import TesselError
 
@@ -984,6 +984,7 @@ FUNCTION_TESTS: dict[Callable[..., Any], str] = {
     np.copyto: "test_inplace.py::test_out_copyto_and_fill",
     np.fill_diagonal: "test_inplace.py::test_fill_diagonal",
     **{f: "test_numpy_composites.py" for f in numpy_composites.FUNCTIONS},
+    **{f: "test_complex.py" for f in numpy_complex.FUNCTIONS},
     np.flip: "test_inplace.py::test_negative_steps_and_flips",
     np.fliplr: "test_inplace.py::test_negative_steps_and_flips",
     np.flipud: "test_inplace.py::test_negative_steps_and_flips",

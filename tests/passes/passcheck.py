@@ -53,9 +53,8 @@ def assert_same_numbers(a: Module, b: Module, seeds: int = 3, rtol: float = 1e-5
         for x, y in zip(run_module(a, args), run_module(b, args), strict=True):
             assert x.dtype == y.dtype
             assert x.shape == y.shape
-            if x.dtype.kind == "f" or x.dtype.name == "bfloat16":
-                np.testing.assert_allclose(
-                    x.astype(np.float64), y.astype(np.float64), rtol=rtol, atol=1e-6
-                )
+            if x.dtype.kind in "fc" or x.dtype.name == "bfloat16":
+                wide = np.complex128 if x.dtype.kind == "c" else np.float64
+                np.testing.assert_allclose(x.astype(wide), y.astype(wide), rtol=rtol, atol=1e-6)
             else:
                 np.testing.assert_array_equal(x, y)

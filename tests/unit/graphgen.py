@@ -64,6 +64,9 @@ def elements(dtype: DType) -> st.SearchStrategy[Any]:
     if dtype.is_int:
         info = np.iinfo(dtype.np.name)
         return st.integers(int(info.min), int(info.max))
+    if dtype.is_complex:
+        part = elements(dtype.real_part)
+        return st.builds(complex, part, part)
     widths: dict[DType, Literal[16, 32, 64]] = {
         DType.F64: 64,
         DType.F32: 32,
@@ -184,7 +187,9 @@ def g_select(c: Ctx, op: Op, dt: DType) -> Node:
 
 
 def g_convert(c: Ctx, op: Op, dt: DType) -> Node:
-    return c.op(op, c.typed(dt), dtype=c.pick(DTYPES))
+    # a complex value converts only to a complex type (its parts are taken with real/imag)
+    targets = [t for t in DTYPES if t.is_complex or not dt.is_complex]
+    return c.op(op, c.typed(dt), dtype=c.pick(targets))
 
 
 def g_broadcast(c: Ctx, op: Op, dt: DType) -> Node:
@@ -299,6 +304,7 @@ def g_gather(c: Ctx, op: Op, dt: DType) -> Node:
 def g_scatter(c: Ctx, op: Op, dt: DType) -> Node:
     x, idx, attrs = _indexed(c, dt)
     kinds = ["set", "min", "max"] + (["add", "mul"] if dt != DType.BOOL else [])
+    kinds = ["set", "add"] if dt.is_complex else kinds
     kind = c.pick(kinds)
     if kind != "set" or c.flag():
         attrs["kind"] = kind
@@ -316,6 +322,7 @@ def _axes(c: Ctx, rank: int) -> list[int]:
 def g_reduce(c: Ctx, op: Op, dt: DType) -> Node:
     x = c.typed(dt)
     kinds = [k for k in REDUCE_KINDS if dt != DType.BOOL or k in ("max", "min")]
+    kinds = ["sum"] if dt.is_complex else kinds
     return c.op(op, x, kind=c.pick(kinds), axes=_axes(c, x.type.rank))
 
 
@@ -345,7 +352,9 @@ def g_sort(c: Ctx, op: Op, dt: DType) -> Node:
 def _out_dtype(c: Ctx, dt: DType, attrs: dict[str, Any]) -> None:
     if c.flag():
         attrs["out_dtype"] = c.pick(
-            t for t in DTYPES if t.is_float == dt.is_float and t != DType.BOOL
+            t
+            for t in DTYPES
+            if (t.is_float, t.is_complex) == (dt.is_float, dt.is_complex) and t != DType.BOOL
         )
 
 

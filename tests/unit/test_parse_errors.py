@@ -105,7 +105,7 @@ CASES = [
     Case(
         "operand-dtype",
         fn("  %y = exp(%x)", "  return %y", sig="(%x: i32[2])", ret="i32[2]"),
-        "exp: needs a floating-point type, got i32[2]",
+        "exp: needs a floating-point or complex type, got i32[2]",
         2, 12, "%x)",
     ),
     Case(
@@ -204,7 +204,7 @@ CASES = [
         "unknown-dtype",
         fn("  return %x", sig="(%x: quux[2])"),
         "unknown dtype 'quux' (dtypes: f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, "
-        "bool)",
+        "bool, c64, c128)",
         1, 16, "quux",
     ),
     Case(
@@ -284,7 +284,7 @@ CASES = [
         "attribute-type-bad-dtype",
         fn("  %y = convert(%x) {dtype = f23}", "  return %y"),
         "convert: attribute 'dtype': expected a dtype (f64, f32, f16, bf16, i64, i32, i16, i8, "
-        "u64, u32, u16, u8, bool), got 'f23'",
+        "u64, u32, u16, u8, bool, c64, c128), got 'f23'",
         2, 29, "f23}",
     ),
     Case(
@@ -649,9 +649,9 @@ CASES = [
     Case(
         "weights-dtype-unknown-to-tessel",
         fn('  %w = constant "w.npy" : f32[2]', "  return %w", sig="()"),
-        'weights "w.npy" hold complex64[2], but the declared type is f32[2]',
+        'weights "w.npy" hold timedelta64[s][2], but the declared type is f32[2]',
         2, 17, '"w.npy"',
-        files={"w.npy": np.zeros(2, np.complex64)},
+        files={"w.npy": np.zeros(2, "timedelta64[s]")},
     ),
     Case(
         "weights-npz-without-key",

@@ -558,12 +558,13 @@ def test_float_pow_special_cases() -> None:
 LOGIC: dict[Op, Callable[..., Any]] = {
     Op.AND: operator.and_,
     Op.OR: operator.or_,
+    Op.XOR: operator.xor,
 }
 
 
 @pytest.mark.parametrize("t", [*INTS, DType.BOOL])
 @pytest.mark.parametrize("op", list(LOGIC))
-def test_and_or_are_bitwise_or_logical(op: Op, t: DType) -> None:
+def test_and_or_xor_are_bitwise_or_logical(op: Op, t: DType) -> None:
     x = np.array([False, True]) if t is DType.BOOL else int_specials(t)
     a, b = pairs(x)
     want = [LOGIC[op](p, q) for p, q in zip(values(a), values(b), strict=True)]
@@ -575,6 +576,28 @@ def test_not(t: DType) -> None:
     x = np.array([False, True]) if t is DType.BOOL else int_specials(t)
     want = [not v for v in values(x)] if t is DType.BOOL else [wrap(~v, t) for v in values(x)]
     check(run_op(Op.NOT, x), want, t, x.shape)
+
+
+def _shifted(op: Op, v: int, count: int, t: DType) -> int:
+    """Python's shift of `v` by `count` (read as unsigned, as NumPy does) with every bit
+    shifted out past the type's width."""
+    bits = t.itemsize * 8
+    count %= 1 << bits
+    if op is Op.SHIFT_LEFT:
+        return wrap(v << count, t) if count < bits else 0
+    return v >> min(count, bits - 1) if t.is_signed else (v >> count if count < bits else 0)
+
+
+@pytest.mark.parametrize("t", INTS)
+@pytest.mark.parametrize("op", [Op.SHIFT_LEFT, Op.SHIFT_RIGHT])
+def test_shifts_follow_numpy_past_the_width(op: Op, t: DType) -> None:
+    bits = t.itemsize * 8
+    x = int_specials(t)
+    counts = [0, 1, 3, bits - 1, bits, bits + 1] + ([-1, -bits] if t.is_signed else [])
+    a = np.repeat(x, len(counts))
+    c = np.tile(np.array(counts).astype(t.np), len(x))
+    want = [_shifted(op, p, q, t) for p, q in zip(values(a), values(c), strict=True)]
+    check(run_op(op, a, c), want, t, a.shape)
 
 
 COMPARE: dict[Op, Callable[[Any, Any], bool]] = {

@@ -24,7 +24,7 @@ def test_every_dtype_parses_from_its_spelling() -> None:
 
 @pytest.mark.parametrize("name", ["f31", "F32", "float32", "", "i32 "])
 def test_unknown_dtype_names(name: str) -> None:
-    names = "f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, bool"
+    names = "f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, bool, c64, c128"
     expected = f"unknown dtype '{name}' (expected one of {names})"
     with pytest.raises(ValueError, match="^" + re.escape(expected) + "$"):
         DType.parse(name)
@@ -53,8 +53,7 @@ def test_from_numpy_accepts_any_dtype_spelling(spec: object, expected: DType) ->
 @pytest.mark.parametrize(
     ("spec", "shown"),
     [
-        (np.complex64, "complex64"),
-        (np.complex128, "complex128"),
+        (np.clongdouble, "complex256"),
         (ml_dtypes.float8_e4m3fn, "float8_e4m3fn"),
     ],
 )
@@ -64,7 +63,13 @@ def test_from_numpy_rejects_types_tessel_lacks(spec: type, shown: str) -> None:
 
 
 def test_dtype_properties() -> None:
-    assert [t.itemsize for t in DType] == [8, 4, 2, 2, 8, 4, 2, 1, 8, 4, 2, 1, 1]
+    assert [t.itemsize for t in DType] == [8, 4, 2, 2, 8, 4, 2, 1, 8, 4, 2, 1, 1, 8, 16]
+    assert {t for t in DType if t.is_complex} == {DType.C64, DType.C128}
+    assert [DType.C64.real_part, DType.C128.real_part, DType.F16.real_part] == [
+        DType.F32,
+        DType.F64,
+        DType.F16,
+    ]
     assert {t for t in DType if t.is_float} == {DType.F64, DType.F32, DType.F16, DType.BF16}
     signed = {DType.I64, DType.I32, DType.I16, DType.I8}
     unsigned = {DType.U64, DType.U32, DType.U16, DType.U8}
@@ -248,7 +253,8 @@ def test_attr_values_are_brought_to_canonical_form(
         (
             AttrKind.DTYPE,
             "f8",
-            "expected a dtype (f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, bool), "
+            "expected a dtype (f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, bool, "
+            "c64, c128), "
             "got 'f8'",
         ),
     ],
