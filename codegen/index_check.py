@@ -16,7 +16,7 @@ from llvmlite import ir
 
 from codegen.types import I1, I32, I64
 from ir.dtypes import DType
-from ir.graph import Function, Node
+from ir.graph import Node
 from ir.ops import CONTROL, INDEXED, Op
 
 
@@ -47,12 +47,8 @@ def needs_status(node: Node) -> bool:
     if node.op in INDEXED:
         return bool(node.attrs["mode"] == "check")
     if node.op is Op.FUSION or node.op in CONTROL:  # a loop passes it to its body's kernels
-        return any(needs_status(n) for f in nested_functions(node) for n in f.body)
+        return any(needs_status(n) for f in node.functions for n in f.body)
     return False
-
-
-def nested_functions(node: Node) -> list[Function]:
-    return [v for v in node.attrs.values() if isinstance(v, Function)]
 
 
 def _as_i64(b: ir.IRBuilder, value: ir.Value, dtype: DType) -> ir.Value:

@@ -177,7 +177,7 @@ def _build_run(module: ir.Module, spec: ProgramSpec, constant: ConstantAddress) 
 
     def fail(b: ir.IRBuilder, step: StepSpec) -> None:  # stop at the first failed check
         assert status is not None
-        b.ret(b.load(status, typ=I32) if step.op == Op.WHILE.value else I32(step.check))
+        b.ret(b.load(status, typ=I32) if step.control else I32(step.check))
 
     emit_steps(b, list(spec.steps), pointer, table, status, fail)
     b.ret(I32(0))

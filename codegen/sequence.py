@@ -3,13 +3,14 @@
 `lower_steps` turns one function's schedule into steps (a kernel and the buffers it reads and
 writes): the whole program's body (codegen/program.py) or a loop's condition and body. A
 `while` becomes one kernel of its own, which calls its condition's and body's kernels in
-sequence until the condition fails; its scratch memory (the body's temporaries) is a region
-of the caller's arena, so no step allocates. A `get` copies one element out of the loop's
-result.
+sequence until the condition fails; a `cond` one that calls the kernels of the side its
+predicate picks. Their scratch memory (the bodies' temporaries) is a region of the caller's
+arena, so no step allocates. A `get` copies one element out of a loop's or branch's result.
 
 Buffers are `Ref`s. At the top level they are the ProgramSpec's; inside a loop kernel PARAM i
 is carried value i, NEXT i the buffer its next value goes to, ARENA the loop's scratch, and
-STATUS the status word it was handed.
+STATUS the status word it was handed; inside a branch kernel PARAM i is the branch's
+parameter i and OUT k element k of its result.
 """
 
 from __future__ import annotations
@@ -22,18 +23,18 @@ import numpy as np
 from llvmlite import ir
 
 from codegen.cpu_caps import CpuCaps
-from codegen.index_check import needs_status, nested_functions
+from codegen.index_check import needs_status
 from codegen.kernel import KERNEL_TYPE, KernelInfo, build_kernel
 from codegen.types import I8, I32, I64, PTR, buffer_pointers, copy_bytes
 from ir.graph import Function, Node, structural_key
-from ir.ops import Op
+from ir.ops import CONTROL, Op
 from ir.types import TupleType
 from passes.buffers import BufferAssignment, assign_buffers, fits
 from runtime.program_spec import ALIGN, ARENA, CONST, PARAM, CheckSpec, Ref, StepSpec
 
 # Refs only a loop kernel uses (never in a ProgramSpec): its status word, and the spare buffer
 # a carried value's next value is computed into.
-STATUS, NEXT = "status", "next"
+STATUS, NEXT, OUT, INDEX = "status", "next", "out", "index"
 TINY_KERNEL = 16  # elements: kernels this small are inlined into the code that calls them
 Pointer = Callable[[ir.IRBuilder, Ref], ir.Value]
 
@@ -78,11 +79,13 @@ def lower_steps(
         status = Ref(ARENA, status_offset)
     users = fn.users()
     loops = {
-        n: _build_loop(low, n, f"{prefix}_k{i}_while", needs_status(n), _read(users[n]))
+        n: _build_loop(low, n, f"{prefix}_k{i}_{n.op.value}", needs_status(n), _read(users[n]))
+        if n.op is not Op.COND
+        else _build_cond(low, n, f"{prefix}_k{i}_cond", needs_status(n))
         for i, n in enumerate(fn.body)
-        if n.op is Op.WHILE
+        if n.op in CONTROL
     }
-    scratch = Ref(ARENA, arena)  # shared: loops run one at a time
+    scratch = Ref(ARENA, arena)  # shared: loops and branches run one at a time
     arena += max((scratch_bytes for _, scratch_bytes in loops.values()), default=0)
     steps: list[StepSpec] = []
     nodes: list[Node] = []
@@ -129,7 +132,7 @@ def check_spec(node: Node) -> CheckSpec:
     """What a failed index check in `node` means, located at the op that checks (inside a
     fusion or a loop: the first such op in its body)."""
     while node.op is not Op.GATHER and node.op is not Op.SCATTER:
-        node = next(n for f in nested_functions(node) for n in f.body if needs_status(n))
+        node = next(n for f in node.functions for n in f.body if needs_status(n))
     message = f"an index is out of bounds for its axis (in {node.op.value})"
     loc = node.loc
     if loc is None:
@@ -177,7 +180,7 @@ def emit_steps(
         kernel = b.module.get_global(step.kernel)
         # Inlining a kernel into its caller would only make LLVM optimize its loops twice; a
         # tiny one (a loop's counter, a scalar) costs less inlined than called.
-        tiny = step.rows * step.work_per_row <= TINY_KERNEL and step.op != Op.WHILE.value
+        tiny = step.rows * step.work_per_row <= TINY_KERNEL and not step.control
         b.call(kernel, [table, I64(0), I64(step.rows)], attrs=() if tiny else ("noinline",))
         if step.check and status is not None:
             failed = b.icmp_signed("!=", b.load(status, typ=I32), I32(0))
@@ -199,11 +202,12 @@ def constant_refs(low: Lowering, fn: Function, prefix: str) -> dict[Node, Ref]:
 
 @dataclass
 class _LoopParts:
-    """A loop's condition and body lowered to steps, and the scratch layout they share."""
+    """A loop's condition (a `for` has none) and body lowered to steps, and the scratch layout
+    they share."""
 
-    cond: Steps
+    cond: Steps | None
     body: Steps
-    cond_result: Ref
+    cond_result: Ref | None
     body_results: list[Ref]
     staged: dict[int, int]  # carried value k -> its scratch offset while results are copied
     spare: dict[int, int]  # carried value k -> the scratch offset of its second buffer
@@ -212,22 +216,28 @@ class _LoopParts:
 
 def _lower_parts(low: Lowering, node: Node, name: str, checked: bool) -> _LoopParts:
     inner_status = Ref(STATUS, 0) if checked else None
-    lowered = []
-    for part in ("cond", "body"):
+    lowered: dict[str, tuple[Steps, list[Ref]]] = {}
+    for part in ("cond", "body") if node.op is Op.WHILE else ("body",):
         f: Function = node.attrs[part]
-        refs = {p: Ref(PARAM, i) for i, p in enumerate(f.params)}
+        params = f.params
+        refs = {}
+        if node.op is Op.FOR:  # the index, then the carried values
+            refs[params[0]] = Ref(INDEX, 0)
+            params = params[1:]
+        refs |= {p: Ref(PARAM, i) for i, p in enumerate(params)}
         refs |= constant_refs(low, f, f"{name}_{part}")
         if part == "body":  # a computed result is written straight into its spare buffer
             for k, r in enumerate(f.results):
                 if r not in refs and r.type.nbytes:
                     refs[r] = Ref(NEXT, k)
         steps = lower_steps(low, f, f"{name}_{part}", refs, status=inner_status)
-        lowered.append((steps, [refs[r] for r in f.results]))
-    (cond, (cond_result,)), (body, body_results) = lowered
+        lowered[part] = (steps, [refs[r] for r in f.results])
+    body, body_results = lowered["body"]
+    cond, cond_results = lowered.get("cond", (None, [None]))
     # The condition's and the body's temporaries share scratch (they run one after the
     # other); then come the spare buffers, and the staging of results that are other
     # carried values.
-    end = _align(max(cond.arena_bytes, body.arena_bytes))
+    end = _align(max(body.arena_bytes, cond.arena_bytes if cond else 0))
     staged: dict[int, int] = {}
     spare: dict[int, int] = {}
     for k, (ref, r) in enumerate(zip(body_results, node.attrs["body"].results, strict=True)):
@@ -235,7 +245,7 @@ def _lower_parts(low: Lowering, node: Node, name: str, checked: bool) -> _LoopPa
             spare[k], end = end, end + _align(r.type.nbytes)
         elif ref.kind == PARAM and ref.value != k:
             staged[k], end = end, end + _align(r.type.nbytes)
-    return _LoopParts(cond, body, cond_result, body_results, staged, spare, end)
+    return _LoopParts(cond, body, cond_results[0], body_results, staged, spare, end)
 
 
 def _align(n: int) -> int:
@@ -245,30 +255,37 @@ def _align(n: int) -> int:
 def _build_loop(
     low: Lowering, node: Node, name: str, checked: bool, read: set[int]
 ) -> tuple[KernelInfo, int]:
-    """A while loop as one kernel; returns it and the scratch bytes it needs.
+    """A `while` or `for` loop as one kernel; returns it and the scratch bytes it needs.
 
     Buffers: the loop's result (each carried value at its aligned offset, where the loop
-    leaves its state), the initial values, the scratch region, and the status word if
-    `checked`. Each iteration runs the condition's steps, then the body's. A carried value the
-    body computes has two buffers: the body writes the new value into the spare one and the
-    two swap roles, so nothing is copied (the final value is copied into the result once, if
-    it ended in the spare). Other results (constants, other carried values) are copied, through
-    scratch when they are carried values, so a swap reads the old values. A value the loop
-    only reads (the body returns it unchanged) and that no `get` reads afterwards is read where
-    it is, never copied.
+    leaves its state), the operands (a `for`'s bounds, then the initial values), the scratch
+    region, and the status word if `checked`. Each iteration runs the condition's steps (a
+    `for` compares its index with the upper bound instead), then the body's. A carried value
+    the body computes has two buffers: the body writes the new value into the spare one and
+    the two swap roles, so nothing is copied (the final value is copied into the result once,
+    if it ended in the spare). Other results (constants, other carried values) are copied,
+    through scratch when they are carried values, so a swap reads the old values. A value the
+    loop only reads (the body returns it unchanged) and that no `get` reads afterwards is read
+    where it is, never copied. A `for`'s index lives in a slot of the kernel's frame, which
+    the body's kernels read like any operand.
     """
     parts = _lower_parts(low, node, name, checked)
     fn = ir.Function(low.module, KERNEL_TYPE, name)
     k = _LoopKernel(ir.IRBuilder(fn.append_basic_block("entry")), node, parts, checked, read)
     b = k.b
-    table = buffer_table(b, parts.cond.steps, parts.body.steps)
+    table = buffer_table(b, parts.cond.steps if parts.cond else [], parts.body.steps)
     k.start()
     header, loop_body, done = (fn.append_basic_block(n) for n in ("cond", "body", "done"))
     b.branch(header)
     b.position_at_end(header)
-    emit_steps(b, parts.cond.steps, k.pointer, table, k.status, k.fail)
-    flag = b.load(k.pointer(b, parts.cond_result), typ=I8)
-    b.cbranch(b.icmp_unsigned("!=", flag, I8(0)), loop_body, done)
+    if parts.cond is not None:
+        assert parts.cond_result is not None
+        emit_steps(b, parts.cond.steps, k.pointer, table, k.status, k.fail)
+        flag = b.load(k.pointer(b, parts.cond_result), typ=I8)
+        more = b.icmp_unsigned("!=", flag, I8(0))
+    else:
+        more = k.index_below_upper()
+    b.cbranch(more, loop_body, done)
     b.position_at_end(loop_body)
     emit_steps(b, parts.body.steps, k.pointer, table, k.status, k.fail)
     k.next_state()
@@ -291,8 +308,17 @@ class _LoopKernel:
         self.b, self.parts, self.elements = b, parts, tup.elements
         count = len(node.srcs)
         ptrs = buffer_pointers(b, b.function.args[0], 2 + count + checked)
-        out, self.inits, self.scratch = ptrs[0], ptrs[1 : 1 + count], ptrs[1 + count]
+        bounds = 2 if node.op is Op.FOR else 0
+        out, self.inits, self.scratch = ptrs[0], ptrs[1 + bounds : 1 + count], ptrs[1 + count]
         self.status = ptrs[2 + count] if checked else None
+        self.index: ir.Value | None = None
+        if bounds:  # the index slot starts at the lower bound
+            self.index_type = ir.IntType(8 * node.srcs[0].type.nbytes)
+            self.signed = node.srcs[0].dtype.is_signed
+            self.upper = b.load(ptrs[2], typ=self.index_type)
+            self.index = b.alloca(self.index_type, name="index")
+            self.index.align = ALIGN
+            b.store(b.load(ptrs[1], typ=self.index_type), self.index)
         self.carried = [self.at(out, o) for o in tup.offsets(ALIGN)[0]]
         self.invariant = {
             k for k, ref in enumerate(parts.body_results) if ref == Ref(PARAM, k) and k not in read
@@ -305,7 +331,7 @@ class _LoopKernel:
             b.store(self.at(self.scratch, at), self.following[k])
 
     def at(self, base: ir.Value, offset: int) -> ir.Value:
-        return self.b.gep(base, [I64(offset)], inbounds=True, source_etype=I8)
+        return _at(self.b, base, offset)
 
     def pointer(self, b: ir.IRBuilder, ref: Ref) -> ir.Value:
         k = int(ref.value) if ref.kind in (PARAM, NEXT) else -1
@@ -320,13 +346,19 @@ class _LoopKernel:
         if ref.kind == STATUS:
             assert self.status is not None
             return self.status
+        if ref.kind == INDEX:
+            assert self.index is not None
+            return self.index
         return b.module.get_global(str(ref.value))
 
+    def index_below_upper(self) -> ir.Value:
+        assert self.index is not None
+        i = self.b.load(self.index, typ=self.index_type)
+        compare = self.b.icmp_signed if self.signed else self.b.icmp_unsigned
+        return compare("<", i, self.upper)
+
     def fail(self, b: ir.IRBuilder, step: StepSpec) -> None:
-        if step.op != Op.WHILE.value:  # an inner loop stored its own code already
-            assert self.status is not None
-            b.store(I32(step.check), self.status)
-        b.ret_void()
+        _fail(b, step, self.status)
 
     def start(self) -> None:
         for k, t in enumerate(self.elements):
@@ -349,6 +381,9 @@ class _LoopKernel:
             now, spare = b.load(self.current[k], typ=PTR), b.load(self.following[k], typ=PTR)
             b.store(spare, self.current[k])
             b.store(now, self.following[k])
+        if self.index is not None:  # no overflow: the index was below the upper bound
+            i = b.load(self.index, typ=self.index_type)
+            b.store(b.add(i, ir.Constant(self.index_type, 1)), self.index)
 
     def finish(self) -> None:
         """The final values into the result, where they ended in a spare buffer."""
@@ -357,6 +392,80 @@ class _LoopKernel:
             now = b.load(self.current[k], typ=PTR)
             with b.if_then(b.icmp_unsigned("!=", now, self.carried[k])):
                 copy_bytes(b, self.carried[k], now, self.elements[k].nbytes)
+
+
+def _fail(b: ir.IRBuilder, step: StepSpec, status: ir.Value | None) -> None:
+    """Leave a loop or branch kernel after `step`'s check failed, its code in the status word."""
+    if not step.control:  # an inner loop or branch stored its own code already
+        assert status is not None
+        b.store(I32(step.check), status)
+    b.ret_void()
+
+
+def _lower_sides(
+    low: Lowering, node: Node, name: str, checked: bool
+) -> list[tuple[Steps, list[Ref]]]:
+    """Each side of a branch as steps, and where each of its results is once they ran."""
+    inner_status = Ref(STATUS, 0) if checked else None
+    sides = []
+    for side in ("true_branch", "false_branch"):
+        f: Function = node.attrs[side]
+        refs = {p: Ref(PARAM, i) for i, p in enumerate(f.params)}
+        refs |= constant_refs(low, f, f"{name}_{side}")
+        for k, r in enumerate(f.results):
+            if r not in refs and r.type.nbytes:
+                refs[r] = Ref(OUT, k)
+        steps = lower_steps(low, f, f"{name}_{side}", refs, status=inner_status)
+        sides.append((steps, [refs[r] for r in f.results]))
+    return sides
+
+
+def _build_cond(low: Lowering, node: Node, name: str, checked: bool) -> tuple[KernelInfo, int]:
+    """A branch as one kernel; returns it and the scratch bytes it needs.
+
+    Buffers: the result (element k at its aligned offset), the predicate, the operands, the
+    scratch region, and the status word if `checked`. The kernel runs the steps of the side
+    the predicate picks; a result that side computes is written straight into its element,
+    any other (a parameter, a constant, a value returned twice) is copied there afterwards.
+    """
+    tup = node.type
+    assert isinstance(tup, TupleType)
+    offsets = tup.offsets(ALIGN)[0]
+    sides = _lower_sides(low, node, name, checked)
+    fn = ir.Function(low.module, KERNEL_TYPE, name)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    count = len(node.srcs)
+    ptrs = buffer_pointers(b, fn.args[0], 2 + count + checked)
+    out, scratch = ptrs[0], ptrs[1 + count]
+    status = ptrs[2 + count] if checked else None
+    places: dict[str, Callable[[int], ir.Value]] = {
+        PARAM: lambda i: ptrs[2 + i],
+        OUT: lambda k: _at(b, out, offsets[k]),
+        ARENA: lambda offset: _at(b, scratch, offset),
+    }
+    if status is not None:
+        places[STATUS] = lambda _: status
+
+    def pointer(b: ir.IRBuilder, ref: Ref) -> ir.Value:
+        place = places.get(ref.kind)
+        return place(int(ref.value)) if place else b.module.get_global(str(ref.value))
+
+    table = buffer_table(b, *(steps.steps for steps, _ in sides))
+    flag = b.load(ptrs[1], typ=I8)
+    with b.if_else(b.icmp_unsigned("!=", flag, I8(0))) as (on_true, on_false):
+        for block, (steps, results) in zip((on_true, on_false), sides, strict=True):
+            with block:
+                emit_steps(b, steps.steps, pointer, table, status, lambda b, s: _fail(b, s, status))
+                for k, (ref, t) in enumerate(zip(results, tup.elements, strict=True)):
+                    if ref != Ref(OUT, k) and t.nbytes:
+                        copy_bytes(b, pointer(b, Ref(OUT, k)), pointer(b, ref), t.nbytes)
+    b.ret_void()
+    scratch_bytes = _align(max(steps.arena_bytes for steps, _ in sides))
+    return KernelInfo(name, 1, node.type.size), scratch_bytes
+
+
+def _at(b: ir.IRBuilder, base: ir.Value, offset: int) -> ir.Value:
+    return b.gep(base, [I64(offset)], inbounds=True, source_etype=I8)
 
 
 def _build_get(module: ir.Module, node: Node, name: str) -> KernelInfo:

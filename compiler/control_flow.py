@@ -1,4 +1,5 @@
-"""Tracing loop and branch bodies into nested functions of one `while` op (for `tessel.lax`).
+"""Tracing loop and branch bodies into nested functions of a `while` or `cond` op (for
+`tessel.lax`).
 
 A body is traced in a `NestedTrace`: its own `FunctionBuilder`, whose parameters are the
 loop's carried values. A value of an enclosing trace that the body uses (a closure over a
@@ -107,28 +108,68 @@ def loop(
     outer = current_trace()
     assert outer is not None
     types = [t.node.type for t in init]
-    weak = list(weak) or [False] * len(init)
-    traces = []
-    results: list[list[Node]] = []
-    for which, fn in (("cond", cond), ("body", body)):
-        nested = NestedTrace(which, outer)
-        params = [
-            Tracer(nested, nested.new_param(n, t), w)
-            for n, t, w in zip(names, types, weak, strict=True)
-        ]
-        with nested.active():
-            out = fn(params)
-            outs = [out] if which == "cond" else list(out)
-            nodes = [node_in(nested, v, api) for v in outs]
-        traces.append(nested)
-        results.append(nodes)
-    captures = list(dict.fromkeys([*traces[0].captured, *traces[1].captured]))
-    cond_fn = traces[0].build(len(init), results[0], captures, body=False)
-    body_fn = traces[1].build(len(init), results[1], captures, body=True)
+    traced = [
+        _nested(api, outer, "cond", lambda p: [cond(p)], names, types, weak),
+        _nested(api, outer, "body", body, names, types, weak),
+    ]
+    captures = list(dict.fromkeys(n for nested, _ in traced for n in nested.captured))
+    (c, c_nodes), (b, b_nodes) = traced
     operands = [*init, *(Tracer(outer, n) for n in captures)]
     with outer.operation(api):
-        w = outer.emit(Op.WHILE, operands, cond=cond_fn, body=body_fn)
+        w = outer.emit(
+            Op.WHILE,
+            operands,
+            cond=c.build(len(init), c_nodes, captures, body=False),
+            body=b.build(len(init), b_nodes, captures, body=True),
+        )
         return [outer.emit(Op.GET, [w], index=k) for k in range(len(init))]
+
+
+def counted_loop(
+    api: str,
+    bounds: tuple[Tracer, Tracer],
+    init: Sequence[Tracer],
+    body: Callable[[list[Tracer]], list[Any]],
+    names: Sequence[str],
+    weak: Sequence[bool] = (),
+) -> list[Tracer]:
+    """Emit `for` from `bounds[0]` up to `bounds[1]` (integer scalars of one type) over the
+    carried values `init`, and return their final values. `body(params)` is given the index
+    and the carried values as parameter tracers and returns the new carried values."""
+    outer = current_trace()
+    assert outer is not None
+    types = [bounds[0].node.type, *(t.node.type for t in init)]
+    nested, nodes = _nested(api, outer, "body", body, names, types, weak)
+    captures = list(nested.captured)
+    if not nodes and not captures:
+        return []  # nothing carried: nothing computed
+    with outer.operation(api):
+        w = outer.emit(
+            Op.FOR,
+            [*bounds, *init, *(Tracer(outer, n) for n in captures)],
+            body=nested.build(len(types), nodes, captures, body=True),
+        )
+        return [outer.emit(Op.GET, [w], index=k) for k in range(len(init))]
+
+
+def _nested(
+    api: str,
+    outer: Trace,
+    which: str,
+    fn: Callable[[list[Tracer]], list[Any]],
+    names: Sequence[str],
+    types: Sequence[TensorType],
+    weak: Sequence[bool],
+) -> tuple[NestedTrace, list[Node]]:
+    """`fn` traced as a nested function of parameters `names` of `types`; its result nodes."""
+    nested = NestedTrace(which, outer)
+    weak = list(weak) or [False] * len(types)
+    params = [
+        Tracer(nested, nested.new_param(n, t), w)
+        for n, t, w in zip(names, types, weak, strict=True)
+    ]
+    with nested.active():
+        return nested, [node_in(nested, v, api) for v in fn(params)]
 
 
 def node_in(trace: NestedTrace, value: Any, api: str) -> Node:
@@ -260,28 +301,25 @@ def dtype_of(x: Any) -> DType:
     return DType.from_numpy(spec_of(x)[1])
 
 
-def run_once(
-    api: str, go: Tracer, init: Sequence[Tracer], branch: NestedTrace, results: Sequence[Node]
+def branch(
+    api: str, go: Tracer, sides: Sequence[tuple[NestedTrace, Sequence[Node]]]
 ) -> list[Tracer]:
-    """A `while` whose body is the traced `branch` (returning `results`, of `init`'s types)
-    and runs once if `go` holds, never otherwise: the values `init`, or the branch's."""
+    """A `cond` on `go` between two traced sides (each returning its nodes, of the same
+    types): the values of the true side if `go` holds, of the false side otherwise."""
     outer = current_trace()
     assert outer is not None
-    types = [go.node.type, *(t.node.type for t in init)]
-    names = ["go", *(f"out_{k}" for k in range(len(init)))]
-    taken_in = list(branch.builder.params)
-    carried = [branch.new_param(n, t) for n, t in zip(names, types, strict=True)]
-    branch.builder.params = carried + taken_in
-    stop = branch.constant(np.False_, DType.BOOL).node
-    captures = list(branch.captured)
-    body_fn = branch.build(len(carried), [stop, *results], captures, body=True)
-    cond = NestedTrace("cond", outer)
-    params = [cond.new_param(n, t) for n, t in zip(names, types, strict=True)]
-    cond_fn = cond.build(len(params), [params[0]], captures, body=False)
-    operands = [go, *init, *(Tracer(outer, n) for n in captures)]
+    captures = list(dict.fromkeys(n for side, _ in sides for n in side.captured))
+    (t, t_nodes), (f, f_nodes) = sides
+    if not t_nodes:
+        return []
     with outer.operation(api):
-        w = outer.emit(Op.WHILE, operands, cond=cond_fn, body=body_fn)
-        return [outer.emit(Op.GET, [w], index=k) for k in range(1, len(types))]
+        c = outer.emit(
+            Op.COND,
+            [go, *(Tracer(outer, n) for n in captures)],
+            true_branch=t.build(0, t_nodes, captures, body=False),
+            false_branch=f.build(0, f_nodes, captures, body=False),
+        )
+        return [outer.emit(Op.GET, [c], index=k) for k in range(len(t_nodes))]
 
 
 # A branch made only of these ops cannot fail and costs about what a select does, so `cond`

@@ -28,16 +28,17 @@ from compiler import pytree
 from compiler.control_flow import (
     NestedTrace,
     as_bool,
+    branch,
     carried_tracer,
     check_tree,
     conform_traced,
+    counted_loop,
     describe,
     inline,
     loop,
     node_in,
     pair,
     predicate_error,
-    run_once,
     spec_of,
     speculatable,
     weakly_fits,
@@ -75,24 +76,15 @@ def fori_loop(
     index = DType.from_numpy(dtype)
     init = [carried_tracer(v) for v in leaves]
     types = [t.node.type for t in init]
-    start = _index_value(lower, index)
-    stop = None if isinstance(upper, int) else _index_value(upper, index)
-
-    def cond(p: list[Tracer]) -> Tracer:
-        i = p[0]
-        bound = stop if stop is not None else i.trace.constant(np.array(upper, dtype), index)
-        return i.trace.emit(Op.LT, [i, bound])
+    bounds = (_index_value(lower, index), _index_value(upper, index))
 
     def body(p: list[Tracer]) -> list[Tracer]:
-        i = p[0]
-        new = body_fun(i, pytree.unflatten(tree, p[1:]))
-        vals = _traced_result(api, "body_fun's result", new, tree, types, paths)
-        one = i.trace.constant(np.array(1, dtype), index)
-        return [i.trace.emit(Op.ADD, [i, one], i.weak), *vals]
+        new = body_fun(p[0], pytree.unflatten(tree, p[1:]))
+        return _traced_result(api, "body_fun's result", new, tree, types, paths)
 
     names = ["i", *_names("val", paths)]
-    out = loop(api, [start, *init], cond, body, names, [weak] + [False] * len(init))
-    return pytree.unflatten(tree, out[1:])
+    weak_index = [weak] + [False] * len(init)
+    return pytree.unflatten(tree, counted_loop(api, bounds, init, body, names, weak_index))
 
 
 def while_loop(
@@ -176,11 +168,7 @@ def cond(
                 for a, b in zip(inline(tt, t_nodes), inline(ft, f_nodes), strict=True)
             ]
         return pytree.unflatten(t_tree, chosen)
-    zeros = [full(outer, v.shape, 0, v.node.dtype) for v in t_vals]
-    outs = run_once(api, go, zeros, tt, t_nodes)  # the true branch's values if pred, else 0
-    with outer.operation(api):
-        not_go = outer.emit(Op.NOT, [go])
-    return pytree.unflatten(t_tree, run_once(api, not_go, outs, ft, f_nodes))
+    return pytree.unflatten(t_tree, branch(api, go, [(tt, t_nodes), (ft, f_nodes)]))
 
 
 def scan(
@@ -220,9 +208,6 @@ def scan(
     y_paths = pytree.leaf_paths(y_tree, "")
     count = len(types)
 
-    def cond(p: list[Tracer]) -> Tracer:
-        return p[0].trace.emit(Op.LT, [p[0], p[0].trace.constant(np.array(n), index)])
-
     def body(p: list[Tracer]) -> list[Tracer]:
         i, stacks = p[0], p[1 + count :]
         at = i
@@ -241,14 +226,13 @@ def scan(
         ):
             if n:  # with no iterations, the stacks stay empty (and at would be out of range)
                 stack[at] = v
-        one = i.trace.constant(np.array(1), index)
-        return [i.trace.emit(Op.ADD, [i, one]), *vals, *stacks]
+        return [*vals, *stacks]
 
-    start = outer.constant(np.array(0), index)
+    bounds = (outer.constant(np.array(0), index), outer.constant(np.array(n), index))
     stacks = [full(outer, (n, *t.shape), 0, t.dtype) for t in y_types]
     names = ["i", *_names("carry", paths), *_names("ys", y_paths)]
-    out = loop(api, [start, *init_t, *stacks], cond, body, names)
-    return pytree.unflatten(tree, out[1 : 1 + count]), pytree.unflatten(y_tree, out[1 + count :])
+    out = counted_loop(api, bounds, [*init_t, *stacks], body, names)
+    return pytree.unflatten(tree, out[:count]), pytree.unflatten(y_tree, out[count:])
 
 
 def select(pred: Any, on_true: Any, on_false: Any) -> Any:

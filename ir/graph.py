@@ -40,6 +40,12 @@ class Node:
     def dtype(self) -> DType:
         return self.type.dtype
 
+    @property
+    def functions(self) -> list[Function]:
+        """The nested functions among the attributes: a fusion's or loop's body, a loop's
+        condition, a branch's sides."""
+        return [v for v in self.attrs.values() if isinstance(v, Function)]
+
     def replace(self, **changes: Any) -> Node:
         return replace(self, **changes)
 

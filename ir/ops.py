@@ -109,9 +109,12 @@ class Op(Enum):
     # composites: a decompose pass rewrites them into the primitives above
     SOFTMAX = "softmax"
     MEAN = "mean"
-    # structured control flow: the loop's condition and body are nested functions; a loop's
-    # result is a tuple of its carried values, read one at a time with `get`
+    # structured control flow: a loop's condition and body and a branch's two sides are nested
+    # functions; the result is a tuple (the carried values, the taken side's results), read
+    # one element at a time with `get`
     WHILE = "while"
+    FOR = "for"
+    COND = "cond"
     GET = "get"
     # a group of ops made by the fuse pass; its nested body is a Function (attrs["body"])
     FUSION = "fusion"
@@ -154,7 +157,7 @@ INDEXED = frozenset({Op.GATHER, Op.SCATTER})
 SORTING = frozenset({Op.SORT, Op.ARGSORT})
 # Ops with nested functions that are part of the program (not a fusion's grouping): passes run
 # inside them too, and constant folding never evaluates them (a loop may not end).
-CONTROL = frozenset({Op.WHILE})
+CONTROL = frozenset({Op.WHILE, Op.FOR, Op.COND})
 REDUCE_KINDS = ("sum", "max", "min", "prod")
 # What an index outside its axis means: an error (NumPy's x[idx]; out-of-range indices are
 # reported at run time, see docs/ir.md), the nearest end, or modulo the axis length.
@@ -189,6 +192,8 @@ ARITY: dict[Op, int | None] = {
     **{op: 1 for op in QUANTIZATION},
     Op.FUSION: None,
     Op.WHILE: None,
+    Op.FOR: None,
+    Op.COND: None,
     Op.GET: 1,
 }
 
@@ -222,6 +227,8 @@ OPERAND_DTYPES: dict[Op, DTypeRule] = {
     Op.IMAG: COMPLEX,
     Op.COMPLEX: PARTS,
     Op.WHILE: ANY,
+    Op.FOR: ANY,  # its bounds are checked by the type rule
+    Op.COND: ANY,  # so is its predicate
     Op.GET: ANY,  # its operand is a tuple: see typerules
     **{op: INEXACT for op in (Op.EXP, Op.LOG, Op.SQRT)},
     **{op: FLOAT for op in (Op.RSQRT, Op.TANH, Op.SIGMOID, Op.ERF)},
@@ -347,6 +354,14 @@ ATTRS: dict[Op, dict[str, AttrSpec]] = {
     Op.MEAN: {"axes": AttrSpec(_INTS)},
     # repeat `body` while `cond` (same parameters, one bool[] result) holds; start from the operands
     Op.WHILE: {"cond": AttrSpec(AttrKind.FUNCTION), "body": AttrSpec(AttrKind.FUNCTION)},
+    # for i in range(lower, upper) (the first two operands): carried = body(i, carried)
+    Op.FOR: {"body": AttrSpec(AttrKind.FUNCTION)},
+    # compute `true_branch` or `false_branch` (same parameters, same result types) of the
+    # operands after the first, as the first (a bool[]) says
+    Op.COND: {
+        "true_branch": AttrSpec(AttrKind.FUNCTION),
+        "false_branch": AttrSpec(AttrKind.FUNCTION),
+    },
     Op.GET: {"index": AttrSpec(AttrKind.INT)},
     # device: where the backend runs it; "tpu" regions come from the tpu-place pass
     Op.FUSION: {

@@ -537,26 +537,82 @@ def _signature(types: Sequence[TensorType]) -> str:
     return "(" + ", ".join(map(str, types)) + ")"
 
 
+def _same(got: Sequence[TensorType], want: Sequence[TensorType], message: str, attr: str) -> None:
+    """Fail with `message` (its {got} and {want} the two signatures) at `attr` unless the types
+    agree: how a loop's or branch's nested functions are checked against its operands."""
+    if list(got) != list(want):
+        _fail(message.format(got=_signature(got), want=_signature(want)), attr=attr)
+
+
+def _types(values: Sequence[Any]) -> list[TensorType]:
+    """The types of a nested function's parameters or results."""
+    return [v.type for v in values]
+
+
 def _t_while(t: Types, a: Attrs) -> TensorType:
-    carried = [p.type for p in a["body"].params]
     for which in ("cond", "body"):
-        params = [p.type for p in a[which].params]
-        if params != list(t):
-            _fail(
-                f"{which} takes {_signature(params)}, but the loop carries {_signature(t)}",
-                attr=which,
-            )
-    results = [r.type for r in a["body"].results]
-    if results != carried:
-        _fail(
-            f"body returns {_signature(results)}, but must return what it takes, "
-            f"{_signature(carried)}",
-            attr="body",
+        _same(
+            _types(a[which].params), t, which + " takes {got}, but the loop carries {want}", which
         )
-    cond = [r.type for r in a["cond"].results]
-    if cond != [TensorType((), DType.BOOL)]:
-        _fail(f"cond must return one bool[], it returns {_signature(cond)}", attr="cond")
+    body = a["body"]
+    _same(
+        _types(body.results),
+        _types(body.params),
+        "body returns {got}, but must return what it takes, {want}",
+        "body",
+    )
+    cond = _types(a["cond"].results)
+    _same(
+        cond, [TensorType((), DType.BOOL)], "cond must return one bool[], it returns {got}", "cond"
+    )
     return TupleType.of(tuple(t))
+
+
+def _t_for(t: Types, a: Attrs) -> TensorType:
+    for i, which in enumerate(("lower", "upper")):
+        if t[i].shape != () or t[i].dtype not in INTEGERS:
+            _fail(f"the {which} bound must be an integer scalar, got {t[i]}", operand=i)
+    if t[1] != t[0]:
+        _fail(f"the bounds must have one type, got {t[0]} and {t[1]}", operand=1)
+    carried = list(t[2:])
+    if not carried:
+        _fail("a loop must carry at least one value (it computes nothing else)")
+    body = a["body"]
+    _same(
+        _types(body.params),
+        [t[0], *carried],
+        "body takes {got}, but must take the index and the carried values, {want}",
+        "body",
+    )
+    _same(
+        _types(body.results),
+        carried,
+        "body returns {got}, but must return the carried values, {want}",
+        "body",
+    )
+    return TupleType.of(tuple(carried))
+
+
+def _t_cond(t: Types, a: Attrs) -> TensorType:
+    if t[0] != TensorType((), DType.BOOL):
+        _fail(f"the predicate must be a bool[], got {t[0]}", operand=0)
+    for side in ("true_branch", "false_branch"):
+        _same(
+            _types(a[side].params),
+            t[1:],
+            side + " takes {got}, but the operands after the predicate are {want}",
+            side,
+        )
+    results = _types(a["true_branch"].results)
+    _same(
+        _types(a["false_branch"].results),
+        results,
+        "the branches return different types: {want} and {got}",
+        "false_branch",
+    )
+    if not results:
+        _fail("the branches must return at least one value", attr="true_branch")
+    return TupleType.of(tuple(results))
 
 
 def _t_get(t: Types, a: Attrs) -> TensorType:
@@ -600,6 +656,8 @@ TYPE_RULES: dict[Op, Callable[[Types, Attrs], TensorType]] = {
     Op.AVG_POOL: _t_pool,
     Op.FUSION: _t_fusion,
     Op.WHILE: _t_while,
+    Op.FOR: _t_for,
+    Op.COND: _t_cond,
     Op.GET: _t_get,
 }
 

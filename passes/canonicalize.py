@@ -371,12 +371,42 @@ def transpose_into_dot(n: Node) -> Node | None:
 
 @rule(Op.GET)
 def get_loop_invariant(n: Node) -> Node | None:
-    """get(while(..., x_k, ...), k) = x_k when the body returns its parameter k unchanged"""
+    """get(while(..., x_k, ...), k) = x_k when the body returns its parameter k unchanged
+    (for a `for`, whose operands and body parameters start with two bounds and an index:
+    get(for(lo, hi, ..., x_k, ...), k) = x_k when the body returns parameter k + 1)"""
     (loop,) = n.srcs
-    if loop.op is not Op.WHILE:
+    if loop.op is not Op.WHILE and loop.op is not Op.FOR:
         return None
     k, body = n.attrs["index"], loop.attrs["body"]
-    return loop.srcs[k] if body.results[k] is body.params[k] else None
+    shift = 1 if loop.op is Op.FOR else 0
+    return loop.srcs[k + 2 * shift] if body.results[k] is body.params[k + shift] else None
+
+
+@rule(Op.GET)
+def get_taken_side(n: Node) -> Node | None:
+    """get(cond(c, x...), k) = result k of the side c picks, computed on x, when c is constant"""
+    (branch,) = n.srcs
+    if branch.op is not Op.COND or branch.srcs[0].op is not Op.CONSTANT:
+        return None
+    side = branch.attrs["true_branch" if splat(branch.srcs[0]) else "false_branch"]
+    mapping: dict[Node, Node] = dict(zip(side.params, branch.srcs[1:], strict=True))
+    for inner in side.body:
+        mapping[inner] = inner.replace(srcs=tuple(mapping[s] for s in inner.srcs))
+    return mapping[side.results[n.attrs["index"]]]
+
+
+@rule(Op.GET)
+def get_passed_through_both_sides(n: Node) -> Node | None:
+    """get(cond(c, x...), k) = x_j when both sides return their parameter j as result k"""
+    (branch,) = n.srcs
+    if branch.op is not Op.COND:
+        return None
+    k = n.attrs["index"]
+    t, f = branch.attrs["true_branch"], branch.attrs["false_branch"]
+    if t.results[k] not in t.params:
+        return None
+    j = t.params.index(t.results[k])
+    return branch.srcs[1 + j] if f.results[k] is f.params[j] else None
 
 
 # --- the pass ---------------------------------------------------------------------------------

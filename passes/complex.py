@@ -19,7 +19,7 @@ from ir.attrs import ConstData
 from ir.builder import make_node, parameter
 from ir.diagnostics import GraphTypeError
 from ir.graph import Function, Node
-from ir.ops import Op
+from ir.ops import CONTROL, Op
 from ir.types import TupleType
 from passes.base import Pass, PassContext, register
 from passes.rewrite import inline_fusion, rewrite_function
@@ -40,7 +40,7 @@ def has_complex(fn: Function) -> bool:
 def _nested_complex(node: Node) -> bool:
     if isinstance(node.type, TupleType):
         return any(t.dtype.is_complex for t in node.type.elements)
-    return node.op is Op.WHILE and any(has_complex(node.attrs[k]) for k in ("cond", "body"))
+    return node.op in CONTROL and any(map(has_complex, node.functions))
 
 
 # the ops a backend sees on complex values once they are expanded: the program's boundary
@@ -52,7 +52,7 @@ def expanded(fn: Function) -> bool:
     for n in fn.nodes():
         if n.op is Op.FUSION and not expanded(n.attrs["body"]):
             return False
-        if n.op is Op.WHILE and _nested_complex(n):
+        if n.op in CONTROL and _nested_complex(n):
             return False
         if n.op not in _BOUNDARY and (_complex(n) or any(_complex(s) for s in n.srcs)):
             return False
@@ -136,8 +136,8 @@ class _Expansion:
 
     def node(self, node: Node) -> Value:
         args = [self.values[s] for s in node.srcs]
-        if node.op is Op.WHILE:
-            return self.loop(node, args)
+        if node.op in CONTROL:
+            return self.control(node, args)
         if node.op is Op.GET and node.srcs[0] in self.loops:
             new, index = self.loops[node.srcs[0]]
             at = index[node.attrs["index"]]
@@ -154,21 +154,24 @@ class _Expansion:
             )
         return rule(self, node, args)
 
-    def loop(self, node: Node, args: list[Value]) -> Node:
-        operands: list[Node] = []
+    def control(self, node: Node, args: list[Value]) -> Node:
+        """A loop or branch whose nested functions take and return each complex value as its
+        two parts; `get` then reads element k of the old tuple at `self.loops[node][1][k]`."""
+        operands = [x for a in args for x in ((a,) if isinstance(a, Node) else a)]
+        attrs = {
+            k: _Expansion(rewrite_function(v, _inline_complex_fusion), split=True).run()
+            if isinstance(v, Function)
+            else v
+            for k, v in node.attrs.items()
+        }
+        new = self.emit(node.op, *operands, name=node.name, **attrs)
+        tup = node.type
+        assert isinstance(tup, TupleType)
         index: list[int | tuple[int, int]] = []
-        for a in args:
-            if isinstance(a, Node):
-                index.append(len(operands))
-                operands.append(a)
-            else:
-                index.append((len(operands), len(operands) + 1))
-                operands.extend(a)
-        cond = _Expansion(node.attrs["cond"], split=True).run()
-        body = _Expansion(node.attrs["body"], split=True).run()
-        attrs = dict(node.attrs.items())
-        attrs.update(cond=cond, body=body)
-        new = self.emit(Op.WHILE, *operands, name=node.name, **attrs)
+        at = 0
+        for t in tup.elements:
+            index.append((at, at + 1) if t.dtype.is_complex else at)
+            at += 1 + t.dtype.is_complex
         self.loops[node] = (new, index)
         return new
 
@@ -239,15 +242,32 @@ def _log(e: _Expansion, n: Node, args: list[Any]) -> Pair:
 def _sqrt(e: _Expansion, n: Node, args: list[Any]) -> Pair:
     """t = sqrt((|a| + |x|) / 2): (t, b / 2t) for a >= 0, else (|b| / 2t, t with b's sign);
     sqrt(±0 ± 0i) = (0, b). Parts within a factor 1 + √2 of the largest float are scaled by
-    1/4 first and the root by 2 after (NumPy's way), so that |a| + |x| cannot overflow."""
+    1/4 first and the root by 2 after (NumPy's way), so that |a| + |x| cannot overflow; two
+    subnormal parts are scaled by 4^m and the root by 2^-m, so that (|a| + |x|) / 2 does not
+    round to zero (FreeBSD's csqrt, which NumPy's follows)."""
     a, b = args[0]
+    info = np.finfo(a.dtype.np)
     zero, half = e.const(0, a), e.const(0.5, a)
-    limit = e.const(float(np.finfo(a.dtype.np).max) / (1 + np.sqrt(2)), a)
+    m = (info.nmant + 3) // 2  # 4^m lifts the smallest subnormal above the normal range's edge
+    limit = e.const(float(info.max) / (1 + np.sqrt(2)), a)
+    normal = e.const(float(info.smallest_normal), a)
     huge = e.emit(
         Op.OR, e.emit(Op.GE, e.emit(Op.ABS, a), limit), e.emit(Op.GE, e.emit(Op.ABS, b), limit)
     )
-    quarter = e.emit(Op.SELECT, huge, e.const(0.25, a), e.const(1, a))
-    sa, sb = e.emit(Op.MUL, a, quarter), e.emit(Op.MUL, b, quarter)
+    tiny = e.emit(
+        Op.AND, e.emit(Op.LT, e.emit(Op.ABS, a), normal), e.emit(Op.LT, e.emit(Op.ABS, b), normal)
+    )
+
+    def scale(big: float, small: float) -> Node:
+        return e.emit(
+            Op.SELECT,
+            huge,
+            e.const(big, a),
+            e.emit(Op.SELECT, tiny, e.const(small, a), e.const(1, a)),
+        )
+
+    scale_in = scale(0.25, 4.0**m)
+    sa, sb = e.emit(Op.MUL, a, scale_in), e.emit(Op.MUL, b, scale_in)
     t = e.emit(
         Op.SQRT,
         e.emit(Op.MUL, e.emit(Op.ADD, e.emit(Op.ABS, sa), e.emit(Op.HYPOT, sa, sb)), half),
@@ -262,8 +282,8 @@ def _sqrt(e: _Expansion, n: Node, args: list[Any]) -> Pair:
         e.emit(Op.DIV, sb, two_t),
         e.emit(Op.SELECT, negative_b, e.emit(Op.NEG, t), t),
     )
-    rescale = e.emit(Op.SELECT, huge, e.const(2, a), e.const(1, a))
-    re, im = e.emit(Op.MUL, re, rescale), e.emit(Op.MUL, im, rescale)
+    scale_out = scale(2, 2.0**-m)
+    re, im = e.emit(Op.MUL, re, scale_out), e.emit(Op.MUL, im, scale_out)
     origin = e.emit(Op.AND, e.emit(Op.EQ, a, zero), e.emit(Op.EQ, b, zero))
     return e.emit(Op.SELECT, origin, zero, re), e.emit(Op.SELECT, origin, b, im)
 

@@ -97,7 +97,7 @@ class _Step:
     call: Any  # the ctypes function
     buffers: tuple[Ref, ...]
     check: int  # nonzero: the status word says whether this step's check failed
-    loop: bool  # a loop leaves the code of the check that failed inside it in the status word
+    loop: bool  # a loop or branch leaves the code of the failed check inside it in the status word
 
 
 class NativeProgram:
@@ -131,7 +131,7 @@ class NativeProgram:
                 KERNEL_C_TYPE(address(s.kernel)),
                 s.buffers,
                 s.check,
-                s.op == Op.WHILE.value,
+                s.control,
             )
             for i, s in enumerate(spec.steps)
         ]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ir.diagnostics import IndexOutOfRange, Loc
+from ir.ops import CONTROL
 
 SPEC_VERSION = 3  # 2: the target names the caches its kernels were blocked for; 3: checks
 ALIGN = 64  # arena offsets and constants: a cache line, enough for AVX-512 loads
@@ -100,6 +101,9 @@ class CheckSpec:
                          data["source_line"])  # fmt: skip
 
 
+_CONTROL_NAMES = frozenset(op.value for op in CONTROL)
+
+
 @dataclass(frozen=True)
 class StepSpec:
     kernel: str
@@ -108,6 +112,12 @@ class StepSpec:
     work_per_row: int
     buffers: tuple[Ref, ...]  # the kernel ABI's table: output, then operands (then status)
     check: int = 0  # 0, or the code `run` returns when this step's check fails
+
+    @property
+    def control(self) -> bool:
+        """A loop or branch: it runs other kernels and, when a check inside fails, leaves that
+        check's code in the status word itself."""
+        return self.op in _CONTROL_NAMES
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -329,6 +329,19 @@ def _while(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
     return tuple_value([s.copy() if any(s is a for a in args) else s for s in state])
 
 
+def _for(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    lower, upper, *state = args
+    for i in range(int(lower), int(upper)):
+        state = run_body(attrs["body"], [np.array(i, lower.dtype), *state])
+    return tuple_value([s.copy() if any(s is a for a in args) else s for s in state])
+
+
+def _cond(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
+    side = attrs["true_branch" if bool(args[0]) else "false_branch"]
+    results = run_body(side, args[1:])
+    return tuple_value([r.copy() if any(r is a for a in args) else r for r in results])
+
+
 def _get(attrs: Attrs, args: list[np.ndarray], out: TensorType) -> np.ndarray:
     value: np.ndarray = args[0][attrs["index"]]
     return value.copy()
@@ -374,4 +387,6 @@ REFERENCE: dict[Op, Reference] = {
 }
 # A loop's value is a tuple, which _row would turn into one stacked array.
 REFERENCE[Op.WHILE] = _while
+REFERENCE[Op.FOR] = _for
+REFERENCE[Op.COND] = _cond
 REFERENCE[Op.GET] = _row(_get)

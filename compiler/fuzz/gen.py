@@ -12,8 +12,10 @@ number) or broadcasts of smaller values.
 Shapes include scalars, size-0, size-1 and odd dimensions; `fusion` nodes carry nested bodies,
 themselves possibly holding fusions. `while` loops are counted: an integer counter runs to a
 bound of at most 4 (a constant, or an input clamped to 0..4), and the body is a small random
-function over the carried values (possibly holding fusions and, one level down, loops); `get`
-nodes read their results.
+function over the carried values (possibly holding fusions and, one level down, loops). A
+`for` counts from 0..2 up to such a bound. A
+`cond` branches on a bool scalar between two such small functions. `get` nodes read the
+results of both.
 """
 
 from __future__ import annotations
@@ -619,6 +621,37 @@ def counted_loop(c: Ctx, dt: DType) -> tuple[Node, int]:
     return node, 2 if bound is not None else 1  # not among the values: only a get reads it
 
 
+def for_loop(c: Ctx, dt: DType) -> Node:
+    """A `for` from a constant 0..2 up to a bound like a `while`'s (so at most max_trips
+    iterations); the body takes the index and the carried values, the first of which extends
+    a chain of dtype `dt`, and is 1..3 random nodes then an update of each carried value."""
+    ct = TensorType((), c.d.pick(COUNTERS))
+    first = c.typed(dt)
+    inner = Ctx(c.d, "body", c.options, c.depth, c.loops + 1)
+    inner.param(ct)
+    inner.param(first.type)
+    for _ in range(c.d.integer(1, 3)):
+        add_node(inner)
+    updates: dict[Node, Node] = {}
+    while len(updates) < len(inner.fb.params) - 1:  # an update may add parameters too
+        p = next(p for p in inner.fb.params[1:] if p not in updates)
+        updates[p] = _update(inner, p)
+    body = inner.fb.build([updates[p] for p in inner.fb.params[1:]])
+    lower = c.fb.const(np.array(c.d.integer(0, 2), ct.dtype.np), name=c.hint())
+    c.values.append(lower)
+    inits = [first, *(c.operand(p.type) for p in body.params[2:])]
+    return c.fb.op(Op.FOR, lower, _trip_bound(c, ct), *inits, name=c.hint(), body=body)
+
+
+def g_for(c: Ctx, op: Op, dt: DType) -> Node:
+    """A counted loop and a get of its first carried value, sometimes of another too."""
+    w = for_loop(c, dt)
+    other = c.d.integer(0, len(_elements(w)) - 1)
+    if other and c.d.flag(0.4):
+        c.op(Op.GET, w, index=other)
+    return c.op(Op.GET, w, index=0)
+
+
 def _elements(w: Node) -> tuple[TensorType, ...]:
     assert isinstance(w.type, TupleType)
     return w.type.elements
@@ -637,6 +670,43 @@ def g_get(c: Ctx, op: Op, dt: DType) -> Node:
     """A loop and a get of one of its elements of dtype `dt` (the counter when it fits)."""
     w, _ = counted_loop(c, dt)
     return c.op(op, w, index=c.d.pick(i for i, e in enumerate(_elements(w)) if e.dtype == dt))
+
+
+def branch(c: Ctx, dt: DType) -> Node:
+    """A `cond` on a bool scalar whose sides each extend a chain of dtype `dt` by 0..3 random
+    nodes and an update of it (as a loop body updates a carried value); result 0 is that
+    update, result 1 (sometimes) the chain's value passed through. Both sides take the
+    parameters either drew (each ignores the other's)."""
+    first = c.typed(dt)
+    sides: list[Ctx] = []
+    results: list[list[Node]] = []
+    keep = c.d.flag(0.4)
+    for name in ("on_true", "on_false"):
+        inner = Ctx(c.d, name, c.options, c.depth, c.loops + 1)
+        for p in sides[0].fb.params if sides else []:  # the true side's parameters, in order
+            inner.values.append(inner.fb.param(p.name or "x", p.type))
+        start = inner.fb.params[0] if sides else inner.param(first.type)
+        for _ in range(c.d.integer(0, 3)):
+            add_node(inner)
+        results.append([_update(inner, start), *([start] if keep else [])])
+        sides.append(inner)
+    t, f = sides
+    for p in f.fb.params[len(t.fb.params) :]:  # the false side's own, which the true one ignores
+        t.fb.param(p.name or "x", p.type)
+    on_true, on_false = (side.fb.build(r) for side, r in zip(sides, results, strict=True))
+    pred = c.operand(TensorType((), DType.BOOL))
+    operands = [first, *(c.operand(p.type) for p in on_true.params[1:])]
+    return c.fb.op(
+        Op.COND, pred, *operands, name=c.hint(), true_branch=on_true, false_branch=on_false
+    )
+
+
+def g_cond(c: Ctx, op: Op, dt: DType) -> Node:
+    """A branch and a get of its first result, sometimes of the other too."""
+    node = branch(c, dt)
+    if len(_elements(node)) == 2 and c.d.flag(0.5):
+        c.op(Op.GET, node, index=1)
+    return c.op(Op.GET, node, index=0)
 
 
 Generator = Callable[[Ctx, Op, DType], Node]
@@ -671,9 +741,11 @@ GENERATORS: dict[Op, Generator] = {
     Op.REQUANTIZE: g_requantize,
     Op.FUSION: g_fusion,
     Op.WHILE: g_while,
+    Op.FOR: g_for,
+    Op.COND: g_cond,
     Op.GET: g_get,
 }
-LOOPS = (Op.WHILE, Op.GET)
+LOOPS = (Op.WHILE, Op.FOR, Op.COND, Op.GET)
 # sources are drawn as operands anyway; as top-level ops they would only add dead values
 _TOP_LEVEL = [op for op in Op if op not in (Op.PARAMETER, Op.CONSTANT)]
 

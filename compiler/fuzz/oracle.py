@@ -199,6 +199,9 @@ def _noisy_function(
             value = _noisy_function(node.attrs["body"], operands, rng, run)[0]
         elif node.op is Op.WHILE:  # so are a loop's, on every trip
             value = _noisy_loop(node, operands, rng, run)
+        elif node.op is Op.COND:  # and those of the side a branch takes
+            side = node.attrs["true_branch" if bool(operands[0]) else "false_branch"]
+            value = tuple_value(_noisy_function(side, operands[1:], rng, run))
         else:
             value = evaluate_node(node, operands)
         # the magnitude of a complex number rounds (abs of a real one is exact)

@@ -159,9 +159,7 @@ def candidates(fn: Function, focus: int | None = None) -> Iterator[Function]:
     for n in fn.body:
         if n.op is Op.FUSION:
             yield inline_fusion(fn, n)
-    for n in fn.body:  # a loop's result read as its initial value: the loop dies
-        if n.op is Op.GET:
-            yield substitute(fn, n, n.srcs[0].srcs[n.attrs["index"]])
+    yield from _bypasses(fn)
     for n in fn.body:  # cutting a node replaces its whole cone of producers
         if isinstance(n.type, TupleType):
             continue  # a parameter is a tensor: cut the loop's gets instead
@@ -177,15 +175,35 @@ def candidates(fn: Function, focus: int | None = None) -> Iterator[Function]:
     yield from _shape_candidates(fn)
 
 
+# the nested functions of a loop or branch the shrinker makes smaller (a loop's condition is
+# the counter's test: left alone)
+_SHRUNK_BODIES = {Op.WHILE: ("body",), Op.FOR: ("body",), Op.COND: ("true_branch", "false_branch")}
+
+
+def _bypasses(fn: Function, keep_params: bool = False) -> Iterator[Function]:
+    """A loop's result read as its initial value, a branch's as one of its operands of that
+    type: the loop or branch dies."""
+    for n in fn.body:
+        if n.op is not Op.GET:
+            continue
+        source, k = n.srcs[0], n.attrs["index"]
+        if source.op is Op.COND:
+            starts = [s for s in source.srcs[1:] if s.type == n.type]
+        else:
+            starts = [source.srcs[k + 2 if source.op is Op.FOR else k]]
+        for s in starts:
+            yield substitute(fn, n, s, keep_params=keep_params)
+
+
 def _body_candidates(fn: Function) -> Iterator[Function]:
     """A fusion or a loop whose body is smaller: dead code dropped, a node bypassed, a constant
     splat, a nested fusion inlined (the body keeps its parameters and result types)."""
     for n in fn.body:
-        if n.op is Op.WHILE:
-            loop: Function = n.attrs["body"]
-            for b in _smaller_bodies(loop):
-                if b != loop:
-                    yield substitute(fn, n, n.replace(attrs=n.attrs.replace(body=b)))
+        for key in _SHRUNK_BODIES.get(n.op, ()):
+            inner: Function = n.attrs[key]
+            for b in _smaller_bodies(inner):
+                if b != inner:
+                    yield substitute(fn, n, n.replace(attrs=n.attrs.replace(**{key: b})))
         if n.op is Op.FUSION:
             body: Function = n.attrs["body"]
             used = {src for m in body.body for src in m.srcs} | set(body.results)
@@ -201,6 +219,7 @@ def _body_candidates(fn: Function) -> Iterator[Function]:
 
 def _smaller_bodies(body: Function) -> Iterator[Function]:
     yield live(body, keep_params=True)
+    yield from _bypasses(body, keep_params=True)
     for m in body.body:
         if m.op is Op.FUSION:
             yield inline_fusion(body, m, keep_params=True)
@@ -263,7 +282,7 @@ def size(fn: Function) -> int:
         total = len(f.params) + len(f.body)
         for n in f.body:
             total += n.type.size // 8
-            total += sum(count(v) for v in n.attrs.values() if isinstance(v, Function))
+            total += sum(map(count, n.functions))
         return total + sum(p.type.size // 8 for p in f.params)
 
     return count(fn)

@@ -60,6 +60,35 @@ func @main(%cut0: f16[5,2,2,2]) -> f32[1] {
   }} : f32[1]
   return %0
 }""",
+    # a fusion over a complex value inside a loop body was not inlined before expand-complex
+    # split the body's complex values in two: "fusion: complex operands are not supported"
+    # (tessel fuzz --kind graphs, seed 202, case 1158)
+    "complex-fusion-in-a-loop-body": """
+func @main(%z: c128[], %y: c128[3]) -> (c128[], c128[3]) {
+  %0 = constant 0 : u8[]
+  %n = constant 2 : u8[]
+  %1 = while(%0, %n, %z, %y) {
+    cond = func @cond(%x: u8[], %b: u8[], %z: c128[], %y: c128[3]) -> bool[] {
+    %0 = lt(%x, %b) : bool[]
+    return %0
+  }, body = func @body(%x: u8[], %b: u8[], %z: c128[], %y: c128[3])
+      -> (u8[], u8[], c128[], c128[3]) {
+    %one = constant 1 : u8[]
+    %x2 = add(%x, %one) : u8[]
+    %0 = fusion(%z) {body = func @fusion(%q: c128[]) -> c128[] {
+      return %q
+    }} : c128[]
+    %1 = fusion(%y, %z) {body = func @fusion(%p: c128[3], %q: c128[]) -> c128[3] {
+      %b = broadcast_in_dim(%q) {shape = [3], dims = []} : c128[3]
+      %m = mul(%p, %b) : c128[3]
+      return %m
+    }} : c128[3]
+    return %x2, %b, %0, %1
+  }} : (u8[], u8[], c128[], c128[3])
+  %r = get(%1) {index = 2} : c128[]
+  %s = get(%1) {index = 3} : c128[3]
+  return %r, %s
+}""",
 }
 
 

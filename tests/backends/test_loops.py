@@ -1,4 +1,4 @@
-"""`while` loops on the CPU backend against the reference interpreter.
+"""`while` and `for` loops on the CPU backend against the reference interpreter.
 
 Each loop runs at every capability level this host can execute (generic, x86-64-v2, -v3, -v4,
 the host), as written and after the default CPU pipeline (which fuses inside loop bodies), in
@@ -459,6 +459,50 @@ func @main(%x: f32[1, 6, 6, 2], %k: f32[3, 3, 2, 2]) -> f32[1, 6, 6, 2] {
 """
 
 
+def for_loop(index: str, lower: int, upper: int, carry: str, step: str) -> str:
+    """A `for` from `lower` to `upper` (constants of dtype `index`) that applies `step` (body
+    lines computing %u from %v and the index %i) to a carried `carry`."""
+    return f"""\
+func @main(%x: {carry}) -> {carry} {{
+  %lo = constant {lower} : {index}[]
+  %hi = constant {upper} : {index}[]
+  %w = for(%lo, %hi, %x) {{
+    body = func @body(%i: {index}[], %v: {carry}) -> ({carry}) {{
+      {step}
+      return %u
+    }}
+  }} : ({carry})
+  %r = get(%w) {{index = 0}} : {carry}
+  return %r
+}}
+"""
+
+
+INDEX_STEP = (
+    "%f = convert(%i) {dtype = f32} : f32[]\n      %h = mul(%v, 0.5)\n      %u = add(%h, %f)"
+)
+
+# the bounds are inputs; the index is used as a gather position; two values trade places
+FOR_SWAP = """\
+func @main(%lo: i64[], %hi: i64[], %a: f32[7], %b: f32[7]) -> (f32[7], f32[7]) {
+  %w = for(%lo, %hi, %a, %b) {
+    body = func @body(%i: i64[], %x: f32[7], %y: f32[7]) -> (f32[7], f32[7]) {
+      %seven = constant 7 : i64[]
+      %k = fmod(%i, %seven) : i64[]
+      %at = reshape(%k) {shape = [1, 1]} : i64[1, 1]
+      %g = gather(%x, %at) {mode = "clip"} : f32[1]
+      %gb = broadcast_in_dim(%g) {shape = [7], dims = [0]} : f32[7]
+      %u = add(%y, %gb) : f32[7]
+      return %u, %x
+    }
+  } : (f32[7], f32[7])
+  %r = get(%w) {index = 0} : f32[7]
+  %s = get(%w) {index = 1} : f32[7]
+  return %r, %s
+}
+"""
+
+
 def _heavy_inputs() -> list[np.ndarray]:
     return [np.arange(12, dtype=np.float32).reshape(4, 3) / 10, np.array([[1], [-1]], np.int32)]
 
@@ -487,8 +531,21 @@ CASES: dict[str, str] = {
     "flag-only": FLAG_ONLY,
     "chained": CHAINED,
     "more-ops": MORE_OPS,
+    **{f"for-{t}": for_loop(t, 3, 9, "f32[17]", INDEX_STEP) for t in ("i8", "u16", "i32", "u64")},
+    "for-i8-to-its-max": for_loop("i8", 120, 127, "f32[5]", INDEX_STEP),
+    "for-u8-to-its-max": for_loop("u8", 250, 255, "f32[5]", INDEX_STEP),
+    "for-negative": for_loop("i32", -5, 2, "f32[3]", INDEX_STEP),
+    "for-zero-trip": for_loop("i16", 4, -4, "f32[3]", INDEX_STEP),
+    "for-swap": FOR_SWAP,
 }
-INPUTS = {"heavy-body": _heavy_inputs}
+
+
+def _for_swap_inputs() -> list[np.ndarray]:
+    a, b = np.arange(7, dtype=np.float32), np.linspace(-1, 1, 7, dtype=np.float32)
+    return [np.array(-3, np.int64), np.array(10, np.int64), a, b]
+
+
+INPUTS = {"heavy-body": _heavy_inputs, "for-swap": _for_swap_inputs}
 
 
 def module_of(name: str) -> Module:
@@ -672,7 +729,7 @@ def test_an_index_error_in_a_body_is_located_at_its_gather(n: int) -> None:
 
 # --- ahead of time --------------------------------------------------------------------------
 
-AOT_CASES = ("swap", "nested")
+AOT_CASES = ("swap", "nested", "for-swap")
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from compiler.fuzz.sandbox import Worker
 from compiler.fuzz.shrink import Trial, shrink_module
 from ir.dtypes import DType
 from ir.graph import Function, Module
-from ir.ops import Op
+from ir.ops import CONTROL, Op
 from ir.parser import parse_module
 from ir.printer import print_module
 from ir.verify import verify_module
@@ -99,9 +99,8 @@ def _ops(fn: Function) -> set[Op]:
     found = set()
     for n in fn.body:
         found.add(n.op)
-        for v in n.attrs.values():
-            if isinstance(v, Function):
-                found |= _ops(v)
+        for f in n.functions:
+            found |= _ops(f)
     return found
 
 
@@ -113,7 +112,7 @@ def test_generator_makes_every_op_and_dtype_and_valid_graphs() -> None:
         text = print_module(m)
         assert print_module(parse_module(text)) == text
         ops |= _ops(m.entry_function)
-        dtypes |= {n.dtype for n in m.entry_function.nodes() if n.op is not Op.WHILE}
+        dtypes |= {n.dtype for n in m.entry_function.nodes() if n.op not in CONTROL}
     assert ops == set(Op) - {Op.PARAMETER}
     assert dtypes == set(DType)
 
@@ -262,7 +261,7 @@ def test_generated_loops_end_soon_and_shrink() -> None:
         def test(m: Module) -> bool:
             verify_module(m)  # every candidate is a valid graph
             loops = [n for n in m.entry_function.body if n.op is Op.WHILE]
-            return any(op in _ops(n.attrs["body"]) for n in loops)
+            return any(op in {b.op for b in n.attrs["body"].body} for n in loops)
 
         return test
 

@@ -149,11 +149,11 @@ def test_fori_loop_closures_over_outer_tracers_and_constants(target):
         return lax.fori_loop(1, 4, body, np.ones(4))
 
     check(f, np.arange(4.0), 0.5, target=target)
-    (loop,) = [n for n in entry(f, np.arange(4.0), 0.5).body if n.op is Op.WHILE]
+    (loop,) = [n for n in entry(f, np.arange(4.0), 0.5).body if n.op is Op.FOR]
     body = loop.attrs["body"]
     constants = [n for n in body.body if n.op is Op.CONSTANT]
     assert any(n.shape == (4,) for n in constants)  # weights: a constant inside the body
-    assert len(loop.srcs) == 5  # i, the carry, and x, shift, scale taken in from outside
+    assert len(loop.srcs) == 6  # the bounds, the carry, and x, shift, scale taken in from outside
 
 
 def test_bodies_use_the_tracer_features():
@@ -199,7 +199,7 @@ def test_nested_fori_loops(target):
     a = np.arange(20.0).reshape(4, 5)
     check(f, a, target=target)
     ops = all_ops(entry(f, a))
-    assert ops.count(Op.WHILE) == 2
+    assert ops.count(Op.FOR) == 2
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -231,12 +231,12 @@ def test_large_loop_traces_to_a_constant_number_of_ops():
         return len(all_ops(entry(f, a, a.shape[0])))
 
     ops = all_ops(entry(f, a, 2000))
-    assert ops.count(Op.WHILE) == 1
+    assert ops.count(Op.FOR) == 1
     assert ops.count(Op.TANH) == 1
     assert trace_size(a) == trace_size(a[:10, :10]) < 40
     g = jit(f)
     assert_same(g(a, 2000), f(a, 2000))
-    assert "while(" in g.compile(a, 2000).as_text()  # still a loop after the pipeline
+    assert "for(" in g.compile(a, 2000).as_text()  # still a loop after the pipeline
 
 
 # --- while_loop ---------------------------------------------------------------------------
@@ -382,7 +382,7 @@ def test_scan_is_one_loop():
         return lax.scan(lambda c, x: (c + x, c * x), 0.0, xs)
 
     ops = all_ops(entry(f, np.ones(1000)))
-    assert ops.count(Op.WHILE) == 1
+    assert ops.count(Op.FOR) == 1
     assert len(ops) < 40
 
 

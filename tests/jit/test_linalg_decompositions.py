@@ -226,10 +226,10 @@ def test_a_factorization_is_one_loop_whatever_the_size(fn, loops):
         return all_ops(jit(fn).lower(*args).module.entry_function)
 
     big, small = ops(64), ops(4)
-    assert big.count(Op.WHILE) == loops
+    assert big.count(Op.FOR) == loops
     assert len(big) == len(small) < 200 * loops  # not 64 copies of a step
     text = jit(np.linalg.cholesky).lower(spd(np.random.default_rng(0), 64, np.float64)).as_text()
-    assert text.count("while(") == 1
+    assert text.count(" for(") == 1
 
 
 # --- a program ----------------------------------------------------------------------------

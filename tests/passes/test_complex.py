@@ -68,6 +68,55 @@ def test_a_loop_carries_each_complex_value_as_two():
     assert_same_numbers(module, out)
 
 
+# z = z*z + c five times when z[0] is real, else z + c once: a counted loop and a branch
+FOR_AND_COND = """func @main(%z: c64[4], %c: c64[4]) -> (c64[4], f32[]) {
+  %first = slice(%z) {start = [0], limit = [1]} : c64[1]
+  %im = imag(%first) : f32[1]
+  %im0 = reshape(%im) {shape = []} : f32[]
+  %real = eq(%im0, 0.0) : bool
+  %b = cond(%real, %z, %c) {true_branch = func @t(%z: c64[4], %c: c64[4]) -> (c64[4], f32[]) {
+    %lo = constant 0 : i32
+    %hi = constant 5 : i32
+    %w = for(%lo, %hi, %z, %c) {
+      body = func @body(%i: i32, %z: c64[4], %c: c64[4]) -> (c64[4], c64[4]) {
+      %zz = mul(%z, %z) : c64[4]
+      %next = add(%zz, %c) : c64[4]
+      return %next, %c
+    }} : (c64[4], c64[4])
+    %out = get(%w) {index = 0} : c64[4]
+    %one = constant 1.0 : f32
+    return %out, %one
+  }, false_branch = func @f(%z: c64[4], %c: c64[4]) -> (c64[4], f32[]) {
+    %s = add(%z, %c) : c64[4]
+    %zero = constant 0.0 : f32
+    return %s, %zero
+  }} : (c64[4], f32[])
+  %r = get(%b) {index = 0} : c64[4]
+  %taken = get(%b) {index = 1} : f32[]
+  return %r, %taken
+}
+"""
+
+
+def test_a_branch_and_a_counted_loop_take_each_complex_value_as_two():
+    module = parse_module(FOR_AND_COND)
+    out, _ = apply("expand-complex", module)
+    branch = next(n for n in out.entry_function.body if n.op is Op.COND)
+    side = branch.attrs["true_branch"]
+    assert [str(t) for t in branch.type.elements] == ["f32[4]", "f32[4]", "f32[]"]
+    loop = next(n for n in side.body if n.op is Op.FOR)
+    assert [str(p.type) for p in loop.attrs["body"].params] == ["i32[]", *["f32[4]"] * 4]
+    assert expanded(out.entry_function)
+    for real in (True, False):
+        z = np.array([0.5, 0.1 + 0.2j, -0.3j, 0.25 - 0.1j], np.complex64)
+        z[0] += 0 if real else 0.5j
+        c = np.full(4, 0.1 - 0.05j, np.complex64)
+        want = run_module(module, [z, c])
+        assert float(want[1]) == real
+        for got, w in zip(run_module(out, [z, c]), want, strict=True):
+            np.testing.assert_allclose(got, w, rtol=1e-5)
+
+
 CASES = [
     ("c64[2,3]", "add(%x, %y)"),
     ("c128[5]", "sub(%x, %y)"),
@@ -154,3 +203,26 @@ def test_square_roots_of_huge_parts_do_not_overflow():
     x = np.array([complex(-0.0, big), complex(big, 1), complex(-big, 0.5), 3 - 4j])
     (got,) = run_module(out, [x])
     np.testing.assert_allclose(got, np.sqrt(x), rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_square_roots_of_subnormal_parts_do_not_underflow(dtype: type) -> None:
+    """(|a| + |x|) / 2 rounds to zero for the smallest subnormals: NumPy scales them up first
+    (a fuzzer case: sqrt(1e-45j) came out as inf*j)."""
+    name = "c64" if dtype is np.complex64 else "c128"
+    text = f"func @main(%x: {name}[6]) {{\n  %r = sqrt(%x)\n  return %r\n}}\n"
+    out, _ = apply("expand-complex", parse_module(text))
+    part = np.finfo(dtype().real.dtype)
+    tiny, normal = float(part.smallest_subnormal), float(part.smallest_normal)
+    parts = [
+        (0, tiny),
+        (tiny, 0),
+        (-tiny, tiny),
+        (-tiny, -3 * tiny),
+        (normal / 2, tiny),
+        (0, normal),
+    ]
+    x = np.array([complex(a, b) for a, b in parts], dtype)
+    for module in (out, parse_module(text)):  # the expansion, and the reference it must match
+        (got,) = run_module(module, [x])
+        np.testing.assert_allclose(got, np.sqrt(x), rtol=4 * float(part.eps))

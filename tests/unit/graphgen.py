@@ -567,6 +567,60 @@ def g_get(c: Ctx, op: Op, dt: DType) -> Node:
     return c.op(op, w, index=index)
 
 
+def _bound(c: Ctx, ct: TensorType) -> Node:
+    """A loop bound of 0..4: a constant, or a parameter clamped."""
+    if c.flag() and len(c.fb.params) < len(PARAM_NAMES):
+        low = c.fb.const(np.array(0, ct.dtype.np))
+        high = c.fb.const(np.array(4, ct.dtype.np))
+        return c.fb.op(Op.MIN, c.fb.op(Op.MAX, c.param(ct), low), high)
+    return c.fb.const(np.array(c.integer(0, 4), ct.dtype.np))
+
+
+def g_for(c: Ctx, op: Op, dt: DType) -> Node:
+    """A `for` from 0..2 to a bound of 0..4 whose body (the index, a value of dtype `dt`, and
+    every parameter a drawn node adds) is a small random function."""
+    ct = TensorType((), c.pick(COUNTERS))
+    inner = Ctx(c.draw, "body", c.depth + 1)
+    inner.param(ct)
+    inner.param(TensorType(c.shape(), dt))
+    for _ in range(c.integer(0, 2)):
+        add_node(inner)
+    updates: dict[Node, Node] = {}
+    while len(updates) < len(inner.fb.params) - 1:  # an update may add parameters: carry them
+        p = next(p for p in inner.fb.params[1:] if p not in updates)
+        updates[p] = _update(inner, p)
+    index, data, *others = inner.fb.params
+    inner.fb.params = [index, *others, data]  # the value of dtype `dt` is the last operand
+    body = inner.fb.build([updates[p] for p in inner.fb.params[1:]])
+    lower = c.fb.const(np.array(c.integer(0, 2), ct.dtype.np), name=c.hint())
+    inits = [c.operand(p.type) for p in body.params[1:]]
+    return c.op(Op.FOR, lower, _bound(c, ct), *inits, body=body)
+
+
+def g_cond(c: Ctx, op: Op, dt: DType) -> Node:
+    """A `cond` on a bool scalar whose sides update a value of dtype `dt` after 0..2 random
+    nodes; both take the parameters either drew."""
+    sides: list[Ctx] = []
+    results = []
+    for name in ("on_true", "on_false"):
+        inner = Ctx(c.draw, name, c.depth + 1)
+        for p in sides[0].fb.params if sides else []:
+            inner.values.append(inner.fb.param(p.name or "x", p.type))
+        start = inner.fb.params[0] if sides else inner.param(TensorType(c.shape(), dt))
+        for _ in range(c.integer(0, 2)):
+            add_node(inner)
+        results.append([_update(inner, start)])
+        sides.append(inner)
+    for p in sides[1].fb.params[len(sides[0].fb.params) :]:
+        sides[0].fb.param(p.name or "x", p.type)
+    for side in sides:  # the value of dtype `dt` is the last operand
+        side.fb.params = [*side.fb.params[1:], side.fb.params[0]]
+    on_true, on_false = (s.fb.build(r) for s, r in zip(sides, results, strict=True))
+    pred = c.operand(TensorType((), DType.BOOL))
+    operands = [c.operand(p.type) for p in on_true.params]
+    return c.op(Op.COND, pred, *operands, true_branch=on_true, false_branch=on_false)
+
+
 Generator = Callable[[Ctx, Op, DType], Node]
 GENERATORS: dict[Op, Generator] = {
     Op.QUANTIZE: g_quantize,
@@ -599,9 +653,11 @@ GENERATORS: dict[Op, Generator] = {
     Op.MEAN: g_mean,
     Op.FUSION: g_fusion,
     Op.WHILE: g_while,
+    Op.FOR: g_for,
+    Op.COND: g_cond,
     Op.GET: g_get,
 }
-LOOPS = (Op.WHILE, Op.GET)
+LOOPS = (Op.WHILE, Op.FOR, Op.COND, Op.GET)
 
 # Every (op, dtype) pair the generators must be able to produce.
 OP_DTYPES = [(op, dt) for op in Op for dt in DTYPES if dt in ACCEPTS[op]]

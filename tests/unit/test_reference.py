@@ -55,6 +55,21 @@ def while_node(i: Node, v: Node, bound: int) -> Node:
     return make_node(Op.WHILE, (i, v), {"cond": cond, "body": body})
 
 
+def for_node(lo: Node, hi: Node, v: Node) -> Node:
+    """for i in range(lo, hi): v = v * v."""
+    bb = FunctionBuilder("body")
+    _, bv = bb.param("i", lo.type), bb.param("v", v.type)
+    return make_node(Op.FOR, (lo, hi, v), {"body": bb.build([bb.op(Op.MUL, bv, bv)])})
+
+
+def cond_node(p: Node, v: Node) -> Node:
+    """(v,) if p else (-v,)."""
+    t, f = FunctionBuilder("t"), FunctionBuilder("f")
+    tv, fv = t.param("v", v.type), f.param("v", v.type)
+    sides = {"true_branch": t.build([tv]), "false_branch": f.build([f.op(Op.NEG, fv)])}
+    return make_node(Op.COND, (p, v), sides)
+
+
 # One instance of every op, with attributes chosen so that a lazy rule would be tempted to
 # hand back its operand (identity reshape, full slice, same-dtype convert, ...).
 SMOKE: dict[Op, tuple[list[np.ndarray], dict[str, Any]]] = {
@@ -100,6 +115,8 @@ SMOKE: dict[Op, tuple[list[np.ndarray], dict[str, Any]]] = {
     Op.AVG_POOL: ([np.ones((1, 1, 1, 1), np.float32)], {"window": (1, 1)}),
     Op.FUSION: ([f32(1, -2), f32(0.5, 0.5)], {}),
     Op.WHILE: ([np.array(3, np.int32), f32(1, 2)], {}),  # no trips: the operands come back
+    Op.FOR: ([np.array(2, np.int16), np.array(2, np.int16), f32(1, 2)], {}),  # no trips
+    Op.COND: ([np.array(True), f32(1, 2)], {}),  # the true side returns its parameter
     Op.GET: ([tuple_value([np.array(3, np.int32), f32(1, 2)])], {"index": 1}),
 }
 
@@ -117,6 +134,10 @@ def smoke_node(op: Op) -> tuple[Node, list[np.ndarray]]:
         return fusion_node(*params), operands
     if op is Op.WHILE:
         return while_node(*params, 3), operands
+    if op is Op.FOR:
+        return for_node(*params), operands
+    if op is Op.COND:
+        return cond_node(*params), operands
     return make_node(op, params, attrs), operands
 
 

@@ -22,7 +22,7 @@ from ir.builder import FunctionBuilder
 from ir.diagnostics import ShapeError
 from ir.dtypes import DType
 from ir.graph import Function, Module, Node
-from ir.ops import ARITY, OPERAND_DTYPES, SOURCES, Op
+from ir.ops import ARITY, CONTROL, OPERAND_DTYPES, SOURCES, Op
 from ir.parser import parse_module
 from ir.printer import WeightSink, is_splat, print_module
 from ir.typerules import check_operands, infer
@@ -95,7 +95,7 @@ FIRST_IS_DATA = {Op.FUSION, Op.GATHER}  # gather's last operand is its integer i
 def test_every_op_and_dtype_roundtrips(op: Op, dtype: DType, data: st.DataObject) -> None:
     fn = data.draw(functions(op=op, dtype=dtype))
     node = fn.results[0]
-    if op is Op.WHILE:  # a function returns tensors: graphgen reads the loop with a get
+    if op in CONTROL:  # a function returns tensors: graphgen reads the loop with a get
         node = node.srcs[0]
     assert node.op is op
     # the data operand: select's predicate comes first, a fusion's typed parameter does; a
