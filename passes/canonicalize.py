@@ -409,6 +409,60 @@ def get_passed_through_both_sides(n: Node) -> Node | None:
     return branch.srcs[1 + j] if f.results[k] is f.params[j] else None
 
 
+@rule(Op.FOR)
+def loop_index_in_range(n: Node) -> Node | None:
+    """for(lo, hi, ...) with constant bounds: a checked gather or scatter in the body whose
+    indices are the loop index (converted, reshaped, broadcast, plus or minus a constant) and
+    always name a position of their axes → mode clip (no check can fail, so none is made)"""
+    lo, hi = splat(n.srcs[0]), splat(n.srcs[1])
+    if not isinstance(lo, int) or not isinstance(hi, int) or hi <= lo:
+        return None
+    body: Function = n.attrs["body"]
+    ranges = _index_ranges(body, (lo, hi - 1))
+    changed = False
+
+    def clip(node: Node) -> Node | None:
+        nonlocal changed
+        if node.op not in (Op.GATHER, Op.SCATTER) or node.attrs["mode"] != "check":
+            return None
+        span = ranges.get(node.srcs[1])
+        axis, k = node.attrs["axis"], node.srcs[1].shape[-1]
+        sizes = node.srcs[0].shape[axis : axis + k]
+        if span is None or span[0] < 0 or any(span[1] >= size for size in sizes):
+            return None
+        changed = True
+        return node.replace(attrs=node.attrs.replace(mode="clip"))
+
+    new = rewrite_function(body, clip)
+    return n.replace(attrs=n.attrs.replace(body=new)) if changed else None
+
+
+def _index_ranges(body: Function, index: tuple[int, int]) -> dict[Node, tuple[int, int]]:
+    """The values of `body` computed from its first parameter (a loop index in `index`,
+    inclusive) by ops that keep every element within a known interval."""
+    ranges = {body.params[0]: index}
+    for node in body.body:
+        spans = [ranges.get(s) for s in node.srcs]
+        if node.op in (Op.CONVERT, Op.RESHAPE, Op.BROADCAST_IN_DIM) and spans[0] is not None:
+            span: tuple[int, int] | None = spans[0]
+        elif node.op in (Op.ADD, Op.SUB) and node.dtype.is_int:
+            k = [splat(s) for s in node.srcs]
+            if spans[0] is not None and isinstance(k[1], int):
+                step = k[1] if node.op is Op.ADD else -k[1]
+                span = (spans[0][0] + step, spans[0][1] + step)
+            elif node.op is Op.ADD and spans[1] is not None and isinstance(k[0], int):
+                span = (spans[1][0] + k[0], spans[1][1] + k[0])
+            else:
+                span = None
+        else:
+            span = None
+        if span is not None and node.dtype.is_int:
+            info = np.iinfo(node.dtype.np)  # type: ignore[type-var]
+            if info.min <= span[0] and span[1] <= info.max:  # no wrap-around
+                ranges[node] = span
+    return ranges
+
+
 # --- the pass ---------------------------------------------------------------------------------
 
 

@@ -60,10 +60,12 @@ def expanded(fn: Function) -> bool:
 
 
 def _inline_complex_fusion(node: Node) -> Node | None:
-    """A fusion that touches complex values, as its ops (a later `fuse` groups them again)."""
-    if node.op is Op.FUSION and (_complex(node) or any(map(_complex, node.srcs))):
-        return inline_fusion(node)
-    return None
+    """A fusion that touches complex values, as its ops (a later `fuse` groups them again):
+    through its operands or result, or only inside (`imag` of a complex constant)."""
+    if node.op is not Op.FUSION:
+        return None
+    outside = _complex(node) or any(map(_complex, node.srcs))
+    return inline_fusion(node) if outside or not expanded(node.attrs["body"]) else None
 
 
 class _Expansion:
@@ -375,7 +377,7 @@ class ExpandComplex(Pass):
         return self.run_function(fn, ctx)  # loops are expanded with the function around them
 
     def run_function(self, fn: Function, ctx: PassContext) -> Function:
-        if not has_complex(fn):
+        if expanded(fn):
             return fn
         fn = rewrite_function(fn, _inline_complex_fusion)  # its ops are expanded like any
         return _Expansion(fn, split=False).run()

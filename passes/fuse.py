@@ -45,11 +45,15 @@ INT_EPILOGUE = {
     **{op.value: frozenset({op}) for op in sorted(CONTRACTION, key=lambda op: op.value)},
 }
 SMALL_CONSTANT = 64  # constants up to this many elements are copied into bodies, not passed in
+TINY = 16  # elements: a group of values no bigger is scalar code (`max-tiny-ops`)
 
 
 @dataclass(frozen=True)
 class FuseOptions:
-    max_ops: int = 32  # largest group, counting every op in the body
+    max_ops: int = 32  # largest group, counting every op in the body, unless ...
+    # ... its values are all tiny (at most TINY elements): scalar code, where a kernel launch
+    # costs more than its ops (a loop body's chain of scalar steps)
+    max_tiny_ops: int = 512
     epilogue: bool = True  # let dot_general / conv2d absorb elementwise consumers (kOutput)
     # ... also integer ones: true, false, or the one contraction op that may (the cpu's int8
     # GEMM applies epilogues, its int8 convolution does not: `dot_general` there)
@@ -57,10 +61,9 @@ class FuseOptions:
     reductions: bool = True  # let reduce absorb elementwise producers (kInput)
 
     def __post_init__(self) -> None:
-        if self.max_ops < 2:
-            raise ValueError(
-                f"max-ops must be at least 2 (a group has two ops), got {self.max_ops}"
-            )
+        for name, value in (("max-ops", self.max_ops), ("max-tiny-ops", self.max_tiny_ops)):
+            if value < 2:
+                raise ValueError(f"{name} must be at least 2 (a group has two ops), got {value}")
         if self.int_epilogue not in INT_EPILOGUE:
             choices = ", ".join(INT_EPILOGUE)
             raise ValueError(f"int-epilogue must be one of {choices}, got '{self.int_epilogue}'")
@@ -116,11 +119,20 @@ class _Fuser:
         if producer.op is Op.CONSTANT and producer.type.size > SMALL_CONSTANT:
             return ""
         reason = self.kind_reason(producer, group)
-        if reason is None and len(group.members) + 1 > self.options.max_ops:
-            reason = f"over max-ops ({self.options.max_ops})"
+        if reason is None:
+            reason = self.size_reason(producer, group)
         if reason is None and self.creates_cycle(producer, group):
             reason = "would create a cycle"
         return reason
+
+    def size_reason(self, producer: Node, group: Group) -> str | None:
+        tiny = all(m.type.size <= TINY for m in (producer, *group.members))
+        name, limit = (
+            ("max-tiny-ops", self.options.max_tiny_ops)
+            if tiny
+            else ("max-ops", self.options.max_ops)
+        )
+        return f"over {name} ({limit})" if len(group.members) + 1 > limit else None
 
     def kind_reason(self, producer: Node, group: Group) -> str | None:
         users = self.users[producer]

@@ -141,8 +141,13 @@ def int_divide(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """numpy's float pow; integer pow with wrap-around and C-like negative exponents."""
-    return np.power(x, y) if is_float(x) else int_power(x, y)
+    """C's float pow; integer pow with wrap-around and C-like negative exponents. (NumPy takes
+    a 0-d exponent of 0.5 as sqrt, -1 as a reciprocal: a 1-element one keeps pow's values, as
+    a whole array does, so that -inf ** 0.5 is inf whatever the shapes.)"""
+    if not is_float(x):
+        return int_power(x, y)
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    return np.asarray(np.power(x, y.reshape(1) if y.ndim == 0 else y)).reshape(shape)
 
 
 def int_power(x: np.ndarray, y: np.ndarray) -> np.ndarray:

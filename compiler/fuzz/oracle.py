@@ -199,6 +199,8 @@ def _noisy_function(
             value = _noisy_function(node.attrs["body"], operands, rng, run)[0]
         elif node.op is Op.WHILE:  # so are a loop's, on every trip
             value = _noisy_loop(node, operands, rng, run)
+        elif node.op is Op.FOR:
+            value = _noisy_for(node, operands, rng, run)
         elif node.op is Op.COND:  # and those of the side a branch takes
             side = node.attrs["true_branch" if bool(operands[0]) else "false_branch"]
             value = tuple_value(_noisy_function(side, operands[1:], rng, run))
@@ -231,6 +233,13 @@ def _noisy_loop(node: Node, args: list[np.ndarray], rng: np.random.Generator, ru
         if not bool(_noisy_function(node.attrs["cond"], state, rng, run)[0]):
             break
         state = _noisy_function(node.attrs["body"], state, rng, run)
+    return tuple_value(state)
+
+
+def _noisy_for(node: Node, args: list[np.ndarray], rng: np.random.Generator, run: int) -> Any:
+    lower, upper, *state = args
+    for i in range(int(lower), min(int(upper), int(lower) + MAX_NOISY_TRIPS)):
+        state = _noisy_function(node.attrs["body"], [np.array(i, lower.dtype), *state], rng, run)
     return tuple_value(state)
 
 

@@ -89,6 +89,18 @@ func @main(%z: c128[], %y: c128[3]) -> (c128[], c128[3]) {
   %s = get(%1) {index = 3} : c128[3]
   return %r, %s
 }""",
+    # complex values only inside a fusion (neither operand nor result): the fusion was not
+    # expanded, and codegen met a complex constant (tessel fuzz --kind graphs, seed 303)
+    "complex-values-only-inside-a-fusion": """
+func @main(%cut0: bf16[1,2]) -> f64[7,3,1,1] {
+  %0 = fusion(%cut0) {body = func @fusion(%a.b: bf16[1,2]) -> f64[7,3,1,1] {
+    %0 = constant 1.7976931348623157e+308+4.0j : c128[]
+    %x = broadcast_in_dim(%0) {shape = [7, 3, 1, 1]} : c128[7,3,1,1]
+    %y.1 = imag(%x) : f64[7,3,1,1]
+    return %y.1
+  }} : f64[7,3,1,1]
+  return %0
+}""",
 }
 
 

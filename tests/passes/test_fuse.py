@@ -289,14 +289,32 @@ def test_a_path_through_a_cheap_member_that_leaves_the_group_is_a_cycle():
     assert sum(n.op is Op.EXP for n in out.entry_function.body) == 1
 
 
-def test_max_ops_is_respected_and_explained():
-    chain = "\n".join(f"%v{i + 1} = exp(%v{i})" for i in range(6))
-    text = f"func @main(%v0: f32[5]) -> f32[5] {{\n{chain}\nreturn %v6\n}}"
-    out, ctx = apply("fuse{max-ops=3}", text)
+def exp_chain(n: int, type: str) -> str:
+    chain = "\n".join(f"%v{i + 1} = exp(%v{i})" for i in range(n))
+    return f"func @main(%v0: {type}) -> {type} {{\n{chain}\nreturn %v{n}\n}}"
+
+
+@pytest.mark.parametrize(
+    ("option", "type"),
+    [("max-ops", "f32[17]"), ("max-tiny-ops", "f32[16]"), ("max-tiny-ops", "f64")],
+)
+def test_max_ops_is_respected_and_explained(option: str, type: str) -> None:
+    """`max-ops` bounds groups of values over 16 elements, `max-tiny-ops` those of smaller ones."""
+    text = exp_chain(6, type)
+    out, ctx = apply(f"fuse{{{option}=3}}", text)
     for node in out.entry_function.body:
         if node.op is Op.FUSION:
             assert len(node.attrs["body"].body) <= 3
-    assert any("over max-ops (3)" in r for r in ctx.remarks["fuse"])
+    assert any(f"over {option} (3)" in r for r in ctx.remarks["fuse"])
+    assert_same_numbers(parse_module(text), out)
+
+
+def test_a_long_scalar_chain_is_one_fusion():
+    """Scalar code (a CRC's bit loop): one kernel for 100 ops, where max-ops would make four."""
+    text = exp_chain(100, "f32[3]")
+    out, _ = apply("fuse", text)
+    (fusion,) = [n for n in out.entry_function.body if n.op is Op.FUSION]
+    assert len(fusion.attrs["body"].body) == 100
     assert_same_numbers(parse_module(text), out)
 
 

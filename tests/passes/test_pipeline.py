@@ -56,7 +56,7 @@ def test_parse_pipeline_with_options_round_trips():
             "fuse{max-op=3}",
             6,
             "pass 'fuse' has no option 'max-op' "
-            "(options: max-ops, epilogue, int-epilogue, reductions)",
+            "(options: max-ops, max-tiny-ops, epilogue, int-epilogue, reductions)",
         ),
         ("fuse{max-ops=many}", 14, "option 'max-ops' takes an int, got 'many'"),
         ("fuse{epilogue=maybe}", 15, "option 'epilogue' takes true or false, got 'maybe'"),

@@ -16,12 +16,13 @@ import pytest
 import passes  # noqa: F401  (registers every pass)
 from ir.diagnostics import GraphTypeError, TesselError
 from ir.graph import Module
+from ir.ops import Op
 from ir.parser import parse_module
 from ir.printer import print_module
 from runtime.interp import run_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "passes"))
-from passcheck import assert_golden
+from passcheck import apply, assert_golden
 
 # for i in range(lo, hi): v = v * 0.5 + i, and w passed through
 LOOP = """\
@@ -128,3 +129,53 @@ def test_a_value_the_body_passes_through_is_read_from_the_operand() -> None:
             "  %s = get(%w) {index = 1} : f32[2]\n", ""
         ),
     )
+
+
+# for i in range(lo, hi): s += x[i + shift]
+GATHER_LOOP = """\
+func @main(%x: f32[8]) -> f32[] {{
+  %lo = constant {lo} : i32[]
+  %hi = constant {hi} : i32[]
+  %zero = constant 0.0 : f32[]
+  %w = for(%lo, %hi, %zero, %x) {{
+    body = func @body(%i: i32[], %s: f32[], %v: f32[8]) -> (f32[], f32[8]) {{
+      %j = add(%i, {shift}) : i32[]
+      %k = convert(%j) {{dtype = i64}} : i64[]
+      %at = reshape(%k) {{shape = [1]}} : i64[1]
+      %g = gather(%v, %at) {{mode = "{mode}"}} : f32[]
+      %t = add(%s, %g) : f32[]
+      return %t, %v
+    }}
+  }} : (f32[], f32[8])
+  %r = get(%w) {{index = 0}} : f32[]
+  return %r
+}}
+"""
+
+
+def gather_modes(module: Module) -> list[str]:
+    (loop,) = [n for n in module.entry_function.body if n.op is Op.FOR]
+    return [n.attrs["mode"] for n in loop.attrs["body"].body if n.op is Op.GATHER]
+
+
+@pytest.mark.parametrize(("lo", "hi", "shift"), [(0, 8, 0), (1, 8, -1), (0, 6, 2), (5, 6, 2)])
+def test_an_index_the_loop_keeps_in_range_is_not_checked(lo: int, hi: int, shift: int) -> None:
+    """The bounds say every position is inside the axis: the gather clips, which is then the
+    same as checking (and gives the same numbers)."""
+    module = parse(GATHER_LOOP.format(lo=lo, hi=hi, shift=shift, mode="check"))
+    out, _ = apply("canonicalize", module)
+    assert gather_modes(out) == ["clip"]
+    x = np.arange(8, dtype=np.float32)
+    want = float(sum(x[i + shift] for i in range(lo, hi)))
+    for m in (module, out):
+        assert float(run_module(m, [x])[0]) == want
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "shift"), [(0, 9, 0), (0, 8, 1), (0, 8, -1), (-1, 3, 0), (3, 3, 0), (4, 2, 0)]
+)
+def test_an_index_that_may_leave_the_axis_stays_checked(lo: int, hi: int, shift: int) -> None:
+    """Past either end (NumPy's negative indices count from the end: also checked), or a loop
+    of no iterations, about which the bounds say nothing."""
+    module = parse(GATHER_LOOP.format(lo=lo, hi=hi, shift=shift, mode="check"))
+    assert gather_modes(apply("canonicalize", module)[0]) == ["check"]
