@@ -315,10 +315,10 @@ class _LoopKernel:
         if bounds:  # the index slot starts at the lower bound
             self.index_type = ir.IntType(8 * node.srcs[0].type.nbytes)
             self.signed = node.srcs[0].dtype.is_signed
-            self.upper = b.load(ptrs[2], typ=self.index_type)
+            lower, self.upper = self.bound(node.srcs[0], ptrs[1]), self.bound(node.srcs[1], ptrs[2])
             self.index = b.alloca(self.index_type, name="index")
             self.index.align = ALIGN
-            b.store(b.load(ptrs[1], typ=self.index_type), self.index)
+            b.store(lower, self.index)
         self.carried = [self.at(out, o) for o in tup.offsets(ALIGN)[0]]
         self.invariant = {
             k for k, ref in enumerate(parts.body_results) if ref == Ref(PARAM, k) and k not in read
@@ -332,6 +332,13 @@ class _LoopKernel:
 
     def at(self, base: ir.Value, offset: int) -> ir.Value:
         return _at(self.b, base, offset)
+
+    def bound(self, node: Node, ptr: ir.Value) -> ir.Value:
+        """A `for` bound: its value where it is a constant, so that LLVM knows the index's
+        range (and drops the clamps of gathers the loop keeps in range), else a load."""
+        if node.op is Op.CONSTANT:
+            return ir.Constant(self.index_type, int(node.attrs["value"].array))
+        return self.b.load(ptr, typ=self.index_type)
 
     def pointer(self, b: ir.IRBuilder, ref: Ref) -> ir.Value:
         k = int(ref.value) if ref.kind in (PARAM, NEXT) else -1

@@ -153,19 +153,21 @@ class NativeProgram:
         self.pool = ThreadPoolExecutor(self.threads) if not small else None
         _LIVE.add(self)
         self._py: Any = None
+        self._py_releases_gil = False
         if small and spec.py_symbol and spec.data_offset == ARRAY_DATA_OFFSET:
-            long_running = any(s.loop for s in self.steps) or (
+            # The entry that takes the arrays themselves (it reads their data pointers, no
+            # ctypes conversions). A program that may run long releases the GIL for the call
+            # (CFUNCTYPE does; its arguments stay referenced by this frame), so calls from
+            # other threads take the lock that keeps them off the shared arena.
+            self._py_releases_gil = any(s.loop for s in self.steps) or (
                 self.threads == 1 and any(_splits(s.info) for s in self.steps)
             )
-            if long_running:
-                pass  # release the GIL ("run") rather than hold it
-            else:
-                n = len(spec.params) + len(spec.outputs)
-                py_type = ctypes.PYFUNCTYPE(
-                    ctypes.c_int32, *[ctypes.py_object] * n, ctypes.c_void_p
-                )
-                self._py = py_type(address(spec.py_symbol))
-        self.mode = "py" if self._py else "threaded" if self.pool else "run"
+            n = len(spec.params) + len(spec.outputs)
+            kind = ctypes.CFUNCTYPE if self._py_releases_gil else ctypes.PYFUNCTYPE
+            py_type = kind(ctypes.c_int32, *[ctypes.py_object] * n, ctypes.c_void_p)
+            self._py = py_type(address(spec.py_symbol))
+        held = self._py is not None and not self._py_releases_gil
+        self.mode = "py" if held else "threaded" if self.pool else "run"
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[np.ndarray]:
         return self.run(args, kwargs)
@@ -181,7 +183,10 @@ class NativeProgram:
         # Computed results are written straight into fresh arrays (no arena copy at the end);
         # later kernels may read them there like any other buffer.
         outs = [np.empty(shape, dtype) for shape, dtype in self._out_types]
-        if self._py is not None:
+        if self._py is not None and self._py_releases_gil:
+            with self._lock:
+                failed = self._py(*arrays, *outs, self._arena_address)
+        elif self._py is not None:
             failed = self._py(*arrays, *outs, self._arena_address)
         else:
             io = [a.ctypes.data for a in arrays] + [o.ctypes.data for o in outs]
@@ -202,7 +207,7 @@ class NativeProgram:
         if self._py is None or not self._direct or len(self._out_types) != 1:
             return None
         (shape, scalar_type), py, arena = self._out_types[0], self._py, self._arena_address
-        empty, checks = np.empty, self.spec.checks
+        empty, checks, lock = np.empty, self.spec.checks, self._lock
 
         def call(arrays: Sequence[np.ndarray]) -> np.ndarray:
             out = empty(shape, scalar_type)
@@ -210,7 +215,15 @@ class NativeProgram:
                 raise checks[failed - 1].error()
             return out
 
-        return call
+        def call_locked(arrays: Sequence[np.ndarray]) -> np.ndarray:
+            out = empty(shape, scalar_type)
+            with lock:
+                failed = py(*arrays, out, arena)
+            if failed:
+                raise checks[failed - 1].error()
+            return out
+
+        return call_locked if self._py_releases_gil else call
 
     def _run_threaded(self, io: list[int]) -> int:
         """Runs the steps as `NAME_run` would; returns what it would (0 or a check's code)."""

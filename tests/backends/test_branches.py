@@ -9,6 +9,7 @@ values), branches inside loops and loops inside branches, index checks inside a 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,25 @@ def test_aot_library_matches_the_interpreter_and_locates_an_index_error(tmp_path
     with pytest.raises(IndexOutOfRange) as err:
         lib(np.array(True), x, np.array([[0], [-6]], np.int32))
     _located(err.value, "checked.graph")
+
+
+def test_loop_programs_release_the_gil_and_serialize_on_their_arena() -> None:
+    """A program with a loop runs without the GIL (it may run long), so calls from several
+    threads really overlap: each must still get its own answer (the arena is shared)."""
+    ex = CpuExecutable(optimized(module_of("bit-loop")), threads=1)
+    assert ex.mode == "run"
+    values = list(range(0, 1 << 32, 99_991))[:600]
+    got: dict[int, int] = {}
+    barrier = threading.Barrier(4)
+
+    def work(part: int) -> None:
+        barrier.wait()
+        for x in values[part::4]:
+            got[x] = int(ex(np.uint32(x))[0])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {x: crc_rounds(x) for x in values}
