@@ -214,6 +214,22 @@ class _LoopParts:
     scratch_bytes: int
 
 
+def _lower_nested(
+    low: Lowering, f: Function, name: str, params: dict[Node, Ref], into: str | None,
+    status: Ref | None,
+) -> tuple[Steps, list[Ref]]:  # fmt: skip
+    """A loop's or branch's nested function `f` as steps, given refs for its parameters; a
+    result it computes is written straight into Ref(`into`, k) (unless `into` is None). Also
+    returns where each result is once the steps ran."""
+    refs = params | constant_refs(low, f, name)
+    if into is not None:
+        for k, r in enumerate(f.results):
+            if r not in refs and r.type.nbytes:
+                refs[r] = Ref(into, k)
+    steps = lower_steps(low, f, name, refs, status=status)
+    return steps, [refs[r] for r in f.results]
+
+
 def _lower_parts(low: Lowering, node: Node, name: str, checked: bool) -> _LoopParts:
     inner_status = Ref(STATUS, 0) if checked else None
     lowered: dict[str, tuple[Steps, list[Ref]]] = {}
@@ -225,13 +241,9 @@ def _lower_parts(low: Lowering, node: Node, name: str, checked: bool) -> _LoopPa
             refs[params[0]] = Ref(INDEX, 0)
             params = params[1:]
         refs |= {p: Ref(PARAM, i) for i, p in enumerate(params)}
-        refs |= constant_refs(low, f, f"{name}_{part}")
-        if part == "body":  # a computed result is written straight into its spare buffer
-            for k, r in enumerate(f.results):
-                if r not in refs and r.type.nbytes:
-                    refs[r] = Ref(NEXT, k)
-        steps = lower_steps(low, f, f"{name}_{part}", refs, status=inner_status)
-        lowered[part] = (steps, [refs[r] for r in f.results])
+        # a result the body computes is written straight into its spare buffer
+        into = NEXT if part == "body" else None
+        lowered[part] = _lower_nested(low, f, f"{name}_{part}", refs, into, inner_status)
     body, body_results = lowered["body"]
     cond, cond_results = lowered.get("cond", (None, [None]))
     # The condition's and the body's temporaries share scratch (they run one after the
@@ -418,12 +430,7 @@ def _lower_sides(
     for side in ("true_branch", "false_branch"):
         f: Function = node.attrs[side]
         refs = {p: Ref(PARAM, i) for i, p in enumerate(f.params)}
-        refs |= constant_refs(low, f, f"{name}_{side}")
-        for k, r in enumerate(f.results):
-            if r not in refs and r.type.nbytes:
-                refs[r] = Ref(OUT, k)
-        steps = lower_steps(low, f, f"{name}_{side}", refs, status=inner_status)
-        sides.append((steps, [refs[r] for r in f.results]))
+        sides.append(_lower_nested(low, f, f"{name}_{side}", refs, OUT, inner_status))
     return sides
 
 

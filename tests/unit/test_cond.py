@@ -217,31 +217,18 @@ def test_a_branch_returning_nothing_is_an_error() -> None:
 
 # --- passes -----------------------------------------------------------------------------------
 
-CONSTANT_PREDICATE = """\
-func @main(%x: f32[4], %y: f32[4]) -> (f32[4], f32[4]) {{
-  %p = constant {value} : bool[]
-  %c = cond(%p, %x, %y) {{
-    true_branch = func @t(%a: f32[4], %b: f32[4]) -> (f32[4], f32[4]) {{
-      %s = add(%a, %b) : f32[4]
-      return %s, %a
-    }},
-    false_branch = func @f(%a: f32[4], %b: f32[4]) -> (f32[4], f32[4]) {{
-      %m = mul(%a, %b) : f32[4]
-      %e = exp(%m) : f32[4]
-      return %e, %b
-    }}
-  }} : (f32[4], f32[4])
-  %r = get(%c) {{index = 0}} : f32[4]
-  %q = get(%c) {{index = 1}} : f32[4]
-  return %r, %q
-}}
-"""
+
+def constant_predicate(value: str) -> str:
+    """BRANCH with its predicate a constant instead of a parameter."""
+    head = "func @main(%x: f32[4], %y: f32[4]) -> (f32[4], f32[4]) {\n"
+    head += f"  %p = constant {value} : bool[]\n"
+    return head + BRANCH.split("\n", 1)[1]
 
 
 def test_a_constant_predicate_leaves_the_taken_side_inline() -> None:
     assert_golden(
         "canonicalize,dce",
-        CONSTANT_PREDICATE.format(value="true"),
+        constant_predicate("true"),
         """\
 func @main(%x: f32[4], %y: f32[4]) -> (f32[4], f32[4]) {
   %s = add(%x, %y) : f32[4]
@@ -251,7 +238,7 @@ func @main(%x: f32[4], %y: f32[4]) -> (f32[4], f32[4]) {
     )
     assert_golden(
         "canonicalize,dce",
-        CONSTANT_PREDICATE.format(value="false"),
+        constant_predicate("false"),
         """\
 func @main(%x: f32[4], %y: f32[4]) -> (f32[4], f32[4]) {
   %m = mul(%x, %y) : f32[4]
