@@ -92,6 +92,8 @@ class Emitter:
         # Index values known to stay in [lo, hi) (a loop split at pad and concatenate
         # boundaries: codegen/index_split.py), so those ops need no clamp and no select there.
         self.ranges: dict[int, tuple[int, int]] = {}
+        # A fusion body's scalar values, computed before the kernel's loops (`hoist_scalars`).
+        self.hoisted: dict[Node, dict[tuple[Node, tuple[int, ...]], ir.Value]] = {}
 
     def known(self, i: ir.Value) -> tuple[int, int] | None:
         return self.ranges.get(id(i))
@@ -547,12 +549,34 @@ def _gather(e: Emitter, node: Node, index: tuple[ir.Value, ...]) -> ir.Value:
     return e.value(node.srcs[0], source_index(e, node, index))
 
 
-def _fusion(e: Emitter, n: Node, idx: Index) -> ir.Value:
+def _body_emitter(e: Emitter, n: Node) -> Emitter:
     body = n.attrs["body"]
     buffers = {p: e.buffers[s] for p, s in zip(body.params, n.srcs, strict=True)}
     inner = Emitter(e.b, buffers, e.wide, e.status)
     inner.ranges = e.ranges
-    return inner.value(body.results[0], idx)
+    inner.cache.update(e.hoisted.get(n, {}))
+    return inner
+
+
+def _fusion(e: Emitter, n: Node, idx: Index) -> ir.Value:
+    return _body_emitter(e, n).value(n.attrs["body"].results[0], idx)
+
+
+def hoist_scalars(e: Emitter, node: Node) -> None:
+    """Compute the scalar values of `node`'s fusion body once, where the builder stands (before
+    the kernel's loops), instead of inside the loops at every element.
+
+    They do not depend on the loop indices, but LLVM cannot always move them out: the output
+    may alias an operand. And its loop vectorizer took seconds over a long invariant chain of
+    selects left in a loop (an unrolled CRC of 2 bytes, 16 bits: 10 s; 4 bytes never ended).
+    """
+    if node.op is not Op.FUSION:
+        return
+    inner = _body_emitter(e, node)
+    for s in node.attrs["body"].body:
+        if not s.shape:
+            inner.value(s, ())
+    e.hoisted[node] = {key: v for key, v in inner.cache.items() if not key[1]}
 
 
 EMIT: dict[Op, Callable[[Emitter, Node, Index], ir.Value]] = {

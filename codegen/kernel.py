@@ -34,7 +34,15 @@ from codegen import (
     sort,
 )
 from codegen.cpu_caps import CpuCaps
-from codegen.emit import Buffer, Emitter, LoweringError, linear, operand_buffers, unravel
+from codegen.emit import (
+    Buffer,
+    Emitter,
+    LoweringError,
+    hoist_scalars,
+    linear,
+    operand_buffers,
+    unravel,
+)
 from codegen.index_check import StatusWord, needs_status
 from codegen.loops import for_range, loop_nest
 from codegen.types import I64, PTR, buffer_pointers, element_ptr, store_value
@@ -155,6 +163,7 @@ def _loops(
     """Rows [start, stop) of the output, the last axis in the pieces index_split cuts it into
     (each piece a loop of its own, in which the emitter knows the range of the index)."""
     shape = node.shape
+    hoist_scalars(e, node)
 
     def store(index: tuple[ir.Value, ...], piece: tuple[int, int] | None = None) -> None:
         if piece is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ from ir.graph import Function, Module, Node
 from ir.parser import parse_module
 from ir.printer import print_module
 from ir.verify import verify_module
+
+# A generated graph compiles in about a second; one that takes this long has met something
+# that grows out of bounds (LLVM's loop vectorizer once took 10 s over a chain of 16 selects, and
+# minutes over 32)
+COMPILE_BUDGET = 30.0
 
 
 class GraphsFuzzer(Fuzzer):
@@ -206,9 +212,12 @@ def execute(case: Case, ctx: Any) -> Outcome:
         ("interp-optimized", lambda: run_module(optimized, args)),
     ]
     exe: list[Any] = []
+    compile_seconds: list[float] = []
 
     def cpu_1() -> Sequence[np.ndarray]:
+        began = time.monotonic()
         exe.append(prepare("cpu", optimized, None, TargetOptions(threads=1), pctx.analyses))
+        compile_seconds.append(time.monotonic() - began)
         outputs: Sequence[np.ndarray] = exe[0].run(args)
         return outputs
 
@@ -224,6 +233,11 @@ def execute(case: Case, ctx: Any) -> Outcome:
         bad = check(stage, fn, run, expected, noisy)
         if bad is not None:
             return bad
+        if stage == "cpu-1" and compile_seconds[0] > COMPILE_BUDGET:
+            took = (
+                f"compiling took {compile_seconds[0]:.0f} s, over the {COMPILE_BUDGET:.0f} s budget"
+            )
+            return Outcome("hang", stage, took, {"key": "slow compile"})
         if stage == until:
             break
     return Outcome("ok", ctx.stage)

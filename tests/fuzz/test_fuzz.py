@@ -87,6 +87,24 @@ def test_a_crash_names_the_python_frame(worker: Worker) -> None:
     assert "Segmentation fault" in outcome.data["stderr"]
 
 
+def test_a_compile_over_the_budget_is_a_hang(tmp_path: Path, monkeypatch) -> None:
+    """An unbounded compile is a finding even when it ends before the case's timeout."""
+    from compiler.fuzz import graphs
+    from compiler.fuzz.worker import Context
+
+    case = graphs.GraphsFuzzer(threads=2).generate(case_rng(SEED, "graphs", 0)) | {"aot": False}
+    ctx = Context(tmp_path, lambda message: None)
+    assert graphs.execute(case, ctx).status == "ok"
+    monkeypatch.setattr(graphs, "COMPILE_BUDGET", 0.0)
+    outcome = graphs.execute(case, ctx)
+    assert (outcome.status, outcome.stage, outcome.data) == (
+        "hang",
+        "cpu-1",
+        {"key": "slow compile"},
+    )
+    assert "compiling took" in outcome.detail
+
+
 # --- the generator and the oracle ---------------------------------------------------------
 
 
