@@ -231,9 +231,27 @@ def _div(e: _Expansion, n: Node, args: list[Any]) -> Pair:
 
 
 def _exp(e: _Expansion, n: Node, args: list[Any]) -> Pair:
+    """e^a (cos b + i sin b), with C99's special values (Annex G, which NumPy's follows): above
+    the largest float's logarithm e^a is two factors e^(a/2), so that e^a cos b may still be
+    finite (exp(710 + 1i) = 1.2e308 + inf i); a zero b is kept as it is (exp(inf + 0i) is
+    inf + 0i, not inf·0 = NaN); with b infinite or NaN the result is ±0 ± 0i for a = -inf and
+    inf + NaN i for a = +inf."""
     a, b = args[0]
-    scale = e.emit(Op.EXP, a)
-    return e.emit(Op.MUL, scale, e.emit(Op.COS, b)), e.emit(Op.MUL, scale, e.emit(Op.SIN, b))
+    zero, one, inf = e.const(0, a), e.const(1, a), e.const(np.inf, a)
+    big = e.emit(Op.GT, a, e.const(np.floor(np.log(np.finfo(a.dtype.np).max)), a))
+    factor = e.emit(Op.EXP, e.emit(Op.SELECT, big, e.emit(Op.MUL, a, e.const(0.5, a)), a))
+    again = e.emit(Op.SELECT, big, factor, one)
+
+    def part(trig: Op) -> Node:
+        return e.emit(Op.MUL, e.emit(Op.MUL, factor, e.emit(trig, b)), again)
+
+    re, im = part(Op.COS), e.emit(Op.SELECT, e.emit(Op.EQ, b, zero), b, part(Op.SIN))
+    down, up = e.emit(Op.EQ, a, e.emit(Op.NEG, inf)), e.emit(Op.EQ, a, inf)
+    signed_zero = e.emit(Op.SELECT, e.emit(Op.LT, b, zero), e.const(-0.0, a), zero)
+    limit_re = e.emit(Op.SELECT, down, zero, e.emit(Op.SELECT, up, inf, re))
+    limit_im = e.emit(Op.SELECT, down, signed_zero, e.emit(Op.SELECT, up, e.const(np.nan, a), im))
+    finite_b = e.emit(Op.LT, e.emit(Op.ABS, b), inf)
+    return e.emit(Op.SELECT, finite_b, re, limit_re), e.emit(Op.SELECT, finite_b, im, limit_im)
 
 
 def _log(e: _Expansion, n: Node, args: list[Any]) -> Pair:
@@ -258,7 +276,8 @@ def _sqrt(e: _Expansion, n: Node, args: list[Any]) -> Pair:
     sqrt(±0 ± 0i) = (0, b). Parts within a factor 1 + √2 of the largest float are scaled by
     1/4 first and the root by 2 after (NumPy's way), so that |a| + |x| cannot overflow; two
     subnormal parts are scaled by 4^m and the root by 2^-m, so that (|a| + |x|) / 2 does not
-    round to zero (FreeBSD's csqrt, which NumPy's follows)."""
+    round to zero (FreeBSD's csqrt, which NumPy's follows); an infinite b gives inf + bi,
+    whatever a is (C99)."""
     a, b = args[0]
     info = np.finfo(a.dtype.np)
     zero, half = e.const(0, a), e.const(0.5, a)
@@ -299,7 +318,10 @@ def _sqrt(e: _Expansion, n: Node, args: list[Any]) -> Pair:
     scale_out = scale(2, 2.0**-m)
     re, im = e.emit(Op.MUL, re, scale_out), e.emit(Op.MUL, im, scale_out)
     origin = e.emit(Op.AND, e.emit(Op.EQ, a, zero), e.emit(Op.EQ, b, zero))
-    return e.emit(Op.SELECT, origin, zero, re), e.emit(Op.SELECT, origin, b, im)
+    re, im = e.emit(Op.SELECT, origin, zero, re), e.emit(Op.SELECT, origin, b, im)
+    inf = e.const(np.inf, a)
+    vertical = e.emit(Op.EQ, e.emit(Op.ABS, b), inf)  # C99: sqrt(x ± inf i) = inf ± inf i
+    return e.emit(Op.SELECT, vertical, inf, re), e.emit(Op.SELECT, vertical, b, im)
 
 
 def _dot(e: _Expansion, n: Node, args: list[Any]) -> Pair:
