@@ -1,5 +1,5 @@
-"""Tracing loop and branch bodies into nested functions of a `while` or `cond` op (for
-`tessel.lax`).
+"""Tracing loop and branch bodies into nested functions of a `while`, `for` or `cond` op (for
+`tessel.lax` and AutoGraph).
 
 A body is traced in a `NestedTrace`: its own `FunctionBuilder`, whose parameters are the
 loop's carried values. A value of an enclosing trace that the body uses (a closure over a

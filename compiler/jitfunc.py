@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
-from compiler import diskcache, pytree, targets
+from compiler import diskcache, native_dispatch, pytree, targets
 from compiler import tracer_methods as _tracer_methods  # noqa: F401  (installs the methods)
 from compiler.allocation import traced_constructors
 from compiler.autograph import convert as convert_control_flow
@@ -109,6 +109,8 @@ class Entry:
     run_flat: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
     # arrays already checked -> results, for the short path; one native call where possible
     fast: Callable[[Sequence[np.ndarray]], Any] = field(init=False)
+    native: native_dispatch.NativeCall | None = None  # its native dispatcher, once made
+    native_tried: bool = False
 
     def __post_init__(self) -> None:
         single = getattr(self.executable.native, "single_result_call", lambda: None)()
@@ -262,9 +264,14 @@ class JitFunction:
         self._misses = 0
         self._explanations: list[str] = []
         self._traced_fn: Callable[..., Any] | None = None  # fn as traced: see _tracing_fn
+        self._natives: list[
+            native_dispatch.NativeCall
+        ] = []  # every native dispatcher made (for cache_info)
 
     # --- calling ---
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def dispatch(self, *args: Any, **kwargs: Any) -> Any:
+        """A call on the Python path (what `f(...)` is, until compiled/native_dispatch.py gives
+        the function a native `__call__` that comes here with whatever it does not serve)."""
         if not kwargs:
             # The short path: plain arrays whose types were seen before. The key holds all
             # that the compiled code assumes: exact ndarray, shape, dtype (byte order
@@ -290,6 +297,8 @@ class JitFunction:
         except TesselError as e:
             raise e.with_traceback(None) from None  # the user's frame, not tessel's internals
 
+    __call__ = dispatch
+
     def _call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         bound = self._bind(args, kwargs)
         leaves, names, treedef = self._flatten(bound)
@@ -308,8 +317,27 @@ class JitFunction:
             keys = [(a.shape, a.dtype, _BEHAVED, np.ndarray) for a in args]
             key = sum(keys, ()) if len(keys) <= 2 else tuple(keys)  # as built in __call__
             self._fast[key] = entry.fast
+            if entry.fast is not entry:
+                self._serve_natively(entry, args)
         trees = [v for n, v in bound.arguments.items() if n not in self.static]
         return entry(arrays, leaves, trees)
+
+    def _serve_natively(self, entry: Entry, args: tuple[np.ndarray, ...]) -> None:
+        """Make `entry` the signature that `f(...)` runs in machine code (native_dispatch)."""
+        with self._lock:
+            if not entry.native_tried and native_dispatch.enabled():
+                entry.native = native_dispatch.native_call(
+                    self.name, entry.executable.native, args, self.dispatch
+                )
+                self._natives += [entry.native] if entry.native else []
+            entry.native_tried = True
+            if entry.native is None:
+                return
+            cls = type(self)
+            if cls is JitFunction:  # a class of its own, whose __call__ can be replaced
+                cls = type("JitFunction", (JitFunction,), {"__module__": __name__})
+                self.__class__ = cls
+            cls.__call__ = staticmethod(entry.native.function)  # type: ignore[method-assign]
 
     def _fast_path_applies(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], leaves: list[Any]
@@ -505,10 +533,13 @@ class JitFunction:
         return Compiled(entry)
 
     def cache_info(self) -> CacheInfo:
-        return CacheInfo(self._hits, self._misses, None, len(self._entries))
+        hits = self._hits + sum(n.hits for n in self._natives)
+        return CacheInfo(hits, self._misses, None, len(self._entries))
 
     def cache_clear(self) -> None:
         with self._lock:
+            if type(self) is not JitFunction:
+                type(self).__call__ = JitFunction.dispatch  # type: ignore[method-assign]
             self._entries.clear()
             self._fast.clear()
 

@@ -44,6 +44,7 @@ KERNEL_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c
 RUN_C_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p)
 TABLE_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 SET_C_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+DISPATCH_ARENA_LIMIT = 1 << 26  # a native dispatcher's own scratch: dispatch_parts
 PARALLEL_MIN_ELEMENTS = 1 << 15  # smaller kernels are not worth waking another thread for
 
 
@@ -97,7 +98,16 @@ class _Step:
     call: Any  # the ctypes function
     buffers: tuple[Ref, ...]
     check: int  # nonzero: the status word says whether this step's check failed
-    loop: bool  # a loop or branch leaves the code of the failed check inside it in the status word
+    control: bool  # a loop or branch: a failed check inside it leaves its code in the status word
+
+
+@dataclass(frozen=True)
+class DispatchParts:
+    program: int  # the address of NAME_py
+    arena: np.ndarray  # the scratch its calls use
+    releases_gil: bool
+    shape: tuple[int, ...]  # the one result's
+    scalar_type: type
 
 
 class NativeProgram:
@@ -153,19 +163,21 @@ class NativeProgram:
         self.pool = ThreadPoolExecutor(self.threads) if not small else None
         _LIVE.add(self)
         self._py: Any = None
+        self._py_address = 0
         self._py_releases_gil = False
         if small and spec.py_symbol and spec.data_offset == ARRAY_DATA_OFFSET:
             # The entry that takes the arrays themselves (it reads their data pointers, no
             # ctypes conversions). A program that may run long releases the GIL for the call
             # (CFUNCTYPE does; its arguments stay referenced by this frame), so calls from
             # other threads take the lock that keeps them off the shared arena.
-            self._py_releases_gil = any(s.loop for s in self.steps) or (
+            self._py_releases_gil = any(s.control for s in self.steps) or (
                 self.threads == 1 and any(_splits(s.info) for s in self.steps)
             )
             n = len(spec.params) + len(spec.outputs)
             kind = ctypes.CFUNCTYPE if self._py_releases_gil else ctypes.PYFUNCTYPE
             py_type = kind(ctypes.c_int32, *[ctypes.py_object] * n, ctypes.c_void_p)
-            self._py = py_type(address(spec.py_symbol))
+            self._py_address = address(spec.py_symbol)
+            self._py = py_type(self._py_address)
         held = self._py is not None and not self._py_releases_gil
         self.mode = "py" if held else "threaded" if self.pool else "run"
 
@@ -225,6 +237,24 @@ class NativeProgram:
 
         return call_locked if self._py_releases_gil else call
 
+    def dispatch_parts(self) -> DispatchParts | None:
+        """What a native dispatcher needs to run this program in place of
+        `single_result_call` (None where that does not apply).
+
+        A call that keeps the GIL never overlaps another, so it shares this program's arena; one
+        that releases it gets scratch of its own (the Python path's calls hold the lock on this
+        one), unless that would cost more than DISPATCH_ARENA_LIMIT bytes.
+        """
+        if self.single_result_call() is None:
+            return None
+        shape, scalar_type = self._out_types[0]
+        arena = self._arena
+        if self._py_releases_gil:
+            if self.spec.arena_bytes > DISPATCH_ARENA_LIMIT:
+                return None
+            arena = _aligned_bytes(self.spec.arena_bytes)
+        return DispatchParts(self._py_address, arena, self._py_releases_gil, shape, scalar_type)
+
     def _run_threaded(self, io: list[int]) -> int:
         """Runs the steps as `NAME_run` would; returns what it would (0 or a check's code)."""
         nparams = len(self.spec.params)
@@ -247,7 +277,7 @@ class NativeProgram:
             pointers = (ctypes.c_void_p * len(step.buffers))(*map(address, step.buffers))
             self._launch(step, pointers)
             if step.check and status is not None and status[0]:
-                return int(status[0]) if step.loop else step.check
+                return int(status[0]) if step.control else step.check
         return 0
 
     def _launch(self, step: _Step, pointers: ctypes.Array[ctypes.c_void_p]) -> None:

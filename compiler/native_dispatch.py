@@ -1,0 +1,83 @@
+"""A jitted function's cached calls in machine code (codegen/dispatch.py), installed as the
+function's `__call__`.
+
+`f(x)` on a `JitFunction` goes through its class's `__call__`. Once a signature of plain
+positional arrays with one computed result has been compiled for the CPU, the function gets a
+class of its own whose `__call__` is a built-in function made from the dispatcher's code: a
+call with exactly those arrays runs the program without any Python, and every other call goes
+on to the Python path (`JitFunction.dispatch`), which behaves as before. The most recently
+compiled signature is the one served natively.
+
+Set TESSEL_NATIVE_DISPATCH=0 to keep every call on the Python path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from codegen.dispatch import Dispatcher, DispatchSpec, build_dispatcher
+from codegen.jit import host_target
+from runtime.pyabi import LAYOUT, builtin_function, c_api
+
+__all__ = ["NativeCall", "native_call"]
+
+
+class NativeCall:
+    """A dispatcher's built-in `function`, and what it is bound to: the Python path to fall back
+    on and everything the code points into, kept alive as long as the function object is."""
+
+    def __init__(
+        self, name: str, fallback: Callable[..., Any], dispatcher: Dispatcher,
+        keep: tuple[Any, ...],
+    ) -> None:  # fmt: skip
+        self.fallback = fallback
+        self.dispatcher = dispatcher
+        self.keep = keep
+        self.function = builtin_function(name, dispatcher.function, self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fallback(*args, **kwargs)
+
+    @property
+    def hits(self) -> int:
+        """Calls the machine code ran itself."""
+        return int(ctypes.c_int64.from_address(self.dispatcher.hits).value)
+
+
+def enabled() -> bool:
+    return LAYOUT is not None and os.environ.get("TESSEL_NATIVE_DISPATCH", "1") != "0"
+
+
+def native_call(
+    name: str, program: Any, arrays: Sequence[np.ndarray], fallback: Callable[..., Any]
+) -> NativeCall | None:
+    """A built-in function that runs `program` on arrays like `arrays` (each exactly an
+    ndarray with the same shape and dtype, C-contiguous and aligned) and calls `fallback` with
+    anything else; None where the program or this interpreter cannot have one."""
+    parts = getattr(program, "dispatch_parts", lambda: None)()
+    if parts is None or LAYOUT is None:
+        return None
+    params = []
+    for a in arrays:
+        canonical = np.dtype(a.dtype.char)  # the dtype object NumPy gives its arrays
+        if canonical != a.dtype:
+            return None
+        params.append((id(canonical), tuple(a.shape)))
+    empty_args = (parts.shape, parts.scalar_type)
+    spec = DispatchSpec(
+        name="tessel",
+        params=tuple(params),
+        program=parts.program,
+        arena=parts.arena.ctypes.data,
+        releases_gil=parts.releases_gil,
+        ndarray_type=id(np.ndarray),
+        empty=id(np.empty),
+        empty_args=id(empty_args),
+    )
+    dispatcher = build_dispatcher(spec, LAYOUT, c_api(), host_target())
+    return NativeCall(name, fallback, dispatcher, (program, parts.arena, empty_args, np.empty))
