@@ -84,6 +84,14 @@ class Function:
         yield from self.params
         yield from self.body
 
+    def walk(self) -> Iterator[Node]:
+        """The body in schedule order, each node followed by the bodies of the functions nested
+        in it (fusions, loops, branches), depth first."""
+        for n in self.body:
+            yield n
+            for f in n.functions:
+                yield from f.walk()
+
     def replace(self, **changes: Any) -> Function:
         return replace(self, **changes)
 

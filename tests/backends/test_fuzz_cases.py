@@ -105,12 +105,7 @@ func @main(%cut0: bf16[1,2]) -> f64[7,3,1,1] {
 
 
 def _ops(fn: Function) -> set[Op]:
-    """Every op in `fn`, fusion bodies included."""
-    ops = {n.op for n in fn.body}
-    for n in fn.body:
-        if n.op is Op.FUSION:
-            ops |= _ops(n.attrs["body"])
-    return ops
+    return {n.op for n in fn.walk()}
 
 
 @pytest.mark.parametrize("threads", [1, 2])

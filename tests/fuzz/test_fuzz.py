@@ -113,13 +113,7 @@ def _modules(n: int, options: gen.GenOptions | None = None) -> list[Module]:
 
 
 def _ops(fn: Function) -> set[Op]:
-    """The ops in `fn`, fusions' and loops' bodies included."""
-    found = set()
-    for n in fn.body:
-        found.add(n.op)
-        for f in n.functions:
-            found |= _ops(f)
-    return found
+    return {n.op for n in fn.walk()}
 
 
 def test_generator_makes_every_op_and_dtype_and_valid_graphs() -> None:

@@ -43,14 +43,7 @@ def check(fn: Any, *args: Any, target: str = "cpu", **options: Any) -> Any:
 
 
 def all_ops(fn: Function) -> list[Op]:
-    """The ops of `fn` and of every function nested in its nodes (loop conditions, bodies)."""
-    ops = []
-    for node in fn.body:
-        ops.append(node.op)
-        for value in node.attrs.values():
-            if isinstance(value, Function):
-                ops += all_ops(value)
-    return ops
+    return [n.op for n in fn.walk()]
 
 
 def entry(f: Any, *args: Any) -> Function:

@@ -205,14 +205,7 @@ def test_shape_errors():
 
 
 def all_ops(fn: Function) -> list[Op]:
-    """The ops of `fn` and of every function nested in its nodes (loop conditions, bodies)."""
-    ops = []
-    for node in fn.body:
-        ops.append(node.op)
-        for value in node.attrs.values():
-            if isinstance(value, Function):
-                ops += all_ops(value)
-    return ops
+    return [n.op for n in fn.walk()]
 
 
 @pytest.mark.parametrize(

@@ -102,6 +102,16 @@ def error_of(text: str) -> TesselError:
     return e.value
 
 
+def test_walk_visits_nested_functions_depth_first() -> None:
+    names = [n.name for n in parse(NESTED).entry_function.walk() if n.op is not Op.CONSTANT]
+    assert names == [
+        "go", "c",  # the branch, then its sides:
+        "w", "odd", "h", "q", "q", "u2", "j", "b",  # the true side's loop, body, condition
+        "r", "m",  # the true side's own (the false side has none)
+        "r", "m",  # main's
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("text", [BRANCH, NESTED])
 def test_print_parse_round_trip(text: str) -> None:
     module = parse(text)

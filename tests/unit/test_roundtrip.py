@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import ml_dtypes
@@ -21,7 +20,7 @@ from hypothesis import strategies as st
 from ir.builder import FunctionBuilder
 from ir.diagnostics import ShapeError
 from ir.dtypes import DType
-from ir.graph import Function, Module, Node
+from ir.graph import Module
 from ir.ops import ARITY, CONTROL, OPERAND_DTYPES, SOURCES, Op
 from ir.parser import parse_module
 from ir.printer import WeightSink, is_splat, print_module
@@ -108,15 +107,6 @@ def test_every_op_and_dtype_roundtrips(op: Op, dtype: DType, data: st.DataObject
     assert_roundtrips(Module((fn,), fn.name))
 
 
-def all_nodes(fn: Function) -> Iterator[Node]:
-    """`fn`'s body and, recursively, the bodies of its fusions and loops."""
-    for n in fn.body:
-        yield n
-        for value in n.attrs.values():
-            if isinstance(value, Function):
-                yield from all_nodes(value)
-
-
 @settings(FAST, max_examples=60)
 @given(modules())
 def test_large_constants_roundtrip_through_a_weights_archive(m: Module) -> None:
@@ -127,7 +117,7 @@ def test_large_constants_roundtrip_through_a_weights_archive(m: Module) -> None:
         big = [
             n
             for f in m.functions
-            for n in all_nodes(f)
+            for n in f.walk()
             if n.op is Op.CONSTANT and n.type.size > 4 and not is_splat(n.attrs["value"].array)
         ]  # splats always print as one value; nested bodies' constants go to the archive too
         assert text.count('constant "w.npz"[') == len(big)
