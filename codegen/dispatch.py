@@ -30,9 +30,20 @@ from codegen.link import Compiled, compile_ir
 from codegen.types import I8, I32, I64, PTR
 from runtime.pyabi import NPY_ALIGNED, NPY_C_CONTIGUOUS, Layout
 
-__all__ = ["DispatchSpec", "build_dispatcher"]
+__all__ = ["DispatchSpec", "Param", "build_dispatcher"]
 
 _BEHAVED = NPY_C_CONTIGUOUS | NPY_ALIGNED
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument as the signature has it: an array (its dtype object's address and shape),
+    or a Python number of a kind, "float", "int" or "bool", which the program takes as a 0-d
+    f64, i64 or bool array."""
+
+    kind: str
+    descr: int = 0
+    shape: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -40,11 +51,11 @@ class DispatchSpec:
     """What one compiled signature accepts, and the addresses of what it calls."""
 
     name: str
-    params: tuple[tuple[int, tuple[int, ...]], ...]  # per argument: dtype object's address, shape
-    program: int  # NAME_py: i32 (PyObject *arrays..., PyObject *out, void *arena)
+    params: tuple[Param, ...]
+    program: int  # NAME_run: i32 (void **io, void *arena), io the data pointers, result last
     arena: int
     releases_gil: bool
-    ndarray_type: int
+    types: dict[str, int]  # the addresses of ndarray, float and int, and of True and False
     empty: int  # a callable: empty(*empty_args) -> the result array
     empty_args: int
 
@@ -91,29 +102,73 @@ class _Builder:
         self.b.cbranch(likely, then, otherwise).set_weights([1000, 1])
 
     def check_arguments(self, args: ir.Value, kwargs: ir.Value) -> list[ir.Value]:
+        """Each argument's data pointer, once it is known to be what the signature says."""
         b, lay = self.b, self.layout
         self.require(b.icmp_unsigned("==", kwargs, ir.Constant(PTR, None)))
         count = self.load(args, lay.tuple_size, I64)
         self.require(b.icmp_signed("==", count, I64(len(self.spec.params))))
-        arrays = []
-        for i, (descr, shape) in enumerate(self.spec.params):
+        data = []
+        for i, param in enumerate(self.spec.params):
             a = self.load(args, lay.tuple_items + 8 * i, PTR)
-            ob_type = self.load(a, lay.ob_type, I64)
-            self.require(b.icmp_unsigned("==", ob_type, I64(self.spec.ndarray_type)))
-            self.require(b.icmp_unsigned("==", self.load(a, lay.descr, I64), I64(descr)))
-            self.require(b.icmp_signed("==", self.load(a, lay.nd, I32), I32(len(shape))))
-            flags = b.and_(self.load(a, lay.flags, I32), I32(_BEHAVED))
-            self.require(b.icmp_unsigned("==", flags, I32(_BEHAVED)))
-            dims = self.load(a, lay.dimensions, PTR)
-            for d, extent in enumerate(shape):
-                self.require(b.icmp_signed("==", self.load(dims, 8 * d, I64), I64(extent)))
-            arrays.append(a)
-        return arrays
+            data.append(getattr(self, f"_{param.kind}")(a, param))
+        return data
 
-    def run(self, arrays: list[ir.Value], out: ir.Value) -> ir.Value:
+    def is_type(self, a: ir.Value, name: str) -> ir.Value:
+        ob_type = self.load(a, self.layout.ob_type, I64)
+        return self.b.icmp_unsigned("==", ob_type, I64(self.spec.types[name]))
+
+    def _array(self, a: ir.Value, param: Param) -> ir.Value:
+        b, lay = self.b, self.layout
+        self.require(self.is_type(a, "ndarray"))
+        self.require(b.icmp_unsigned("==", self.load(a, lay.descr, I64), I64(param.descr)))
+        self.require(b.icmp_signed("==", self.load(a, lay.nd, I32), I32(len(param.shape))))
+        flags = b.and_(self.load(a, lay.flags, I32), I32(_BEHAVED))
+        self.require(b.icmp_unsigned("==", flags, I32(_BEHAVED)))
+        dims = self.load(a, lay.dimensions, PTR)
+        for d, extent in enumerate(param.shape):
+            self.require(b.icmp_signed("==", self.load(dims, 8 * d, I64), I64(extent)))
+        return self.load(a, lay.data, PTR)
+
+    def _float(self, a: ir.Value, param: Param) -> ir.Value:
+        self.require(self.is_type(a, "float"))  # its double is read where it is
+        return self.b.gep(a, [I64(self.layout.float_value)], inbounds=True, source_etype=I8)
+
+    def _int(self, a: ir.Value, param: Param) -> ir.Value:
+        """Its value as an i64 in a stack slot; one out of range takes the Python path."""
+        b = self.b
+        self.require(self.is_type(a, "int"))
+        value = self.call_api("PyLong_AsLongLong", I64, [a])
+        maybe_error = b.icmp_signed("==", value, I64(-1))
+        with b.if_then(maybe_error, likely=False):
+            raised = self.call_api("PyErr_Occurred", PTR, [])
+            overflow = b.icmp_unsigned("!=", raised, ir.Constant(PTR, None))
+            with b.if_then(overflow, likely=False):
+                self.call_api("PyErr_Clear", ir.VoidType(), [])
+                b.branch(self.fallback)
+        return self.slot(value)
+
+    def _bool(self, a: ir.Value, param: Param) -> ir.Value:
+        b = self.b
+        true = b.icmp_unsigned("==", b.ptrtoint(a, I64), I64(self.spec.types["True"]))
+        false = b.icmp_unsigned("==", b.ptrtoint(a, I64), I64(self.spec.types["False"]))
+        self.require(b.or_(true, false))
+        return self.slot(b.zext(true, I8))
+
+    def slot(self, value: ir.Value) -> ir.Value:
+        with self.b.goto_entry_block():
+            ptr = self.b.alloca(value.type)
+        self.b.store(value, ptr)
+        return ptr
+
+    def run(self, data: list[ir.Value], out: ir.Value) -> ir.Value:
         """The program's status (0 or a failed check's code)."""
         b, spec = self.b, self.spec
-        operands = [*arrays, out, self.address(spec.arena)]
+        pointers = [*data, self.load(out, self.layout.data, PTR)]
+        with b.goto_entry_block():
+            io = b.alloca(PTR, size=I64(len(pointers)), name="io")
+        for i, pointer in enumerate(pointers):
+            b.store(pointer, b.gep(io, [I64(i)], inbounds=True, source_etype=PTR))
+        operands = [io, self.address(spec.arena)]
         if not spec.releases_gil:
             return self.call(spec.program, I32, operands)
         state = self.call_api("PyEval_SaveThread", PTR, [])
@@ -137,7 +192,7 @@ class _Builder:
     def build(self) -> ir.Module:
         b, spec = self.b, self.spec
         fallback, args, kwargs = self.fn.args
-        arrays = self.check_arguments(args, kwargs)
+        data = self.check_arguments(args, kwargs)
         null = ir.Constant(PTR, None)
         empty_args = self.address(spec.empty_args)
         out = self.call_api("PyObject_Call", PTR, [self.address(spec.empty), empty_args, null])
@@ -148,7 +203,7 @@ class _Builder:
         b.position_at_end(allocated)
         if spec.releases_gil:
             self.reserve_arena(out)
-        status = self.run(arrays, out)
+        status = self.run(data, out)
         ok, check_failed = self.fn.append_basic_block(), self.fn.append_basic_block("check")
         self.branch(b.icmp_signed("==", status, I32(0)), ok, check_failed)
         b.position_at_end(ok)

@@ -87,6 +87,13 @@ class LeafSpec:
 _PY_SCALARS = {bool: DType.BOOL, int: DType.I64, float: DType.F64, complex: DType.C128}
 # NumPy's flag bits for C-contiguous and aligned: what compiled code may assume of an input
 _BEHAVED = 0x0001 | 0x0100  # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
+_NATIVE_NUMBERS = (float, int, bool)  # the Python numbers native dispatch takes
+
+
+def _plain_array(a: Any) -> bool:
+    return type(a) is np.ndarray and a.flags.num & _BEHAVED == _BEHAVED
+
+
 _PY_NAMES = {v: k.__name__ for k, v in _PY_SCALARS.items()}
 
 
@@ -317,8 +324,8 @@ class JitFunction:
             keys = [(a.shape, a.dtype, _BEHAVED, np.ndarray) for a in args]
             key = sum(keys, ()) if len(keys) <= 2 else tuple(keys)  # as built in __call__
             self._fast[key] = entry.fast
-            if entry.fast is not entry:
-                self._serve_natively(entry, args)
+        if entry.fast is not entry and self._natively_servable(args, kwargs, leaves):
+            self._serve_natively(entry, args)
         trees = [v for n, v in bound.arguments.items() if n not in self.static]
         return entry(arrays, leaves, trees)
 
@@ -339,17 +346,22 @@ class JitFunction:
                 self.__class__ = cls
             cls.__call__ = staticmethod(entry.native.function)  # type: ignore[method-assign]
 
+    def _natively_servable(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], leaves: list[Any]
+    ) -> bool:
+        """Positional arguments, one per parameter: plain arrays and Python numbers."""
+        return self._positional(args, kwargs, leaves) and all(
+            type(a) in _NATIVE_NUMBERS or _plain_array(a) for a in args
+        )
+
     def _fast_path_applies(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], leaves: list[Any]
     ) -> bool:
         """Plain positional arrays, one per parameter: the call's key is just their types."""
-        return (
-            self._simple
-            and not kwargs
-            and len(args) == self._arity
-            and len(leaves) == len(args)
-            and all(type(a) is np.ndarray and a.flags.num & _BEHAVED == _BEHAVED for a in args)
-        )
+        return self._positional(args, kwargs, leaves) and all(map(_plain_array, args))
+
+    def _positional(self, args: tuple[Any, ...], kwargs: dict[str, Any], leaves: list[Any]) -> bool:
+        return self._simple and not kwargs and len(args) == self._arity == len(leaves)
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
         try:

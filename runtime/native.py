@@ -103,7 +103,7 @@ class _Step:
 
 @dataclass(frozen=True)
 class DispatchParts:
-    program: int  # the address of NAME_py
+    program: int  # the address of NAME_run
     arena: np.ndarray  # the scratch its calls use
     releases_gil: bool
     shape: tuple[int, ...]  # the one result's
@@ -158,12 +158,12 @@ class NativeProgram:
         self._direct = [r.source for r in spec.results] == [
             Ref(OUTPUT, k) for k in range(len(spec.outputs))
         ]
-        self._run_call = RUN_C_TYPE(address(spec.run_symbol))
+        self._run_address = address(spec.run_symbol)
+        self._run_call = RUN_C_TYPE(self._run_address)
         small = self.threads == 1 or not any(_splits(s.info) for s in self.steps)
         self.pool = ThreadPoolExecutor(self.threads) if not small else None
         _LIVE.add(self)
         self._py: Any = None
-        self._py_address = 0
         self._py_releases_gil = False
         if small and spec.py_symbol and spec.data_offset == ARRAY_DATA_OFFSET:
             # The entry that takes the arrays themselves (it reads their data pointers, no
@@ -176,8 +176,7 @@ class NativeProgram:
             n = len(spec.params) + len(spec.outputs)
             kind = ctypes.CFUNCTYPE if self._py_releases_gil else ctypes.PYFUNCTYPE
             py_type = kind(ctypes.c_int32, *[ctypes.py_object] * n, ctypes.c_void_p)
-            self._py_address = address(spec.py_symbol)
-            self._py = py_type(self._py_address)
+            self._py = py_type(address(spec.py_symbol))
         held = self._py is not None and not self._py_releases_gil
         self.mode = "py" if held else "threaded" if self.pool else "run"
 
@@ -253,7 +252,7 @@ class NativeProgram:
             if self.spec.arena_bytes > DISPATCH_ARENA_LIMIT:
                 return None
             arena = _aligned_bytes(self.spec.arena_bytes)
-        return DispatchParts(self._py_address, arena, self._py_releases_gil, shape, scalar_type)
+        return DispatchParts(self._run_address, arena, self._py_releases_gil, shape, scalar_type)
 
     def _run_threaded(self, io: list[int]) -> int:
         """Runs the steps as `NAME_run` would; returns what it would (0 or a check's code)."""

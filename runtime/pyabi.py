@@ -26,7 +26,7 @@ NPY_ALIGNED = 0x0100
 @dataclass(frozen=True)
 class Layout:
     """Byte offsets into a PyObject (`ob_type`), a PyTupleObject (`tuple_size`,
-    `tuple_items`) and a PyArrayObject (the rest)."""
+    `tuple_items`), a PyFloatObject (`float_value`) and a PyArrayObject (the rest)."""
 
     ob_type: int = 8
     tuple_size: int = 16
@@ -36,6 +36,7 @@ class Layout:
     dimensions: int = 32
     descr: int = 56
     flags: int = 64
+    float_value: int = 16  # a PyFloatObject's double
 
 
 def _read(address: int, ctype: Any) -> Any:
@@ -59,6 +60,8 @@ def _matches(layout: Layout) -> bool:
             or _read(at + layout.flags, ctypes.c_int) != a.flags.num
         ):
             return False
+    if any(_read(id(x) + layout.float_value, ctypes.c_double) != x for x in (1.5, -0.25, 1e300)):
+        return False
     pair = (arrays[0], arrays[1])
     return bool(
         _read(id(pair) + layout.tuple_size, ctypes.c_ssize_t) == 2
@@ -80,7 +83,15 @@ def _verified() -> Layout | None:
 LAYOUT: Layout | None = _verified()
 
 # The C API functions the dispatcher calls, all in CPython's stable ABI.
-_C_API = ("PyObject_Call", "Py_DecRef", "PyEval_SaveThread", "PyEval_RestoreThread")
+_C_API = (
+    "PyObject_Call",
+    "Py_DecRef",
+    "PyEval_SaveThread",
+    "PyEval_RestoreThread",
+    "PyLong_AsLongLong",
+    "PyErr_Occurred",
+    "PyErr_Clear",
+)
 
 
 def c_api() -> dict[str, int]:

@@ -113,7 +113,9 @@ class Ctx:
 
     def param(self, t: TensorType) -> Node:
         taken = {p.name for p in self.fb.params}
-        name = self.d.pick(n for n in PARAM_NAMES if n not in taken)
+        free = [n for n in PARAM_NAMES if n not in taken]
+        # an index operand is a parameter whatever the count (a campaign once ran out of names)
+        name = self.d.pick(free) if free else f"p{len(taken)}"
         node = self.fb.param(name, t)
         self.values.append(node)
         return node

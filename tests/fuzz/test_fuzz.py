@@ -129,6 +129,17 @@ def test_generator_makes_every_op_and_dtype_and_valid_graphs() -> None:
     assert dtypes == set(DType)
 
 
+def test_generator_names_parameters_beyond_its_list() -> None:
+    """Case 4172 of `tessel fuzz --kind pipelines --seed 14014` wanted an eleventh parameter
+    (an index operand) when the ten names were taken, and stopped the campaign."""
+    from compiler.fuzz.pipelines import PipelinesFuzzer
+
+    case = PipelinesFuzzer().generate(case_rng(14014, "pipelines", 4172))
+    fn = parse_module(case["graph"]).entry_function
+    verify_module(Module((fn,), fn.name))
+    assert len(fn.params) > len(gen.PARAM_NAMES)
+
+
 def test_generator_is_deterministic_per_case() -> None:
     again = [print_module(m) for m in _modules(5)]
     assert again == [print_module(m) for m in _modules(5)]

@@ -35,6 +35,14 @@ def gather(x: Any, idx: Any) -> Any:
     return x[idx]
 
 
+def axpy(alpha: Any, x: Any, y: Any) -> Any:
+    return alpha * x + y
+
+
+def shift(x: Any, k: Any, flip: Any) -> Any:
+    return np.where(flip, -x, x) + k
+
+
 def bit_count(data: Any) -> Any:  # a loop: the program runs with the GIL released
     total = np.uint32(0)
     for i in range(data.shape[0]):
@@ -53,6 +61,8 @@ CASES: list[tuple[Callable[..., Any], tuple[np.ndarray, ...]]] = [
     (dot_sum, (RNG.integers(-9, 9, (7, 3)), RNG.integers(-9, 9, (7, 3)))),
     (gather, (RNG.standard_normal(6), np.array([5, 0, -6, 2]))),
     (bit_count, (RNG.integers(0, 1 << 20, 33, dtype=np.uint32),)),
+    (axpy, (0.5, RNG.standard_normal(7), RNG.standard_normal(7))),  # a Python float
+    (shift, (RNG.integers(-9, 9, 5), 3, True)),  # a Python int and bool
 ]
 
 
@@ -112,6 +122,29 @@ def test_every_call_it_does_not_serve_takes_the_python_path() -> None:
     with pytest.raises(TesselError, match="too many positional arguments"):
         f(x, x)
     np.testing.assert_allclose(f(x), scale(x))  # whichever signature is served now
+
+
+def test_python_numbers_are_read_as_they_come() -> None:
+    f, g = jit(axpy), jit(shift)
+    x, y = RNG.standard_normal(4), RNG.standard_normal(4)
+    f(1.0, x, y)
+    ints = RNG.integers(-9, 9, 4)
+    g(ints, 1, False)
+    assert served_natively(f)
+    assert served_natively(g)
+    for alpha in (0.0, -0.0, 2.5, 1e300, float("inf"), float("nan")):
+        np.testing.assert_array_equal(f(alpha, x, y), axpy(alpha, x, y))
+    for k in (0, -1, 2**62, -(2**63)):
+        for flip in (False, True):
+            np.testing.assert_array_equal(g(ints, k, flip), shift(ints, k, flip))
+    native_hits = g._natives[-1].hits
+    with pytest.raises(OverflowError):  # out of int64, as in NumPy
+        g(ints, 2**63, False)
+    assert g._natives[-1].hits == native_hits  # the Python path answered it
+    # not the Python numbers the signature has: a NumPy scalar, an int for a float, 1 for True
+    np.testing.assert_allclose(f(np.float64(2.0), x, y), axpy(2.0, x, y))
+    np.testing.assert_allclose(f(3, x, y), axpy(3, x, y))
+    np.testing.assert_array_equal(g(ints, 2, 1), shift(ints, 2, 1))
 
 
 def test_a_failed_check_raises_the_located_error() -> None:
