@@ -1,23 +1,23 @@
-"""@jit's native dispatcher: machine code that checks a call's arrays and runs the program,
+"""@jit's native dispatcher: machine code that checks a call's arguments and runs the program,
 with no Python between the caller and the kernels.
 
 A cached `@jit` call in Python checks each array's type, shape, dtype and flags, allocates the
 result and calls the program through ctypes: about 2 µs on a Zen 3 core, five times Numba's
-dispatch. The dispatcher does the same in a few dozen instructions, reading the argument tuple
-and the arrays' headers at offsets that runtime/pyabi.py has verified on live objects:
+dispatch (and tens of µs with a Python number among the arguments). The dispatcher does the
+same in a few dozen instructions, reading the argument tuple, the arrays' headers and the
+floats' values at offsets that runtime/pyabi.py has verified on live objects:
 
     PyObject *NAME_dispatch(PyObject *fallback, PyObject *args, PyObject *kwargs)
 
 Anything it does not recognize exactly (keyword arguments, another count of arguments, an
-object that is not exactly an ndarray, another dtype object, shape, a non-contiguous or
-unaligned array), and a program that reports a failed check, goes to `fallback(*args)`: the
-Python path, which recompiles, converts or raises the located error as before. The result is
-allocated by calling `empty(*empty_args)`.
+object that is not exactly an ndarray or the signature's kind of Python number, another dtype
+object, shape, a non-contiguous or unaligned array, an int beyond int64), and a program that
+reports a failed check, goes to `fallback(*args)`: the Python path, which recompiles, converts
+or raises the located error as before. The result is allocated by calling `empty(*empty_args)`.
 
 A program that may run long (a loop) runs with the GIL released, on the dispatcher's own arena,
 which a flag reserves for one call at a time; a call that finds it taken takes the Python path
-(its own arena, under its lock). Others keep the GIL, which then serializes calls.
-"""
+(its own arena, under its lock). Others keep the GIL, which then serializes calls."""
 
 from __future__ import annotations
 
