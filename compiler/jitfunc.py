@@ -313,6 +313,7 @@ class JitFunction:
             return self._tracing_fn()(*args, **kwargs)  # called while tracing: inline
         sig = self._signature(bound, leaves, names, treedef)
         entry = self._entries.get(sig)
+        fresh = entry is None
         if entry is None:
             entry = self._compile(sig, bound, names)
         else:
@@ -320,16 +321,30 @@ class JitFunction:
         arrays = [
             _as_input(v, spec, n) for v, spec, n in zip(leaves, sig.leaves, names, strict=True)
         ]
+        # A native dispatcher costs about 10 ms to build: a signature gets one when it is
+        # called again, so that a first call takes no longer than it did without them.
+        native = entry.fast is not entry and self._natively_servable(args, kwargs, leaves)
         if self._fast_path_applies(args, kwargs, leaves):
             keys = [(a.shape, a.dtype, _BEHAVED, np.ndarray) for a in args]
             key = sum(keys, ()) if len(keys) <= 2 else tuple(keys)  # as built in __call__
-            self._fast[key] = entry.fast
-        if entry.fast is not entry and self._natively_servable(args, kwargs, leaves):
+            self._fast[key] = self._on_repeat(entry, key) if native and fresh else entry.fast
+        if native and not fresh:
             self._serve_natively(entry, args)
         trees = [v for n, v in bound.arguments.items() if n not in self.static]
         return entry(arrays, leaves, trees)
 
-    def _serve_natively(self, entry: Entry, args: tuple[np.ndarray, ...]) -> None:
+    def _on_repeat(self, entry: Entry, key: Any) -> Callable[[Sequence[np.ndarray]], Any]:
+        """The short path's function for `key` until its first call, which makes `entry`
+        served natively and leaves `entry.fast` in its place."""
+
+        def repeated(arrays: Sequence[np.ndarray]) -> Any:
+            self._fast[key] = entry.fast
+            self._serve_natively(entry, tuple(arrays))
+            return entry.fast(arrays)
+
+        return repeated
+
+    def _serve_natively(self, entry: Entry, args: tuple[Any, ...]) -> None:
         """Make `entry` the signature that `f(...)` runs in machine code (native_dispatch)."""
         with self._lock:
             if not entry.native_tried and native_dispatch.enabled():

@@ -1,9 +1,9 @@
 """A jitted function's cached calls in machine code (codegen/dispatch.py), installed as the
 function's `__call__`.
 
-`f(x)` on a `JitFunction` goes through its class's `__call__`. Once a signature of plain
-positional arrays and Python numbers with one computed result has been compiled for the CPU,
-the function gets a class of its own whose `__call__` is a built-in function made from the
+`f(x)` on a `JitFunction` goes through its class's `__call__`. When a signature of plain
+positional arrays and Python numbers with one computed result, compiled for the CPU, is called
+again, the function gets a class of its own whose `__call__` is a built-in function made from the
 dispatcher's code: a call with exactly such arguments runs the program without any Python,
 and every other call goes on to the Python path (`JitFunction.dispatch`), which behaves as
 before. The signature most recently seen on the Python path is the one served natively.
