@@ -28,11 +28,9 @@ from llvmlite import ir
 from codegen.jit import Target
 from codegen.link import Compiled, compile_ir
 from codegen.types import I8, I32, I64, PTR
-from runtime.pyabi import NPY_ALIGNED, NPY_C_CONTIGUOUS, Layout
+from runtime.pyabi import BEHAVED, Layout
 
 __all__ = ["DispatchSpec", "Param", "build_dispatcher"]
-
-_BEHAVED = NPY_C_CONTIGUOUS | NPY_ALIGNED
 
 
 @dataclass(frozen=True)
@@ -122,8 +120,8 @@ class _Builder:
         self.require(self.is_type(a, "ndarray"))
         self.require(b.icmp_unsigned("==", self.load(a, lay.descr, I64), I64(param.descr)))
         self.require(b.icmp_signed("==", self.load(a, lay.nd, I32), I32(len(param.shape))))
-        flags = b.and_(self.load(a, lay.flags, I32), I32(_BEHAVED))
-        self.require(b.icmp_unsigned("==", flags, I32(_BEHAVED)))
+        flags = b.and_(self.load(a, lay.flags, I32), I32(BEHAVED))
+        self.require(b.icmp_unsigned("==", flags, I32(BEHAVED)))
         dims = self.load(a, lay.dimensions, PTR)
         for d, extent in enumerate(param.shape):
             self.require(b.icmp_signed("==", self.load(dims, 8 * d, I64), I64(extent)))

@@ -41,6 +41,7 @@ from ir.diagnostics import Loc, TesselError
 from ir.dtypes import DType
 from ir.graph import Module
 from ir.printer import print_module
+from runtime.pyabi import BEHAVED as _BEHAVED
 
 log = logging.getLogger("tessel.jit")
 
@@ -86,7 +87,6 @@ class LeafSpec:
 
 _PY_SCALARS = {bool: DType.BOOL, int: DType.I64, float: DType.F64, complex: DType.C128}
 # NumPy's flag bits for C-contiguous and aligned: what compiled code may assume of an input
-_BEHAVED = 0x0001 | 0x0100  # NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED
 _NATIVE_NUMBERS = (float, int, bool)  # the Python numbers native dispatch takes
 
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LAYOUT", "Layout", "builtin_function", "c_api"]
+__all__ = ["BEHAVED", "LAYOUT", "Layout", "builtin_function", "c_api"]
 
 NPY_C_CONTIGUOUS = 0x0001
 NPY_ALIGNED = 0x0100
+BEHAVED = NPY_C_CONTIGUOUS | NPY_ALIGNED  # what compiled code assumes of an array's layout
 
 
 @dataclass(frozen=True)
